@@ -1,0 +1,1 @@
+"""Giao Ban: the domain of a city administration's daily meetings."""

@@ -1,0 +1,1 @@
+"""Accounts: passwords, login sessions, roles and permissions."""

@@ -1,0 +1,1 @@
+"""Directory: units (committee, departments, support, telecom, centres) and people."""

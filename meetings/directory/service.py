@@ -1,0 +1,386 @@
+"""Directory operations: list, search, create, edit and deactivate units and people."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from meetings import audit
+from meetings.accounts.passwords import hash_password, password_problems
+from meetings.accounts.permissions import Actor, Permission
+from meetings.directory.models import Person, Role, Unit, UnitKind
+from meetings.errors import N_, Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from meetings.text import fold, normalize
+
+CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+PHONE_RE = re.compile(r"^[0-9 +().-]{0,32}$")
+MAX_NAME = 200
+
+
+def require(actor: Actor, permission: Permission) -> None:
+    """Raise Forbidden unless the actor has the permission."""
+    if not actor.can(permission):
+        raise Forbidden(N_("You may not do this."))
+
+
+def unit_search_text(unit: Unit) -> str:
+    """Folded text that a unit is found by."""
+    return fold(f"{unit.code} {unit.name}")[:400]
+
+
+def person_search_text(person: Person) -> str:
+    """Folded text that a person is found by."""
+    return fold(f"{person.name} {person.email} {person.phone} {person.title}")[:600]
+
+
+def check_email(raw: str, field: str = "email") -> tuple[str, list[FieldError]]:
+    """A normalised lower-case email address, or the problem with it."""
+    text = raw.strip()
+    if not text:
+        return "", [FieldError(field, N_("This field is required."))]
+    try:
+        result = validate_email(text, check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        return text, [FieldError(field, N_("This is not a valid email address."))]
+    return result.normalized.lower(), []
+
+
+@dataclass(frozen=True)
+class UnitInput:
+    """Fields of a unit as typed in a form or read from a CSV row."""
+
+    code: str
+    kind: str
+    name: str
+    parent_code: str = ""
+
+
+@dataclass(frozen=True)
+class PersonInput:
+    """Fields of a person as typed in a form or read from a CSV row."""
+
+    name: str
+    email: str
+    unit_code: str = ""
+    phone: str = ""
+    title: str = ""
+    role: str = "member"
+    language: str = "vi"
+
+
+def validate_unit(data: UnitInput, known_codes: Mapping[str, Any]) -> tuple[UnitInput, list[FieldError]]:
+    """Clean a unit's fields and list what is wrong (the parent must be in known_codes)."""
+    errors: list[FieldError] = []
+    code = normalize(data.code).upper()
+    name = normalize(data.name)
+    kind = normalize(data.kind).lower()
+    parent = normalize(data.parent_code).upper()
+    if not code:
+        errors.append(FieldError("code", N_("This field is required.")))
+    elif not CODE_RE.match(code):
+        errors.append(FieldError("code", N_("Use 1 to 32 capital letters, digits, '-' or '_'.")))
+    if kind not in {k.value for k in UnitKind}:
+        errors.append(FieldError("kind", N_("Unknown unit kind %(kind)s."), {"kind": data.kind}))
+    if not name:
+        errors.append(FieldError("name", N_("This field is required.")))
+    elif len(name) > MAX_NAME:
+        errors.append(FieldError("name", N_("Use at most %(n)s characters."), {"n": MAX_NAME}))
+    if parent and parent not in known_codes:
+        errors.append(FieldError("parent_code", N_("Unknown unit %(code)s."), {"code": parent}))
+    if parent and parent == code:
+        errors.append(FieldError("parent_code", N_("A unit cannot be its own parent.")))
+    return UnitInput(code=code, kind=kind, name=name, parent_code=parent), errors
+
+
+def validate_person(
+    data: PersonInput, known_codes: Mapping[str, Any]
+) -> tuple[PersonInput, list[FieldError]]:
+    """Clean a person's fields and list what is wrong (the unit must be in known_codes)."""
+    errors: list[FieldError] = []
+    name = normalize(data.name)
+    email, email_errors = check_email(data.email)
+    errors += email_errors
+    unit_code = normalize(data.unit_code).upper()
+    phone = normalize(data.phone)
+    title = normalize(data.title)
+    role = normalize(data.role).lower() or Role.MEMBER.value
+    language = normalize(data.language).lower() or "vi"
+    if not name:
+        errors.append(FieldError("name", N_("This field is required.")))
+    elif len(name) > MAX_NAME:
+        errors.append(FieldError("name", N_("Use at most %(n)s characters."), {"n": MAX_NAME}))
+    if len(title) > MAX_NAME:
+        errors.append(FieldError("title", N_("Use at most %(n)s characters."), {"n": MAX_NAME}))
+    if not PHONE_RE.match(phone):
+        errors.append(FieldError("phone", N_("This is not a valid phone number.")))
+    if role not in {r.value for r in Role}:
+        errors.append(FieldError("role", N_("Unknown role %(role)s."), {"role": data.role}))
+    elif role == Role.MEMBER.value and not unit_code:
+        errors.append(FieldError("unit_code", N_("A member must belong to a unit.")))
+    if unit_code and unit_code not in known_codes:
+        errors.append(FieldError("unit_code", N_("Unknown unit %(code)s."), {"code": unit_code}))
+    if language not in {"vi", "en"}:
+        errors.append(FieldError("language", N_("Choose Vietnamese or English.")))
+    cleaned = PersonInput(
+        name=name,
+        email=email,
+        unit_code=unit_code,
+        phone=phone,
+        title=title,
+        role=role,
+        language=language,
+    )
+    return cleaned, errors
+
+
+async def unit_codes(db: AsyncSession) -> dict[str, int]:
+    """Every unit code with its id."""
+    rows = await db.execute(select(Unit.code, Unit.id))
+    return {code: uid for code, uid in rows.tuples()}
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+async def list_units(
+    db: AsyncSession, *, q: str = "", kind: str = "", include_inactive: bool = False
+) -> list[Unit]:
+    """Units matching a diacritic-insensitive query, committee first, then by kind and name."""
+    stmt = select(Unit).options(selectinload(Unit.parent))
+    if q.strip():
+        stmt = stmt.where(Unit.search_text.contains(fold(q)))
+    if kind:
+        stmt = stmt.where(Unit.kind == kind)
+    if not include_inactive:
+        stmt = stmt.where(Unit.active.is_(True))
+    kinds_order = {k: i for i, k in enumerate(UnitKind)}
+    units = list(await db.scalars(stmt.order_by(Unit.code)))
+    units.sort(key=lambda u: (kinds_order[u.kind], fold(u.name)))
+    return units
+
+
+async def get_unit(db: AsyncSession, unit_id: int) -> Unit:
+    """The unit with this id."""
+    unit = await db.scalar(select(Unit).options(selectinload(Unit.parent)).where(Unit.id == unit_id))
+    if unit is None:
+        raise NotFound(N_("This unit does not exist."))
+    return unit
+
+
+async def list_people(
+    db: AsyncSession,
+    *,
+    q: str = "",
+    unit_id: int | None = None,
+    include_inactive: bool = False,
+    limit: int = 200,
+    offset: int = 0,
+) -> tuple[list[Person], int]:
+    """People matching a diacritic-insensitive query, with the total count."""
+    stmt = select(Person)
+    if q.strip():
+        folded = fold(q)
+        stmt = stmt.outerjoin(Unit, Person.unit_id == Unit.id).where(
+            or_(Person.search_text.contains(folded), Unit.search_text.contains(folded))
+        )
+    if unit_id is not None:
+        stmt = stmt.where(Person.unit_id == unit_id)
+    if not include_inactive:
+        stmt = stmt.where(Person.active.is_(True))
+    total = await db.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = await db.scalars(
+        stmt.options(selectinload(Person.unit)).order_by(Person.name, Person.id).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def get_person(db: AsyncSession, person_id: int) -> Person:
+    """The person with this id."""
+    person = await db.scalar(select(Person).options(selectinload(Person.unit)).where(Person.id == person_id))
+    if person is None:
+        raise NotFound(N_("This person does not exist."))
+    return person
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+async def create_unit(db: AsyncSession, actor: Actor, data: UnitInput) -> Unit:
+    """Create a unit; audited. Raises InvalidInput or Conflict."""
+    require(actor, Permission.DIRECTORY_MANAGE)
+    codes = await unit_codes(db)
+    clean, errors = validate_unit(data, codes)
+    if clean.code in codes:
+        errors.append(FieldError("code", N_("A unit with code %(code)s exists."), {"code": clean.code}))
+    if errors:
+        raise InvalidInput(errors)
+    unit = Unit(
+        code=clean.code,
+        kind=UnitKind(clean.kind),
+        name=clean.name,
+        parent_id=codes.get(clean.parent_code) if clean.parent_code else None,
+    )
+    unit.search_text = unit_search_text(unit)
+    db.add(unit)
+    await db.flush()
+    await audit.record(
+        db,
+        actor_id=actor.id,
+        actor_email=actor.email,
+        action="unit.create",
+        target_type="unit",
+        target_id=unit.id,
+        details={"code": unit.code, "name": unit.name},
+    )
+    return unit
+
+
+async def update_unit(db: AsyncSession, actor: Actor, unit_id: int, data: UnitInput) -> Unit:
+    """Edit a unit (its code included); audited."""
+    require(actor, Permission.DIRECTORY_MANAGE)
+    unit = await get_unit(db, unit_id)
+    codes = await unit_codes(db)
+    clean, errors = validate_unit(data, codes)
+    if clean.code != unit.code and clean.code in codes:
+        errors.append(FieldError("code", N_("A unit with code %(code)s exists."), {"code": clean.code}))
+    if errors:
+        raise InvalidInput(errors)
+    before = {"code": unit.code, "kind": unit.kind.value, "name": unit.name}
+    unit.code = clean.code
+    unit.kind = UnitKind(clean.kind)
+    unit.name = clean.name
+    unit.parent_id = codes.get(clean.parent_code) if clean.parent_code else None
+    unit.search_text = unit_search_text(unit)
+    after = {"code": unit.code, "kind": unit.kind.value, "name": unit.name}
+    await audit.record(
+        db,
+        actor_id=actor.id,
+        actor_email=actor.email,
+        action="unit.update",
+        target_type="unit",
+        target_id=unit.id,
+        details={"before": before, "after": after},
+    )
+    return unit
+
+
+async def set_unit_active(db: AsyncSession, actor: Actor, unit_id: int, active: bool) -> Unit:
+    """Deactivate or reactivate a unit; audited."""
+    require(actor, Permission.DIRECTORY_MANAGE)
+    unit = await get_unit(db, unit_id)
+    unit.active = active
+    await audit.record(
+        db,
+        actor_id=actor.id,
+        actor_email=actor.email,
+        action="unit.activate" if active else "unit.deactivate",
+        target_type="unit",
+        target_id=unit.id,
+        details={"code": unit.code},
+    )
+    return unit
+
+
+def _apply_person(person: Person, clean: PersonInput, codes: Mapping[str, int]) -> None:
+    person.name = clean.name
+    person.email = clean.email
+    person.phone = clean.phone
+    person.title = clean.title
+    person.role = Role(clean.role)
+    person.language = clean.language
+    person.unit_id = codes[clean.unit_code] if clean.unit_code else None
+    person.search_text = person_search_text(person)
+
+
+async def create_person(db: AsyncSession, actor: Actor, data: PersonInput, *, password: str = "") -> Person:
+    """Create a person (an account too when a password is given); audited."""
+    require(actor, Permission.DIRECTORY_MANAGE)
+    codes = await unit_codes(db)
+    clean, errors = validate_person(data, codes)
+    if password:
+        errors += password_problems(password)
+    if clean.email and await db.scalar(select(Person.id).where(Person.email == clean.email)):
+        errors.append(FieldError("email", N_("Someone with this email exists.")))
+    if errors:
+        raise InvalidInput(errors)
+    person = Person()
+    _apply_person(person, clean, codes)
+    person.password_hash = hash_password(password) if password else None
+    db.add(person)
+    await db.flush()
+    await audit.record(
+        db,
+        actor_id=actor.id,
+        actor_email=actor.email,
+        action="person.create",
+        target_type="person",
+        target_id=person.id,
+        details={"email": person.email, "role": person.role.value},
+    )
+    return person
+
+
+async def update_person(db: AsyncSession, actor: Actor, person_id: int, data: PersonInput) -> Person:
+    """Edit a person, role included; audited."""
+    require(actor, Permission.DIRECTORY_MANAGE)
+    person = await get_person(db, person_id)
+    codes = await unit_codes(db)
+    clean, errors = validate_person(data, codes)
+    taken = clean.email != person.email and await db.scalar(
+        select(Person.id).where(Person.email == clean.email)
+    )
+    if clean.email and taken:
+        errors.append(FieldError("email", N_("Someone with this email exists.")))
+    if person.id == actor.id and clean.role != Role.ADMINISTRATOR.value:
+        errors.append(FieldError("role", N_("You cannot remove your own administrator role.")))
+    if errors:
+        raise InvalidInput(errors)
+    before = {
+        "email": person.email,
+        "name": person.name,
+        "role": person.role.value,
+        "unit_id": person.unit_id,
+    }
+    _apply_person(person, clean, codes)
+    after = {
+        "email": person.email,
+        "name": person.name,
+        "role": person.role.value,
+        "unit_id": person.unit_id,
+    }
+    await audit.record(
+        db,
+        actor_id=actor.id,
+        actor_email=actor.email,
+        action="person.update",
+        target_type="person",
+        target_id=person.id,
+        details={"before": before, "after": after},
+    )
+    return person
+
+
+async def set_person_active(db: AsyncSession, actor: Actor, person_id: int, active: bool) -> Person:
+    """Deactivate or reactivate a person (a deactivated person cannot sign in); audited."""
+    require(actor, Permission.DIRECTORY_MANAGE)
+    person = await get_person(db, person_id)
+    if person.id == actor.id and not active:
+        raise Conflict(N_("You cannot deactivate yourself."))
+    person.active = active
+    await audit.record(
+        db,
+        actor_id=actor.id,
+        actor_email=actor.email,
+        action="person.activate" if active else "person.deactivate",
+        target_type="person",
+        target_id=person.id,
+        details={"email": person.email},
+    )
+    return person

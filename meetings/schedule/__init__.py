@@ -1,0 +1,1 @@
+"""Series, occurrences, working days, calendar invitations and their mail."""

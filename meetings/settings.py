@@ -1,0 +1,167 @@
+"""Settings, declared once: name, default and help; read from GIAOBAN_* and an optional TOML file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENV_PREFIX = "GIAOBAN_"
+CONFIG_ENV = "GIAOBAN_CONFIG"
+
+
+def _s(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service; see docs/configuration.md."""
+
+    database_url: str = _s(
+        "sqlite+aiosqlite:///./var/giaoban.sqlite3",
+        "SQLAlchemy URL of the database. SQLite (`sqlite+aiosqlite:///path`) is the embedded "
+        "default; PostgreSQL (`postgresql+asyncpg://user:pass@host/db`) is for production.",
+    )
+    host: str = _s("127.0.0.1", "Address the web server listens on.")
+    port: int = _s(8080, "TCP port the web server listens on.")
+    public_url: str = _s(
+        "",
+        "Public base URL used in links in emails and for the WebSocket Origin check. "
+        "Empty means http://HOST:PORT.",
+    )
+    secret_key: str = _s(
+        "",
+        "Secret used to sign join links, feed tokens and CSRF tokens. Empty means a random "
+        "key generated once and kept in VAR_DIR/secret_key. Several web nodes must share it.",
+    )
+    var_dir: str = _s("./var", "Directory for the SQLite database, the secret key and caught mail.")
+    timezone: str = _s("Asia/Ho_Chi_Minh", "IANA time zone in which meetings are scheduled.")
+    default_language: str = _s("vi", "Interface language when the visitor has not chosen one (vi or en).")
+    log_level: str = _s("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
+    log_format: str = _s("json", "Log line format: json (one object a line) or text.")
+    max_body_bytes: int = _s(5 * 1024 * 1024, "Largest request body accepted, in bytes (CSV uploads).")
+    session_hours: int = _s(12, "How long a login session lasts without activity, in hours.")
+    cookie_secure: bool = _s(False, "Mark cookies Secure (set true behind HTTPS).")
+    login_max_failures: int = _s(
+        5, "Failed logins allowed per account (and 4x per client address) within the window."
+    )
+    login_window_minutes: int = _s(15, "Window for counting failed logins, in minutes.")
+    shutdown_timeout: float = _s(10.0, "Seconds to let open requests finish on shutdown.")
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def setting_fields() -> list[dataclasses.Field[Any]]:
+    """The declared settings, in order."""
+    return list(dataclasses.fields(Settings))
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind_name == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if kind_name == "int":
+            return int(raw)
+        if kind_name == "float":
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name}: cannot read {raw!r} as {kind_name}") from exc
+
+
+def _validate(settings: Settings) -> None:
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"setting timezone: unknown time zone {settings.timezone!r}") from exc
+    if settings.default_language not in {"vi", "en"}:
+        raise SettingsError("setting default_language: must be vi or en")
+    if settings.log_format not in {"json", "text"}:
+        raise SettingsError("setting log_format: must be json or text")
+    if not 0 < settings.port < 65536:
+        raise SettingsError("setting port: must be between 1 and 65535")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from defaults, then the TOML file, then the environment, then overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get(CONFIG_ENV)
+    known = {f.name: f for f in setting_fields()}
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        section = data.get("giaoban", data)
+        for key, raw in section.items():
+            if key not in known:
+                raise SettingsError(f"config file {path}: unknown setting {key!r}")
+            values[key] = _convert(key, known[key].type, raw)
+    for name, f in known.items():
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in env:
+            values[name] = _convert(name, f.type, env[env_name])
+    for name, raw in overrides.items():
+        if name not in known:
+            raise SettingsError(f"unknown setting {name!r}")
+        values[name] = _convert(name, known[name].type, raw)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    """Return settings with a secret key, generating and storing one under var_dir if empty."""
+    if settings.secret_key:
+        return settings
+    import secrets
+
+    var = Path(settings.var_dir)
+    var.mkdir(parents=True, exist_ok=True)
+    key_file = var / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48), encoding="ascii")
+        key_file.chmod(0o600)
+    return dataclasses.replace(settings, secret_key=key_file.read_text(encoding="ascii").strip())
+
+
+def settings_markdown() -> str:
+    """The settings table for docs/configuration.md."""
+    lines = ["| Setting | Environment variable | Default | Meaning |", "| --- | --- | --- | --- |"]
+    for f in setting_fields():
+        default = f.default
+        shown = f"`{default}`" if default != "" else "(empty)"
+        lines.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | {shown} | {f.metadata['help']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,19 @@
+"""Text helpers for Vietnamese: diacritic-insensitive folding for search."""
+
+from __future__ import annotations
+
+import unicodedata
+
+_EXTRA = str.maketrans({"đ": "d", "Đ": "d"})
+
+
+def fold(text: str) -> str:
+    """Lower-case text without Vietnamese diacritics: 'Đồng bộ' -> 'dong bo'."""
+    decomposed = unicodedata.normalize("NFD", text.translate(_EXTRA))
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.casefold().split())
+
+
+def normalize(text: str) -> str:
+    """NFC-normalised text with outer whitespace removed (what we store)."""
+    return unicodedata.normalize("NFC", text).strip()

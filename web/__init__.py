@@ -1,0 +1,1 @@
+"""The web layer: aiohttp app factory, middlewares, views, templates and static files."""

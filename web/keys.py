@@ -1,0 +1,21 @@
+"""Every typed key of the application and of requests, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from meetings.directory.models import Person
+from meetings.settings import Settings
+from web.metrics import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+DB = web.AppKey("db", async_sessionmaker[AsyncSession])
+METRICS = web.AppKey("metrics", Metrics)
+
+PERSON = web.RequestKey("person", Person | None)  # type: ignore[arg-type]
+SESSION_TOKEN = web.RequestKey("session_token", str)
+CSRF_SEED = web.RequestKey("csrf_seed", str)
+NEW_CSRF_SEED = web.RequestKey("new_csrf_seed", bool)
+LANGUAGE = web.RequestKey("language", str)

@@ -1,0 +1,45 @@
+"""Translated labels and select options for templates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from meetings.directory.models import ROLE_LABELS, UNIT_KIND_LABELS, Role, Unit, UnitKind
+from meetings.i18n import gettext
+
+
+def role_label(role: Role | str) -> str:
+    """The translated name of a role."""
+    return gettext(ROLE_LABELS[Role(role)])
+
+
+def kind_label(kind: UnitKind | str) -> str:
+    """The translated name of a unit kind."""
+    return gettext(UNIT_KIND_LABELS[UnitKind(kind)])
+
+
+def role_options() -> list[tuple[str, str]]:
+    """(value, label) pairs for a role select."""
+    return [(r.value, role_label(r)) for r in Role]
+
+
+def kind_options() -> list[tuple[str, str]]:
+    """(value, label) pairs for a unit kind select."""
+    return [(k.value, kind_label(k)) for k in UnitKind]
+
+
+def unit_options(units: Iterable[Unit], exclude_id: int | None = None) -> list[tuple[str, str]]:
+    """(code, name) pairs for a unit select, with an empty first choice."""
+    return [("", "—")] + [(u.code, f"{u.name} ({u.code})") for u in units if u.id != exclude_id]
+
+
+def template_globals() -> dict[str, Callable[..., Any]]:
+    """The helpers every template can call."""
+    return {
+        "role_label": role_label,
+        "kind_label": kind_label,
+        "role_options": role_options,
+        "kind_options": kind_options,
+        "unit_options": unit_options,
+    }
