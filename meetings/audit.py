@@ -39,7 +39,7 @@ async def record(
 ) -> AuditEntry:
     """Add an audit entry to the current transaction (it commits with the change)."""
     entry = AuditEntry(
-        actor_id=actor_id,
+        actor_id=actor_id or None,  # 0 is the command line, not a person
         actor_email=actor_email,
         action=action,
         target_type=target_type,

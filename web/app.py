@@ -39,7 +39,6 @@ def setup_templates(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(default=True),
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
-        context_processors=[aiohttp_jinja2.request_processor],
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
         lambda s, **kw: i18n.gettext(s, **kw),

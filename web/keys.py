@@ -14,7 +14,7 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 DB = web.AppKey("db", async_sessionmaker[AsyncSession])
 METRICS = web.AppKey("metrics", Metrics)
 
-PERSON = web.RequestKey("person", Person | None)  # type: ignore[arg-type]
+PERSON: web.RequestKey[Person | None] = web.RequestKey("person")
 SESSION_TOKEN = web.RequestKey("session_token", str)
 CSRF_SEED = web.RequestKey("csrf_seed", str)
 NEW_CSRF_SEED = web.RequestKey("new_csrf_seed", bool)

@@ -53,7 +53,7 @@ async def metrics_and_errors(request: web.Request, handler: Handler) -> web.Stre
             if exc.status < 400:
                 raise
             generic = not exc.text or exc.text.startswith(f"{exc.status}:")
-            response = error_response(request, exc.status, "" if generic else exc.text)
+            response = error_response(request, exc.status, "" if generic else (exc.text or ""))
         except DomainError as exc:
             code = next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 400)
             with i18n.language(request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)):

@@ -42,6 +42,7 @@ def base_context(request: web.Request) -> dict[str, Any]:
     seed = request.get(keys.CSRF_SEED, "")
     role = person.role if person else None
     return {
+        "request": request,
         "person": person,
         "can": lambda name: allowed(role, Permission(name)),
         "csrf_token": csrf.token_for(secret, seed) if seed else "",

@@ -182,11 +182,11 @@ async def import_units(db: AsyncSession, actor: Actor | None, data: bytes) -> Im
 
 
 async def import_people(db: AsyncSession, actor: Actor | None, data: bytes) -> ImportReport:
-    """Create or update people from CSV (name, email[, unit, phone, title, role, language]); all or nothing."""
+    """Create or update people from CSV (name, email[, unit, phone, title, role, language]), all or none."""
     if actor is not None:
         require(actor, Permission.DIRECTORY_MANAGE)
     rows = _rows(data, PEOPLE_COLUMNS, PEOPLE_OPTIONAL)
-    codes = {code: uid for code, uid in (await db.execute(select(Unit.code, Unit.id))).tuples()}
+    codes = {code: uid for code, uid in (await db.execute(select(Unit.code, Unit.id)))}
     existing = {p.email: p for p in await db.scalars(select(Person))}
     errors: list[FieldError] = []
     cleaned: list[PersonInput] = []

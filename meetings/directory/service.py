@@ -143,7 +143,7 @@ def validate_person(
 async def unit_codes(db: AsyncSession) -> dict[str, int]:
     """Every unit code with its id."""
     rows = await db.execute(select(Unit.code, Unit.id))
-    return {code: uid for code, uid in rows.tuples()}
+    return {code: uid for code, uid in rows}
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -65,9 +65,7 @@ def afternoon() -> CalSeries:
 CASES: dict[str, Callable[[], bytes]] = {
     "invitation.ics": lambda: series_request(invitation(), DTSTAMP),
     "update.ics": lambda: series_request(update(), DTSTAMP),
-    "occurrence-cancel.ics": lambda: occurrence_cancel(
-        replace(update(), sequence=2), CANCELLED, DTSTAMP
-    ),
+    "occurrence-cancel.ics": lambda: occurrence_cancel(replace(update(), sequence=2), CANCELLED, DTSTAMP),
     "feed.ics": lambda: feed([update(), afternoon()], DTSTAMP),
 }
 

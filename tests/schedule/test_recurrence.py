@@ -45,9 +45,7 @@ def test_three_months_across_tet() -> None:
     assert all(o.end - o.start == timedelta(minutes=45) for o in occurrences)
     assert all(o.start.tzinfo is not None for o in occurrences)
     moved = [o for o in occurrences if o.moved]
-    assert moved == [
-        Occurrence(MOVED_FROM, MOVED_TO, MOVED_TO + timedelta(minutes=45), False, True)
-    ]
+    assert moved == [Occurrence(MOVED_FROM, MOVED_TO, MOVED_TO + timedelta(minutes=45), False, True)]
     assert [o.original_start for o in occurrences if o.cancelled] == [CANCELLED]
 
 
@@ -112,9 +110,7 @@ def test_open_ended_series_and_bounds() -> None:
 
 
 def test_calendar_exceptions() -> None:
-    exceptions = calendar_exceptions(
-        make_rule(), make_calendar(), date(2030, 1, 1), cancelled=[CANCELLED]
-    )
+    exceptions = calendar_exceptions(make_rule(), make_calendar(), date(2030, 1, 1), cancelled=[CANCELLED])
     assert exceptions.rdates == (hcm(2027, 1, 30),)
     assert exceptions.exdates == (
         *(hcm(2027, 2, d) for d in (4, 5, 8, 9, 10)),

@@ -1,0 +1,164 @@
+"""The directory: pages, search with and without diacritics, admin forms, JSON API, audit."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from meetings.audit import AuditEntry
+from meetings.directory.models import Person, Role, Unit, UnitKind
+from tests.conftest import World
+
+
+async def signed_in_admin(world: World) -> Person:
+    admin = await world.person("admin@hue.example", Role.ADMINISTRATOR)
+    await world.login(admin.email)
+    return admin
+
+
+async def test_search_with_and_without_diacritics(world: World) -> None:
+    await world.unit("P-PHONGDIEN", UnitKind.CENTRE, "Phường Phong Điền")
+    await world.unit("X-DONGBA", UnitKind.CENTRE, "Phường Đông Ba")
+    await signed_in_admin(world)
+    for q in ("phong dien", "Phong Điền", "PHONG DIEN"):
+        page = await (await world.client.get("/directory", params={"q": q})).text()
+        assert "Phường Phong Điền" in page and "Phường Đông Ba" not in page, q
+    data = await (await world.client.get("/api/units", params={"q": "dong ba"})).json()
+    assert [u["code"] for u in data["units"]] == ["X-DONGBA"]
+
+
+async def test_people_search_by_unit_name(world: World) -> None:
+    unit = await world.unit("P-THUANHOA", UnitKind.CENTRE, "Phường Thuận Hóa")
+    await world.person("a@hue.example", Role.MEMBER, unit, name="Lê Thị Ánh")
+    await world.person("b@hue.example", Role.MEMBER, None, name="Trần Văn Bình", password=False)
+    await signed_in_admin(world)
+    data = await (await world.client.get("/api/people", params={"q": "thuan hoa"})).json()
+    assert [p["email"] for p in data["people"]] == ["a@hue.example"]
+    data = await (await world.client.get("/api/people", params={"q": "anh"})).json()
+    assert [p["email"] for p in data["people"]] == ["a@hue.example"]
+    assert "password_hash" not in data["people"][0]
+
+
+async def test_admin_creates_edits_and_deactivates_a_unit(world: World) -> None:
+    admin = await signed_in_admin(world)
+    bad = await world.post_form("/admin/units/new", {"code": "p x!", "kind": "planet", "name": ""})
+    assert bad.status == 422
+    text = await bad.text()
+    assert text.count('aria-invalid="true"') == 3
+    async with world.db() as db:
+        assert (await db.scalars(select(Unit))).all() == []
+    ok = await world.post_form(
+        "/admin/units/new", {"code": "p-huongtra", "kind": "centre", "name": " Phường Hương Trà "}
+    )
+    assert ok.status == 303
+    async with world.db() as db:
+        unit = await db.scalar(select(Unit).where(Unit.code == "P-HUONGTRA"))
+        assert unit is not None and unit.name == "Phường Hương Trà"
+    dup = await world.post_form("/admin/units/new", {"code": "P-HUONGTRA", "kind": "centre", "name": "Again"})
+    assert dup.status == 422
+    r = await world.post_form(
+        f"/admin/units/{unit.id}/edit",
+        {"code": "P-HUONGTRA", "kind": "centre", "name": "Phường Hương Trà mới"},
+    )
+    assert r.status == 303
+    r = await world.post_form(f"/admin/units/{unit.id}/active", {"active": "0"})
+    assert r.status == 303
+    listing = await (await world.client.get("/directory")).text()
+    assert "Phường Hương Trà mới" not in listing
+    listing = await (await world.client.get("/directory", params={"inactive": "1"})).text()
+    assert "Phường Hương Trà mới" in listing
+    async with world.db() as db:
+        actions = [e.action for e in await db.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+        assert actions == ["unit.create", "unit.update", "unit.deactivate"]
+        entry = await db.scalar(select(AuditEntry).where(AuditEntry.action == "unit.update"))
+        assert entry is not None and entry.actor_id == admin.id
+        assert entry.details["before"]["name"] == "Phường Hương Trà"
+
+
+async def test_admin_creates_a_person_with_account(world: World) -> None:
+    await world.unit("P-KIMLONG", UnitKind.CENTRE, "Phường Kim Long")
+    await signed_in_admin(world)
+    bad = await world.post_form(
+        "/admin/people/new",
+        {
+            "name": "Nguyễn Văn A",
+            "email": "not-an-email",
+            "unit_code": "",
+            "role": "member",
+            "language": "vi",
+        },
+    )
+    assert bad.status == 422
+    body = await bad.text()
+    assert 'id="email-error"' in body and 'id="unit_code-error"' in body
+    ok = await world.post_form(
+        "/admin/people/new",
+        {
+            "name": "Nguyễn Văn A",
+            "email": "A.Nguyen@Hue.Example",
+            "unit_code": "P-KIMLONG",
+            "role": "member",
+            "language": "vi",
+            "password": "mật khẩu dài",
+        },
+    )
+    assert ok.status == 303
+    await world.logout()
+    await world.login("a.nguyen@hue.example", "mật khẩu dài")
+
+
+async def test_admin_cannot_deactivate_or_demote_themselves(world: World) -> None:
+    admin = await signed_in_admin(world)
+    r = await world.post_form(f"/admin/people/{admin.id}/active", {"active": "0"})
+    assert r.status == 409
+    r = await world.call(
+        "PUT",
+        f"/api/people/{admin.id}",
+        json={"name": "x", "email": admin.email, "role": "observer"},
+    )
+    assert r.status == 422
+    assert (await r.json())["error"]["fields"][0]["field"] == "role"
+
+
+async def test_json_api_round_trip_and_errors(world: World) -> None:
+    await signed_in_admin(world)
+    r = await world.call(
+        "POST", "/api/units", json={"code": "SXD2", "kind": "department", "name": "Sở Xây dựng 2"}
+    )
+    assert r.status == 201
+    unit = await r.json()
+    r = await world.call(
+        "POST", "/api/people", json={"name": "Hồ Thị C", "email": "c@hue.example", "unit_code": "SXD2"}
+    )
+    assert r.status == 201
+    person = await r.json()
+    assert person["unit_code"] == "SXD2" and person["role"] == "member"
+    r = await world.call(
+        "PUT", f"/api/units/{unit['id']}", json={"code": "SXD2", "kind": "department", "name": "Sở XD"}
+    )
+    assert r.status == 200 and (await r.json())["name"] == "Sở XD"
+    r = await world.call("DELETE", f"/api/people/{person['id']}")
+    assert r.status == 200 and (await r.json())["active"] is False
+    # bad input: not JSON, wrong types, unknown unit
+    r = await world.call("POST", "/api/units", data="{not json", headers={"Content-Type": "application/json"})
+    assert r.status == 422
+    r = await world.call("POST", "/api/units", json=["a list"])
+    assert r.status == 422
+    r = await world.call("POST", "/api/units", json={"code": 12, "kind": "centre", "name": "x"})
+    assert r.status == 422 and (await r.json())["error"]["fields"][0]["field"] == "code"
+    r = await world.call(
+        "POST", "/api/people", json={"name": "D", "email": "d@hue.example", "unit_code": "NOPE"}
+    )
+    assert r.status == 422
+    r = await world.call("GET", "/api/people?limit=abc")
+    assert r.status == 422
+
+
+async def test_member_reads_but_cannot_change(world: World) -> None:
+    unit = await world.unit()
+    member = await world.person("m@hue.example", Role.MEMBER, unit)
+    await world.login(member.email)
+    assert (await world.client.get(f"/directory/units/{unit.id}")).status == 200
+    page = await (await world.client.get(f"/directory/units/{unit.id}")).text()
+    assert "/admin/units/" not in page  # no edit button for members
+    r = await world.call("PUT", f"/api/units/{unit.id}", json={"code": "X", "kind": "centre", "name": "X"})
+    assert r.status == 403
