@@ -22,7 +22,8 @@ from meetings.directory import csv_import, demo, service
 from meetings.directory.models import Role
 from meetings.errors import DomainError, InvalidInput
 from meetings.logs import setup_logging
-from meetings.settings import Settings, SettingsError, load_settings, settings_markdown
+from meetings.schedule.service import Context
+from meetings.settings import Settings, SettingsError, ensure_secret_key, load_settings, settings_markdown
 
 T = TypeVar("T")
 
@@ -78,7 +79,15 @@ def cmd_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
     """Load the demo city and print the demo logins."""
     upgrade_sync(settings.database_url)
-    units, people = asyncio.run(_with_db(settings, demo.load_demo))
+    settings = ensure_secret_key(settings)
+    ctx = Context(
+        base_url=settings.base_url,
+        secret=settings.secret_key,
+        organizer_email=settings.mail_from,
+        organizer_name=settings.organizer_name,
+        horizon_days=settings.schedule_horizon_days,
+    )
+    units, people = asyncio.run(_with_db(settings, lambda db: demo.load_demo(db, ctx)))
     print(f"demo city loaded: {units} units and {people} people created (existing ones kept)")
     print(f"demo logins (password: {demo.DEMO_PASSWORD}):")
     for login in demo.DEMO_LOGINS:

@@ -53,6 +53,49 @@ class Settings:
     )
     login_window_minutes: int = _s(15, "Window for counting failed logins, in minutes.")
     shutdown_timeout: float = _s(10.0, "Seconds to let open requests finish on shutdown.")
+    smtp_host: str = _s(
+        "",
+        "SMTP server that sends the mail. Empty means the built-in mail catcher: mail is kept "
+        "in VAR_DIR/mail and shown to administrators at /admin/mail/caught (for the demo).",
+    )
+    smtp_port: int = _s(587, "TCP port of the SMTP server.")
+    smtp_username: str = _s("", "SMTP login name; empty means no authentication.")
+    smtp_password: str = _s("", "SMTP password (with smtp_username).")
+    smtp_security: str = _s(
+        "starttls",
+        "How the SMTP connection is protected: starttls (port 587), tls (implicit TLS, port 465) "
+        "or none (a relay on a trusted network).",
+    )
+    smtp_timeout: float = _s(30.0, "Seconds to wait for the SMTP server before trying again later.")
+    mail_from: str = _s(
+        "giaoban@hue.example",
+        "Sender address of every email; it is also the organiser of the meetings in invitations.",
+    )
+    mail_catcher_port: int = _s(
+        8025,
+        "Port of the built-in mail catcher on 127.0.0.1, used when smtp_host is empty (0: any free port).",
+    )
+    mail_poll_seconds: float = _s(2.0, "How often the outbox is checked for mail to send, in seconds.")
+    mail_max_attempts: int = _s(
+        20, "Attempts before a message is marked failed (retries back off from 30 s to 1 h)."
+    )
+    scheduler_enabled: bool = _s(
+        True, "Run timed jobs (reminders, maintenance). Exactly one node runs them at a time."
+    )
+    scheduler_lease_seconds: float = _s(
+        15.0,
+        "Lifetime of the scheduler lease, in seconds: the node holding it runs the timed jobs and "
+        "renews it every third of this; another node takes over this long after the holder dies.",
+    )
+    organizer_name: str = _s(
+        "Văn phòng UBND thành phố Huế", "Display name of the organiser mailbox on invitations."
+    )
+    schedule_horizon_days: int = _s(
+        60, "How many days ahead meetings are materialised (moved, cancelled, reminded)."
+    )
+    minutes_due_minutes: int = _s(
+        30, "Minutes after a meeting ends when the secretary is reminded that the minutes are due."
+    )
 
     @property
     def base_url(self) -> str:
@@ -106,6 +149,20 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("setting log_format: must be json or text")
     if not 0 < settings.port < 65536:
         raise SettingsError("setting port: must be between 1 and 65535")
+    if not 0 < settings.smtp_port < 65536:
+        raise SettingsError("setting smtp_port: must be between 1 and 65535")
+    if settings.smtp_security not in {"starttls", "tls", "none"}:
+        raise SettingsError("setting smtp_security: must be starttls, tls or none")
+    if not 0 <= settings.mail_catcher_port < 65536:
+        raise SettingsError("setting mail_catcher_port: must be between 0 and 65535")
+    if "@" not in settings.mail_from:
+        raise SettingsError("setting mail_from: must be an email address")
+    if settings.mail_poll_seconds <= 0 or settings.smtp_timeout <= 0:
+        raise SettingsError("settings mail_poll_seconds and smtp_timeout: must be more than 0")
+    if settings.mail_max_attempts < 1:
+        raise SettingsError("setting mail_max_attempts: must be at least 1")
+    if settings.scheduler_lease_seconds < 1:
+        raise SettingsError("setting scheduler_lease_seconds: must be at least 1")
 
 
 def load_settings(

@@ -20,4 +20,6 @@ for _ in $(seq 1 30); do
 done
 su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname='giaoban'\" | grep -q 1 || psql -q -c \"CREATE ROLE giaoban LOGIN PASSWORD 'giaoban'\"" >/dev/null
 su postgres -c "psql -q -tc \"SELECT 1 FROM pg_database WHERE datname='giaoban_test'\" | grep -q 1 || createdb -O giaoban giaoban_test" >/dev/null
+# The scheduler tests run server processes on a database of their own (giaoban_test_jobs).
+su postgres -c "psql -q -c 'ALTER ROLE giaoban CREATEDB'" >/dev/null
 echo "postgresql+asyncpg://giaoban:giaoban@127.0.0.1:5432/giaoban_test"

@@ -114,6 +114,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=SECRET,
         var_dir=str(tmp_path / "var"),
         log_format="text",
+        mail_catcher_port=0,  # each app its own catcher on a free port
+        scheduler_enabled=False,  # scheduler tests turn it on
     )
 
 
@@ -160,12 +162,8 @@ class World:
                 name=name or f"Người {role.value}",
                 role=role,
                 unit_id=unit.id if unit else None,
-                active=True,
                 password_hash=PASSWORD_HASH if password else None,
-                language="vi",
-                phone="",
-                title="",
-                **kw,
+                **{"active": True, "language": "vi", "phone": "", "title": "", **kw},
             )
             person.search_text = person_search_text(person)
             db.add(person)

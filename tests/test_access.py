@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
-from meetings.directory.models import Role, UnitKind
+from meetings.cli import CLI_ACTOR
+from meetings.directory.models import Person, Role, Unit, UnitKind
+from meetings.mail.models import OutboxMessage
+from meetings.schedule import feed, service
+from meetings.schedule.links import JoinLink, make_answer_token, make_join_token
+from meetings.schedule.models import Occurrence
 from tests.conftest import World
 from web.access import permission_of
 
 ALL = frozenset({"anonymous", *(r.value for r in Role)})
 SIGNED_IN = frozenset(r.value for r in Role)
 ADMIN = frozenset({"administrator"})
+ORGANISERS = frozenset({"administrator", "chair", "secretary"})
 
 # Written out by hand, not derived from the permission map, so that a change there shows here.
 EXPECTED: dict[tuple[str, str], frozenset[str]] = {
@@ -57,6 +65,31 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "api_person_deactivate"): ADMIN,
     ("POST", "api_import_units"): ADMIN,
     ("POST", "api_import_people"): ADMIN,
+    ("GET", "meetings"): SIGNED_IN,
+    ("GET", "series"): SIGNED_IN,
+    ("GET", "occurrence"): SIGNED_IN,
+    ("GET", "series_new"): ORGANISERS,
+    ("POST", "series_create"): ORGANISERS,
+    ("GET", "series_edit"): ORGANISERS,
+    ("POST", "series_update"): ORGANISERS,
+    ("POST", "series_cancel"): ORGANISERS,
+    ("GET", "adhoc_new"): ORGANISERS,
+    ("POST", "adhoc_create"): ORGANISERS,
+    ("POST", "occurrence_move"): ORGANISERS,
+    ("POST", "occurrence_cancel"): ORGANISERS,
+    ("GET", "calendar_days"): ADMIN,
+    ("POST", "calendar_day_add"): ADMIN,
+    ("POST", "calendar_day_remove"): ADMIN,
+    ("GET", "join"): ALL,
+    ("GET", "answer"): ALL,
+    ("POST", "answer_submit"): ALL,
+    ("GET", "feed"): ALL,
+    ("POST", "feed_renew"): SIGNED_IN,
+    ("POST", "feed_revoke"): SIGNED_IN,
+    ("GET", "mail_outbox"): ADMIN,
+    ("POST", "mail_retry"): ADMIN,
+    ("GET", "mail_caught"): ADMIN,
+    ("GET", "mail_caught_message"): ADMIN,
 }
 
 
@@ -78,6 +111,69 @@ async def test_the_table_covers_every_route(world: World) -> None:
         assert permission_of(route.handler) is not None
 
 
+async def fixtures_for_routes(world: World, unit: Unit, target: Person) -> dict[str, str]:
+    """Path parameters for every route: ids of real rows and valid personal tokens."""
+    now = datetime.now(UTC)
+    ctx = service.Context(
+        base_url="http://t",
+        secret=world.settings.secret_key,
+        organizer_email="org@hue.example",
+        organizer_name="Org",
+        now=now,
+    )
+    async with world.db() as db:
+        series = await service.create_series(
+            db,
+            CLI_ACTOR,
+            service.SeriesInput(
+                title="Họp", start_date=(now + timedelta(days=2)).date().isoformat(), unit_codes=[unit.code]
+            ),
+            ctx,
+        )
+        occurrence = await db.scalar(select(Occurrence).where(Occurrence.series_id == series.id))
+        day = await service.add_calendar_day(
+            db, CLI_ACTOR, (now + timedelta(days=300)).date().isoformat(), "day_off", "Nghỉ", ctx
+        )
+        message = await db.scalar(select(OutboxMessage.id))
+        feed_token = await feed.renew_token(db, world.settings.secret_key, target.id)
+        await db.commit()
+    assert occurrence is not None and message is not None
+    expires = now + timedelta(days=5)
+    return {
+        "unit": str(unit.id),
+        "person": str(target.id),
+        "series": str(series.id),
+        "occurrence": str(occurrence.id),
+        "calendar_day": str(day.id),
+        "mail": str(message),
+        "join": make_join_token(world.settings.secret_key, JoinLink(target.id, series.id, None, expires)),
+        "answer": make_answer_token(
+            world.settings.secret_key,
+            person_id=target.id,
+            series_id=series.id,
+            occurrence_id=None,
+            answer="accepted",
+            expires=expires,
+        ),
+        "feed": feed_token,
+        "mail_caught_message": "no-such-message",
+    }
+
+
+def path_parts(name: str, canonical: str, values: dict[str, str]) -> dict[str, str]:
+    """The parameters a route's path needs."""
+    if "{token}" in canonical:
+        return {"token": values["answer" if name.startswith("answer") else name]}
+    if "{key}" in canonical:
+        return {"key": values[name]}
+    if "{id}" not in canonical:
+        return {}
+    for prefix in ("series", "occurrence", "calendar_day", "mail", "unit", "api_unit"):
+        if name.startswith(prefix):
+            return {"id": values[prefix.removeprefix("api_")]}
+    return {"id": values["person"]}
+
+
 @pytest.mark.parametrize("who", sorted(ALL))
 async def test_every_route_as(world: World, who: str) -> None:
     unit = await world.unit("P-ACCESS", UnitKind.CENTRE)
@@ -85,16 +181,13 @@ async def test_every_route_as(world: World, who: str) -> None:
     if who != "anonymous":
         await world.person(f"{who}@hue.example", Role(who), unit)
         await world.login(f"{who}@hue.example")
-    ids = {"unit": unit.id, "person": target.id}
+    values = await fixtures_for_routes(world, unit, target)
     outcomes = []
-    for method, name, route in app_routes(world.app):
+    # Reads first: some writes (deactivating the target person) change what later requests see.
+    for method, name, route in sorted(app_routes(world.app), key=lambda r: r[0] != "GET"):
         if name in {"logout", "login_submit", "password_change"}:
             continue  # these change the session itself; covered in test_accounts
-        parts = (
-            {"id": str(ids["unit" if "unit" in name else "person"])}
-            if "{id}" in route.resource.canonical
-            else {}
-        )
+        parts = path_parts(name, route.resource.canonical, values)
         path = str(world.app.router[name].url_for(**parts))
         if method == "GET":
             response = await world.client.get(path, allow_redirects=False)

@@ -57,7 +57,7 @@ def _key(message: Message) -> str:
 
 
 def _strings(message: Message) -> list[str]:
-    return list(message.string) if isinstance(message.string, tuple | list) else [message.string]
+    return list(message.string) if isinstance(message.string, tuple | list) else [message.string or ""]
 
 
 def _ids(message: Message) -> list[str]:

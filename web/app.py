@@ -15,8 +15,10 @@ from meetings.db import create_engine, create_sessionmaker
 from meetings.settings import Settings, ensure_secret_key
 from web import keys, labels, middlewares
 from web.access import check_every_route_declares
+from web.mail_ctx import mail_ctx
 from web.metrics import Metrics
-from web.views import admin, api, auth, directory, home, ops
+from web.scheduler_ctx import scheduler_ctx
+from web.views import admin, api, auth, directory, home, links, mail, ops, schedule
 
 HERE = Path(__file__).parent
 log = logging.getLogger("giaoban")
@@ -52,6 +54,7 @@ def setup_templates(app: web.Application) -> None:
     env.filters["datetime"] = lambda v, style="short": i18n.fmt_datetime(v, tz, style)
     env.filters["time"] = lambda v: i18n.fmt_time(v, tz)
     env.globals.update(labels.template_globals())
+    env.filters["weekday_label"] = labels.weekday_label
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -71,8 +74,10 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(mail_ctx)
+    app.cleanup_ctx.append(scheduler_ctx)
     setup_templates(app)
-    for module in (ops, auth, home, directory, admin, api):
+    for module in (ops, auth, home, directory, admin, api, schedule, links, mail):
         app.router.add_routes(module.routes)
     static = app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     aiohttp_jinja2.get_env(app).globals["static"] = lambda path: str(static.url_for(filename=path))

@@ -6,6 +6,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from meetings.directory.models import Person
+from meetings.jobs.scheduler import Scheduler
+from meetings.mail.sender import OutboxSender
 from meetings.settings import Settings
 from web.metrics import Metrics
 
@@ -13,6 +15,8 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 DB = web.AppKey("db", async_sessionmaker[AsyncSession])
 METRICS = web.AppKey("metrics", Metrics)
+OUTBOX = web.AppKey("outbox", OutboxSender)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
 
 PERSON: web.RequestKey[Person | None] = web.RequestKey("person")
 SESSION_TOKEN = web.RequestKey("session_token", str)

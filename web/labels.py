@@ -34,6 +34,16 @@ def unit_options(units: Iterable[Unit], exclude_id: int | None = None) -> list[t
     return [("", "—")] + [(u.code, f"{u.name} ({u.code})") for u in units if u.id != exclude_id]
 
 
+def weekday_label(name: str) -> str:
+    """The weekday's name (MO, TU…) in the current language."""
+    from babel.dates import get_day_names
+
+    from meetings.i18n import current_language
+    from meetings.schedule.workdays import WEEKDAY_NAMES
+
+    return str(get_day_names("wide", locale=current_language())[WEEKDAY_NAMES.index(name)])
+
+
 def template_globals() -> dict[str, Callable[..., Any]]:
     """The helpers every template can call."""
     return {
@@ -42,4 +52,5 @@ def template_globals() -> dict[str, Callable[..., Any]]:
         "role_options": role_options,
         "kind_options": kind_options,
         "unit_options": unit_options,
+        "weekday_label": weekday_label,
     }

@@ -17,15 +17,26 @@ class Permission(enum.StrEnum):
     DIRECTORY_MANAGE = "directory_manage"
     ACCOUNTS_MANAGE = "accounts_manage"
     AUDIT_READ = "audit_read"
+    MEETINGS_READ = "meetings_read"
+    SCHEDULE_MANAGE = "schedule_manage"
+    CALENDAR_MANAGE = "calendar_manage"
+    MAIL_ADMIN = "mail_admin"  # the outbox and the caught mail
 
 
-_EVERYONE_SIGNED_IN = frozenset({Permission.SIGNED_IN, Permission.DIRECTORY_READ})
+_EVERYONE_SIGNED_IN = frozenset({Permission.SIGNED_IN, Permission.DIRECTORY_READ, Permission.MEETINGS_READ})
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMINISTRATOR: _EVERYONE_SIGNED_IN
-    | {Permission.DIRECTORY_MANAGE, Permission.ACCOUNTS_MANAGE, Permission.AUDIT_READ},
-    Role.CHAIR: _EVERYONE_SIGNED_IN,
-    Role.SECRETARY: _EVERYONE_SIGNED_IN,
+    | {
+        Permission.DIRECTORY_MANAGE,
+        Permission.ACCOUNTS_MANAGE,
+        Permission.AUDIT_READ,
+        Permission.SCHEDULE_MANAGE,
+        Permission.CALENDAR_MANAGE,
+        Permission.MAIL_ADMIN,
+    },
+    Role.CHAIR: _EVERYONE_SIGNED_IN | {Permission.SCHEDULE_MANAGE},
+    Role.SECRETARY: _EVERYONE_SIGNED_IN | {Permission.SCHEDULE_MANAGE},
     Role.MEMBER: _EVERYONE_SIGNED_IN,
     Role.OBSERVER: _EVERYONE_SIGNED_IN,
 }

@@ -8,6 +8,9 @@ MODEL_MODULES = (
     "meetings.directory.models",
     "meetings.accounts.models",
     "meetings.audit",
+    "meetings.schedule.models",
+    "meetings.mail.models",
+    "meetings.jobs.lease",
 )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +14,9 @@ from meetings.accounts.passwords import hash_password
 from meetings.directory.csv_import import import_units
 from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.directory.service import person_search_text
+
+if TYPE_CHECKING:
+    from meetings.schedule.service import Context
 
 UNITS_CSV = Path(__file__).parent / "data" / "hue-units.csv"
 DEMO_DOMAIN = "hue.example"
@@ -130,8 +135,12 @@ def _people_for(unit: Unit, counter: int) -> list[tuple[str, str, str, Role]]:
     return people
 
 
-async def load_demo(db: AsyncSession) -> tuple[int, int]:
-    """Load the demo city (idempotent): returns (units created, people created)."""
+async def load_demo(db: AsyncSession, schedule: Context | None = None) -> tuple[int, int]:
+    """Load the demo city (idempotent): returns (units created, people created).
+
+    With a scheduling context, also the morning (07:30) and afternoon (16:30) series inviting
+    the committee, the departments, the support units, the telecom operators and all centres.
+    """
     report = await import_units(db, None, UNITS_CSV.read_bytes())
     units = list(await db.scalars(select(Unit).order_by(Unit.id)))
     existing = set(await db.scalars(select(Person.email)))
@@ -156,4 +165,42 @@ async def load_demo(db: AsyncSession) -> tuple[int, int]:
             db.add(person)
             created += 1
     await db.flush()
+    if schedule is not None:
+        await _demo_series(db, schedule)
     return report.created, created
+
+
+async def _demo_series(db: AsyncSession, ctx: Context) -> None:
+    from meetings.cli import CLI_ACTOR
+    from meetings.schedule.models import Series, SeriesKind
+    from meetings.schedule.service import SeriesInput, create_series
+
+    if await db.scalar(select(Series.id).where(Series.kind != SeriesKind.ADHOC).limit(1)):
+        return
+    codes = [u.code for u in await db.scalars(select(Unit).where(Unit.active.is_(True)))]
+    start = ctx.now.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    for kind, title, at, about in (
+        ("morning", "Họp giao ban sáng", "07:30", "Nắm tình hình, chỉ đạo công việc trong ngày."),
+        (
+            "afternoon",
+            "Họp giao ban chiều",
+            "16:30",
+            "Tổng hợp khó khăn, rút kinh nghiệm, điều chỉnh phương án vận hành.",
+        ),
+    ):
+        await create_series(
+            db,
+            CLI_ACTOR,
+            SeriesInput(
+                title=title,
+                kind=kind,
+                start_time=at,
+                duration_minutes="45",
+                start_date=start.isoformat(),
+                chair_email=f"chutich@{DEMO_DOMAIN}",
+                secretary_email=f"thuky@{DEMO_DOMAIN}",
+                description=about,
+                unit_codes=codes,
+            ),
+            ctx,
+        )

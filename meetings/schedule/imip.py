@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import email.policy
+import re
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from babel.dates import format_date
-from icalendar import Calendar
 
 
 def build_imip_message(
@@ -28,16 +28,11 @@ def build_imip_message(
 ) -> EmailMessage:
     """A multipart/alternative email: text, HTML, then the text/calendar part clients act on."""
     method = method.upper()
-    calendar = Calendar.from_ical(ics)
-    calendar_method = str(calendar.get("METHOD", ""))
+    calendar_method, organizers = _method_and_organizers(ics)
     if calendar_method.upper() != method:
         raise ValueError(f"method {method!r} is not the calendar's METHOD {calendar_method!r}")
     if to_email.casefold() == sender_email.casefold():
         raise ValueError("an invitation is not sent to its own organiser")
-    organizers = {
-        str(event.get("ORGANIZER", "")).removeprefix("mailto:").removeprefix("MAILTO:").casefold()
-        for event in calendar.walk("VEVENT")
-    }
     # Clients match replies and trust updates by ORGANIZER, so it must be the sender.
     if organizers != {sender_email.casefold()}:
         raise ValueError(f"the calendar's ORGANIZER {organizers!r} is not the sender")
@@ -60,6 +55,38 @@ def build_imip_message(
         params={"charset": "UTF-8", "method": method},
     )
     return msg
+
+
+_FOLD = re.compile(rb"\r\n[ \t]")
+
+
+def _method_and_organizers(ics: bytes) -> tuple[str, set[str]]:
+    """METHOD and the ORGANIZER addresses, read from the unfolded lines.
+
+    A full parse costs more than building the calendar (every ATTENDEE line is parsed); these
+    two properties are all the checks need, and the tests parse every calendar fully anyway.
+    """
+    method = ""
+    organizers: set[str] = set()
+    for line in _FOLD.sub(b"", ics).decode("utf-8").split("\r\n"):
+        name, value = _split_content_line(line)
+        key = name.split(";", 1)[0].upper()
+        if key == "METHOD":
+            method = value.strip()
+        elif key == "ORGANIZER":
+            organizers.add(value.strip().removeprefix("mailto:").removeprefix("MAILTO:").casefold())
+    return method, organizers
+
+
+def _split_content_line(line: str) -> tuple[str, str]:
+    """Name-with-parameters and value of a content line (a colon inside quotes is a parameter's)."""
+    quoted = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == ":" and not quoted:
+            return line[:i], line[i + 1 :]
+    return line, ""
 
 
 def invitation_times_text(start: datetime, end: datetime, locale: str) -> str:

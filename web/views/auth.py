@@ -14,6 +14,7 @@ from meetings.directory.models import Person
 from meetings.directory.service import get_person
 from meetings.errors import InvalidInput, RateLimited
 from meetings.i18n import gettext as _
+from meetings.schedule import feed
 from web import keys
 from web.access import needs
 from web.forms import form_fields
@@ -115,10 +116,22 @@ async def logout(request: web.Request) -> web.StreamResponse:
 @needs(Permission.SIGNED_IN)
 async def profile(request: web.Request) -> web.Response:
     """The signed-in person's details and the password form."""
+    return await _profile(request, {}, request.query.get("done", ""))
+
+
+async def _profile(
+    request: web.Request, errors: dict[str, list[str]], done: str, status: int = 200
+) -> web.Response:
+    settings = request.app[keys.SETTINGS]
     async with request.app[keys.DB]() as db:
         person = await get_person(db, signed_in(request).id)
+        token = await feed.current_token(db, settings.secret_key, person.id)
+    feed_url = f"{settings.base_url}/calendar/{token}.ics" if token else ""
     return render(
-        request, "profile.html", {"me": person, "errors": {}, "done": request.query.get("done", "")}
+        request,
+        "profile.html",
+        {"me": person, "errors": errors, "done": done, "feed_url": feed_url},
+        status=status,
     )
 
 
@@ -135,13 +148,8 @@ async def password_change(request: web.Request) -> web.StreamResponse:
                 db, me.id, current=fields["current"], new=fields["new"], confirm=fields["confirm"]
             )
         except InvalidInput as exc:
-            person = await get_person(db, me.id)
-            return render(
-                request,
-                "profile.html",
-                {"me": person, "errors": field_errors(exc.errors), "done": ""},
-                status=422,
-            )
+            await db.rollback()
+            return await _profile(request, field_errors(exc.errors), "", 422)
         person = await get_person(db, me.id)
         token = await accounts.open_session(db, person, lifetime=timedelta(hours=settings.session_hours))
         await db.commit()

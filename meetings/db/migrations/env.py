@@ -16,6 +16,11 @@ target_metadata = Base.metadata
 config = context.config
 
 
+def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    """Leave APScheduler's job table alone: its job store creates and owns it."""
+    return not (type_ == "table" and name == "apscheduler_jobs")
+
+
 def run_on(connection: Connection) -> None:
     """Run the migrations on an open connection."""
     context.configure(
@@ -23,6 +28,7 @@ def run_on(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

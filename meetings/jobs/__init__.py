@@ -1,0 +1,1 @@
+"""Timed jobs: APScheduler on the database, run by exactly one node (the lease holder)."""

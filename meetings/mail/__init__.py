@@ -1,0 +1,1 @@
+"""Outgoing mail: the outbox table, its SMTP sender, and the demo's mail catcher."""
