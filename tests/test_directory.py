@@ -162,3 +162,14 @@ async def test_member_reads_but_cannot_change(world: World) -> None:
     assert "/admin/units/" not in page  # no edit button for members
     r = await world.call("PUT", f"/api/units/{unit.id}", json={"code": "X", "kind": "centre", "name": "X"})
     assert r.status == 403
+
+
+async def test_people_list_is_paged_and_keeps_the_query(world: World) -> None:
+    unit = await world.unit("P-PAGE", UnitKind.CENTRE, "Phường Trang")
+    for i in range(55):
+        await world.person(f"p{i:02d}@hue.example", Role.MEMBER, unit, name=f"Người {i:02d}", password=False)
+    await signed_in_admin(world)
+    first = await (await world.client.get("/directory/people", params={"q": "nguoi"})).text()
+    assert "?q=nguoi&amp;page=2" in first and first.count("@hue.example</td>") == 50
+    second = await (await world.client.get("/directory/people", params={"q": "nguoi", "page": "2"})).text()
+    assert second.count("@hue.example</td>") == 6  # 55 + the administrator, "Người administrator"

@@ -15,6 +15,7 @@ from meetings.directory.service import get_person
 from meetings.errors import InvalidInput, RateLimited
 from meetings.i18n import gettext as _
 from meetings.schedule import feed
+from meetings.settings import Settings
 from web import keys
 from web.access import needs
 from web.forms import form_fields
@@ -30,6 +31,19 @@ def safe_next(target: str) -> str:
     if not target.startswith("/") or target.startswith("//") or url.host or url.scheme:
         return "/"
     return target
+
+
+def set_session_cookie(response: web.StreamResponse, token: str, settings: Settings) -> None:
+    """The login session cookie: HttpOnly, SameSite=Lax, Secure behind HTTPS."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.cookie_secure,
+        path="/",
+        max_age=settings.session_hours * 3600,
+    )
 
 
 def signed_in(request: web.Request) -> Person:
@@ -86,15 +100,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
         await db.commit()
     response = web.HTTPSeeOther(target)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="Lax",
-        secure=settings.cookie_secure,
-        path="/",
-        max_age=settings.session_hours * 3600,
-    )
+    set_session_cookie(response, token, settings)
     raise response
 
 
@@ -154,15 +160,7 @@ async def password_change(request: web.Request) -> web.StreamResponse:
         token = await accounts.open_session(db, person, lifetime=timedelta(hours=settings.session_hours))
         await db.commit()
     response = web.HTTPSeeOther(request.app.router["profile"].url_for().with_query(done="password"))
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="Lax",
-        secure=settings.cookie_secure,
-        path="/",
-        max_age=settings.session_hours * 3600,
-    )
+    set_session_cookie(response, token, settings)
     raise response
 
 
