@@ -30,7 +30,7 @@ def _sizes(raw: str) -> list[int]:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"write sizes as 60,600,6000: {raw!r}") from exc
     if not sizes or any(n < 2 for n in sizes):
-        raise argparse.ArgumentTypeError("each size must be at least 2 (the chair and the secretary)")
+        raise argparse.ArgumentTypeError("each size must be at least 2")
     return sizes
 
 
@@ -39,8 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     available = benchmarks()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of: {', '.join(sorted(available))}")
-    parser.add_argument("--sizes", type=_sizes, help="numbers of invitees, e.g. 60,600,6000")
-    parser.add_argument("--quick", action="store_true", help="the small sizes only (60,600)")
+    parser.add_argument("--sizes", type=_sizes, help="sizes, e.g. 60,600,6000 (invitees; endpoints for sfu)")
+    parser.add_argument("--quick", action="store_true", help="small sizes only (invitations: 60,600)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in available]
     if unknown:

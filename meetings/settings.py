@@ -96,6 +96,27 @@ class Settings:
     minutes_due_minutes: int = _s(
         30, "Minutes after a meeting ends when the secretary is reminded that the minutes are due."
     )
+    room_open_minutes: int = _s(15, "Minutes before a meeting's start when its room lets people in.")
+    room_grace_minutes: int = _s(
+        30, "Minutes a room stays open after the meeting's planned end, unless the chair ends it."
+    )
+    room_capacity: int = _s(
+        100, "Most people seated in one room (moderators always get in); as many may wait in its lobby."
+    )
+    reconnect_merge_seconds: int = _s(
+        120,
+        "A person who comes back within this many seconds of dropping out is counted as reconnecting: "
+        "one attendance, mute state and raised hand kept.",
+    )
+    stun_urls: str = _s("", "Comma-separated STUN URLs given to browsers, e.g. stun:turn.hue.gov.vn:3478.")
+    turn_urls: str = _s(
+        "",
+        "Comma-separated TURN URLs, e.g. turn:turn.hue.gov.vn:3478,turns:turn.hue.gov.vn:443?transport=tcp.",
+    )
+    turn_secret: str = _s("", "Shared secret of the TURN server (coturn static-auth-secret).")
+    turn_ttl_seconds: int = _s(
+        12 * 3600, "How long TURN credentials handed to a client stay valid, in seconds."
+    )
 
     @property
     def base_url(self) -> str:
@@ -163,6 +184,12 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("setting mail_max_attempts: must be at least 1")
     if settings.scheduler_lease_seconds < 1:
         raise SettingsError("setting scheduler_lease_seconds: must be at least 1")
+    if settings.room_capacity < 1:
+        raise SettingsError("setting room_capacity: must be at least 1")
+    if min(settings.room_open_minutes, settings.room_grace_minutes, settings.reconnect_merge_seconds) < 0:
+        raise SettingsError(
+            "settings room_open_minutes, room_grace_minutes and reconnect_merge_seconds: must not be negative"
+        )
 
 
 def load_settings(

@@ -90,6 +90,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "mail_retry"): ADMIN,
     ("GET", "mail_caught"): ADMIN,
     ("GET", "mail_caught_message"): ADMIN,
+    ("GET", "room_ws"): ALL,  # a plain GET gets 400; who joins is checked in the socket
 }
 
 
@@ -168,6 +169,8 @@ def path_parts(name: str, canonical: str, values: dict[str, str]) -> dict[str, s
         return {"key": values[name]}
     if "{id}" not in canonical:
         return {}
+    if name == "room_ws":
+        return {"id": values["occurrence"]}
     for prefix in ("series", "occurrence", "calendar_day", "mail", "unit", "api_unit"):
         if name.startswith(prefix):
             return {"id": values[prefix.removeprefix("api_")]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -11,12 +13,16 @@ from meetings.mail.sender import OutboxSender
 from meetings.settings import Settings
 from web.metrics import Metrics
 
+if TYPE_CHECKING:
+    from web.media_ctx import Media
+
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 DB = web.AppKey("db", async_sessionmaker[AsyncSession])
 METRICS = web.AppKey("metrics", Metrics)
 OUTBOX = web.AppKey("outbox", OutboxSender)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+MEDIA: web.AppKey[Media] = web.AppKey("media")  # rooms and SFUs of this node (web/media_ctx.py)
 
 PERSON: web.RequestKey[Person | None] = web.RequestKey("person")
 SESSION_TOKEN = web.RequestKey("session_token", str)

@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "meetings.schedule.models",
     "meetings.mail.models",
     "meetings.jobs.lease",
+    "meetings.rooms.models",
 )
 
 

@@ -75,6 +75,19 @@ def answer_url(series: Series, person: Person, ctx: Context, answer: str) -> str
     return f"{ctx.base_url}/answer/{token}"
 
 
+def own_attendees(person: Person, chair: Person | None) -> tuple[Attendee, ...]:
+    """The ATTENDEE lines of one invitee's copy: the invitee, and the chair.
+
+    RFC 5546 lets an organiser send each attendee a copy that lists only them; listing all 60
+    (or 6,000) invitees in every copy made the work grow with the square of the invitees and
+    handed every centre everyone's address.
+    """
+    if chair is not None and chair.id == person.id:
+        return (Attendee(person.email, person.name, "CHAIR"),)
+    own = Attendee(person.email, person.name, "REQ-PARTICIPANT")
+    return (own, Attendee(chair.email, chair.name, "CHAIR")) if chair is not None else (own,)
+
+
 def recurrence_text(series: Series, language: str) -> str:
     """'Thứ Hai, Thứ Ba, … lúc 07:30 (GMT+7), trừ ngày nghỉ' in the recipient's language."""
     if series.kind == SeriesKind.ADHOC:
@@ -148,11 +161,11 @@ def _first_meeting(
     return start, start + timedelta(minutes=series.duration_minutes)
 
 
-async def _chair_name(db: AsyncSession, series: Series) -> str:
+async def _chair(db: AsyncSession, series: Series) -> Person | None:
     if not series.chair_id:
-        return ""
+        return None
     chair = await db.get(Person, series.chair_id)
-    return chair.name if chair else ""
+    return chair if chair is not None and chair.active else None
 
 
 async def send_series(
@@ -177,16 +190,17 @@ async def send_series(
         start, end = occurrence.start.astimezone(zone), occurrence.end.astimezone(zone)
     else:
         start, end = _first_meeting(series, occurrences, ctx)
-    chair = await _chair_name(db, series)
+    chair_person = await _chair(db, series)
+    chair = chair_person.name if chair_person else ""
     recurrence_id = occurrence.original_start.astimezone(zone).isoformat() if occurrence else ""
     # The calendar differs between invitees only by the personal link: compute it once.
-    shared = await cal_series(
-        db, series, calendar, ctx, location="", attendees=people, chair_id=series.chair_id
-    )
+    shared = await cal_series(db, series, calendar, ctx, location="", attendees=())
     queued = 0
     for person in targets:
         link = join_url(series, person, ctx, occurrence if series.kind == SeriesKind.ADHOC else None)
-        ics = series_request(replace(shared, location=link, url=link), ctx.now)
+        ics = series_request(
+            replace(shared, location=link, url=link, attendees=own_attendees(person, chair_person)), ctx.now
+        )
         facts = MailFacts(
             kind=kind,
             title=series.title,
@@ -214,13 +228,16 @@ async def send_occurrence_cancel(
     people = await invitees_of(db, series)
     zone = ZoneInfo(series.timezone)
     original = occurrence.original_start.astimezone(zone)
-    shared = await cal_series(
-        db, series, calendar, ctx, location="", attendees=people, chair_id=series.chair_id
-    )
+    chair_person = await _chair(db, series)
+    shared = await cal_series(db, series, calendar, ctx, location="", attendees=())
     queued = 0
     for person in people:
         link = join_url(series, person, ctx)
-        ics = occurrence_cancel(replace(shared, location=link, url=link), original, ctx.now)
+        ics = occurrence_cancel(
+            replace(shared, location=link, url=link, attendees=own_attendees(person, chair_person)),
+            original,
+            ctx.now,
+        )
         facts = MailFacts(
             kind="occurrence_cancel",
             title=series.title,
@@ -255,8 +272,7 @@ async def send_series_cancel(
     )
     queued = 0
     for person in targets:
-        role = "CHAIR" if person.id == series.chair_id else "REQ-PARTICIPANT"
-        ics = series_cancel(replace(shared, attendees=(Attendee(person.email, person.name, role),)), ctx.now)
+        ics = series_cancel(replace(shared, attendees=own_attendees(person, None)), ctx.now)
         facts = MailFacts(
             kind="series_cancel",
             title=series.title,

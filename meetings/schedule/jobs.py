@@ -30,8 +30,6 @@ from meetings.settings import Settings
 
 # Ahead of how far reminders are planned as jobs; the hourly reconcile moves the window on.
 PLAN_AHEAD = timedelta(days=2)
-# A room opens this long before its meeting (the media issue makes it a setting of its own).
-OPEN_BEFORE = timedelta(minutes=15)
 
 
 def context_from(settings: Settings, now: datetime | None = None) -> Context:
@@ -109,13 +107,17 @@ async def queue_minutes_due(db: AsyncSession, occurrence_id: int, ctx: Context) 
     return int(await enqueue(db, key=key, kind="minutes_due", message=message, now=ctx.now))
 
 
-async def advance_states(db: AsyncSession, now: datetime) -> int:
-    """Planned meetings open shortly before their start; meetings past their end have ended."""
+async def advance_states(db: AsyncSession, now: datetime, *, open_before: timedelta, grace: timedelta) -> int:
+    """Planned meetings open when their room does; meetings past their end and grace have ended.
+
+    The room itself sets "in progress" when the first person sits and "ended" when the chair
+    ends it; this catches the meetings nobody joined or ended.
+    """
     opened = await db.execute(
         update(Occurrence)
         .where(
             Occurrence.state == OccurrenceState.PLANNED,
-            Occurrence.start <= now + OPEN_BEFORE,
+            Occurrence.start <= now + open_before,
             Occurrence.end > now,
         )
         .values(state=OccurrenceState.OPEN)
@@ -127,7 +129,7 @@ async def advance_states(db: AsyncSession, now: datetime) -> int:
             Occurrence.state.in_(
                 [OccurrenceState.PLANNED, OccurrenceState.OPEN, OccurrenceState.IN_PROGRESS]
             ),
-            Occurrence.end <= now,
+            Occurrence.end <= now - grace,
         )
         .values(state=OccurrenceState.ENDED)
         .execution_options(synchronize_session=False)
@@ -202,7 +204,12 @@ async def tick_job() -> None:
     """Job (every minute): open and end meetings as time passes."""
     jc = current()
     async with jc.db() as db:
-        await advance_states(db, utcnow())
+        await advance_states(
+            db,
+            utcnow(),
+            open_before=timedelta(minutes=jc.settings.room_open_minutes),
+            grace=timedelta(minutes=jc.settings.room_grace_minutes),
+        )
         await db.commit()
 
 

@@ -117,7 +117,7 @@ async def test_one_mail_per_invitee_reaches_the_smtp_server(mailing_world: tuple
         assert isinstance(payload, bytes)
         cal: Any = icalendar.Calendar.from_ical(payload)
         assert cal["METHOD"] == "REQUEST"
-        attendees = sorted(str(a).removeprefix("mailto:") for a in cal.walk("VEVENT")[0]["ATTENDEE"])
-        assert attendees == ["c0@hue.example", "c1@hue.example", "c2@hue.example", "d@hue.example"]
+        attendee = cal.walk("VEVENT")[0]["ATTENDEE"]  # one: this invitee (the series has no chair)
+        assert str(attendee).removeprefix("mailto:") == rcpts[0]
     page = await (await world.client.get("/admin/mail", params={"status": "sent"})).text()
     assert page.count("c0@hue.example") >= 1

@@ -86,10 +86,14 @@ async def test_planned_jobs_and_states(world: World) -> None:
         assert f"reminder:{first.id}" in ids and f"minutes-due:{first.id}" in ids
         reminder = next(j for j in planned if j.job_id == f"reminder:{first.id}")
         assert reminder.run_at == first.start - timedelta(minutes=15)
-        # 07:20: the room is open; 08:20: the meeting has ended
-        assert await jobs.advance_states(db, first.start - timedelta(minutes=10)) >= 1
+        # 07:20: the room is open; it ends 30 minutes (the grace) after 08:15
+        rules = {"open_before": timedelta(minutes=15), "grace": timedelta(minutes=30)}
+        assert await jobs.advance_states(db, first.start - timedelta(minutes=10), **rules) >= 1
         await db.refresh(first)
         assert first.state == OccurrenceState.OPEN
-        await jobs.advance_states(db, first.end + timedelta(minutes=5))
+        await jobs.advance_states(db, first.end + timedelta(minutes=5), **rules)
+        await db.refresh(first)
+        assert first.state == OccurrenceState.OPEN  # the room's grace period
+        await jobs.advance_states(db, first.end + timedelta(minutes=31), **rules)
         await db.refresh(first)
         assert first.state == OccurrenceState.ENDED

@@ -104,7 +104,7 @@ async def test_series_invites_each_invitee_once_with_a_personal_link(world: Worl
     expected = {p.email for p in c["people"]} | {"chair@hue.example", "sec@hue.example"}
     assert sorted(r.recipient for r, _ in mails) == sorted(expected)  # not the organiser, nobody outside
     links = set()
-    for _row, msg in mails:
+    for row, msg in mails:
         assert msg.get_content_type() == "multipart/alternative"
         assert [p.get_content_type() for p in msg.iter_parts()] == [
             "text/plain",
@@ -119,8 +119,15 @@ async def test_series_invites_each_invitee_once_with_a_personal_link(world: Worl
         assert event["DTSTART"].params["TZID"] == "Asia/Ho_Chi_Minh"
         assert event["DTSTART"].dt == datetime(2027, 1, 4, 7, 30, tzinfo=HCM)
         assert str(event["ORGANIZER"]) == f"mailto:{ORGANIZER}"
-        attendees = [str(a).removeprefix("mailto:") for a in event.get("ATTENDEE")]
-        assert sorted(attendees) == sorted(expected)
+        # Each copy lists its own invitee and the chair, never the other invitees (RFC 5546 §2.1.2).
+        attendees = {str(a).removeprefix("mailto:"): a.params["ROLE"] for a in _list(event.get("ATTENDEE"))}
+        assert attendees == {row.recipient: "REQ-PARTICIPANT", "chair@hue.example": "CHAIR"} or (
+            row.recipient == "chair@hue.example" and attendees == {"chair@hue.example": "CHAIR"}
+        )
+        assert all(
+            a.params["PARTSTAT"] == "NEEDS-ACTION" and a.params["RSVP"] == "TRUE"
+            for a in _list(event.get("ATTENDEE"))
+        )
         location = str(event["LOCATION"])
         assert location == str(event["URL"]) and location.startswith("http://giaoban.test/join/")
         body = msg.get_body(("plain",))

@@ -1,0 +1,1 @@
+"""Meeting rooms: admission, lobby, moderation, chat and attendance (no WebRTC here)."""

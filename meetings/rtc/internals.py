@@ -1,0 +1,440 @@
+"""The one module that touches aiortc's private API (pinned: see ``TESTED_AIORTC_VERSION``).
+
+aiortc has no public API to forward RTP without decoding it, so the SFU reaches inside it
+here and nowhere else. Every function says which internal it relies on; ``check_internals()``
+asserts that each of them still exists with the shape we expect, so an aiortc upgrade fails
+at import of :mod:`meetings.rtc.sfu` (and in ``tests/rtc/test_internals.py``), not in a meeting.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiortc
+import aiortc.codecs
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+from aiortc import (
+    RTCDtlsTransport,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
+from aiortc import clock as _clock
+from aiortc import rtp as _rtp
+from aiortc.codecs import is_rtx as _is_rtx
+
+# Re-exported so that the forwarder can name aiortc's parsed packet without importing aiortc.
+RtpPacket = _rtp.RtpPacket
+
+TESTED_AIORTC_VERSION = "1.16.0"
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+# Name-mangled private attributes (``self.__x`` in class C is stored as ``_C__x``).
+_R = "_RTCRtpReceiver__"
+_S = "_RTCRtpSender__"
+RECEIVER_ATTRS = (
+    f"{_R}codecs",
+    f"{_R}remote_streams",
+    f"{_R}rtx_ssrc",
+    f"{_R}nack_generator",
+    f"{_R}remote_bitrate_estimator",
+    f"{_R}rtcp_ssrc",
+    f"{_R}decoder_thread",
+    f"{_R}decoder_queue",
+    f"{_R}timestamp_mapper",
+    f"{_R}jitter_buffer",
+)
+SENDER_ATTRS = (
+    "_ssrc",
+    "_rtx_ssrc",
+    f"{_S}encoder",
+    f"{_S}ntp_timestamp",
+    f"{_S}rtp_timestamp",
+    f"{_S}packet_count",
+    f"{_S}octet_count",
+)
+TRANSCEIVER_ATTRS = ("_codecs", "_headerExtensions")
+
+RtpHandler = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
+FrameHandler = Callable[[RTCRtpCodecParameters, bytes, int], None]
+
+
+class InternalsError(RuntimeError):
+    """aiortc no longer has an internal the SFU relies on: re-check the pinned version."""
+
+
+# --- check --------------------------------------------------------------------------------
+
+
+def _params(func: Any) -> list[str]:
+    return list(inspect.signature(func).parameters)
+
+
+def _expect_signature(owner: type, name: str, params: list[str], problems: list[str]) -> None:
+    func = getattr(owner, name, None)
+    if func is None:
+        problems.append(f"{owner.__name__}.{name} is missing")
+    elif _params(func) != params:
+        problems.append(f"{owner.__name__}.{name}{_params(func)} != {params}")
+
+
+def _expect_names(owner: type, method: str, names: Iterable[str], problems: list[str]) -> None:
+    """The method's bytecode must still use these (attribute) names."""
+    func = getattr(owner, method, None)
+    code = getattr(func, "__code__", None)
+    if code is None:
+        problems.append(f"{owner.__name__}.{method} is missing")
+        return
+    missing = [n for n in names if n not in code.co_names]
+    if missing:
+        problems.append(f"{owner.__name__}.{method} no longer uses {missing}")
+
+
+def check_internals(*, strict_version: bool = False) -> None:
+    """Raise ``InternalsError`` listing every aiortc internal that is gone or changed shape."""
+    problems: list[str] = []
+    if strict_version and aiortc.__version__ != TESTED_AIORTC_VERSION:
+        problems.append(f"aiortc {aiortc.__version__} is not the tested {TESTED_AIORTC_VERSION}")
+    # Methods we replace on instances, call, or wrap.
+    _expect_signature(RTCRtpReceiver, "_handle_rtp_packet", ["self", "packet", "arrival_time_ms"], problems)
+    _expect_signature(RTCRtpReceiver, "receive", ["self", "parameters"], problems)
+    _expect_signature(RTCRtpReceiver, "_send_rtcp", ["self", "packet"], problems)
+    _expect_signature(RTCRtpReceiver, "_send_rtcp_pli", ["self", "media_ssrc"], problems)
+    _expect_signature(RTCRtpReceiver, "_send_rtcp_nack", ["self", "media_ssrc", "lost"], problems)
+    _expect_signature(RTCRtpReceiver, f"{_R}stop_decoder", ["self"], problems)
+    _expect_signature(RTCRtpSender, "_handle_rtcp_packet", ["self", "packet"], problems)
+    _expect_signature(RTCRtpSender, "_next_encoded_frame", ["self", "codec"], problems)
+    _expect_signature(RTCDtlsTransport, "_send_rtp", ["self", "data"], problems)
+    # Instance attributes are assigned in __init__ under these mangled names.
+    _expect_names(RTCRtpReceiver, "__init__", RECEIVER_ATTRS, problems)
+    _expect_names(RTCRtpSender, "__init__", SENDER_ATTRS, problems)
+    _expect_names(RTCRtpTransceiver, "__init__", TRANSCEIVER_ATTRS, problems)
+    # The transport routes packets by calling these names on the receiver / sender instance,
+    # so an instance attribute replaces the method; the peer connection calls receive()/send().
+    _expect_names(RTCDtlsTransport, "_handle_rtp_data", ["_handle_rtp_packet"], problems)
+    _expect_names(RTCDtlsTransport, "_handle_rtcp_data", ["_handle_rtcp_packet"], problems)
+    _expect_names(RTCPeerConnection, "_RTCPeerConnection__connect", ["receive", "send"], problems)
+    # The decoder path we bypass: the original handler queues frames only while a thread runs.
+    _expect_names(
+        RTCRtpReceiver, "_handle_rtp_packet", [f"{_R}decoder_queue", f"{_R}decoder_thread"], problems
+    )
+    # The sender creates its encoder only once its track yields (an idle track never does).
+    _expect_names(RTCRtpSender, "_next_encoded_frame", ["recv", "get_encoder"], problems)
+    for module, name in (
+        (aiortc.rtcrtpreceiver, "get_decoder"),
+        (aiortc.rtcrtpsender, "get_encoder"),
+        (aiortc.codecs, "is_rtx"),
+        (_rtp, "unwrap_rtx"),
+        (_rtp, "pack_remb_fci"),
+        (_rtp, "unpack_remb_fci"),
+        (_rtp, "RtcpPsfbPacket"),
+        (_rtp, "RtcpRtpfbPacket"),
+        (_rtp, "RTCP_PSFB_PLI"),
+        (_rtp, "RTCP_PSFB_FIR"),
+        (_rtp, "RTCP_PSFB_APP"),
+        (_rtp, "RTCP_RTPFB_NACK"),
+        (_clock, "current_ntp_time"),
+    ):
+        if not hasattr(module, name):
+            problems.append(f"{module.__name__}.{name} is missing")
+    packet = _rtp.RtpPacket()
+    for attr in ("ssrc", "sequence_number", "timestamp", "marker", "payload_type", "payload", "padding_size"):
+        if not hasattr(packet, attr):
+            problems.append(f"RtpPacket.{attr} is missing")
+    if not hasattr(packet.extensions, "audio_level"):
+        problems.append("HeaderExtensions.audio_level is missing")
+    if problems:
+        raise InternalsError("aiortc internals changed: " + "; ".join(problems))
+
+
+def _require(obj: object, attrs: Iterable[str]) -> None:
+    missing = [a for a in attrs if not hasattr(obj, a)]
+    if missing:
+        raise InternalsError(f"{type(obj).__name__} lacks {missing}")
+
+
+# --- receiving from a publisher -----------------------------------------------------------
+
+
+class _NoThread:
+    """Stands in for the decoder thread so that aiortc's handler queues frames to our shim."""
+
+    def join(self) -> None:
+        return None
+
+
+class _FrameQueue:
+    """Stands in for the decoder queue: hands each reassembled frame to a callback."""
+
+    def __init__(self, on_frame: FrameHandler) -> None:
+        self._on_frame = on_frame
+
+    def put(self, item: tuple[RTCRtpCodecParameters, Any] | None) -> None:
+        if item is not None:
+            codec, frame = item
+            self._on_frame(codec, bytes(frame.data), int(frame.timestamp))
+
+
+def _stop_decoder_thread(receiver: RTCRtpReceiver) -> None:
+    # RTCRtpReceiver.receive() always starts a decoder thread; stopping it at once means no
+    # decoder can ever be created for this receiver (the thread creates it lazily).
+    getattr(receiver, f"{_R}stop_decoder")()
+
+
+def _after_receive(receiver: RTCRtpReceiver, then: Callable[[], None]) -> None:
+    """Run ``then`` right after aiortc's ``receive()`` (called by the peer connection)."""
+    original = receiver.receive
+
+    async def receive(parameters: Any) -> None:
+        started = getattr(receiver, f"{_R}decoder_thread") is not None
+        await original(parameters)
+        if not started and getattr(receiver, f"{_R}decoder_thread") is not None:
+            then()
+
+    receiver.receive = receive  # type: ignore[method-assign]
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpHandler) -> None:
+    """Hand every RTP packet of a publisher's track to ``on_packet``; never decode it.
+
+    Replaces ``RTCRtpReceiver._handle_rtp_packet`` on the instance (the DTLS transport's router
+    calls it by name) with a copy of its bookkeeping (receiver-report statistics, RTX
+    unwrapping, upstream NACKs, REMB) that skips depayloading, the jitter buffer and the
+    decoder queue, and stops the decoder thread that ``receive()`` starts.
+    Relies on: ``_RTCRtpReceiver__codecs``, ``__remote_streams``, ``__rtx_ssrc``,
+    ``__nack_generator``, ``__remote_bitrate_estimator``, ``__rtcp_ssrc``, ``__stop_decoder``,
+    ``_send_rtcp``, ``_send_rtcp_nack``, ``aiortc.rtp.unwrap_rtx``.
+    """
+    _require(receiver, RECEIVER_ATTRS)
+    codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, f"{_R}codecs")
+    streams: dict[int, Any] = getattr(receiver, f"{_R}remote_streams")
+    rtx_ssrc: dict[int, int] = getattr(receiver, f"{_R}rtx_ssrc")
+    nack = getattr(receiver, f"{_R}nack_generator")
+    estimator = getattr(receiver, f"{_R}remote_bitrate_estimator")
+    statistics = aiortc.rtcrtpreceiver.StreamStatistics
+
+    async def handle(packet: _rtp.RtpPacket, arrival_time_ms: int) -> None:
+        if not receiver._enabled:
+            return
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            rtcp_ssrc = getattr(receiver, f"{_R}rtcp_ssrc")
+            if rtcp_ssrc is not None and remb is not None:
+                feedback = _rtp.RtcpPsfbPacket(
+                    fmt=_rtp.RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=_rtp.pack_remb_fci(*remb)
+                )
+                await receiver._send_rtcp(feedback)
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stream = streams.get(packet.ssrc)
+        if stream is None:
+            stream = streams[packet.ssrc] = statistics(codec.clockRate)
+        stream.add(packet)
+        if _is_rtx(codec):
+            original_ssrc = rtx_ssrc.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if (
+                original_ssrc is None
+                or len(packet.payload) < 2
+                or not isinstance(apt, int)
+                or apt not in codecs
+            ):
+                return
+            packet = _rtp.unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+            codec = codecs[apt]
+        if nack is not None and nack.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
+        if packet.payload:  # padding-only packets are bandwidth probes, not media
+            await on_packet(packet, codec)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+    _after_receive(receiver, lambda: _stop_decoder_thread(receiver))
+
+
+def tap_receiver_frames(receiver: RTCRtpReceiver, on_frame: FrameHandler) -> None:
+    """Frame-level alternative (benchmark baseline): reassembled encoded frames, not decoded.
+
+    Keeps aiortc's own ``_handle_rtp_packet`` (jitter buffer included) but, once ``receive()``
+    has run, stops the decoder thread and puts a shim in place of ``__decoder_queue`` so the
+    frames the jitter buffer completes go to ``on_frame(codec, data, timestamp)``.
+    Relies on: ``_RTCRtpReceiver__decoder_queue``, ``__decoder_thread``, ``__stop_decoder``.
+    """
+    _require(receiver, RECEIVER_ATTRS)
+
+    def install() -> None:
+        _stop_decoder_thread(receiver)
+        setattr(receiver, f"{_R}decoder_queue", _FrameQueue(on_frame))
+        setattr(receiver, f"{_R}decoder_thread", _NoThread())
+
+    _after_receive(receiver, install)
+
+
+def decoder_thread(receiver: RTCRtpReceiver) -> threading.Thread | None:
+    """The receiver's decoder thread, if one runs (``_RTCRtpReceiver__decoder_thread``)."""
+    thread = getattr(receiver, f"{_R}decoder_thread")
+    return thread if isinstance(thread, threading.Thread) else None
+
+
+async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Send a PLI to the publisher (``RTCRtpReceiver._send_rtcp_pli``)."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+# --- sending to a subscriber --------------------------------------------------------------
+
+
+class SenderFeedback:
+    """What a subscriber's RTCP says about one of our senders; the forwarder overrides these."""
+
+    async def on_nack(self, lost: list[int]) -> None:
+        """The subscriber lost these (rewritten) sequence numbers."""
+
+    async def on_keyframe_request(self) -> None:
+        """The subscriber's decoder asked for a keyframe (PLI or FIR)."""
+
+    async def on_remb(self, bitrate: int) -> None:
+        """The subscriber estimates its downlink at ``bitrate`` bits per second."""
+
+
+def tap_sender_rtcp(sender: RTCRtpSender, feedback: SenderFeedback) -> None:
+    """Route a subscriber's NACK, PLI/FIR and REMB for this sender to ``feedback``.
+
+    Replaces ``RTCRtpSender._handle_rtcp_packet`` on the instance (the transport's router calls
+    it by name); receiver reports still go to aiortc's handler for round-trip statistics.
+    Relies on: ``RTCRtpSender._handle_rtcp_packet``, ``_ssrc``, ``aiortc.rtp`` RTCP classes.
+    """
+    _require(sender, SENDER_ATTRS)
+    original = sender._handle_rtcp_packet
+
+    async def handle(packet: Any) -> None:
+        if isinstance(packet, _rtp.RtcpRtpfbPacket) and packet.fmt == _rtp.RTCP_RTPFB_NACK:
+            await feedback.on_nack(list(packet.lost))
+        elif isinstance(packet, _rtp.RtcpPsfbPacket) and packet.fmt in (
+            _rtp.RTCP_PSFB_PLI,
+            _rtp.RTCP_PSFB_FIR,
+        ):
+            await feedback.on_keyframe_request()
+        elif isinstance(packet, _rtp.RtcpPsfbPacket) and packet.fmt == _rtp.RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = _rtp.unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if sender._ssrc in ssrcs:
+                await feedback.on_remb(bitrate)
+        else:
+            await original(packet)
+
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True, slots=True)
+class SendTarget:
+    """Everything needed to put packets on the wire for one sender of a peer connection."""
+
+    mid: str
+    ssrc: int
+    rtx_ssrc: int
+    codecs: tuple[RTCRtpCodecParameters, ...]
+    mid_ext_id: int | None
+    audio_level_ext_id: int | None
+    abs_send_time_ext_id: int | None
+
+
+def send_target(transceiver: RTCRtpTransceiver) -> SendTarget:
+    """The negotiated codecs, header extension ids and SSRCs of a transceiver's sender.
+
+    Relies on: ``RTCRtpTransceiver._codecs``, ``._headerExtensions``, ``RTCRtpSender._ssrc``,
+    ``._rtx_ssrc`` (the SSRCs aiortc announced in the SDP).
+    """
+    _require(transceiver, TRANSCEIVER_ATTRS)
+    extensions = {ext.uri: ext.id for ext in transceiver._headerExtensions}
+    return SendTarget(
+        mid=transceiver.mid or "",
+        ssrc=transceiver.sender._ssrc,
+        rtx_ssrc=transceiver.sender._rtx_ssrc,
+        codecs=tuple(transceiver._codecs),
+        mid_ext_id=extensions.get(MID_URI),
+        audio_level_ext_id=extensions.get(AUDIO_LEVEL_URI),
+        abs_send_time_ext_id=extensions.get(ABS_SEND_TIME_URI),
+    )
+
+
+def rtp_sender(transport: RTCDtlsTransport) -> Callable[[bytes], Awaitable[None]]:
+    """SRTP-protect and send a plain RTP packet on a DTLS transport (``_send_rtp``)."""
+    send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+    return send
+
+
+def update_sender_report(sender: RTCRtpSender, rtp_timestamp: int, packets: int, octets: int) -> None:
+    """Make the sender's RTCP sender reports describe what we forwarded on its SSRC.
+
+    Relies on: ``_RTCRtpSender__ntp_timestamp``, ``__rtp_timestamp``, ``__packet_count``,
+    ``__octet_count`` (read by ``RTCRtpSender._run_rtcp``).
+    """
+    setattr(sender, f"{_S}ntp_timestamp", _clock.current_ntp_time())
+    setattr(sender, f"{_S}rtp_timestamp", rtp_timestamp)
+    setattr(sender, f"{_S}packet_count", packets)
+    setattr(sender, f"{_S}octet_count", octets)
+
+
+def sender_has_encoder(sender: RTCRtpSender) -> bool:
+    """Whether aiortc created an encoder for this sender (``_RTCRtpSender__encoder``)."""
+    return getattr(sender, f"{_S}encoder") is not None
+
+
+def abs_send_time() -> int:
+    """The 24-bit abs-send-time value for now (6.18 fixed point seconds)."""
+    return (_clock.current_ntp_time() >> 14) & 0x00FFFFFF
+
+
+def packet_audio_level(packet: _rtp.RtpPacket) -> int | None:
+    """The RFC 6464 level in -dBov (0 loudest, 127 silence) parsed by aiortc, if present."""
+    level = packet.extensions.audio_level
+    if level is None:
+        return None
+    return int(level[1])
+
+
+# --- observation (tests and benchmarks) ---------------------------------------------------
+
+
+def observe_received_rtp(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:
+    """Call ``on_packet`` for each RTP packet a (client) receiver gets, then handle it as usual.
+
+    Wraps ``RTCRtpReceiver._handle_rtp_packet`` on the instance.
+    """
+    original = receiver._handle_rtp_packet
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        on_packet(packet)
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+def observe_sent_rtp(transport: RTCDtlsTransport, on_packet: Callable[[RtpPacket], None]) -> None:
+    """Call ``on_packet`` for each plain RTP packet sent on a transport (``_send_rtp``)."""
+    original = transport._send_rtp
+
+    async def send(data: bytes) -> None:
+        if not _rtp.is_rtcp(data):
+            on_packet(_rtp.RtpPacket.parse(data))
+        await original(data)
+
+    transport._send_rtp = send  # type: ignore[method-assign]

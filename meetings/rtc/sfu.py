@@ -1,0 +1,651 @@
+"""The selective forwarding unit of one room on a media node.
+
+One ``RTCPeerConnection`` per participant, always answering the participant's offer (so
+renegotiation is client-driven and there is no glare). In the offer, every m-section the client
+*sends* on is a publication (microphone, camera or screen share) and every m-section it
+*receives* on is a slot: a sender that the SFU fills with whichever publication the selection
+picks for that receiver (audio top-N, video last-N). ``StreamAssigned`` events tell signaling
+"the stream on your mid X is now person Y". Does not import the room layer: rooms call this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+
+from meetings.rtc import internals
+from meetings.rtc.forwarder import (
+    DownlinkQueue,
+    KeyframeThrottle,
+    SlotForwarder,
+    SlotTarget,
+    codec_key,
+    is_keyframe,
+)
+from meetings.rtc.selection import (
+    LevelWindow,
+    VideoSource,
+    assign_slots,
+    audio_top_n,
+    dominant_speaker,
+    loudness,
+    note_speaker,
+    video_last_n,
+)
+
+internals.check_internals()
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["audio", "video"]
+Source = Literal["microphone", "camera", "screen"]
+
+
+@dataclass(frozen=True)
+class SfuConfig:
+    """Tunables of the media plane (the room layer fills them from settings)."""
+
+    audio_top_n: int = 3
+    video_last_n: int = 6
+    keyframe_interval: float = 0.5
+    tick: float = 0.1
+    level_window: float = 1.0
+    hysteresis_db: float = 6.0
+    speech_dbov: int = 60
+    downlink_queue: int = 256
+    pace_to_remb: bool = False
+    ice_servers: tuple[RTCIceServer, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrackPublished:
+    participant: str
+    mid: str
+    kind: Kind
+    source: Source
+
+
+@dataclass(frozen=True)
+class TrackUnpublished:
+    participant: str
+    mid: str
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class StreamAssigned:
+    """Stream ``mid`` on ``subscriber``'s connection now carries ``publisher``'s ``publisher_mid``."""
+
+    subscriber: str
+    mid: str
+    kind: Kind
+    publisher: str | None
+    publisher_mid: str | None
+    source: Source | None
+
+
+@dataclass(frozen=True)
+class DominantSpeakerChanged:
+    participant: str | None
+
+
+@dataclass(frozen=True)
+class ConnectionStateChanged:
+    participant: str
+    state: str
+
+
+SfuEvent = (
+    TrackPublished | TrackUnpublished | StreamAssigned | DominantSpeakerChanged | ConnectionStateChanged
+)
+
+
+class UnknownParticipant(KeyError):
+    """No participant with this id is connected to this SFU."""
+
+
+class _IdleTrack(MediaStreamTrack):
+    """Parks aiortc's sender loop: its recv() never returns, so no encoder is ever created."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    async def recv(self) -> object:  # type: ignore[override]
+        await asyncio.get_running_loop().create_future()
+        raise AssertionError("unreachable")
+
+
+def offered_media(sdp: str) -> list[tuple[str, str, str]]:
+    """(mid, kind, direction) of each audio/video m-section of an SDP, in order."""
+    result: list[tuple[str, str, str]] = []
+    for section in sdp.split("\nm=")[1:]:
+        lines = [line.strip() for line in section.splitlines()]
+        kind = lines[0].split(" ", 1)[0]
+        if kind not in ("audio", "video"):
+            continue
+        mid, direction = "", "sendrecv"
+        for line in lines[1:]:
+            if line.startswith("a=mid:"):
+                mid = line[6:]
+            elif line[2:] in ("sendrecv", "sendonly", "recvonly", "inactive") and line.startswith("a="):
+                direction = line[2:]
+        result.append((mid, kind, direction))
+    return result
+
+
+@dataclass(eq=False)
+class Publication:
+    """A track a participant sends to the SFU."""
+
+    participant: str
+    mid: str
+    kind: Kind
+    source: Source
+    transceiver: RTCRtpTransceiver
+    throttle: KeyframeThrottle
+    levels: LevelWindow
+    active: bool = True
+    muted: bool = False
+    media_ssrc: int | None = None
+    sinks: list[SlotForwarder] = field(default_factory=list)
+    received: int = 0
+    keys: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Slot:
+    mid: str
+    kind: Kind
+    transceiver: RTCRtpTransceiver
+    forwarder: SlotForwarder
+    publication: Publication | None = None
+
+
+class _SlotFeedback(internals.SenderFeedback):
+    def __init__(self, sfu: Sfu, slot: _Slot) -> None:
+        self._sfu = sfu
+        self._slot = slot
+
+    async def on_nack(self, lost: list[int]) -> None:
+        if self._slot.forwarder.retransmit(lost, internals.abs_send_time()):
+            await self._slot.forwarder.downlink.flush()
+
+    async def on_keyframe_request(self) -> None:
+        if self._slot.publication is not None:
+            self._sfu._request_keyframe(self._slot.publication)
+
+    async def on_remb(self, bitrate: int) -> None:
+        self._sfu._remb(self._slot, bitrate)
+
+
+@dataclass(eq=False)
+class _Participant:
+    id: str
+    pc: RTCPeerConnection
+    downlink: DownlinkQueue
+    publications: dict[str, Publication] = field(default_factory=dict)
+    slots: dict[str, _Slot] = field(default_factory=dict)
+    downlink_estimate: int | None = None
+
+
+class Sfu:
+    """Forwards media between the participants of one room, without decoding any of it."""
+
+    def __init__(
+        self, config: SfuConfig | None = None, on_event: Callable[[SfuEvent], None] | None = None
+    ) -> None:
+        self.config = config or SfuConfig()
+        self._on_event = on_event
+        self._participants: dict[str, _Participant] = {}
+        self._dominant: str | None = None
+        self._recent: list[str] = []
+        self._pinned: set[str] = set()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.keyframe_requests = 0
+        # Benchmarks set this to sample the time from a packet's arrival to its send, per sink.
+        self.delay_probe: Callable[[bool, float], None] | None = None
+
+    # --- API for the signaling layer ----------------------------------------------------
+
+    async def join(
+        self, participant: str, offer: RTCSessionDescription, sources: Mapping[str, Source] | None = None
+    ) -> RTCSessionDescription:
+        """Connect a participant from its offer; returns the SFU's answer."""
+        if self._closed:
+            raise RuntimeError("the SFU is closed")
+        if participant in self._participants:
+            await self.leave(participant)
+        pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=list(self.config.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+            )
+        )
+        entry = _Participant(
+            participant, pc, DownlinkQueue(self._no_transport, limit=self.config.downlink_queue)
+        )
+        self._participants[participant] = entry
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            self._emit(ConnectionStateChanged(participant, pc.connectionState))
+
+        if self._tick_task is None:
+            self._tick_task = asyncio.create_task(self._tick_loop())
+        return await self._negotiate(entry, offer, sources or {})
+
+    async def renegotiate(
+        self, participant: str, offer: RTCSessionDescription, sources: Mapping[str, Source] | None = None
+    ) -> RTCSessionDescription:
+        """Apply a new offer (track added or removed, screen share); returns the answer."""
+        return await self._negotiate(self._get(participant), offer, sources or {})
+
+    async def add_ice_candidate(self, participant: str, candidate: RTCIceCandidate | None) -> None:
+        """A trickled remote candidate (the SFU's own candidates are all in its answer)."""
+        await self._get(participant).pc.addIceCandidate(candidate)
+
+    def set_muted(self, participant: str, kind: Kind, muted: bool) -> None:
+        """Stop (or resume) forwarding a participant's audio or video; takes effect at once."""
+        for pub in self._get(participant).publications.values():
+            if pub.kind == kind and (kind == "audio" or pub.source != "screen"):
+                pub.muted = muted
+                if muted:
+                    pub.levels.samples.clear()
+        self._select()
+
+    def set_screen_muted(self, participant: str, muted: bool) -> None:
+        for pub in self._get(participant).publications.values():
+            if pub.source == "screen":
+                pub.muted = muted
+        self._select()
+
+    def set_pinned(self, participants: set[str]) -> None:
+        """Participants whose video every receiver gets first (the chair)."""
+        self._pinned = set(participants)
+        self._select()
+
+    def streams(self) -> dict[str, tuple[str, Kind, Source]]:
+        """Every publication as ``"participant/mid" -> (participant, kind, source)``."""
+        return {
+            f"{p.id}/{pub.mid}": (p.id, pub.kind, pub.source)
+            for p in self._participants.values()
+            for pub in p.publications.values()
+            if pub.active
+        }
+
+    def assignments(self, participant: str) -> dict[str, tuple[str, str] | None]:
+        """What each slot (by mid) of ``participant``'s connection carries: (publisher, mid)."""
+        return {
+            mid: (slot.publication.participant, slot.publication.mid) if slot.publication else None
+            for mid, slot in self._get(participant).slots.items()
+        }
+
+    @property
+    def dominant_speaker(self) -> str | None:
+        return self._dominant
+
+    def participants(self) -> list[str]:
+        """Ids of the connected participants."""
+        return list(self._participants)
+
+    def peer_connection(self, participant: str) -> RTCPeerConnection:
+        return self._get(participant).pc
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics: forwarded, retransmitted, dropped packets, keyframe requests."""
+        totals = {"forwarded": 0, "retransmitted": 0, "dropped_video": 0, "dropped_audio": 0, "received": 0}
+        totals["sent"] = 0
+        for p in self._participants.values():
+            totals["sent"] += p.downlink.sent_packets
+            totals["dropped_video"] += p.downlink.dropped_video
+            totals["dropped_audio"] += p.downlink.dropped_audio
+            for slot in p.slots.values():
+                totals["forwarded"] += slot.forwarder.stats.forwarded
+                totals["retransmitted"] += slot.forwarder.stats.retransmitted
+            for pub in p.publications.values():
+                totals["received"] += pub.received
+        totals["keyframe_requests"] = self.keyframe_requests
+        return totals
+
+    async def leave(self, participant: str) -> None:
+        """Disconnect a participant and release everything it held (safe if already gone)."""
+        entry = self._participants.pop(participant, None)
+        if entry is None:
+            return
+        entry.downlink.close()
+        for slot in entry.slots.values():
+            self._assign(entry, slot, None, emit=False)
+        for pub in entry.publications.values():
+            for sink in list(pub.sinks):
+                for other in self._participants.values():
+                    for slot in other.slots.values():
+                        if slot.forwarder is sink:
+                            self._assign(other, slot, None)
+            if pub.active:
+                self._emit(TrackUnpublished(participant, pub.mid, pub.kind))
+        self._recent = [p for p in self._recent if p != participant]
+        self._pinned.discard(participant)
+        if self._dominant == participant:
+            self._dominant = None
+            self._emit(DominantSpeakerChanged(None))
+        await entry.pc.close()
+        self._select()
+
+    async def close(self) -> None:
+        """Disconnect everybody and stop; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+        for participant in list(self._participants):
+            await self.leave(participant)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- negotiation ----------------------------------------------------------------------
+
+    async def _negotiate(
+        self, entry: _Participant, offer: RTCSessionDescription, sources: Mapping[str, Source]
+    ) -> RTCSessionDescription:
+        pc = entry.pc
+        await pc.setRemoteDescription(offer)
+        offered = {mid: (kind, direction) for mid, kind, direction in offered_media(offer.sdp)}
+        for transceiver in pc.getTransceivers():
+            mid = transceiver.mid
+            if mid is None or mid not in offered:
+                continue
+            kind_name, direction = offered[mid]
+            kind: Kind = "audio" if kind_name == "audio" else "video"
+            sends = direction in ("sendrecv", "sendonly")
+            receives = direction in ("sendrecv", "recvonly")
+            self._update_publication(entry, transceiver, mid, kind, sends, sources.get(mid))
+            self._update_slot(entry, transceiver, mid, kind, receives)
+            transceiver.direction = {
+                (True, True): "sendrecv",
+                (True, False): "sendonly",
+                (False, True): "recvonly",
+                (False, False): "inactive",
+            }[(receives, sends)]
+        await pc.setLocalDescription(await pc.createAnswer())
+        transceivers = pc.getTransceivers()
+        if transceivers:  # max-bundle: every transceiver shares the first one's transport
+            entry.downlink.set_send(internals.rtp_sender(transceivers[0].sender.transport))
+        self._select()
+        return pc.localDescription
+
+    @staticmethod
+    async def _no_transport(data: bytes) -> None:
+        raise ConnectionError("no transport yet")
+
+    def _update_publication(
+        self,
+        entry: _Participant,
+        transceiver: RTCRtpTransceiver,
+        mid: str,
+        kind: Kind,
+        sends: bool,
+        source: Source | None,
+    ) -> None:
+        pub = entry.publications.get(mid)
+        if sends and pub is None:
+            pub = Publication(
+                participant=entry.id,
+                mid=mid,
+                kind=kind,
+                source=source or ("microphone" if kind == "audio" else "camera"),
+                transceiver=transceiver,
+                throttle=KeyframeThrottle(self.config.keyframe_interval),
+                levels=LevelWindow(self.config.level_window),
+            )
+            entry.publications[mid] = pub
+            internals.tap_receiver(transceiver.receiver, self._packet_handler(pub))
+            self._emit(TrackPublished(entry.id, mid, kind, pub.source))
+        elif pub is not None and sends != pub.active:
+            pub.active = sends
+            if sends:
+                self._emit(TrackPublished(entry.id, mid, kind, pub.source))
+            else:
+                pub.levels.samples.clear()
+                self._emit(TrackUnpublished(entry.id, mid, kind))
+        if pub is not None and source is not None:
+            pub.source = source
+
+    def _update_slot(
+        self, entry: _Participant, transceiver: RTCRtpTransceiver, mid: str, kind: Kind, receives: bool
+    ) -> None:
+        slot = entry.slots.get(mid)
+        if receives and slot is None:
+            transceiver.sender.replaceTrack(_IdleTrack(kind))
+            target = internals.send_target(transceiver)
+            payload_types: dict[str, int] = {}
+            rtx: dict[int, int] = {}
+            for codec in target.codecs:
+                if codec.name.lower() == "rtx":
+                    apt = codec.parameters.get("apt")
+                    if isinstance(apt, int) and codec.payloadType is not None:
+                        rtx[apt] = codec.payloadType
+                elif codec.payloadType is not None:
+                    payload_types.setdefault(codec_key(codec.name, dict(codec.parameters)), codec.payloadType)
+            clock_rate = target.codecs[0].clockRate if target.codecs else 90000
+            forwarder = SlotForwarder(
+                SlotTarget(
+                    kind=kind,
+                    mid=mid,
+                    ssrc=target.ssrc,
+                    rtx_ssrc=target.rtx_ssrc,
+                    payload_types=payload_types,
+                    rtx_payload_types=rtx,
+                    mid_ext_id=target.mid_ext_id,
+                    audio_level_ext_id=target.audio_level_ext_id,
+                    abs_send_time_ext_id=target.abs_send_time_ext_id,
+                ),
+                clock_rate,
+                entry.downlink,
+                on_keyframe_needed=lambda f: self._keyframe_for(f),
+            )
+            slot = entry.slots[mid] = _Slot(mid, kind, transceiver, forwarder)
+            internals.tap_sender_rtcp(transceiver.sender, _SlotFeedback(self, slot))
+        elif not receives and slot is not None:
+            self._assign(entry, slot, None)
+            del entry.slots[mid]
+
+    # --- forwarding ---------------------------------------------------------------------------
+
+    def _packet_handler(self, pub: Publication) -> internals.RtpHandler:
+        video = pub.kind == "video"
+
+        async def on_packet(packet: internals.RtpPacket, codec: RTCRtpCodecParameters) -> None:
+            pub.received += 1
+            pub.media_ssrc = packet.ssrc
+            if pub.muted or not pub.active:
+                return
+            now = time.monotonic()
+            level = None
+            if not video:
+                level = internals.packet_audio_level(packet)
+                if level is not None:
+                    pub.levels.add(now, level)
+            sinks = pub.sinks
+            if not sinks:
+                return
+            key = pub.keys.get(packet.payload_type)
+            if key is None:
+                key = pub.keys[packet.payload_type] = codec_key(codec.name, dict(codec.parameters))
+            payload = packet.payload
+            keyframe = video and is_keyframe(codec.name, payload)
+            send_time = internals.abs_send_time() if video else None
+            for sink in sinks:
+                if sink.forward(
+                    codec=key,
+                    seq=packet.sequence_number,
+                    timestamp=packet.timestamp,
+                    marker=packet.marker,
+                    payload=payload,
+                    keyframe=keyframe,
+                    audio_level=level,
+                    send_time=send_time,
+                    now=now,
+                ):
+                    await sink.downlink.flush()
+                    if self.delay_probe is not None:
+                        self.delay_probe(video, time.monotonic() - now)
+
+        return on_packet
+
+    def _keyframe_for(self, forwarder: SlotForwarder) -> None:
+        if isinstance(forwarder.source, Publication):
+            self._request_keyframe(forwarder.source)
+
+    def _request_keyframe(self, pub: Publication) -> None:
+        if pub.kind != "video" or pub.media_ssrc is None or not pub.throttle.allow(time.monotonic()):
+            return
+        self.keyframe_requests += 1
+        task = asyncio.get_running_loop().create_task(
+            internals.request_keyframe(pub.transceiver.receiver, pub.media_ssrc)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _remb(self, slot: _Slot, bitrate: int) -> None:
+        for entry in self._participants.values():
+            if entry.slots.get(slot.mid) is slot:
+                entry.downlink_estimate = bitrate
+                if self.config.pace_to_remb:
+                    entry.downlink.set_rate(bitrate)
+
+    # --- selection ----------------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick)
+            try:
+                self._select()
+                self._maintain()
+            except Exception:  # one bad tick must not stop the room's media
+                logger.exception("SFU tick failed")
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        for entry in self._participants.values():
+            for slot in entry.slots.values():
+                forwarder = slot.forwarder
+                if slot.publication is not None and forwarder.waiting_keyframe:
+                    self._request_keyframe(slot.publication)
+                if forwarder.stats.forwarded and forwarder.rewriter.started:
+                    elapsed = int((now - forwarder.rewriter.out_time) * forwarder.clock_rate)
+                    internals.update_sender_report(
+                        slot.transceiver.sender,
+                        (forwarder.rewriter.out_ts + elapsed) % (1 << 32),
+                        forwarder.stats.forwarded,
+                        entry.downlink.sent_bytes,
+                    )
+
+    def _select(self) -> None:
+        if self._closed:
+            return
+        now = time.monotonic()
+        microphones: dict[str, Publication] = {}
+        scores: dict[str, float] = {}
+        cameras: list[VideoSource] = []
+        video_by_key: dict[str, Publication] = {}
+        for entry in self._participants.values():
+            for pub in entry.publications.values():
+                if not pub.active or pub.muted:
+                    continue
+                if pub.kind == "audio":
+                    microphones.setdefault(entry.id, pub)
+                    score = loudness(pub.levels, now, speech_dbov=self.config.speech_dbov)
+                    scores[entry.id] = max(score, scores.get(entry.id, 0.0))
+                else:
+                    key = f"{entry.id}/{pub.mid}"
+                    cameras.append(VideoSource(entry.id, key, pub.source == "screen"))
+                    video_by_key[key] = pub
+        dominant = dominant_speaker(scores, self._dominant, hysteresis=self.config.hysteresis_db)
+        if dominant not in self._participants:
+            dominant = None
+        if dominant != self._dominant:
+            self._dominant = dominant
+            self._recent = note_speaker(self._recent, dominant)
+            self._emit(DominantSpeakerChanged(dominant))
+        for entry in self._participants.values():
+            audio_slots = {m: s.publication for m, s in entry.slots.items() if s.kind == "audio"}
+            if audio_slots:
+                top = audio_top_n(scores, receiver=entry.id, n=self.config.audio_top_n)
+                wanted = [microphones[p] for p in top if p in microphones]
+                for mid, chosen_audio in assign_slots(audio_slots, wanted).items():
+                    self._assign(entry, entry.slots[mid], chosen_audio)
+            video_slots = {m: s.publication for m, s in entry.slots.items() if s.kind == "video"}
+            if video_slots:
+                chosen = video_last_n(
+                    cameras,
+                    receiver=entry.id,
+                    recent_speakers=self._recent,
+                    pinned=self._pinned,
+                    n=self.config.video_last_n,
+                )
+                wanted_video = [video_by_key[s.key] for s in chosen]
+                for mid, chosen_video in assign_slots(video_slots, wanted_video).items():
+                    self._assign(entry, entry.slots[mid], chosen_video)
+
+    def _assign(
+        self, entry: _Participant, slot: _Slot, pub: Publication | None, *, emit: bool = True
+    ) -> None:
+        if slot.publication is pub:
+            return
+        if slot.publication is not None:
+            with contextlib.suppress(ValueError):
+                slot.publication.sinks.remove(slot.forwarder)
+        slot.publication = pub
+        if pub is not None:
+            pub.sinks.append(slot.forwarder)
+        slot.forwarder.switch(pub)
+        if emit:
+            self._emit(
+                StreamAssigned(
+                    entry.id,
+                    slot.mid,
+                    slot.kind,
+                    pub.participant if pub else None,
+                    pub.mid if pub else None,
+                    pub.source if pub else None,
+                )
+            )
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _get(self, participant: str) -> _Participant:
+        try:
+            return self._participants[participant]
+        except KeyError:
+            raise UnknownParticipant(participant) from None
+
+    def _emit(self, event: SfuEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:  # a listener's bug must not break forwarding
+            logger.exception("SFU event listener failed on %r", event)

@@ -1,0 +1,273 @@
+"""The signaling protocol: every client message parsed and validated here, every server message built here.
+
+Pure functions, no I/O: the WebSocket handler feeds text in and gets typed messages out, or a
+ProtocolError carrying the close code to use. docs/signaling.md is the prose version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+MAX_MESSAGE_BYTES = 64 * 1024  # an SDP offer with simulcast stays well below this
+MAX_SDP = 60 * 1024
+MAX_CHAT = 2000
+PROTOCOL_VERSION = 1
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes (4000–4999 are the application's)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    BAD_MESSAGE = 4000
+    UNAUTHORIZED = 4001
+    FORBIDDEN = 4003
+    NOT_FOUND = 4004
+    BAD_ORIGIN = 4008
+    REMOVED = 4009
+    ENDED = 4010
+    REPLACED = 4011
+    INTERNAL = 4500
+
+
+class ProtocolError(Exception):
+    """A message the server will not accept; `close` is the code when the connection must end."""
+
+    def __init__(self, reason: str, close: CloseCode | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.close = close
+
+
+MODERATOR_ACTIONS = frozenset(
+    {"mute", "mute_all", "lower_hands", "give_floor", "remove", "admit", "deny", "lock", "unlock", "end"}
+)
+TARGETED_ACTIONS = frozenset({"mute", "give_floor", "remove", "admit", "deny"})
+
+
+@dataclass(frozen=True)
+class Join:
+    """Enter the room of an occurrence (as the signed-in person, or with a join-link token)."""
+
+    occurrence: int
+    token: str
+    audio: bool
+    video: bool
+    audio_only: bool
+
+
+@dataclass(frozen=True)
+class Sdp:
+    """An offer or an answer; an offer says which of its sending m-sections is which source."""
+
+    kind: str  # "offer" | "answer"
+    sdp: str
+    sources: tuple[tuple[str, str], ...] = ()  # (mid, "camera" | "screen" | "microphone")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trickled ICE candidate (None: end of candidates)."""
+
+    candidate: str | None
+    sdp_mid: str | None
+    sdp_mline_index: int | None
+
+
+@dataclass(frozen=True)
+class Mute:
+    """The client's own microphone and camera state."""
+
+    audio: bool
+    video: bool
+
+
+@dataclass(frozen=True)
+class Hand:
+    """Raise or lower one's hand."""
+
+    raised: bool
+
+
+@dataclass(frozen=True)
+class Chat:
+    """A chat message to everyone in the room."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioOnly:
+    """Stop (or resume) receiving video, for a weak link."""
+
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class Moderate:
+    """A moderator's action, on one participant or on the room."""
+
+    action: str
+    target: str | None
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The client's view of its connection, for the quality indicator and attendance."""
+
+    rtt_ms: float
+    loss_pct: float
+    bitrate_kbps: float
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Keep-alive."""
+
+
+@dataclass(frozen=True)
+class Leave:
+    """Leave the room on purpose."""
+
+
+ClientMessage = Join | Sdp | Candidate | Mute | Hand | Chat | AudioOnly | Moderate | Stats | Ping | Leave
+
+
+def _bool(data: dict[str, Any], name: str, default: bool | None = None) -> bool:
+    value = data.get(name, default)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"'{name}' must be true or false")
+    return value
+
+
+def _str(data: dict[str, Any], name: str, limit: int, *, optional: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError(f"'{name}' must be a string")
+    if len(value) > limit:
+        raise ProtocolError(f"'{name}' is longer than {limit} characters")
+    return value
+
+
+def _number(data: dict[str, Any], name: str, low: float, high: float) -> float:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ProtocolError(f"'{name}' must be a number from {low} to {high}")
+    return float(value)
+
+
+def parse(text: str | bytes) -> ClientMessage:
+    """Parse one client message; ProtocolError (close 4000) for anything malformed."""
+    if isinstance(text, bytes):
+        raise ProtocolError("binary frames are not part of the protocol", CloseCode.BAD_MESSAGE)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("message too large", CloseCode.BAD_MESSAGE)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("not JSON", CloseCode.BAD_MESSAGE) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("a message is a JSON object with a 'type'", CloseCode.BAD_MESSAGE)
+    kind = data["type"]
+    try:
+        return _PARSERS[kind](data)
+    except KeyError as exc:
+        raise ProtocolError(f"unknown message type '{kind[:40]}'", CloseCode.BAD_MESSAGE) from exc
+
+
+def _join(d: dict[str, Any]) -> Join:
+    occurrence = d.get("occurrence")
+    if isinstance(occurrence, bool) or not isinstance(occurrence, int) or occurrence <= 0:
+        raise ProtocolError("'occurrence' must be a positive integer")
+    return Join(
+        occurrence=occurrence,
+        token=_str(d, "token", 1000, optional=True) or "",
+        audio=_bool(d, "audio", False),
+        video=_bool(d, "video", False),
+        audio_only=_bool(d, "audioOnly", False),
+    )
+
+
+SOURCES = frozenset({"microphone", "camera", "screen"})
+
+
+def _sdp(d: dict[str, Any]) -> Sdp:
+    sdp = _str(d, "sdp", MAX_SDP)
+    assert sdp is not None
+    if not sdp.startswith("v=0"):
+        raise ProtocolError("'sdp' is not a session description")
+    raw = d.get("sources", {})
+    if not isinstance(raw, dict) or len(raw) > 16:
+        raise ProtocolError("'sources' must map at most 16 mids to a source")
+    sources = []
+    for mid, source in raw.items():
+        if len(mid) > 16 or source not in SOURCES:
+            raise ProtocolError("'sources' values are microphone, camera or screen")
+        sources.append((mid, source))
+    return Sdp(kind=d["type"], sdp=sdp, sources=tuple(sorted(sources)))
+
+
+def _candidate(d: dict[str, Any]) -> Candidate:
+    index = d.get("sdpMLineIndex")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 64):
+        raise ProtocolError("'sdpMLineIndex' must be a small integer")
+    return Candidate(
+        candidate=_str(d, "candidate", 2000, optional=True),
+        sdp_mid=_str(d, "sdpMid", 64, optional=True),
+        sdp_mline_index=index,
+    )
+
+
+def _moderate(d: dict[str, Any]) -> Moderate:
+    action = _str(d, "action", 32)
+    if action not in MODERATOR_ACTIONS:
+        raise ProtocolError(f"unknown moderator action '{str(action)[:32]}'")
+    target = _str(d, "target", 64, optional=True)
+    if action in TARGETED_ACTIONS and not target:
+        raise ProtocolError(f"'{action}' needs a 'target' participant")
+    return Moderate(action=action, target=target)
+
+
+def _chat(d: dict[str, Any]) -> Chat:
+    text = (_str(d, "text", MAX_CHAT) or "").strip()
+    if not text:
+        raise ProtocolError("an empty chat message")
+    return Chat(text=text)
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
+    "join": _join,
+    "offer": _sdp,
+    "answer": _sdp,
+    "candidate": _candidate,
+    "mute": lambda d: Mute(audio=_bool(d, "audio"), video=_bool(d, "video")),
+    "hand": lambda d: Hand(raised=_bool(d, "raised")),
+    "chat": _chat,
+    "audio_only": lambda d: AudioOnly(enabled=_bool(d, "enabled")),
+    "moderate": _moderate,
+    "stats": lambda d: Stats(
+        rtt_ms=_number(d, "rttMs", 0, 60_000),
+        loss_pct=_number(d, "lossPct", 0, 100),
+        bitrate_kbps=_number(d, "bitrateKbps", 0, 1_000_000),
+    ),
+    "ping": lambda d: Ping(),
+    "leave": lambda d: Leave(),
+}
+
+
+def encode(message_type: str, /, **fields: Any) -> str:
+    """A server message as JSON with sorted keys (deterministic, so golden files can hold it)."""
+    return json.dumps(
+        {**fields, "type": message_type}, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )
+
+
+def error(code: str, message: str) -> str:
+    """An error that leaves the connection open (the client may correct and go on)."""
+    return encode("error", code=code, message=message)

@@ -1,0 +1,204 @@
+"""aiortc clients for the SFU tests: generated audio (a tone at a chosen level) and video."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import math
+import time
+from array import array
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+)
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+
+from meetings.rtc import internals
+from meetings.rtc.forwarder import is_keyframe
+from meetings.rtc.sfu import Sfu, Source
+
+RATE = 48000
+PTIME = 0.02
+
+
+class ToneTrack(MediaStreamTrack):
+    """A 440 Hz tone at ``amplitude`` (0..1); aiortc puts its RFC 6464 level in each packet."""
+
+    kind = "audio"
+
+    def __init__(self, amplitude: float) -> None:
+        super().__init__()
+        self.amplitude = amplitude
+        self._samples = int(RATE * PTIME)
+        self._pcm = array(
+            "h",
+            (int(math.sin(2 * math.pi * 440 * i / RATE) * 32767 * amplitude) for i in range(self._samples)),
+        ).tobytes()
+        self._start: float | None = None
+        self._pts = 0
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.time()
+        else:
+            self._pts += self._samples
+            await asyncio.sleep(self._start + self._pts / RATE - time.time())
+        frame = AudioFrame(format="s16", layout="mono", samples=self._samples)
+        frame.planes[0].update(self._pcm)
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        return frame
+
+
+class SmallVideoTrack(MediaStreamTrack):
+    """160x120 frames at 15 fps: cheap to encode on a shared two-core machine."""
+
+    kind = "video"
+
+    def __init__(self, shade: int = 80) -> None:
+        super().__init__()
+        self._start: float | None = None
+        self._pts = 0
+        self._n = 0
+        self._shade = shade
+
+    async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        step = 90000 // 15
+        if self._start is None:
+            self._start = time.time()
+        else:
+            self._pts += step
+            await asyncio.sleep(self._start + self._pts / 90000 - time.time())
+        self._n += 1
+        frame = VideoFrame(width=160, height=120, format="yuv420p")
+        luma = frame.planes[0]
+        row = bytearray([self._shade]) * luma.line_size
+        row[(self._n * 4) % 160] = 255  # a moving line, so frames differ
+        luma.update(bytes(row) * (luma.buffer_size // luma.line_size))
+        for chroma in frame.planes[1:]:
+            chroma.update(bytes([128]) * chroma.buffer_size)
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, 90000)
+        return frame
+
+
+@dataclass
+class Received:
+    """What a client got on one of its receiving transceivers."""
+
+    frames: int = 0
+    packets: int = 0
+    payloads: list[bytes] = field(default_factory=list)
+    levels: list[int] = field(default_factory=list)
+    first_keyframe_at: float | None = None
+
+
+class Client:
+    """A participant: publishes some tracks, receives on some slots, counts what arrives."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        amplitude: float | None = None,
+        video: bool = False,
+        screen: bool = False,
+        audio_slots: int = 3,
+        video_slots: int = 2,
+    ) -> None:
+        self.name = name
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.sent_payloads: list[bytes] = []
+        self.received: dict[str, Received] = defaultdict(Received)
+        self.sources: dict[str, Source] = {}
+        self._publish: list[RTCRtpTransceiver] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        if amplitude is not None:
+            self._publish.append(self.pc.addTransceiver(ToneTrack(amplitude), direction="sendonly"))
+        if video:
+            self._publish.append(self.pc.addTransceiver(SmallVideoTrack(), direction="sendonly"))
+        if screen:
+            self._publish.append(self.pc.addTransceiver(SmallVideoTrack(200), direction="sendonly"))
+        self.slots = [self.pc.addTransceiver("audio", direction="recvonly") for _ in range(audio_slots)]
+        self.slots += [self.pc.addTransceiver("video", direction="recvonly") for _ in range(video_slots)]
+        for t in self.slots:
+            self._observe(t)
+
+    def _observe(self, transceiver: RTCRtpTransceiver) -> None:
+        def on_packet(packet: internals.RtpPacket) -> None:
+            mid = transceiver.mid or "?"
+            r = self.received[mid]
+            r.packets += 1
+            r.payloads.append(packet.payload)
+            level = internals.packet_audio_level(packet)
+            if level is not None:
+                r.levels.append(level)
+            if (
+                transceiver.kind == "video"
+                and r.first_keyframe_at is None
+                and is_keyframe("VP8", packet.payload)
+            ):
+                r.first_keyframe_at = time.monotonic()
+
+        internals.observe_received_rtp(transceiver.receiver, on_packet)
+
+    async def _consume(self, transceiver: RTCRtpTransceiver) -> None:
+        track = transceiver.receiver.track
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                self.received[transceiver.mid or "?"].frames += 1
+
+    async def connect(self, sfu: Sfu) -> None:
+        """Offer to the SFU, apply its answer, start reading the received tracks."""
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await sfu.join(self.name, self.pc.localDescription, self.sources_by_mid())
+        first = self.pc.getTransceivers()[0]
+        internals.observe_sent_rtp(first.sender.transport, lambda p: self.sent_payloads.append(p.payload))
+        await self.pc.setRemoteDescription(answer)
+        for t in self.slots:
+            self._tasks.append(asyncio.create_task(self._consume(t)))
+
+    def sources_by_mid(self) -> dict[str, Source]:
+        result: dict[str, Source] = {}
+        videos = [t for t in self._publish if t.kind == "video"]
+        for i, t in enumerate(videos):
+            if t.mid is not None:
+                result[t.mid] = "screen" if i == 1 else "camera"
+        return result
+
+    def slot_mids(self, kind: str) -> list[str]:
+        return [t.mid or "?" for t in self.slots if t.kind == kind]
+
+    def frames(self, kind: str) -> int:
+        return sum(self.received[mid].frames for mid in self.slot_mids(kind))
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def wait_for(predicate: Callable[[], bool], within: float = 10.0, step: float = 0.05) -> bool:
+    """Poll ``predicate()`` until true or ``within`` seconds pass."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return bool(predicate())

@@ -1,0 +1,239 @@
+"""Real aiortc peers, with generated audio and video, connected to the SFU in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+import pytest
+
+from meetings.rtc import internals
+from meetings.rtc.sfu import DominantSpeakerChanged, Sfu, SfuConfig, SfuEvent, StreamAssigned
+from tests.rtc.clients import Client, wait_for
+
+
+async def _close(sfu: Sfu, *clients: Client) -> None:
+    for client in clients:
+        await client.close()
+    await sfu.close()
+
+
+async def test_two_participants_receive_each_other() -> None:
+    sfu = Sfu()
+    a = Client("a", amplitude=0.3, video=True, audio_slots=1, video_slots=1)
+    b = Client("b", amplitude=0.1, video=True, audio_slots=1, video_slots=1)
+    try:
+        await a.connect(sfu)
+        await b.connect(sfu)
+        assert await wait_for(
+            lambda: all(c.frames("video") > 5 and c.frames("audio") > 20 for c in (a, b)), 15
+        )
+        assert sfu.assignments("a") == {
+            mid: ("b", pub)
+            for mid, pub in zip(a.slot_mids("audio") + a.slot_mids("video"), ["0", "1"], strict=True)
+        }
+    finally:
+        await _close(sfu, a, b)
+
+
+async def test_three_participants_receive_each_other() -> None:
+    sfu = Sfu()
+    clients = [Client(n, amplitude=0.2, video=True, audio_slots=2, video_slots=2) for n in "abc"]
+    try:
+        for c in clients:
+            await c.connect(sfu)
+
+        def everyone_gets_everyone() -> bool:
+            return all(
+                c.received[mid].frames > 3
+                for c in clients
+                for mid in c.slot_mids("audio") + c.slot_mids("video")
+            )
+
+        assert await wait_for(everyone_gets_everyone, 15)
+        for c in clients:
+            others = {p for p, _ in filter(None, sfu.assignments(c.name).values())}
+            assert others == {"a", "b", "c"} - {c.name}
+        start = [c.frames("video") for c in clients]
+        await asyncio.sleep(1.0)
+        assert all(c.frames("video") > s for c, s in zip(clients, start, strict=True))  # frames keep coming
+    finally:
+        await _close(sfu, *clients)
+
+
+@pytest.fixture
+def codec_instances(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
+    """Record who creates decoders (by thread) and encoders (by sender) while the test runs."""
+    made: dict[str, list[Any]] = {"decoder_threads": [], "encoder_senders": []}
+    get_decoder = vars(aiortc.rtcrtpreceiver)["get_decoder"]
+    get_encoder = vars(aiortc.rtcrtpsender)["get_encoder"]
+
+    def counting_decoder(codec: Any) -> Any:
+        made["decoder_threads"].append(threading.current_thread())
+        return get_decoder(codec)
+
+    def counting_encoder(codec: Any) -> Any:
+        made["encoder_senders"].append(sys._getframe(1).f_locals.get("self"))
+        return get_encoder(codec)
+
+    monkeypatch.setattr(aiortc.rtcrtpreceiver, "get_decoder", counting_decoder)
+    monkeypatch.setattr(aiortc.rtcrtpsender, "get_encoder", counting_encoder)
+    yield made
+
+
+async def test_forwarding_creates_no_codec_and_keeps_payload_bytes(
+    codec_instances: dict[str, list[Any]],
+) -> None:
+    sfu = Sfu()
+    a = Client("a", amplitude=0.3, video=True, audio_slots=0, video_slots=0)  # publishes only
+    b = Client("b", audio_slots=1, video_slots=1)  # receives only
+    try:
+        await a.connect(sfu)
+        await b.connect(sfu)
+        assert await wait_for(lambda: b.frames("video") > 10 and b.frames("audio") > 30, 15)
+        sfu_pcs = [sfu.peer_connection("a"), sfu.peer_connection("b")]
+        sfu_receivers = [t.receiver for pc in sfu_pcs for t in pc.getTransceivers()]
+        sfu_senders = [t.sender for pc in sfu_pcs for t in pc.getTransceivers()]
+        # The SFU's receivers have no decoder thread, its senders no encoder.
+        assert all(internals.decoder_thread(r) is None for r in sfu_receivers)
+        assert not any(internals.sender_has_encoder(s) for s in sfu_senders)
+        assert not set(map(id, codec_instances["encoder_senders"])) & set(map(id, sfu_senders))
+        # The only decoders are b's two (audio, video); the only encoders a's two.
+        assert len(codec_instances["decoder_threads"]) == 2
+        assert {t.name for t in codec_instances["decoder_threads"]} == {"audio-decoder", "video-decoder"}
+        assert set(map(id, codec_instances["encoder_senders"])) == {id(t.sender) for t in a._publish}
+        # Bytes in = bytes out.
+        sent = set(a.sent_payloads)
+        got = [p for r in b.received.values() for p in r.payloads]
+        assert len(got) > 40
+        assert all(p in sent for p in got)
+    finally:
+        await _close(sfu, a, b)
+
+
+async def test_audio_top_n_holds_with_five_speakers() -> None:
+    sfu = Sfu(SfuConfig(audio_top_n=3))
+    amplitudes = {"s1": 0.5, "s2": 0.25, "s3": 0.12, "s4": 0.06, "s5": 0.03}
+    speakers = [Client(n, amplitude=amp, audio_slots=0, video_slots=0) for n, amp in amplitudes.items()]
+    listener = Client("listener", audio_slots=3, video_slots=0)
+    try:
+        for c in [*speakers, listener]:
+            await c.connect(sfu)
+
+        def top3() -> bool:
+            return {p for p, _ in filter(None, sfu.assignments("listener").values())} == {"s1", "s2", "s3"}
+
+        assert await wait_for(top3, 10)
+        for r in listener.received.values():
+            r.levels.clear()
+        await asyncio.sleep(1.0)
+        assert top3()
+        heard = {round(sum(r.levels) / len(r.levels)) for r in listener.received.values() if r.levels}
+        assert len(heard) == 3
+        assert max(heard) < 24  # s4 (about -27 dBov) and s5 (-33) are not forwarded
+        assert sfu.dominant_speaker == "s1"
+        # s1 speaks to the others but never hears itself
+        assert "s1" not in {p for p, _ in filter(None, sfu.assignments("s1").values())}
+    finally:
+        await _close(sfu, *speakers, listener)
+
+
+async def test_last_n_follows_the_loudest_and_muting_stops_forwarding() -> None:
+    events: list[SfuEvent] = []
+    sfu = Sfu(SfuConfig(video_last_n=1, tick=0.05), on_event=events.append)
+    loud = Client("loud", amplitude=0.5, video=True, audio_slots=0, video_slots=0)
+    quiet = Client("quiet", amplitude=0.05, video=True, audio_slots=0, video_slots=0)
+    watcher = Client("watcher", audio_slots=2, video_slots=1)
+    try:
+        for c in (quiet, loud, watcher):
+            await c.connect(sfu)
+        [video_mid] = watcher.slot_mids("video")
+
+        def showing(who: str) -> bool:
+            carried = sfu.assignments("watcher")[video_mid]
+            return carried is not None and carried[0] == who
+
+        assert await wait_for(lambda: showing("loud") and watcher.received[video_mid].frames > 3, 10)
+        assert DominantSpeakerChanged("loud") in events
+        # The loud speaker mutes: its audio stops reaching the others, and the floor moves.
+        before = {mid: watcher.received[mid].packets for mid in watcher.slot_mids("audio")}
+        sfu.set_muted("loud", "audio", True)
+        loud_mids = {mid for mid, a in sfu.assignments("watcher").items() if a and a[0] == "loud"}
+        assert not loud_mids
+        assert await wait_for(lambda: showing("quiet"), 5)
+        await asyncio.sleep(0.3)
+        levels = [
+            lvl for mid in watcher.slot_mids("audio") for lvl in watcher.received[mid].levels[before[mid] :]
+        ]
+        late = levels[len(levels) // 2 :]
+        assert late and all(lvl > 20 for lvl in late)  # only the quiet speaker (about -29 dBov) now
+        assert any(
+            isinstance(e, StreamAssigned) and e.publisher == "quiet" and e.kind == "video" for e in events
+        )
+    finally:
+        await _close(sfu, loud, quiet, watcher)
+
+
+async def test_new_receivers_get_a_keyframe_within_a_second_with_throttled_plis() -> None:
+    sfu = Sfu(SfuConfig(keyframe_interval=0.5))
+    publisher = Client("pub", video=True, audio_slots=0, video_slots=0)
+    await publisher.connect(sfu)
+    viewers = [Client(f"v{i}", audio_slots=0, video_slots=1) for i in range(4)]
+    connected: dict[str, float] = {}
+    try:
+        await asyncio.sleep(1.0)  # the publisher's first keyframe is long gone
+        for v in viewers:
+
+            def on_state(v: Client = v) -> None:
+                if v.pc.connectionState == "connected":
+                    connected.setdefault(v.name, time.monotonic())
+
+            v.pc.on("connectionstatechange", on_state)
+        requests_before = sfu.keyframe_requests
+        started = time.monotonic()
+        await asyncio.gather(*(v.connect(sfu) for v in viewers))
+
+        def all_keyframes() -> bool:
+            return all(v.received[v.slot_mids("video")[0]].first_keyframe_at is not None for v in viewers)
+
+        assert await wait_for(all_keyframes, 10)
+        elapsed = time.monotonic() - started
+        for v in viewers:
+            got = v.received[v.slot_mids("video")[0]].first_keyframe_at
+            assert got is not None and got - connected[v.name] < 1.0
+        # Four viewers asked; the publisher got at most one request per 0.5 s.
+        assert sfu.keyframe_requests - requests_before <= elapsed / 0.5 + 1
+        assert await wait_for(lambda: all(v.frames("video") > 3 for v in viewers), 5)
+    finally:
+        await _close(sfu, publisher, *viewers)
+
+
+async def test_leave_and_close_clean_up() -> None:
+    before = asyncio.all_tasks()
+    sfu = Sfu()
+    a = Client("a", amplitude=0.2, video=True, audio_slots=1, video_slots=1)
+    b = Client("b", amplitude=0.2, video=True, audio_slots=1, video_slots=1)
+    await a.connect(sfu)
+    await b.connect(sfu)
+    assert await wait_for(lambda: a.frames("video") > 2 and b.frames("video") > 2, 15)
+    await b.close()
+    await sfu.leave("b")
+    await sfu.leave("b")  # twice is fine
+    assert sfu.participants() == ["a"]
+    assert set(sfu.assignments("a").values()) == {None}
+    assert sfu.streams() == {"a/0": ("a", "audio", "microphone"), "a/1": ("a", "video", "camera")}
+    await a.close()
+    await sfu.close()
+    await sfu.close()  # twice is fine
+    for _ in range(40):
+        left = asyncio.all_tasks() - before - {asyncio.current_task()}
+        if not left:
+            break
+        await asyncio.sleep(0.05)
+    assert not left, left
