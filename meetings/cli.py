@@ -89,10 +89,21 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
     )
     units, people = asyncio.run(_with_db(settings, lambda db: demo.load_demo(db, ctx)))
     print(f"demo city loaded: {units} units and {people} people created (existing ones kept)")
+    queued = asyncio.run(_with_db(settings, _queued_mail))
+    print(f"meetings: morning 07:30 and afternoon 16:30 on working days; {queued} emails in the outbox,")
+    print("  delivered to the built-in mail catcher: sign in as admin, then Mail -> Caught mail")
     print(f"demo logins (password: {demo.DEMO_PASSWORD}):")
     for login in demo.DEMO_LOGINS:
         print(f"  {login.email:32} {login.what}")
     return 0
+
+
+async def _queued_mail(db: AsyncSession) -> int:
+    from sqlalchemy import func, select
+
+    from meetings.mail.models import OutboxMessage
+
+    return int(await db.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
 
 
 def _read_file(path: str) -> bytes:

@@ -39,5 +39,7 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiohttp's access log duplicates our request metrics at INFO; keep it at WARNING.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Chatty libraries at INFO: aiohttp's access log (our metrics cover it), aiosmtpd's
+    # per-command log of the demo mail catcher, APScheduler's "running job" lines.
+    for name in ("aiohttp.access", "mail.log", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)
