@@ -1,8 +1,13 @@
-"""``python -m bench sfu [--sizes 10,20,40,60]``: the media plane under a city meeting's load.
+"""``python -m bench sfu [--sizes 10,20,40,60] [--quick]``: the media plane under a city meeting's load.
 
-N endpoints, 4 publishing video (pre-encoded VP8, ~500 kbps, 25 fps, so the load generator does
-not encode) and 3 speaking (a tone, Opus-encoded by aiortc: cheap), everyone receiving 3 audio
-and 4 video slots. The SFU runs in its own process; this process is the load generator.
+N endpoints, 4 publishing video (pre-encoded VP8, ~500 kbps, 25 fps, looped; a PLI makes the
+loop jump to its keyframe) and 3 speaking (a precomputed tone, Opus-encoded by aiortc, which
+also writes the RFC 6464 level the SFU selects on), everyone receiving 3 audio and 4 video slots.
+The SFU runs in its own process; the endpoints are spread over ``GENERATORS`` load-generator
+processes (most endpoints only receive). ICE runs on 127.0.0.1 only, in every process.
+Each N is one bounded run: set-up (time-limited), a warm-up, a fixed measuring window, a late
+joiner's keyframe time, tear-down. By default the sizes go on past 60 (``ESCALATE``) until the
+server process reaches one full core, the load generators saturate, or ``MAX_N``.
 Then, on a small scenario, the same load through the packet-level SFU, the frame-level path
 (jitter buffer + re-packetisation) and aiortc's ``MediaRelay`` (decode + re-encode), and ratios.
 """
@@ -10,6 +15,7 @@ Then, on a small scenario, the same load through the packet-level SFU, the frame
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import math
 import multiprocessing
@@ -42,13 +48,31 @@ from meetings.rtc.framelevel import EncodedFrameTrack
 NAME = "sfu"
 DEFAULT_SIZES = [10, 20, 40, 60]
 QUICK_SIZES = [10, 20]
+ESCALATE = [80, 100, 120]  # after the defaults, while the server is under one core
+MAX_N = 120
 VIDEO_PUBLISHERS = 4
 SPEAKERS = 3
 AUDIO_SLOTS = 3
 VIDEO_SLOTS = 4
+GENERATORS = 4  # load-generator processes
 WARMUP_S = 3.0
-MEASURE_S = 5.0
+MEASURE_S = 8.0
+QUICK_MEASURE_S = 4.0
+KEYFRAME_WAIT_S = 3.0
 SMALL_N = 5  # the three-way comparison: 2 video publishers, 2 speakers, everyone receiving
+SATURATED_PCT = 90.0  # a load generator this busy caps the packet rate
+
+
+def loopback_only() -> None:
+    """ICE gathers 127.0.0.1 only (as in tests/conftest.py): the benchmark never leaves loopback."""
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]  # type: ignore[assignment]
+
+
+def _configuration() -> RTCConfiguration:
+    # No STUN server (aiortc would default to a public one): host candidates on loopback only.
+    return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 
 
 # --- media --------------------------------------------------------------------------------
@@ -93,13 +117,19 @@ def preencode_vp8(frames: int = 50, width: int = 320, height: int = 240) -> list
 
 
 class LoopedVideo(MediaStreamTrack):
+    """Pre-encoded VP8 at 25 fps, looped; ``keyframe()`` restarts the loop at its keyframe."""
+
     kind = "video"
 
     def __init__(self, frames: list[bytes]) -> None:
         super().__init__()
         self._frames = frames
         self._n = 0
+        self._pos = 0
         self._start = 0.0
+
+    def keyframe(self) -> None:
+        self._pos = 0
 
     async def recv(self) -> Any:
         if self.readyState != "live":
@@ -108,34 +138,55 @@ class LoopedVideo(MediaStreamTrack):
             self._start = time.time()
         else:
             await asyncio.sleep(self._start + self._n / 25 - time.time())
-        packet = av.Packet(self._frames[self._n % len(self._frames)])
+        packet = av.Packet(self._frames[self._pos % len(self._frames)])
         packet.pts = self._n * 3600
         packet.time_base = fractions.Fraction(1, 90000)
         self._n += 1
+        self._pos += 1
         return packet
 
 
+class _KeyframeOnRequest(internals.SenderFeedback):
+    """A publisher's answer to the SFU's PLI: the looped video jumps to its keyframe."""
+
+    def __init__(self, track: LoopedVideo) -> None:
+        self._track = track
+
+    async def on_keyframe_request(self) -> None:
+        self._track.keyframe()
+
+
+def tone_loop(hz: float, amplitude: float) -> list[bytes]:
+    """One second of a tone as 50 frames of 20 ms (s16 mono, 48 kHz), computed once."""
+    frames = []
+    for f in range(50):
+        pcm = array(
+            "h",
+            (int(math.sin(2 * math.pi * hz * (f * 960 + i) / 48000) * 32767 * amplitude) for i in range(960)),
+        )
+        frames.append(pcm.tobytes())
+    return frames
+
+
 class Tone(MediaStreamTrack):
+    """A precomputed tone (whole hertz, so a one-second loop is seamless); aiortc encodes it."""
+
     kind = "audio"
 
-    def __init__(self, amplitude: float, hz: float) -> None:
+    def __init__(self, amplitude: float, hz: int) -> None:
         super().__init__()
-        self._amp, self._hz, self._pts, self._start = amplitude, hz, 0, 0.0
+        self._frames = tone_loop(hz, amplitude)
+        self._pts, self._start = 0, 0.0
 
     async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
         if self._pts == 0:
             self._start = time.time()
         else:
             await asyncio.sleep(self._start + self._pts / 48000 - time.time())
-        pcm = array(
-            "h",
-            (
-                int(math.sin(2 * math.pi * self._hz * (self._pts + i) / 48000) * 32767 * self._amp)
-                for i in range(960)
-            ),
-        )
         frame = av.AudioFrame(format="s16", layout="mono", samples=960)
-        frame.planes[0].update(pcm.tobytes())
+        frame.planes[0].update(self._frames[(self._pts // 960) % len(self._frames)])
         frame.sample_rate = 48000
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, 48000)
@@ -143,7 +194,38 @@ class Tone(MediaStreamTrack):
         return frame
 
 
-# --- the server process -------------------------------------------------------------------
+# --- process plumbing ---------------------------------------------------------------------
+
+
+class _Channel:
+    """One end of a multiprocessing pipe, read from the event loop (no thread per pipe)."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self.conn = conn
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        asyncio.get_running_loop().add_reader(conn.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            while self.conn.poll():
+                self._queue.put_nowait(self.conn.recv())
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+            self._queue.put_nowait(None)
+
+    async def recv(self, within: float | None = None) -> Any:
+        return await asyncio.wait_for(self._queue.get(), within)
+
+    def send(self, message: Any) -> None:
+        self.conn.send(message)
+
+    async def ask(self, *message: Any, within: float = 30.0) -> Any:
+        self.send(message)
+        return await self.recv(within)
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.conn.fileno())
+        self.conn.close()
 
 
 def _rss_mib() -> float:
@@ -154,16 +236,31 @@ def _rss_mib() -> float:
     return 0.0
 
 
-def _server(conn: multiprocessing.connection.Connection, mode: str) -> None:
-    asyncio.run(_serve(conn, mode))
+# --- the server process -------------------------------------------------------------------
 
 
-async def _serve(conn: multiprocessing.connection.Connection, mode: str) -> None:
+def _server(
+    control: multiprocessing.connection.Connection,
+    generators: list[multiprocessing.connection.Connection],
+    mode: str,
+) -> None:
+    loopback_only()
+    if pidfile := os.environ.get("BENCH_SFU_SERVER_PIDFILE"):  # for profiling: py-spy record --pid
+        with open(pidfile, "w") as f:
+            f.write(str(os.getpid()))
+    asyncio.run(_serve(control, generators, mode))
+
+
+async def _serve(
+    control_conn: multiprocessing.connection.Connection,
+    generator_conns: list[multiprocessing.connection.Connection],
+    mode: str,
+) -> None:
     from meetings.rtc.sfu import Sfu, SfuConfig
 
-    loop = asyncio.get_running_loop()
     sfu = Sfu(SfuConfig(video_last_n=VIDEO_SLOTS))
     delays: dict[bool, list[float]] = {False: [], True: []}
+    lags: list[float] = []
     sampling = [False]
 
     def probe(video: bool, seconds: float) -> None:
@@ -172,38 +269,56 @@ async def _serve(conn: multiprocessing.connection.Connection, mode: str) -> None
 
     sfu.delay_probe = probe
     room = _BaselineRoom(mode) if mode != "packet" else None
-    while True:
-        command, *args = await loop.run_in_executor(None, conn.recv)
-        if command == "join":
-            name, sdp, sources = args
+
+    async def lag_sampler() -> None:
+        # How late the event loop runs a 10 ms timer: what a packet waits before it is read.
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(0.01)
+            if sampling[0]:
+                lags.append(time.monotonic() - start - 0.01)
+
+    async def serve_joins(channel: _Channel) -> None:
+        while (message := await channel.recv()) is not None:
+            _, name, sdp, sources = message
             offer = RTCSessionDescription(sdp=sdp, type="offer")
-            if room is None:
-                answer = await sfu.join(name, offer, sources)
-            else:
-                answer = await room.join(offer)
-            conn.send(answer.sdp)
-        elif command == "sample":
+            answer = await sfu.join(name, offer, sources) if room is None else await room.join(offer)
+            channel.send(answer.sdp)
+
+    control = _Channel(control_conn)
+    joiners = [asyncio.create_task(serve_joins(_Channel(c))) for c in generator_conns]
+    sampler = asyncio.create_task(lag_sampler())
+    while (message := await control.recv()) is not None:
+        command, *args = message
+        if command == "sample":
             sampling[0] = bool(args[0])
-            conn.send(None)
+            control.send(None)
         elif command == "stats":
             stats = sfu.stats() if room is None else {}
-            conn.send(
+            control.send(
                 {
                     "cpu": time.process_time(),
+                    "sys": os.times().system,
                     "rss": _rss_mib(),
                     "sent": stats.get("sent", 0),
+                    "received": stats.get("received", 0),
                     "audio_delays": delays[False][-50000:],
                     "video_delays": delays[True][-50000:],
+                    "lags": lags[-5000:],
                 }
             )
             delays[False].clear()
             delays[True].clear()
+            lags.clear()
         elif command == "close":
-            await sfu.close()
-            if room is not None:
-                await room.close()
-            conn.send(None)
-            return
+            break
+    sampler.cancel()
+    for task in joiners:
+        task.cancel()
+    await sfu.close()
+    if room is not None:
+        await room.close()
+    control.send(None)
 
 
 class _BaselineRoom:
@@ -217,7 +332,7 @@ class _BaselineRoom:
         self.frame_sinks: dict[int, list[EncodedFrameTrack]] = {}
 
     async def join(self, offer: RTCSessionDescription) -> RTCSessionDescription:
-        pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        pc = RTCPeerConnection(_configuration())
         self.pcs.append(pc)
         await pc.setRemoteDescription(offer)
         mine: list[Any] = []
@@ -270,11 +385,13 @@ def _offered_direction(sdp: str, mid: str) -> str:
     return "sendrecv"
 
 
-# --- the load generator -------------------------------------------------------------------
+# --- the load generators ------------------------------------------------------------------
 
 
 @dataclass
 class _Load:
+    """What one load-generator process sent and received (e2e only for its own publishers)."""
+
     sent_at: dict[bytes, float] = field(default_factory=dict)
     order: deque[bytes] = field(default_factory=deque)
     received: int = 0
@@ -282,6 +399,8 @@ class _Load:
     sampling: bool = False
 
     def note_sent(self, payload: bytes) -> None:
+        if not self.sampling:
+            return
         self.sent_at[payload] = time.monotonic()
         self.order.append(payload)
         if len(self.order) > 20000:
@@ -295,49 +414,140 @@ class _Load:
                 self.e2e[kind].append(time.monotonic() - sent)
 
 
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    video: bool
+    tone: float | None
+    full: bool = True  # False: a cheap receiver that counts its SRTP datagrams and never decrypts
+
+
 class _Endpoint:
-    def __init__(self, name: str, load: _Load, *, video: list[bytes] | None, tone: float | None) -> None:
-        self.name = name
-        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    def __init__(self, spec: _Spec, load: _Load, video: list[bytes]) -> None:
+        self.name = spec.name
+        self.pc = RTCPeerConnection(_configuration())
         self.load = load
+        self.full = spec.full
         self.publishing = False
-        if tone is not None:
-            self.pc.addTransceiver(Tone(tone, 440.0 + 37 * len(name)), direction="sendonly")
+        self.video_track: LoopedVideo | None = None
+        if spec.tone is not None:
+            self.pc.addTransceiver(Tone(spec.tone, 440 + 37 * int(spec.name[1:])), direction="sendonly")
             self.publishing = True
-        if video is not None:
-            self.pc.addTransceiver(LoopedVideo(video), direction="sendonly")
+        if spec.video:
+            self.video_track = LoopedVideo(video)
+            self.pc.addTransceiver(self.video_track, direction="sendonly")
             self.publishing = True
         self.slots = [self.pc.addTransceiver("audio", direction="recvonly") for _ in range(AUDIO_SLOTS)]
         self.slots += [self.pc.addTransceiver("video", direction="recvonly") for _ in range(VIDEO_SLOTS)]
-        self.first_keyframe: float | None = None
+        self.keyframes: dict[int, float] = {}  # video slot index -> first keyframe time
+        self.expect_keyframes = VIDEO_SLOTS
+        self.keyframes_done = asyncio.Event()
         self.connected_at: float | None = None
-        for t in self.slots:
-            self._count(t)
+        for index, t in enumerate(self.slots):
+            self._count(index, t)
+        if self.video_track is not None:
+            sender = self.pc.getTransceivers()[1 if spec.tone is not None else 0].sender
+            internals.tap_sender_rtcp(sender, _KeyframeOnRequest(self.video_track))
 
         @self.pc.on("connectionstatechange")
         def on_state() -> None:
             if self.pc.connectionState == "connected" and self.connected_at is None:
                 self.connected_at = time.monotonic()
 
-    def _count(self, t: RTCRtpTransceiver) -> None:
+    def _count(self, index: int, t: RTCRtpTransceiver) -> None:
         kind = t.kind
 
         async def on_packet(packet: internals.RtpPacket, codec: RTCRtpCodecParameters) -> None:
             self.load.note_received(kind, packet.payload)
-            if kind == "video" and self.first_keyframe is None and is_keyframe(codec.name, packet.payload):
-                self.first_keyframe = time.monotonic()
+            if kind == "video" and index not in self.keyframes and is_keyframe(codec.name, packet.payload):
+                self.keyframes[index] = time.monotonic()
+                if len(self.keyframes) >= self.expect_keyframes:
+                    self.keyframes_done.set()
 
         internals.tap_receiver(t.receiver, on_packet)  # count, never decode
 
-    async def connect(self, conn: multiprocessing.connection.Connection) -> None:
+    def _count_datagram(self, size: int) -> bool:
+        self.load.received += 1
+        return False
+
+    async def connect(self, server: _Channel) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         if self.publishing:
             internals.observe_sent_rtp(
                 self.pc.getTransceivers()[0].sender.transport, lambda p: self.load.note_sent(p.payload)
             )
-        conn.send(("join", self.name, self.pc.localDescription.sdp, {}))
-        answer = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        if not self.full:
+            internals.divert_received_rtp(
+                self.pc.getTransceivers()[0].receiver.transport, self._count_datagram
+            )
+        answer = await server.ask("join", self.name, self.pc.localDescription.sdp, {})
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+
+def _generator(
+    control: multiprocessing.connection.Connection,
+    server: multiprocessing.connection.Connection,
+    specs: list[_Spec],
+    video: list[bytes],
+) -> None:
+    loopback_only()
+    asyncio.run(_generate(control, server, specs, video))
+
+
+async def _generate(
+    control_conn: multiprocessing.connection.Connection,
+    server_conn: multiprocessing.connection.Connection,
+    specs: list[_Spec],
+    video: list[bytes],
+) -> None:
+    control, server = _Channel(control_conn), _Channel(server_conn)
+    load = _Load()
+    endpoints = [_Endpoint(spec, load, video) for spec in specs]
+    try:
+        for e in endpoints:
+            await e.connect(server)
+        control.send(("ready", len(endpoints)))
+        while (message := await control.recv()) is not None:
+            command, *args = message
+            if command == "sample":
+                load.sampling = bool(args[0])
+                if not load.sampling:
+                    load.sent_at.clear()
+                    load.order.clear()
+                control.send(None)
+            elif command == "stats":
+                connected = sum(e.pc.connectionState == "connected" for e in endpoints)
+                control.send(
+                    {
+                        "cpu": time.process_time(),
+                        "received": load.received,
+                        "e2e_audio": load.e2e["audio"][-20000:],
+                        "e2e_video": load.e2e["video"][-20000:],
+                        "connected": connected,
+                    }
+                )
+                load.e2e["audio"].clear()
+                load.e2e["video"].clear()
+            elif command == "newcomer":
+                late = _Endpoint(_Spec("l999", False, None), load, video)
+                endpoints.append(late)
+                await late.connect(server)
+                late.expect_keyframes = args[0]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(late.keyframes_done.wait(), KEYFRAME_WAIT_S)
+                ms = None
+                if late.connected_at is not None and len(late.keyframes) >= args[0]:
+                    ms = (max(late.keyframes.values()) - late.connected_at) * 1000
+                control.send(ms)
+            elif command == "close":
+                break
+    finally:
+        for e in endpoints:
+            await e.pc.close()
+        control.send(None)
+
+
+# --- one run ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -351,9 +561,18 @@ class Row:
     audio_p99: float | None
     video_p50: float | None
     video_p99: float | None
+    lag_p99: float | None
     e2e_audio_p99: float | None
     keyframe_ms: float | None
     rss: float
+    generator_pct: float
+    incoming_pps: float = 0.0  # packets the SFU received from publishers per second
+    sys_share: float = 0.0  # of the server's CPU time, the part spent in the kernel (UDP sends)
+    note: str = ""
+
+    @property
+    def saturated(self) -> bool:
+        return self.generator_pct >= SATURATED_PCT or bool(self.note)
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -363,113 +582,174 @@ def _pct(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
 
-async def _scenario(mode: str, n: int, video: list[bytes], publishers: int, speakers: int) -> Row:
+def _failed(mode: str, n: int, note: str) -> Row:
+    return Row(mode, n, 0.0, 0.0, 0.0, None, None, None, None, None, None, None, 0.0, 0.0, note)
+
+
+async def _scenario(
+    mode: str, n: int, video: list[bytes], publishers: int, speakers: int, generators: int, measure_s: float
+) -> Row:
     ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_server, args=(child, mode), daemon=True)
-    server.start()
-    loop = asyncio.get_running_loop()
-
-    async def ask(*message: Any) -> Any:
-        parent.send(message)
-        return await loop.run_in_executor(None, parent.recv)
-
-    load = _Load()
-    endpoints = [
-        _Endpoint(
-            f"e{i:03}",
-            load,
-            video=video if i < publishers else None,
-            tone=(0.5 / (i + 1)) if i < speakers else None,
+    generators = max(1, min(generators, n))
+    server_control, server_control_child = ctx.Pipe()
+    join_pipes = [ctx.Pipe() for _ in range(generators)]
+    server = ctx.Process(
+        target=_server, args=(server_control_child, [b for _, b in join_pipes], mode), daemon=True
+    )
+    specs: list[list[_Spec]] = [[] for _ in range(generators)]
+    for i in range(n):  # round robin: publishers and speakers land in different processes
+        # Publishers, speakers and one receiver per process handle media fully; the rest count.
+        full = i < max(publishers, speakers) + generators
+        specs[i % generators].append(
+            _Spec(f"e{i:03}", i < publishers, (0.5 / (i + 1)) if i < speakers else None, full)
         )
-        for i in range(n)
-    ]
+    controls = []
+    processes = [server]
+    for g in range(generators):
+        parent, child = ctx.Pipe()
+        controls.append(parent)
+        processes.append(
+            ctx.Process(target=_generator, args=(child, join_pipes[g][0], specs[g], video), daemon=True)
+        )
+    for process in processes:
+        process.start()
+    server_ch = _Channel(server_control)
+    gen_ch = [_Channel(c) for c in controls]
     try:
-        for e in endpoints:
-            await e.connect(parent)
+        setup_timeout = 20.0 + 0.5 * n
+        try:
+            ready = await asyncio.wait_for(asyncio.gather(*(g.recv() for g in gen_ch)), setup_timeout)
+        except TimeoutError:
+            return _failed(mode, n, f"not all {n} endpoints joined within {setup_timeout:.0f} s")
+        if any(r is None for r in ready):
+            return _failed(mode, n, "a load generator failed while joining")
         await asyncio.sleep(WARMUP_S)
-        await ask("sample", True)
-        load.sampling = True
-        before = await ask("stats")
-        received_before = load.received
+        await asyncio.gather(server_ch.ask("sample", True), *(g.ask("sample", True) for g in gen_ch))
+        before, *gen_before = await asyncio.gather(server_ch.ask("stats"), *(g.ask("stats") for g in gen_ch))
         started = time.monotonic()
-        await asyncio.sleep(MEASURE_S)
-        after = await ask("stats")
+        await asyncio.sleep(measure_s)
+        after, *gen_after = await asyncio.gather(server_ch.ask("stats"), *(g.ask("stats") for g in gen_ch))
         elapsed = time.monotonic() - started
-        load.sampling = False
-        received = load.received - received_before
+        await asyncio.gather(server_ch.ask("sample", False), *(g.ask("sample", False) for g in gen_ch))
+        received = sum(a["received"] - b["received"] for a, b in zip(gen_after, gen_before, strict=True))
         sent = after["sent"] - before["sent"] if mode == "packet" else received
         cpu = after["cpu"] - before["cpu"]
-        newcomer = _Endpoint("late", load, video=None, tone=None)
-        await newcomer.connect(parent)
-        for _ in range(60):
-            if newcomer.first_keyframe is not None:
-                break
-            await asyncio.sleep(0.05)
-        keyframe_ms = None
-        if newcomer.first_keyframe is not None and newcomer.connected_at is not None:
-            keyframe_ms = (newcomer.first_keyframe - newcomer.connected_at) * 1000
-        endpoints.append(newcomer)
-        pps = sent / elapsed
+        generator_pct = max(
+            100 * (a["cpu"] - b["cpu"]) / elapsed for a, b in zip(gen_after, gen_before, strict=True)
+        )
+        e2e_audio = [x for a in gen_after for x in a["e2e_audio"]]
+        connected = sum(a["connected"] for a in gen_after)
+        keyframe_ms = await gen_ch[0].ask("newcomer", min(VIDEO_SLOTS, publishers), within=30.0)
         return Row(
             mode=mode,
             n=n,
             cpu_pct=100 * cpu / elapsed,
-            pps=pps,
+            pps=sent / elapsed,
             us_per_packet=cpu / max(sent, 1) * 1e6,
             audio_p50=_pct(after["audio_delays"], 0.5),
             audio_p99=_pct(after["audio_delays"], 0.99),
             video_p50=_pct(after["video_delays"], 0.5),
             video_p99=_pct(after["video_delays"], 0.99),
-            e2e_audio_p99=_pct(load.e2e["audio"], 0.99),
+            lag_p99=_pct(after["lags"], 0.99),
+            e2e_audio_p99=_pct(e2e_audio, 0.99),
             keyframe_ms=keyframe_ms,
             rss=after["rss"],
+            generator_pct=generator_pct,
+            incoming_pps=(after["received"] - before["received"]) / elapsed,
+            sys_share=100 * (after["sys"] - before["sys"]) / max(cpu, 1e-9),
+            note="" if connected == n else f"only {connected} of {n} connected",
         )
     finally:
-        for e in endpoints:
-            await e.pc.close()
-        await ask("close")
-        server.join(10)
+        for g in gen_ch:
+            g.send(("close",))
+        for g in gen_ch:
+            with contextlib.suppress(TimeoutError, EOFError, OSError):
+                await g.recv(15)
+        server_ch.send(("close",))
+        with contextlib.suppress(TimeoutError, EOFError, OSError):
+            await server_ch.recv(15)
+        for ch in (server_ch, *gen_ch):
+            ch.close()
+        for process in processes:
+            process.join(5)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+
+
+# --- report -------------------------------------------------------------------------------
 
 
 def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def _print(rows: Sequence[Row]) -> None:
+def _print_header() -> None:
     print(
-        f"{'mode':<7}{'N':>4}{'CPU %':>8}{'pkt/s':>9}{'µs/pkt':>8}"
-        f"{'aud p50':>9}{'aud p99':>9}{'vid p50':>9}{'vid p99':>9}{'e2e a99':>9}{'kf ms':>8}{'RSS MiB':>9}"
+        f"{'mode':<7}{'N':>4}{'CPU %':>7}{'in/s':>5}{'pkt/s':>7}{'µs/pkt':>7}"
+        f"{'aud50':>7}{'aud99':>7}{'vid50':>7}{'vid99':>7}{'lag99':>7}{'e2e a99':>8}{'kf ms':>7}"
+        f"{'RSS':>5}{'sys %':>6}{'gen %':>6}",
+        flush=True,
     )
-    for r in rows:
-        print(
-            f"{r.mode:<7}{r.n:>4}{r.cpu_pct:>8.1f}{r.pps:>9.0f}{r.us_per_packet:>8.1f}"
-            f"{_fmt(r.audio_p50, '.2f'):>9}{_fmt(r.audio_p99, '.2f'):>9}{_fmt(r.video_p50, '.2f'):>9}"
-            f"{_fmt(r.video_p99, '.2f'):>9}{_fmt(r.e2e_audio_p99):>9}"
-            f"{_fmt(r.keyframe_ms, '.0f'):>8}{r.rss:>9.0f}"
-        )
+
+
+def _print_row(r: Row) -> None:
+    if r.note and not r.pps:
+        print(f"{r.mode:<7}{r.n:>4}  ({r.note})", flush=True)
+        return
+    print(
+        f"{r.mode:<7}{r.n:>4}{r.cpu_pct:>7.1f}{r.incoming_pps:>5.0f}{r.pps:>7.0f}{r.us_per_packet:>7.1f}"
+        f"{_fmt(r.audio_p50, '.2f'):>7}{_fmt(r.audio_p99, '.2f'):>7}{_fmt(r.video_p50, '.2f'):>7}"
+        f"{_fmt(r.video_p99, '.2f'):>7}{_fmt(r.lag_p99, '.2f'):>7}{_fmt(r.e2e_audio_p99):>8}"
+        f"{_fmt(r.keyframe_ms, '.0f'):>7}{r.rss:>5.0f}{r.sys_share:>6.0f}{r.generator_pct:>6.0f}"
+        + (f"  ({r.note})" if r.note else ""),
+        flush=True,
+    )
 
 
 def run(sizes: Sequence[int]) -> int:
-    """Run every size, then the small three-way comparison; print the tables."""
+    """Run every size (then larger ones while the server is under a core), then the comparison."""
+    loopback_only()
     video = preencode_vp8()
+    quick = list(sizes) == QUICK_SIZES
+    measure_s = QUICK_MEASURE_S if quick else MEASURE_S
+    escalate = list(sizes) == DEFAULT_SIZES
     print(
         f"SFU benchmark: {VIDEO_PUBLISHERS} video publishers, {SPEAKERS} speakers, "
-        f"{AUDIO_SLOTS}+{VIDEO_SLOTS} slots per endpoint; {os.cpu_count()} CPUs; "
-        f"delays in ms are server-side (arrival in the forwarder to send, per receiver)."
+        f"{AUDIO_SLOTS}+{VIDEO_SLOTS} slots per endpoint; server in its own process, endpoints in "
+        f"{GENERATORS} load-generator processes; {os.cpu_count()} CPUs; {measure_s:.0f} s per size.\n"
+        "CPU % is the server process (100 = one core); aud/vid are server-side delays in ms (packet "
+        "in the forwarder to sent, per receiver); lag99 is the server's event-loop lag p99 (what a "
+        "packet may wait before it is read); e2e a99 is publisher send to receiver arrival, audio; "
+        "kf ms: a late joiner's time from connected to a keyframe on every video slot; gen % is the "
+        "busiest load generator (100 = one core); sys % is the kernel's share of the server's CPU; in/s "
+        f"is what the publishers delivered to the SFU (nominal {(VIDEO_PUBLISHERS + SPEAKERS) * 50}: "
+        "less means the machine starved the load generators, and pkt/s is capped accordingly).",
+        flush=True,
     )
-    rows = [asyncio.run(_scenario("packet", n, video, VIDEO_PUBLISHERS, SPEAKERS)) for n in sizes]
-    _print(rows)
+    _print_header()
+    queue = list(sizes)
+    while queue:
+        n = queue.pop(0)
+        row = asyncio.run(_scenario("packet", n, video, VIDEO_PUBLISHERS, SPEAKERS, GENERATORS, measure_s))
+        _print_row(row)
+        bigger = [m for m in ESCALATE if n < m <= MAX_N]
+        if escalate and not queue and bigger:
+            if row.cpu_pct < 100 and not row.saturated:
+                queue.append(bigger[0])
+            else:
+                why = "the server reached one core" if row.cpu_pct >= 100 else "the load generators saturated"
+                print(f"(stopped at N={n}: {why})", flush=True)
     print(f"\nSmall scenario (N={SMALL_N}, 2 video publishers, 2 speakers): packet vs frame vs MediaRelay")
-    small = [asyncio.run(_scenario(mode, SMALL_N, video, 2, 2)) for mode in ("packet", "frame", "relay")]
-    _print(small)
+    _print_header()
+    small = []
+    for mode in ("packet", "frame", "relay"):
+        small.append(asyncio.run(_scenario(mode, SMALL_N, video, 2, 2, 1, measure_s)))
+        _print_row(small[-1])
     base = small[0].us_per_packet or 1.0
     print(
         "CPU per forwarded packet, relative to packet-level: "
-        + ", ".join(f"{r.mode} ×{r.us_per_packet / base:.1f}" for r in small)
-    )
-    print(
-        "Note: the load generator shares the machine (2 cores); at large N it saturates first, which "
-        "inflates end-to-end delay (e2e a99) and caps the packet rate."
+        + ", ".join(f"{r.mode} ×{r.us_per_packet / base:.1f}" for r in small),
+        flush=True,
     )
     return 0

@@ -108,6 +108,16 @@ class Settings:
         "A person who comes back within this many seconds of dropping out is counted as reconnecting: "
         "one attendance, mute state and raised hand kept.",
     )
+    video_last_n: int = _s(
+        6,
+        "Most video streams a participant receives: the most recent speakers (screen shares and "
+        "the chair first).",
+    )
+    signaling_heartbeat_seconds: float = _s(
+        10.0,
+        "Seconds between pings on a meeting's signaling WebSocket; a client that has not answered "
+        "half as long after a ping is taken as gone and leaves the room.",
+    )
     stun_urls: str = _s("", "Comma-separated STUN URLs given to browsers, e.g. stun:turn.hue.gov.vn:3478.")
     turn_urls: str = _s(
         "",
@@ -186,6 +196,10 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("setting scheduler_lease_seconds: must be at least 1")
     if settings.room_capacity < 1:
         raise SettingsError("setting room_capacity: must be at least 1")
+    if settings.video_last_n < 1:
+        raise SettingsError("setting video_last_n: must be at least 1")
+    if settings.signaling_heartbeat_seconds <= 0:
+        raise SettingsError("setting signaling_heartbeat_seconds: must be more than 0")
     if min(settings.room_open_minutes, settings.room_grace_minutes, settings.reconnect_merge_seconds) < 0:
         raise SettingsError(
             "settings room_open_minutes, room_grace_minutes and reconnect_merge_seconds: must not be negative"

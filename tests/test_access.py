@@ -68,6 +68,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "meetings"): SIGNED_IN,
     ("GET", "series"): SIGNED_IN,
     ("GET", "occurrence"): SIGNED_IN,
+    ("GET", "attendance"): SIGNED_IN,  # invitees of the series and organisers; all are invited here
+    ("GET", "api_attendance"): SIGNED_IN,
     ("GET", "series_new"): ORGANISERS,
     ("POST", "series_create"): ORGANISERS,
     ("GET", "series_edit"): ORGANISERS,
@@ -169,7 +171,7 @@ def path_parts(name: str, canonical: str, values: dict[str, str]) -> dict[str, s
         return {"key": values[name]}
     if "{id}" not in canonical:
         return {}
-    if name == "room_ws":
+    if name in {"room_ws", "attendance", "api_attendance"}:
         return {"id": values["occurrence"]}
     for prefix in ("series", "occurrence", "calendar_day", "mail", "unit", "api_unit"):
         if name.startswith(prefix):

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiortc import RTCIceServer
@@ -21,6 +22,7 @@ from web import keys
 
 log = logging.getLogger("giaoban.media")
 SWEEP_SECONDS = 30.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,9 +34,25 @@ class Media:
     sfus: dict[int, Sfu] = field(default_factory=dict)
     listeners: dict[int, set[Callable[[SfuEvent], None]]] = field(default_factory=dict)
     sockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
+    pending: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    def sfu(self, occurrence_id: int) -> Sfu:
-        """The forwarding unit of a room, created on first use."""
+    async def finish(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` to its end even if the caller is cancelled (its socket closed, a shutdown).
+
+        For changes the room has already announced: ending a meeting closes the moderator's own
+        socket, and what everyone was told must still be committed.
+        """
+        task = asyncio.ensure_future(work)
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+        return await asyncio.shield(task)
+
+    def acquire(self, occurrence_id: int, listener: Callable[[SfuEvent], None]) -> Sfu:
+        """The forwarding unit of a room (created on first use), held for one connection.
+
+        Every connection of the room holds it, seated or waiting, offered yet or not, so the
+        last publisher leaving never closes the SFU under someone about to send an offer.
+        """
         sfu = self.sfus.get(occurrence_id)
         if sfu is None:
             self.listeners[occurrence_id] = set()
@@ -45,14 +63,19 @@ class Media:
 
             sfu = Sfu(self.config, on_event=dispatch)
             self.sfus[occurrence_id] = sfu
+        self.listeners[occurrence_id].add(listener)
         return sfu
 
-    async def release(self, occurrence_id: int) -> None:
-        """Close a room's SFU once nobody is connected to it."""
+    async def release(self, occurrence_id: int, listener: Callable[[SfuEvent], None]) -> None:
+        """Let go of a room's SFU; the last connection to let go closes it."""
+        holders = self.listeners.get(occurrence_id)
+        if holders is None:
+            return
+        holders.discard(listener)
         sfu = self.sfus.get(occurrence_id)
-        if sfu is not None and not sfu.participants():
+        if not holders and sfu is not None:
             del self.sfus[occurrence_id]
-            self.listeners.pop(occurrence_id, None)
+            del self.listeners[occurrence_id]
             await sfu.close()
 
 
@@ -75,7 +98,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     stun = tuple(RTCIceServer(urls=u.strip()) for u in settings.stun_urls.split(",") if u.strip())
     media = Media(
         registry=rooms.create_registry(settings, app[keys.DB]),
-        config=SfuConfig(ice_servers=stun),
+        config=SfuConfig(ice_servers=stun, video_last_n=settings.video_last_n),
     )
     app[keys.MEDIA] = media
     sweeper = asyncio.create_task(_sweep(app, media), name="room-sweep")
@@ -83,6 +106,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
+    await asyncio.gather(*media.pending, return_exceptions=True)
     for sfu in list(media.sfus.values()):
         await sfu.close()
     media.sfus.clear()

@@ -687,8 +687,13 @@ class RoomRegistry:
         return room
 
     def release(self, room: Room, now: datetime) -> bool:
-        """Forget a room nobody is in once it is over or not yet open; True if forgotten."""
-        if room.is_empty and (room.finished(now) or now < room.opens_at):
+        """Forget a room nobody is in once its time is over or not yet open; True if forgotten.
+
+        A room the chair ended is kept until its closing time: until the caller commits the end,
+        the database still says "in progress", and a room opened afresh would let people back in.
+        """
+        over = now >= room.closes_at
+        if room.is_empty and (over or (room.ended_at is None and now < room.opens_at)):
             if self._rooms.get(room.occurrence_id) is room:
                 del self._rooms[room.occurrence_id]
             return True

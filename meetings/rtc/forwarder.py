@@ -11,11 +11,13 @@ from __future__ import annotations
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 _HEADER = struct.Struct("!BBHII")
 _U16 = struct.Struct("!H")
+_U24 = struct.Struct("!HB")  # a 24-bit value as (high 16 bits, low 8 bits)
+_SECOND_SEQ_TS = struct.Struct("!BHI")  # marker/payload type, sequence number, timestamp
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
 VIDEO_HISTORY = 256  # packets kept per video slot for retransmission (~4 s at 500 kbps)
@@ -143,22 +145,27 @@ class KeyframeThrottle:
         return True
 
 
-Send = Callable[[bytes], Awaitable[None]]
+Send = Callable[[bytes | bytearray, bytes], None]
+"""Protect and send ``header + payload`` now (``header`` is only valid during the call).
+
+Raises ``ConnectionError`` when the subscriber is not connected (yet, or any more)."""
 
 
 @dataclass(slots=True)
 class _Queued:
     video: bool
     slot: SlotForwarder | None
-    data: bytes
+    header: bytes
+    payload: bytes
 
 
 class DownlinkQueue:
     """A subscriber's bounded send queue: video is dropped before audio when it backs up.
 
-    Sends inline while the (optional) token bucket allows; otherwise packets wait and the
-    oldest video packet is dropped first once ``limit`` packets are queued, and its slot waits
-    for the next keyframe. Audio is dropped only when the queue holds nothing but audio.
+    While nothing waits and no rate is set, a packet is sent at once (no copy, no coroutine);
+    otherwise packets wait for the (optional) token bucket and the oldest video packet is
+    dropped first once ``limit`` packets are queued, and its slot waits for the next keyframe.
+    Audio is dropped only when the queue holds nothing but audio.
     """
 
     def __init__(self, send: Send, *, limit: int = 256, clock: Callable[[], float] = time.monotonic) -> None:
@@ -169,7 +176,6 @@ class DownlinkQueue:
         self.rate_bps: float | None = None
         self._tokens = 0.0
         self._refilled = clock()
-        self._draining = False
         self.sent_packets = 0
         self.sent_bytes = 0
         self.dropped_video = 0
@@ -188,8 +194,22 @@ class DownlinkQueue:
         """Pace to ``bps`` (from REMB or settings); None sends as fast as packets come."""
         self.rate_bps = bps
 
-    def push(self, data: bytes, *, video: bool, slot: SlotForwarder | None = None) -> None:
+    def push(
+        self, header: bytes | bytearray, payload: bytes, video: bool, slot: SlotForwarder | None = None
+    ) -> None:
+        """Send (or queue) one packet: ``header`` (RTP header and extensions) + ``payload``."""
         if self.closed:
+            return
+        if not self._queue and self.rate_bps is None:  # the common case: straight to the wire
+            try:
+                self._send(header, payload)
+            except ConnectionError:  # not connected (yet, or any more): nothing to keep
+                self.not_connected += 1
+                if video and slot is not None:
+                    slot.lost_video()
+                return
+            self.sent_packets += 1
+            self.sent_bytes += len(header) + len(payload)
             return
         if len(self._queue) >= self.limit:
             self._drop_one(incoming_video=video)
@@ -198,7 +218,8 @@ class DownlinkQueue:
                 if slot is not None:
                     slot.lost_video()
                 return
-        self._queue.append(_Queued(video, slot, data))
+        self._queue.append(_Queued(video, slot, bytes(header), payload))
+        self.flush()
 
     def _drop_one(self, *, incoming_video: bool) -> None:
         for i, item in enumerate(self._queue):
@@ -224,31 +245,26 @@ class DownlinkQueue:
             return True
         return False
 
-    async def flush(self) -> None:
-        """Send what the budget allows; the rest waits for the next flush."""
-        if self._draining:
-            return
-        self._draining = True
-        try:
-            queue = self._queue
-            while queue and not self.closed:
-                item = queue[0]
-                if not self._budget(len(item.data)):
-                    break
-                queue.popleft()
-                try:
-                    await self._send(item.data)
-                except ConnectionError:  # not connected (yet, or any more): nothing to keep
-                    self.not_connected += 1
-                    for lost in (item, *queue):
-                        if lost.video and lost.slot is not None:
-                            lost.slot.lost_video()
-                    queue.clear()
-                    return
-                self.sent_packets += 1
-                self.sent_bytes += len(item.data)
-        finally:
-            self._draining = False
+    def flush(self) -> None:
+        """Send what the budget allows; the rest waits for the next push or flush."""
+        queue = self._queue
+        while queue and not self.closed:
+            item = queue[0]
+            size = len(item.header) + len(item.payload)
+            if not self._budget(size):
+                break
+            queue.popleft()
+            try:
+                self._send(item.header, item.payload)
+            except ConnectionError:  # not connected (yet, or any more): nothing to keep
+                self.not_connected += 1
+                for lost in (item, *queue):
+                    if lost.video and lost.slot is not None:
+                        lost.slot.lost_video()
+                queue.clear()
+                return
+            self.sent_packets += 1
+            self.sent_bytes += size
 
     def close(self) -> None:
         self.closed = True
@@ -284,34 +300,73 @@ class ForwardStats:
     skipped_waiting_keyframe: int = 0
 
 
-@dataclass
 class SlotForwarder:
     """One subscriber sender fed by one publisher stream at a time."""
 
-    target: SlotTarget
-    clock_rate: int
-    downlink: DownlinkQueue
-    on_keyframe_needed: Callable[[SlotForwarder], None] = lambda slot: None
-    source: object | None = None
-    waiting_keyframe: bool = True
-    stats: ForwardStats = field(default_factory=ForwardStats)
-    rewriter: SeqRewriter = field(init=False)
-    _history: list[tuple[int, int, int, bytes] | None] = field(init=False)
-    _rtx_seq: int = 0
-    _mid_element: bytes = field(init=False)
+    __slots__ = (
+        "_headers",
+        "_history",
+        "_mid_element",
+        "_payload_types",
+        "_rtx_seq",
+        "clock_rate",
+        "downlink",
+        "on_keyframe_needed",
+        "rewriter",
+        "source",
+        "stats",
+        "target",
+        "video",
+        "waiting_keyframe",
+    )
 
-    def __post_init__(self) -> None:
-        self.rewriter = SeqRewriter(self.clock_rate)
-        self._history = [None] * VIDEO_HISTORY if self.target.kind == "video" else []
-        mid = self.target.mid.encode()
-        ext_id = self.target.mid_ext_id
+    def __init__(
+        self,
+        target: SlotTarget,
+        clock_rate: int,
+        downlink: DownlinkQueue,
+        on_keyframe_needed: Callable[[SlotForwarder], None] = lambda slot: None,
+    ) -> None:
+        self.target = target
+        self.clock_rate = clock_rate
+        self.downlink = downlink
+        self.on_keyframe_needed = on_keyframe_needed
+        self.source: object | None = None
+        self.video = target.kind == "video"
+        self.waiting_keyframe = self.video
+        self.stats = ForwardStats()
+        self.rewriter = SeqRewriter(clock_rate)
+        self._history: list[tuple[int, int, int, bytes] | None] = [None] * VIDEO_HISTORY if self.video else []
+        self._rtx_seq = 0
+        self._payload_types = dict(target.payload_types)
+        mid = target.mid.encode()
+        ext_id = target.mid_ext_id
         self._mid_element = (
             bytes([(ext_id << 4) | (len(mid) - 1)]) + mid if ext_id and 0 < len(mid) <= 16 else b""
         )
+        # Header templates by (has audio level, has send time): (bytes, level offset, time offset).
+        self._headers = [self._template(bool(i & 1), bool(i & 2)) for i in range(4)]
 
-    @property
-    def video(self) -> bool:
-        return self.target.kind == "video"
+    def _template(self, level: bool, send_time: bool) -> tuple[bytearray, int, int]:
+        """A 12-byte RTP header (our SSRC) and extension block whose variable bytes are patched."""
+        body = bytearray(self._mid_element)
+        t = self.target
+        level_at = time_at = -1
+        if level and t.audio_level_ext_id and t.audio_level_ext_id < 15:
+            body += bytes([t.audio_level_ext_id << 4])
+            level_at = len(body)
+            body += b"\x00"
+        if send_time and t.abs_send_time_ext_id and t.abs_send_time_ext_id < 15:
+            body += bytes([(t.abs_send_time_ext_id << 4) | 2])
+            time_at = len(body)
+            body += b"\x00\x00\x00"
+        ext = b""
+        if body:
+            body += b"\x00" * (-len(body) % 4)
+            ext = b"\xbe\xde" + _U16.pack(len(body) // 4) + bytes(body)
+        header = bytearray(_HEADER.pack(0x90 if ext else 0x80, 0, 0, 0, t.ssrc)) + ext
+        offset = 12 + 4  # fixed header + extension profile/length
+        return header, level_at + offset if level_at >= 0 else -1, time_at + offset if time_at >= 0 else -1
 
     def switch(self, source: object | None) -> None:
         """Carry another source (or nothing); video waits for that source's next keyframe."""
@@ -331,20 +386,15 @@ class SlotForwarder:
             self.on_keyframe_needed(self)
 
     def _extensions(self, audio_level: int | None, send_time: int | None) -> bytes:
-        body = self._mid_element
-        t = self.target
-        if audio_level is not None and t.audio_level_ext_id and t.audio_level_ext_id < 15:
-            body += bytes([t.audio_level_ext_id << 4, audio_level & 0x7F])
-        if send_time is not None and t.abs_send_time_ext_id and t.abs_send_time_ext_id < 15:
-            body += bytes([(t.abs_send_time_ext_id << 4) | 2]) + send_time.to_bytes(3, "big")
-        if not body:
-            return b""
-        body += b"\x00" * (-len(body) % 4)
-        return b"\xbe\xde" + _U16.pack(len(body) // 4) + body
+        header, level_at, time_at = self._headers[(audio_level is not None) | (send_time is not None) << 1]
+        if level_at >= 0 and audio_level is not None:
+            header[level_at] = audio_level & 0x7F
+        if time_at >= 0 and send_time is not None:
+            _U24.pack_into(header, time_at, send_time >> 8, send_time & 0xFF)
+        return bytes(header[12:])
 
     def forward(
         self,
-        *,
         codec: str,
         seq: int,
         timestamp: int,
@@ -355,13 +405,13 @@ class SlotForwarder:
         send_time: int | None,
         now: float,
     ) -> bool:
-        """Rewrite and queue one packet; False if it was not queued."""
+        """Rewrite and send (or queue) one packet; False if it was not forwarded."""
         if self.waiting_keyframe:
             if not keyframe:
                 self.stats.skipped_waiting_keyframe += 1
                 return False
             self.waiting_keyframe = False
-        pt = self.target.payload_types.get(codec)
+        pt = self._payload_types.get(codec)
         if pt is None:
             return False
         mapped = self.rewriter.rewrite(seq, timestamp, now)
@@ -369,11 +419,15 @@ class SlotForwarder:
             return False
         out_seq, out_ts = mapped
         second = (marker << 7) | pt
-        ext = self._extensions(audio_level, send_time)
-        data = _HEADER.pack(0x90 if ext else 0x80, second, out_seq, out_ts, self.target.ssrc) + ext + payload
+        header, level_at, time_at = self._headers[(audio_level is not None) | (send_time is not None) << 1]
+        _SECOND_SEQ_TS.pack_into(header, 1, second, out_seq, out_ts)
+        if level_at >= 0:
+            header[level_at] = audio_level & 0x7F  # type: ignore[operator]
+        if time_at >= 0:
+            _U24.pack_into(header, time_at, send_time >> 8, send_time & 0xFF)  # type: ignore[operator]
         if self.video:
             self._history[out_seq % VIDEO_HISTORY] = (out_seq, out_ts, second, payload)
-        self.downlink.push(data, video=self.video, slot=self)
+        self.downlink.push(header, payload, self.video, self)
         self.stats.forwarded += 1
         return True
 
@@ -387,29 +441,15 @@ class SlotForwarder:
             out_seq, out_ts, second, payload = entry
             rtx_pt = self.target.rtx_payload_types.get(second & 0x7F)
             ext = self._extensions(None, send_time)
+            first = 0x90 if ext else 0x80
             if rtx_pt is not None:
-                rtx_second = (second & 0x80) | rtx_pt
                 self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
-                data = build_rtp(
-                    payload_type=rtx_second & 0x7F,
-                    marker=second >> 7,
-                    seq=self._rtx_seq,
-                    timestamp=out_ts,
-                    ssrc=self.target.rtx_ssrc,
-                    extensions=ext,
-                    payload=_U16.pack(out_seq) + payload,
-                )
+                rtx_second = (second & 0x80) | rtx_pt
+                header = _HEADER.pack(first, rtx_second, self._rtx_seq, out_ts, self.target.rtx_ssrc) + ext
+                self.downlink.push(header, _U16.pack(out_seq) + payload, True)
             else:
-                data = build_rtp(
-                    payload_type=second & 0x7F,
-                    marker=second >> 7,
-                    seq=out_seq,
-                    timestamp=out_ts,
-                    ssrc=self.target.ssrc,
-                    extensions=ext,
-                    payload=payload,
-                )
-            self.downlink.push(data, video=True, slot=None)
+                header = _HEADER.pack(first, second, out_seq, out_ts, self.target.ssrc) + ext
+                self.downlink.push(header, payload, True)
             count += 1
         self.stats.retransmitted += count
         return count

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aioice.ice
 import aiortc
 import aiortc.codecs
+import aiortc.rtcdtlstransport
+import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import pylibsrtp
 from aiortc import (
     RTCDtlsTransport,
     RTCPeerConnection,
@@ -29,6 +35,7 @@ from aiortc import (
 from aiortc import clock as _clock
 from aiortc import rtp as _rtp
 from aiortc.codecs import is_rtx as _is_rtx
+from pylibsrtp import _binding as _srtp_binding
 
 # Re-exported so that the forwarder can name aiortc's parsed packet without importing aiortc.
 RtpPacket = _rtp.RtpPacket
@@ -64,6 +71,8 @@ SENDER_ATTRS = (
     f"{_S}octet_count",
 )
 TRANSCEIVER_ATTRS = ("_codecs", "_headerExtensions")
+_D = "_RTCDtlsTransport__"
+DTLS_COUNTERS = (f"{_D}tx_bytes", f"{_D}tx_packets")
 
 RtpHandler = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
 FrameHandler = Callable[[RTCRtpCodecParameters, bytes, int], None]
@@ -124,6 +133,25 @@ def check_internals(*, strict_version: bool = False) -> None:
     _expect_names(RTCDtlsTransport, "_handle_rtp_data", ["_handle_rtp_packet"], problems)
     _expect_names(RTCDtlsTransport, "_handle_rtcp_data", ["_handle_rtcp_packet"], problems)
     _expect_names(RTCPeerConnection, "_RTCPeerConnection__connect", ["receive", "send"], problems)
+    # RtpWire: the DTLS transport's state, its ICE transport, its SRTP session and counters;
+    # aioice's nominated pair; pylibsrtp's session buffer and libsrtp's srtp_protect.
+    _expect_names(RTCDtlsTransport, "__init__", ["_state", "_transport", *DTLS_COUNTERS], problems)
+    _expect_names(RTCDtlsTransport, "_setup_srtp", ["_tx_srtp", "allow_repeat_tx"], problems)
+    _expect_names(RTCDtlsTransport, "_send_rtp", ["_state", "_tx_srtp", "protect"], problems)
+    _expect_names(aiortc.rtcicetransport.RTCIceTransport, "__init__", ["_connection"], problems)
+    _expect_names(aioice.ice.Connection, "__init__", ["_nominated"], problems)
+    _expect_names(
+        aioice.ice.Connection, "sendto", ["_nominated", "protocol", "send_data", "remote_addr"], problems
+    )
+    _expect_names(aioice.ice.StunProtocol, "send_data", ["transport", "sendto"], problems)
+    _expect_names(aioice.ice.StunProtocol, "datagram_received", ["receiver", "data_received"], problems)
+    _expect_names(pylibsrtp.Session, "__init__", ["_cdata", "_srtp"], problems)
+    if not hasattr(aiortc.rtcdtlstransport, "State") or not hasattr(
+        aiortc.rtcdtlstransport.State, "CONNECTED"
+    ):
+        problems.append("aiortc.rtcdtlstransport.State.CONNECTED is missing")
+    if not hasattr(_srtp_binding.lib, "srtp_protect"):
+        problems.append("pylibsrtp._binding.lib.srtp_protect is missing")
     # The decoder path we bypass: the original handler queues frames only while a thread runs.
     _expect_names(
         RTCRtpReceiver, "_handle_rtp_packet", [f"{_R}decoder_queue", f"{_R}decoder_thread"], problems
@@ -375,19 +403,151 @@ def send_target(transceiver: RTCRtpTransceiver) -> SendTarget:
     )
 
 
-def rtp_sender(transport: RTCDtlsTransport) -> Callable[[bytes], Awaitable[None]]:
-    """SRTP-protect and send a plain RTP packet on a DTLS transport (``_send_rtp``)."""
-    send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
-    return send
+_CONNECTED = aiortc.rtcdtlstransport.State.CONNECTED
+_SRTP_TRAILER: int = getattr(pylibsrtp, "SRTP_MAX_TRAILER_LEN", 16 + 128)  # tag + MKI
 
 
-def update_sender_report(sender: RTCRtpSender, rtp_timestamp: int, packets: int, octets: int) -> None:
+class RtpWire:
+    """SRTP-protects and sends RTP on a DTLS transport, synchronously: no coroutine per packet.
+
+    aiortc's path (``_send_rtp`` -> ``Connection.send`` -> ``sendto`` -> ``send_data``) is four
+    awaited coroutines and two copies per packet; this writes the header and the payload into
+    the SRTP session's own buffer, protects it in place with libsrtp's ``srtp_protect`` and hands
+    a view of it to the nominated pair's UDP transport (which copies only if it has to queue).
+    Everything runs on the event loop thread, so sharing the session buffer with aiortc's own
+    (synchronous) ``protect_rtcp`` calls is safe.
+    Relies on: ``RTCDtlsTransport._state``, ``._transport``, ``._tx_srtp`` and its transmit
+    counters, ``RTCIceTransport._connection``, aioice ``Connection._nominated`` (pair
+    ``.protocol.transport``, ``.remote_addr``), pylibsrtp ``Session._cdata``/``._srtp`` and
+    ``pylibsrtp._binding.lib.srtp_protect`` (the libsrtp 2 signature pylibsrtp itself calls);
+    optionally asyncio's datagram transport ``_sock``/``_buffer`` (written to directly while
+    nothing is buffered, as its ``sendto()`` does; other transports get ``sendto()``).
+    """
+
+    __slots__ = (
+        "_addr",
+        "_cdata",
+        "_connection",
+        "_counted_bytes",
+        "_counted_packets",
+        "_dtls",
+        "_len",
+        "_limit",
+        "_pair",
+        "_session",
+        "_sock",
+        "_srtp",
+        "_udp",
+        "_view",
+        "bytes",
+        "packets",
+    )
+
+    def __init__(self, transport: RTCDtlsTransport) -> None:
+        self._dtls = transport
+        self._connection: Any = transport._transport._connection
+        self._session: Any = None
+        self._pair: Any = None
+        self._udp: Any = None
+        self._sock: Any = None
+        self._addr: Any = None
+        self._cdata: Any = None
+        self._view: memoryview | None = None
+        self._srtp: Any = None
+        self._len = _srtp_binding.ffi.new("int *")
+        self._limit = 0
+        self.packets = 0
+        self.bytes = 0
+        self._counted_packets = 0
+        self._counted_bytes = 0
+
+    @property
+    def transport(self) -> RTCDtlsTransport:
+        return self._dtls
+
+    def _bind(self) -> None:
+        dtls = self._dtls
+        if dtls._state is not _CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        pair = self._connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        session = dtls._tx_srtp
+        if session is not self._session:
+            self._session = session
+            self._cdata = session._cdata
+            self._view = memoryview(_srtp_binding.ffi.buffer(session._cdata))
+            self._srtp = session._srtp[0]
+            self._limit = len(self._view) - _SRTP_TRAILER
+        self._pair = pair
+        udp = pair.protocol.transport
+        self._udp = udp
+        self._addr = pair.remote_addr
+        # asyncio's selector datagram transport: write to its socket directly while it has
+        # nothing buffered (what its sendto() does, minus a layer of checks per packet).
+        sock, buffered = getattr(udp, "_sock", None), getattr(udp, "_buffer", None)
+        self._sock = sock if sock is not None and isinstance(buffered, deque) else None
+
+    def send(self, header: bytes | bytearray, payload: bytes) -> None:
+        """Protect ``header + payload`` and send it; ``ConnectionError`` if not connected."""
+        if self._dtls._state is not _CONNECTED or self._connection._nominated.get(1) is not self._pair:
+            self._bind()
+        view = self._view
+        assert view is not None
+        h = len(header)
+        n = h + len(payload)
+        if n > self._limit:
+            raise ValueError("packet is too long")
+        view[:h] = header
+        view[h:n] = payload
+        length = self._len
+        length[0] = n
+        rc = _srtp_binding.lib.srtp_protect(self._srtp, self._cdata, length)
+        if rc:
+            raise ConnectionError(f"SRTP protect failed ({rc})")
+        size = length[0]
+        sock = self._sock
+        if sock is not None and not self._udp._buffer:
+            try:
+                sock.sendto(view[:size], self._addr)
+            except (BlockingIOError, InterruptedError):
+                self._udp.sendto(view[:size], self._addr)  # the transport queues a copy
+            except OSError:
+                return  # as asyncio does: a datagram that cannot be sent is lost
+        else:
+            self._udp.sendto(view[:size], self._addr)
+        self.packets += 1
+        self.bytes += size
+
+    def sync_counters(self) -> None:
+        """Add what was sent since the last call to the transport's statistics (getStats)."""
+        dtls = self._dtls
+        packets, sent = self.packets - self._counted_packets, self.bytes - self._counted_bytes
+        if packets:
+            setattr(dtls, DTLS_COUNTERS[0], getattr(dtls, DTLS_COUNTERS[0]) + sent)
+            setattr(dtls, DTLS_COUNTERS[1], getattr(dtls, DTLS_COUNTERS[1]) + packets)
+            self._counted_packets, self._counted_bytes = self.packets, self.bytes
+
+
+def rtp_wire(transport: RTCDtlsTransport) -> RtpWire:
+    """The synchronous RTP send path of a (bundled) DTLS transport; see ``RtpWire``."""
+    return RtpWire(transport)
+
+
+def ntp_now() -> int:
+    """The 64-bit NTP time now (``aiortc.clock``), for ``update_sender_report``."""
+    return _clock.current_ntp_time()
+
+
+def update_sender_report(
+    sender: RTCRtpSender, rtp_timestamp: int, packets: int, octets: int, ntp: int | None = None
+) -> None:
     """Make the sender's RTCP sender reports describe what we forwarded on its SSRC.
 
     Relies on: ``_RTCRtpSender__ntp_timestamp``, ``__rtp_timestamp``, ``__packet_count``,
     ``__octet_count`` (read by ``RTCRtpSender._run_rtcp``).
     """
-    setattr(sender, f"{_S}ntp_timestamp", _clock.current_ntp_time())
+    setattr(sender, f"{_S}ntp_timestamp", _clock.current_ntp_time() if ntp is None else ntp)
     setattr(sender, f"{_S}rtp_timestamp", rtp_timestamp)
     setattr(sender, f"{_S}packet_count", packets)
     setattr(sender, f"{_S}octet_count", octets)
@@ -399,8 +559,12 @@ def sender_has_encoder(sender: RTCRtpSender) -> bool:
 
 
 def abs_send_time() -> int:
-    """The 24-bit abs-send-time value for now (6.18 fixed point seconds)."""
-    return (_clock.current_ntp_time() >> 14) & 0x00FFFFFF
+    """The 24-bit abs-send-time value for now (6.18 fixed point seconds of the NTP clock).
+
+    The NTP epoch is a whole number of 64 s before the Unix epoch, so the low 6 bits of the
+    seconds (all abs-send-time keeps) are the same as Unix time's: no datetime per packet.
+    """
+    return int(time.time() * 262144) & 0x00FFFFFF
 
 
 def packet_audio_level(packet: _rtp.RtpPacket) -> int | None:
@@ -438,3 +602,21 @@ def observe_sent_rtp(transport: RTCDtlsTransport, on_packet: Callable[[RtpPacket
         await original(data)
 
     transport._send_rtp = send  # type: ignore[method-assign]
+
+
+def divert_received_rtp(transport: RTCDtlsTransport, keep: Callable[[int], bool]) -> None:
+    """Benchmarks' cheap receivers: ``keep(size)`` sees each incoming SRTP datagram first.
+
+    aiortc unprotects and handles the datagram only if ``keep`` returns True; RTCP, STUN and
+    DTLS always pass. Wraps aioice ``Connection.data_received`` on the instance (the nominated
+    pair's ``StunProtocol.datagram_received`` calls it by name).
+    """
+    connection: Any = transport._transport._connection
+    original = connection.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        if 127 < data[0] < 192 and not (len(data) >= 2 and 192 <= data[1] <= 208) and not keep(len(data)):
+            return
+        original(data, component)
+
+    connection.data_received = data_received

@@ -185,8 +185,7 @@ class _SlotFeedback(internals.SenderFeedback):
         self._slot = slot
 
     async def on_nack(self, lost: list[int]) -> None:
-        if self._slot.forwarder.retransmit(lost, internals.abs_send_time()):
-            await self._slot.forwarder.downlink.flush()
+        self._slot.forwarder.retransmit(lost, internals.abs_send_time())
 
     async def on_keyframe_request(self) -> None:
         if self._slot.publication is not None:
@@ -204,6 +203,7 @@ class _Participant:
     publications: dict[str, Publication] = field(default_factory=dict)
     slots: dict[str, _Slot] = field(default_factory=dict)
     downlink_estimate: int | None = None
+    wire: internals.RtpWire | None = None
 
 
 class Sfu:
@@ -222,6 +222,7 @@ class Sfu:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.keyframe_requests = 0
+        self._reported = 0.0
         # Benchmarks set this to sample the time from a packet's arrival to its send, per sink.
         self.delay_probe: Callable[[bool, float], None] | None = None
 
@@ -392,12 +393,15 @@ class Sfu:
         await pc.setLocalDescription(await pc.createAnswer())
         transceivers = pc.getTransceivers()
         if transceivers:  # max-bundle: every transceiver shares the first one's transport
-            entry.downlink.set_send(internals.rtp_sender(transceivers[0].sender.transport))
+            transport = transceivers[0].sender.transport
+            if entry.wire is None or entry.wire.transport is not transport:
+                entry.wire = internals.rtp_wire(transport)
+                entry.downlink.set_send(entry.wire.send)
         self._select()
         return pc.localDescription
 
     @staticmethod
-    async def _no_transport(data: bytes) -> None:
+    def _no_transport(header: bytes | bytearray, payload: bytes) -> None:
         raise ConnectionError("no transport yet")
 
     def _update_publication(
@@ -497,21 +501,15 @@ class Sfu:
             payload = packet.payload
             keyframe = video and is_keyframe(codec.name, payload)
             send_time = internals.abs_send_time() if video else None
+            seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
+            probe = self.delay_probe
+            # One synchronous fan-out: rewrite, SRTP-protect and sendto per sink, no awaits.
             for sink in sinks:
-                if sink.forward(
-                    codec=key,
-                    seq=packet.sequence_number,
-                    timestamp=packet.timestamp,
-                    marker=packet.marker,
-                    payload=payload,
-                    keyframe=keyframe,
-                    audio_level=level,
-                    send_time=send_time,
-                    now=now,
+                if (
+                    sink.forward(key, seq, timestamp, marker, payload, keyframe, level, send_time, now)
+                    and probe is not None
                 ):
-                    await sink.downlink.flush()
-                    if self.delay_probe is not None:
-                        self.delay_probe(video, time.monotonic() - now)
+                    probe(video, time.monotonic() - now)
 
         return on_packet
 
@@ -549,18 +547,28 @@ class Sfu:
 
     def _maintain(self) -> None:
         now = time.monotonic()
+        # Sender reports go out about once a second: refresh what they say every 0.5 s, not every tick.
+        reports = now - self._reported >= 0.5
+        ntp = None
+        if reports:
+            self._reported = now
+            ntp = internals.ntp_now()
         for entry in self._participants.values():
+            entry.downlink.flush()  # paced queues drain between packets too
+            if entry.wire is not None:
+                entry.wire.sync_counters()
             for slot in entry.slots.values():
                 forwarder = slot.forwarder
                 if slot.publication is not None and forwarder.waiting_keyframe:
                     self._request_keyframe(slot.publication)
-                if forwarder.stats.forwarded and forwarder.rewriter.started:
+                if reports and forwarder.stats.forwarded and forwarder.rewriter.started:
                     elapsed = int((now - forwarder.rewriter.out_time) * forwarder.clock_rate)
                     internals.update_sender_report(
                         slot.transceiver.sender,
                         (forwarder.rewriter.out_ts + elapsed) % (1 << 32),
                         forwarder.stats.forwarded,
                         entry.downlink.sent_bytes,
+                        ntp,
                     )
 
     def _select(self) -> None:
@@ -593,7 +601,8 @@ class Sfu:
         for entry in self._participants.values():
             audio_slots = {m: s.publication for m, s in entry.slots.items() if s.kind == "audio"}
             if audio_slots:
-                top = audio_top_n(scores, receiver=entry.id, n=self.config.audio_top_n)
+                # Never more than the receiver has room for: the loudest (or latest) first.
+                top = audio_top_n(scores, receiver=entry.id, n=min(self.config.audio_top_n, len(audio_slots)))
                 wanted = [microphones[p] for p in top if p in microphones]
                 for mid, chosen_audio in assign_slots(audio_slots, wanted).items():
                     self._assign(entry, entry.slots[mid], chosen_audio)
@@ -604,7 +613,7 @@ class Sfu:
                     receiver=entry.id,
                     recent_speakers=self._recent,
                     pinned=self._pinned,
-                    n=self.config.video_last_n,
+                    n=min(self.config.video_last_n, len(video_slots)),
                 )
                 wanted_video = [video_by_key[s.key] for s in chosen]
                 for mid, chosen_video in assign_slots(video_slots, wanted_video).items():

@@ -28,9 +28,9 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4003
     NOT_FOUND = 4004
     BAD_ORIGIN = 4008
-    REMOVED = 4009
-    ENDED = 4010
-    REPLACED = 4011
+    # 4100-4104 are the room's (meetings.rooms.participant.CloseCode): ended, removed,
+    # denied, replaced, shutting down.
+    MEDIA_LOST = 4105  # the peer connection failed or closed: reconnect
     INTERNAL = 4500
 
 

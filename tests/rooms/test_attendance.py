@@ -305,7 +305,8 @@ async def test_leave_remove_and_end_write_attendance(world: World) -> None:
         await service.remove(db, room, conns[city.chair.id], city.late.id, at(12))
         await service.end(db, rooms, room, conns[city.chair.id], at(40))
         await db.commit()
-    assert rooms.get(occ) is None
+    # Kept, ended, until its closing time: a join racing the commit above is refused too.
+    assert rooms.get(occ) is room and room.ended_at == at(40)
     async with world.db() as db:
         rows = {r.person_id: r for r in await attendance.records(db, occ)}
         assert {pid: r.total_seconds for pid, r in rows.items()} == {

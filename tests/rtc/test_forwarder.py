@@ -76,8 +76,8 @@ class Sink:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
-    async def __call__(self, data: bytes) -> None:
-        self.sent.append(data)
+    def __call__(self, header: bytes | bytearray, payload: bytes) -> None:
+        self.sent.append(bytes(header) + payload)  # the header is only valid during the call
 
 
 async def test_a_forwarded_packet_has_our_header_and_their_payload() -> None:
@@ -106,7 +106,7 @@ async def test_a_forwarded_packet_has_our_header_and_their_payload() -> None:
         send_time=5,
         now=0.0,
     )
-    await slot.downlink.flush()
+    slot.downlink.flush()
     [data] = sink.sent
     packet = RtpPacket.parse(data)  # an independent parser
     assert packet.ssrc == 0x11223344
@@ -132,10 +132,10 @@ async def test_nack_retransmits_from_history_with_rtx() -> None:
             send_time=None,
             now=0.0,
         )
-    await slot.downlink.flush()
+    slot.downlink.flush()
     out_seqs = [RtpPacket.parse(d).sequence_number for d in sink.sent]
     assert slot.retransmit([out_seqs[2], 60000], None) == 1
-    await slot.downlink.flush()
+    slot.downlink.flush()
     rtx = RtpPacket.parse(sink.sent[-1])
     assert rtx.ssrc == 0x55667788 and rtx.payload_type == 98
     assert rtx.payload == struct.pack("!H", out_seqs[2]) + bytes([2])
@@ -154,7 +154,7 @@ async def test_nack_retransmits_from_history_with_rtx() -> None:
         now=0.0,
     )
     plain.retransmit([plain.rewriter.out_seq], None)
-    await plain.downlink.flush()
+    plain.downlink.flush()
     assert sink.sent[-1] == sink.sent[-2]
 
 
@@ -177,13 +177,13 @@ async def test_the_downlink_queue_drops_video_before_audio_and_stays_bounded() -
         now=0.0,
     )
     for i in range(6):
-        queue.push(bytes([i]) * 20, video=False)
-    await queue.flush()
+        queue.push(bytes([i]) * 20, b"", video=False)
+    queue.flush()
     assert len(queue) == 4
     assert queue.dropped_video == 1 and queue.dropped_audio == 2
     assert video.waiting_keyframe  # the decoder needs a keyframe after a drop
     queue.set_rate(None)
-    await queue.flush()
+    queue.flush()
     assert [d[0] for d in sink.sent] == [2, 3, 4, 5]  # the newest audio survived
 
 

@@ -38,6 +38,11 @@ async def test_two_participants_receive_each_other() -> None:
             mid: ("b", pub)
             for mid, pub in zip(a.slot_mids("audio") + a.slot_mids("video"), ["0", "1"], strict=True)
         }
+        # Forwarded packets bypass aiortc's send path; the transport statistics still count them.
+        await asyncio.sleep(0.2)  # one tick
+        report = await sfu.peer_connection("a").getStats()
+        [transport] = [stat for stat in report.values() if stat.type == "transport"]
+        assert transport.packetsSent > 25
     finally:
         await _close(sfu, a, b)
 

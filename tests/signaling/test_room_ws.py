@@ -4,164 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from aiortc import RTCSessionDescription
 from sqlalchemy import select
 
-from meetings.cli import CLI_ACTOR
-from meetings.directory.models import Person, Role, UnitKind
 from meetings.rooms.models import Attendance, ChatMessage
-from meetings.schedule import service
-from meetings.schedule.invitations import join_url
-from meetings.schedule.models import Occurrence, Series
+from meetings.schedule.models import Series
 from tests.conftest import World
 from tests.rtc.clients import Client, wait_for
-from web import keys
+from tests.signaling.conftest import Meeting
+from tests.signaling.peers import Peer
 
 pytestmark = pytest.mark.slow
-HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-class Peer:
-    """A participant: an aiortc client plus its signaling socket."""
-
-    def __init__(self, world: World, client: Client) -> None:
-        self.world = world
-        self.client = client
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.events: list[dict[str, Any]] = []
-        self._reader: asyncio.Task[None] | None = None
-        self._answers: asyncio.Queue[str] = asyncio.Queue()
-
-    async def connect(self, occurrence_id: int, token: str = "", session: bool = True) -> dict[str, Any]:
-        base = str(self.world.client.make_url("/"))
-        origin = base.rstrip("/")
-        http = self.world.client.session if session else aiohttp.ClientSession()
-        self._own_session = None if session else http
-        self.ws = await http.ws_connect(
-            self.world.client.make_url(f"/rooms/{occurrence_id}/ws"), headers={"Origin": origin}
-        )
-        await self.ws.send_str(
-            json.dumps(
-                {"type": "join", "occurrence": occurrence_id, "token": token, "audio": True, "video": True}
-            )
-        )
-        welcome = json.loads((await self.ws.receive(timeout=10)).data)
-        assert welcome["type"] == "welcome" and welcome["participant"]
-        placed = json.loads((await self.ws.receive(timeout=10)).data)  # "room" or "waiting"
-        self.events.append(placed)
-        self._reader = asyncio.create_task(self._read())
-        return {**welcome, "placement": "seated" if placed["type"] == "room" else "lobby"}
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        async for msg in self.ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                break
-            data = json.loads(msg.data)
-            self.events.append(data)
-            if data["type"] == "answer":
-                self._answers.put_nowait(data["sdp"])
-
-    async def send(self, **message: Any) -> None:
-        assert self.ws is not None
-        await self.ws.send_str(json.dumps(message))
-
-    async def negotiate(self) -> None:
-        pc = self.client.pc
-        await pc.setLocalDescription(await pc.createOffer())
-        await self.send(type="offer", sdp=pc.localDescription.sdp, sources=self.client.sources_by_mid())
-        sdp = await asyncio.wait_for(self._answers.get(), 15)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        for t in self.client.slots:
-            self.client._tasks.append(asyncio.create_task(self.client._consume(t)))
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == kind]
-
-    async def close(self) -> None:
-        if self.ws is not None and not self.ws.closed:
-            await self.ws.close()
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
-        await self.client.close()
-        if self._own_session is not None:
-            await self._own_session.close()
-
-
-@pytest.fixture
-async def meeting(world: World) -> AsyncIterator[dict[str, Any]]:
-    """An ad hoc meeting starting in five minutes: its room is open."""
-    centre = await world.unit("P-PHONGDIEN", UnitKind.CENTRE, "Phường Phong Điền")
-    dept = await world.unit("VP-UBND", UnitKind.DEPARTMENT, "Văn phòng UBND")
-    a = await world.person("a@hue.example", Role.MEMBER, centre, name="Nguyễn Văn An")
-    b = await world.person("b@hue.example", Role.MEMBER, centre, name="Trần Thị Bình")
-    chair = await world.person("chair@hue.example", Role.CHAIR, dept, name="Phan Chủ Trì")
-    other = await world.unit("P-OTHER", UnitKind.CENTRE, "Phường Khác")
-    outsider = await world.person("x@hue.example", Role.MEMBER, other, name="Khách")
-    now = datetime.now(UTC)
-    start = (now + timedelta(minutes=5)).astimezone(HCM)
-    ctx = service.Context(
-        base_url="http://t",
-        secret=world.settings.secret_key,
-        organizer_email="org@hue.example",
-        organizer_name="VP",
-        now=now,
-    )
-    async with world.db() as db:
-        series = await service.create_adhoc(
-            db,
-            CLI_ACTOR,
-            service.SeriesInput(
-                title="Sự cố",
-                start_date=start.date().isoformat(),
-                start_time=start.strftime("%H:%M"),
-                duration_minutes="30",
-                unit_codes=["P-PHONGDIEN"],
-                chair_email="chair@hue.example",
-            ),
-            ctx,
-        )
-        occ = await db.scalar(select(Occurrence).where(Occurrence.series_id == series.id))
-        person_a = await db.get(Person, a.id)
-        assert occ is not None and person_a is not None
-        token = join_url(series, person_a, ctx).rsplit("/", 1)[1]
-        await db.commit()
-    peers: list[Peer] = []
-    yield {
-        "occurrence": occ.id,
-        "series": series,
-        "token_a": token,
-        "a": a,
-        "b": b,
-        "chair": chair,
-        "outsider": outsider,
-        "peers": peers,
-    }
-    for peer in peers:
-        await peer.close()
-    # The server finishes each connection (SFU leave, attendance) before the app stops.
-    assert await wait_for(lambda: not world.app[keys.MEDIA].sfus, 10)
-
-
-async def test_two_clients_see_and_hear_each_other_through_the_room(
-    world: World, meeting: dict[str, Any]
-) -> None:
-    occ = meeting["occurrence"]
+async def test_two_clients_see_and_hear_each_other_through_the_room(world: World, meeting: Meeting) -> None:
+    occ = meeting.occurrence
     # A joins with the personal link from the invitation (no login), B with a login session.
     a = Peer(world, Client("a", amplitude=0.5, video=True))
-    meeting["peers"].append(a)
-    welcome = await a.connect(occ, token=meeting["token_a"], session=False)
+    meeting.peers.append(a)
+    welcome = await a.connect(occ, token=meeting.token_a, session=False)
     assert welcome["placement"] == "seated"
     await world.login("b@hue.example")
     b = Peer(world, Client("b", amplitude=0.3, video=True))
-    meeting["peers"].append(b)
+    meeting.peers.append(b)
     assert (await b.connect(occ))["placement"] == "seated"
     await a.negotiate()
     await b.negotiate()
@@ -169,12 +37,12 @@ async def test_two_clients_see_and_hear_each_other_through_the_room(
     assert await wait_for(lambda: a.client.frames("audio") > 10 and b.client.frames("audio") > 10, 10)
     # who is on which stream
     assert await wait_for(lambda: bool(b.of_type("stream")), 5)
-    assert any(e["person_id"] == meeting["a"].id for e in b.of_type("stream"))
+    assert any(e["person_id"] == meeting.a.id for e in b.of_type("stream"))
     # A mutes: B is told, and A's audio stops reaching B
     await a.send(type="mute", audio=True, video=False)
     assert await wait_for(
         lambda: any(
-            e["participant"]["person_id"] == meeting["a"].id and e["participant"]["audio_muted"]
+            e["participant"]["person_id"] == meeting.a.id and e["participant"]["audio_muted"]
             for e in b.of_type("state")
         ),
         5,
@@ -190,40 +58,38 @@ async def test_two_clients_see_and_hear_each_other_through_the_room(
     async with world.db() as db:
         assert [m.text for m in await db.scalars(select(ChatMessage))] == ["Xin chào"]
         records = list(await db.scalars(select(Attendance)))
-        assert sorted(r.person_id for r in records) == sorted([meeting["a"].id, meeting["b"].id])
+        assert sorted(r.person_id for r in records) == sorted([meeting.a.id, meeting.b.id])
 
 
-async def test_the_lobby_and_moderation(world: World, meeting: dict[str, Any]) -> None:
-    occ = meeting["occurrence"]
+async def test_the_lobby_and_moderation(world: World, meeting: Meeting) -> None:
+    occ = meeting.occurrence
     await world.login("chair@hue.example")
     chair = Peer(world, Client("chair"))
-    meeting["peers"].append(chair)
+    meeting.peers.append(chair)
     assert (await chair.connect(occ))["placement"] == "seated"
     await world.logout()
     await world.login("x@hue.example")  # not invited: the lobby
     guest = Peer(world, Client("x"))
-    meeting["peers"].append(guest)
+    meeting.peers.append(guest)
     assert (await guest.connect(occ))["placement"] == "lobby"
     assert await wait_for(lambda: any(e["lobby"] for e in chair.of_type("lobby")), 5)
     # in the lobby, no media
     await guest.send(type="offer", sdp="v=0\r\n")
     assert await wait_for(lambda: bool(guest.of_type("error")), 5)
-    await chair.send(type="moderate", action="admit", target=str(meeting["outsider"].id))
+    await chair.send(type="moderate", action="admit", target=str(meeting.outsider.id))
     assert await wait_for(lambda: bool(guest.of_type("room")), 5)
     # a non-moderator cannot remove anyone
-    await guest.send(type="moderate", action="remove", target=str(meeting["chair"].id))
+    await guest.send(type="moderate", action="remove", target=str(meeting.chair.id))
     assert await wait_for(lambda: any(e["code"] == "not_moderator" for e in guest.of_type("error")), 5)
     # the chair removes the guest: its socket closes with REMOVED
-    await chair.send(type="moderate", action="remove", target=str(meeting["outsider"].id))
+    await chair.send(type="moderate", action="remove", target=str(meeting.outsider.id))
     assert guest.ws is not None
     assert await wait_for(lambda: guest.ws is not None and guest.ws.closed, 5)
     assert guest.ws.close_code == 4101
 
 
-async def test_bad_origin_bad_messages_and_strangers_are_refused(
-    world: World, meeting: dict[str, Any]
-) -> None:
-    occ = meeting["occurrence"]
+async def test_bad_origin_bad_messages_and_strangers_are_refused(world: World, meeting: Meeting) -> None:
+    occ = meeting.occurrence
     url = world.client.make_url(f"/rooms/{occ}/ws")
     async with aiohttp.ClientSession() as http:
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -239,7 +105,7 @@ async def test_bad_origin_bad_messages_and_strangers_are_refused(
         assert ws.close_code == 4001
         # a tampered token
         ws = await http.ws_connect(url, headers={"Origin": origin})
-        await ws.send_str(json.dumps({"type": "join", "occurrence": occ, "token": meeting["token_a"] + "x"}))
+        await ws.send_str(json.dumps({"type": "join", "occurrence": occ, "token": meeting.token_a + "x"}))
         await ws.receive(timeout=5)
         await ws.receive(timeout=5)
         assert ws.close_code == 4001
@@ -251,7 +117,7 @@ async def test_bad_origin_bad_messages_and_strangers_are_refused(
         assert ws.close_code == 4000
         # a good join, then a malformed message: an error, the socket stays open; binary closes it
         ws = await http.ws_connect(url, headers={"Origin": origin})
-        await ws.send_str(json.dumps({"type": "join", "occurrence": occ, "token": meeting["token_a"]}))
+        await ws.send_str(json.dumps({"type": "join", "occurrence": occ, "token": meeting.token_a}))
         assert json.loads((await ws.receive(timeout=5)).data)["type"] == "welcome"
         assert json.loads((await ws.receive(timeout=5)).data)["type"] == "room"
         await ws.send_str(json.dumps({"type": "hand", "raised": "yes"}))

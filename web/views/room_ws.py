@@ -22,14 +22,15 @@ from meetings import i18n
 from meetings.accounts.permissions import Permission
 from meetings.db.base import utcnow
 from meetings.directory.models import Person
-from meetings.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from meetings.errors import N_, Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from meetings.rooms import service as rooms
+from meetings.rooms.errors import NotInRoom
 from meetings.rooms.participant import CloseCode as RoomClose
 from meetings.rooms.participant import ConnectionQuality, RoomRole
 from meetings.rooms.room import Placement, Room
 from meetings.rtc import signaling as proto
 from meetings.rtc.ice import ice_servers
-from meetings.rtc.sfu import DominantSpeakerChanged, SfuEvent, StreamAssigned
+from meetings.rtc.sfu import ConnectionStateChanged, DominantSpeakerChanged, SfuEvent, StreamAssigned
 from meetings.schedule.links import LinkError, read_join_token
 from meetings.schedule.models import Occurrence
 from web import keys
@@ -41,6 +42,9 @@ log = logging.getLogger("giaoban.signaling")
 
 JOIN_TIMEOUT = 15.0
 SEND_QUEUE = 200  # messages; a client this far behind is too slow to follow the room
+# The peer connection failed or was closed under a live socket (network change, frozen tab, the
+# browser closed it): the client reconnects. Belongs with proto.CloseCode once rtc/ is unfrozen.
+MEDIA_LOST = int(proto.CloseCode.MEDIA_LOST)
 
 
 def close_code_for(exc: BaseException) -> int:
@@ -122,6 +126,10 @@ class Connection:
 
     async def close(self, code: int, reason: str) -> None:
         """Close the socket once, after what is queued (safe to call twice)."""
+        self.end(code, reason)
+
+    def end(self, code: int, reason: str) -> None:
+        """`close` for callers that cannot await (SFU events); the first code given wins."""
         if self.closed:
             return
         self.closed = True
@@ -133,22 +141,28 @@ class Connection:
 
     async def writer(self) -> None:
         """Send queued messages in order, then close when asked."""
-        while True:
-            item = await self.queue.get()
-            if item is None:
-                code, message = getattr(self, "_close_args", (1000, b""))
-                await self.ws.close(code=code, message=message)
-                return
-            if self.ws.closed:
-                return
-            await self.ws.send_str(item)
+        # A client gone without a close (no pong, reset) ends the writer quietly.
+        with contextlib.suppress(ConnectionError):
+            while True:
+                item = await self.queue.get()
+                if item is None:
+                    code, message = getattr(self, "_close_args", (1000, b""))
+                    await self.ws.close(code=code, message=message)
+                    return
+                if self.ws.closed:
+                    return
+                await self.ws.send_str(item)
 
 
 @routes.get("/rooms/{id}/ws", name="room_ws")
 @needs(Permission.PUBLIC)  # who may join is decided by the join message: a session or a join link
 async def room_ws(request: web.Request) -> web.StreamResponse:
     """Upgrade to the signaling WebSocket of one occurrence's room."""
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=proto.MAX_MESSAGE_BYTES)
+    ws = web.WebSocketResponse(
+        # A client that stops answering pings is gone: heartbeat, then half of it for the pong.
+        heartbeat=request.app[keys.SETTINGS].signaling_heartbeat_seconds,
+        max_msg_size=proto.MAX_MESSAGE_BYTES,
+    )
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this address is a WebSocket")
     if not origin_allowed(request):
@@ -241,7 +255,6 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
         await _refuse(ws, exc, language)
         return
     room = admission.room
-    sfu = media.sfu(occurrence_id)
 
     def on_media(event: SfuEvent) -> None:
         if isinstance(event, StreamAssigned) and event.subscriber == conn.id:
@@ -262,8 +275,16 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
                     "speaking", participant=event.participant, person_id=_person_of(room, event.participant)
                 )
             )
+        elif (
+            isinstance(event, ConnectionStateChanged)
+            and event.participant == conn.id
+            and event.state in {"failed", "closed"}
+        ):
+            # ICE consent lost or DTLS closed: end the session now rather than at the socket's
+            # heartbeat, so the others see `left` and the SFU lets go within seconds.
+            conn.end(MEDIA_LOST, N_("The connection to the meeting was lost. Reconnecting…"))
 
-    media.listeners.setdefault(occurrence_id, set()).add(on_media)
+    sfu = media.acquire(occurrence_id, on_media)
     quality = ConnectionQuality()
     try:
         async for msg in ws:
@@ -287,22 +308,27 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
     except proto.ProtocolError as exc:
         await conn.close(close_code_for(exc), exc.reason)
     finally:
-        media.listeners.get(occurrence_id, set()).discard(on_media)
+        # 1000 unless a reason was given already (removed, replaced, ended, media lost): the SFU
+        # closing this peer connection below must not read as a lost connection.
+        conn.end(1000, "")
 
         async def clean_up() -> None:
-            with contextlib.suppress(Exception):
-                await sfu.leave(conn.id)
-            async with request.app[keys.DB]() as db:
-                await rooms.leave(db, media.registry, room, conn, utcnow(), quality)
-                await db.commit()
-            await media.release(occurrence_id)
+            try:
+                with contextlib.suppress(Exception):
+                    await sfu.leave(conn.id)
+                async with request.app[keys.DB]() as db:
+                    await rooms.leave(db, media.registry, room, conn, utcnow(), quality)
+                    await db.commit()
+            finally:
+                await media.release(occurrence_id, on_media)
 
-        # Shielded: a shutdown that cancels this handler must not leave a half-closed peer
-        # connection (its UDP sockets) or an attendance record still marked connected.
-        await asyncio.shield(clean_up())
-        await conn.close(1000, "")
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(writer, 5)
+        try:
+            # To the end: a shutdown that cancels this handler must not leave a half-closed peer
+            # connection (its UDP sockets) or an attendance record still marked connected.
+            await media.finish(clean_up())
+        finally:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(writer, 5)
 
 
 def _person_of(room: Room, participant_id: str | None) -> int | None:
@@ -340,7 +366,7 @@ async def _refuse(ws: web.WebSocketResponse, exc: BaseException, language: str) 
 
 def _seated(room: Room, conn: Connection) -> None:
     if room.participant(conn.person_id) is not conn:
-        raise Forbidden("You are waiting in the lobby.")
+        raise NotInRoom(N_("You are waiting in the lobby."))
 
 
 async def _handle(
@@ -427,11 +453,17 @@ async def _moderate(
         await room.deny(conn, _target(message))
     else:
         media: Media = request.app[keys.MEDIA]
-        async with request.app[keys.DB]() as db:
-            if action == "admit":
-                await rooms.admit_waiting(db, room, conn, _target(message), now)
-            elif action == "remove":
-                await rooms.remove(db, room, conn, _target(message), now)
-            elif action == "end":
-                await rooms.end(db, media.registry, room, conn, now)
-            await db.commit()
+
+        async def transaction() -> None:
+            async with request.app[keys.DB]() as db:
+                if action == "admit":
+                    await rooms.admit_waiting(db, room, conn, _target(message), now)
+                elif action == "remove":
+                    await rooms.remove(db, room, conn, _target(message), now)
+                elif action == "end":
+                    await rooms.end(db, media.registry, room, conn, now)
+                await db.commit()
+
+        # `end` closes the moderator's own socket too, which may cancel this handler; the room has
+        # told everyone by then, so the attendance and the ended meeting must still be committed.
+        await media.finish(transaction())
