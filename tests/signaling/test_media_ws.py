@@ -126,3 +126,33 @@ async def follows_the_loudest_speaker(world: World, meeting: Meeting) -> None:
     # ... and the audio slot carries X's voice now, not Y's silence.
     audio = receiver.client.slot_mids("audio")[0]
     assert await wait_for(lambda: (last_stream(receiver, audio) or {}).get("participant") == x.participant, 5)
+
+
+async def test_the_chair_is_pinned_over_the_loudest_speaker(world: World, meeting: Meeting) -> None:
+    """The chair's video is pinned: a receiver with one video slot keeps it while others speak."""
+    occ = meeting.occurrence
+    chair = meeting.peer(
+        Peer(world, Client("chair", amplitude=0.0, video=True, audio_slots=0, video_slots=0))
+    )
+    await chair.connect(occ, token=meeting.token(meeting.chair), session=False)
+    speaker = meeting.peer(
+        Peer(world, Client("loud", amplitude=0.6, video=True, audio_slots=0, video_slots=0))
+    )
+    await speaker.connect(occ, token=meeting.token(meeting.a), session=False)
+    await chair.negotiate()
+    await speaker.negotiate()
+    receiver = meeting.peer(Peer(world, Client("r", audio_slots=1, video_slots=1)))
+    await receiver.connect(occ, token=meeting.token(meeting.b), session=False)
+    await receiver.negotiate()
+    video = receiver.client.slot_mids("video")[0]
+    # the loud speaker is the dominant one, yet the only video slot shows the chair
+    assert await receiver.event("speaking", lambda e: e["person_id"] == meeting.a.id, 10)
+    assert await wait_for(
+        lambda: (last_stream(receiver, video) or {}).get("person_id") == meeting.chair.id, 10
+    )
+    await asyncio.sleep(1.0)
+    assert (last_stream(receiver, video) or {}).get("person_id") == meeting.chair.id
+    assert await wait_for(lambda: receiver.client.frames("video") > 3, 15)
+    # and the audio slot carries the speaker, not the silent chair
+    audio = receiver.client.slot_mids("audio")[0]
+    assert await wait_for(lambda: (last_stream(receiver, audio) or {}).get("person_id") == meeting.a.id, 5)

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 from aiortc import RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings import i18n
 from meetings.accounts.permissions import Permission
@@ -32,7 +34,7 @@ from meetings.rtc import signaling as proto
 from meetings.rtc.ice import ice_servers
 from meetings.rtc.sfu import ConnectionStateChanged, DominantSpeakerChanged, SfuEvent, StreamAssigned
 from meetings.schedule.links import LinkError, read_join_token
-from meetings.schedule.models import Occurrence
+from meetings.schedule.models import Occurrence, Series
 from web import keys
 from web.access import needs
 from web.media_ctx import Media
@@ -84,6 +86,7 @@ class Connection:
         self.language = language
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
         self.closed = False
+        self.pinned = False  # the chair: every receiver gets this video first
 
     @property
     def id(self) -> str:
@@ -227,6 +230,7 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
         async with request.app[keys.DB]() as db:
             admission = await rooms.admit(db, media.registry, occurrence_id, person, utcnow())
             conn = Connection(ws, person, admission.role, language)
+            conn.pinned = await _chair_of(db, occurrence_id) == person.id
             writer = asyncio.create_task(conn.writer(), name=f"ws-writer-{conn.id}")
             conn.post(
                 proto.encode(
@@ -331,6 +335,15 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
                 await asyncio.wait_for(writer, 5)
 
 
+async def _chair_of(db: AsyncSession, occurrence_id: int) -> int | None:
+    """The chair of the series an occurrence belongs to."""
+    return await db.scalar(
+        select(Series.chair_id)
+        .join(Occurrence, Occurrence.series_id == Series.id)
+        .where(Occurrence.id == occurrence_id)
+    )
+
+
 def _person_of(room: Room, participant_id: str | None) -> int | None:
     if participant_id is None:
         return None
@@ -385,6 +398,8 @@ async def _handle(
             answer = await sfu.renegotiate(conn.id, offer, sources)
         else:
             answer = await sfu.join(conn.id, offer, sources)
+            if conn.pinned:
+                sfu.set_pinned({conn.id})
             state = room.state_of(conn.person_id)
             if state is not None:
                 sfu.set_muted(conn.id, "audio", state.audio_muted)
