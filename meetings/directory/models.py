@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from meetings.db.base import Base, UTCDateTime, utcnow
+from meetings.db.base import Base, UTCDateTime, str_enum, utcnow
 from meetings.errors import N_
 
 
@@ -57,9 +57,7 @@ class Unit(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
-    kind: Mapped[UnitKind] = mapped_column(
-        Enum(UnitKind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-    )
+    kind: Mapped[UnitKind] = mapped_column(str_enum(UnitKind))
     name: Mapped[str] = mapped_column(String(200))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -82,7 +80,7 @@ class Person(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"))
     role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        str_enum(Role),
         default=Role.MEMBER,
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from meetings.db.base import Base, UTCDateTime, utcnow
+from meetings.db.base import Base, UTCDateTime, str_enum, utcnow
 from meetings.errors import N_
 
 
@@ -42,12 +42,7 @@ class OutboxMessage(Base):
     subject: Mapped[str] = mapped_column(String(300), default="")
     message: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[OutboxStatus] = mapped_column(
-        Enum(
-            OutboxStatus,
-            native_enum=False,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        str_enum(OutboxStatus),
         default=OutboxStatus.QUEUED,
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)

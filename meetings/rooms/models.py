@@ -6,10 +6,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from meetings.db.base import Base, UTCDateTime
+from meetings.db.base import Base, UTCDateTime, str_enum
 
 
 class AttendanceEventKind(enum.StrEnum):
@@ -51,14 +51,7 @@ class AttendanceEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
-    kind: Mapped[AttendanceEventKind] = mapped_column(
-        Enum(
-            AttendanceEventKind,
-            native_enum=False,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        )
-    )
+    kind: Mapped[AttendanceEventKind] = mapped_column(str_enum(AttendanceEventKind))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

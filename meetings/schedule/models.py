@@ -8,7 +8,6 @@ from datetime import date, datetime, time
 from sqlalchemy import (
     Boolean,
     Date,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -19,12 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from meetings.db.base import Base, UTCDateTime, utcnow
+from meetings.db.base import Base, UTCDateTime, str_enum, utcnow
 from meetings.errors import N_
-
-
-def _enum(cls: type[enum.Enum], length: int = 16) -> Enum:
-    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
 
 
 class SeriesKind(enum.StrEnum):
@@ -91,8 +86,8 @@ class Series(Base):
     uid: Mapped[str] = mapped_column(String(200), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    kind: Mapped[SeriesKind] = mapped_column(_enum(SeriesKind))
-    status: Mapped[SeriesStatus] = mapped_column(_enum(SeriesStatus), default=SeriesStatus.ACTIVE)
+    kind: Mapped[SeriesKind] = mapped_column(str_enum(SeriesKind))
+    status: Mapped[SeriesStatus] = mapped_column(str_enum(SeriesStatus), default=SeriesStatus.ACTIVE)
     start_time: Mapped[time] = mapped_column(Time)
     duration_minutes: Mapped[int] = mapped_column(Integer)
     weekdays: Mapped[str] = mapped_column(String(32))  # "MO,TU,WE,TH,FR": names, never numbers
@@ -148,7 +143,7 @@ class Occurrence(Base):
     original_start: Mapped[datetime] = mapped_column(UTCDateTime)
     start: Mapped[datetime] = mapped_column(UTCDateTime)
     end: Mapped[datetime] = mapped_column(UTCDateTime)
-    state: Mapped[OccurrenceState] = mapped_column(_enum(OccurrenceState), default=OccurrenceState.PLANNED)
+    state: Mapped[OccurrenceState] = mapped_column(str_enum(OccurrenceState), default=OccurrenceState.PLANNED)
     moved: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -163,7 +158,7 @@ class CalendarDay(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[date] = mapped_column(Date, unique=True)
-    kind: Mapped[DayKind] = mapped_column(_enum(DayKind))
+    kind: Mapped[DayKind] = mapped_column(str_enum(DayKind))
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -179,7 +174,7 @@ class Answer(Base):
     # 0 for the whole series, else the occurrence id (a plain column so the unique key works).
     occurrence_key: Mapped[int] = mapped_column(Integer, default=0)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
-    status: Mapped[AnswerStatus] = mapped_column(_enum(AnswerStatus))
+    status: Mapped[AnswerStatus] = mapped_column(str_enum(AnswerStatus))
     link_nonce: Mapped[str] = mapped_column(String(64), default="")
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

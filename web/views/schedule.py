@@ -198,16 +198,22 @@ async def series_new(request: web.Request) -> web.Response:
 @needs(Permission.SCHEDULE_MANAGE)
 async def series_create(request: web.Request) -> web.StreamResponse:
     """Create a series and send its invitations."""
+    return await _create(request, adhoc=False)
+
+
+async def _create(request: web.Request, *, adhoc: bool) -> web.StreamResponse:
+    """Create a series or an ad hoc meeting from the form; invitations go out at once."""
     data, values = await series_input(request)
+    create = service.create_adhoc if adhoc else service.create_series
     async with request.app[keys.DB]() as db:
         try:
-            series = await service.create_series(
-                db, accounts.actor_of(me(request)), data, schedule_context(request)
-            )
+            series = await create(db, accounts.actor_of(me(request)), data, schedule_context(request))
             await db.commit()
         except InvalidInput as exc:
             await db.rollback()
-            return await _series_form(request, values, field_errors(exc.errors), None, status=422)
+            return await _series_form(
+                request, values, field_errors(exc.errors), None, adhoc=adhoc, status=422
+            )
     wake_mail(request)
     raise web.HTTPSeeOther(request.app.router["series"].url_for(id=str(series.id)).with_query(done="created"))
 
@@ -223,18 +229,7 @@ async def adhoc_new(request: web.Request) -> web.Response:
 @needs(Permission.SCHEDULE_MANAGE)
 async def adhoc_create(request: web.Request) -> web.StreamResponse:
     """Create an ad hoc meeting and invite at once."""
-    data, values = await series_input(request)
-    async with request.app[keys.DB]() as db:
-        try:
-            series = await service.create_adhoc(
-                db, accounts.actor_of(me(request)), data, schedule_context(request)
-            )
-            await db.commit()
-        except InvalidInput as exc:
-            await db.rollback()
-            return await _series_form(request, values, field_errors(exc.errors), None, adhoc=True, status=422)
-    wake_mail(request)
-    raise web.HTTPSeeOther(request.app.router["series"].url_for(id=str(series.id)).with_query(done="created"))
+    return await _create(request, adhoc=True)
 
 
 @routes.get("/meetings/series/{id}", name="series")
