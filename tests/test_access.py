@@ -92,6 +92,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "mail_retry"): ADMIN,
     ("GET", "mail_caught"): ADMIN,
     ("GET", "mail_caught_message"): ADMIN,
+    ("GET", "room"): SIGNED_IN,  # and anyone with a personal join link (?token=)
     ("GET", "room_ws"): ALL,  # a plain GET gets 400; who joins is checked in the socket
 }
 
@@ -171,7 +172,7 @@ def path_parts(name: str, canonical: str, values: dict[str, str]) -> dict[str, s
         return {"key": values[name]}
     if "{id}" not in canonical:
         return {}
-    if name in {"room_ws", "attendance", "api_attendance"}:
+    if name in {"room", "room_ws", "attendance", "api_attendance"}:
         return {"id": values["occurrence"]}
     for prefix in ("series", "occurrence", "calendar_day", "mail", "unit", "api_unit"):
         if name.startswith(prefix):

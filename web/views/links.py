@@ -49,10 +49,15 @@ async def join(request: web.Request) -> web.Response:
                 .order_by(Occurrence.start)
                 .limit(1)
             )
+    room_url = ""
+    if occ is not None and occ.state not in {OccurrenceState.CANCELLED, OccurrenceState.ENDED}:
+        room = request.app.router["room"].url_for(id=str(occ.id))
+        room_url = str(room.with_query(token=request.match_info["token"]))
     return render(
         request,
         "schedule/join.html",
         {
+            "room_url": room_url,
             "series": series,
             "guest": person,
             "unit": unit,

@@ -1,0 +1,166 @@
+"""Two people join one meeting from their invitation links in Chromium, see and hear each other."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from meetings.cli import CLI_ACTOR
+from meetings.directory.models import Person, Role, UnitKind
+from meetings.schedule import service
+from meetings.schedule.links import JoinLink, make_join_token
+from tests.browser.conftest import artifact
+from tests.conftest import World
+
+pytestmark = pytest.mark.browser
+
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+# Bytes of media the page has decoded so far, summed over its receive slots.
+STATS = """async () => {
+  const pc = window.__giaoban && window.__giaoban.pc;
+  if (!pc) return {frames: 0, samples: 0};
+  let frames = 0, samples = 0;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== "inbound-rtp") return;
+    if (s.kind === "video") frames += s.framesDecoded || 0;
+    if (s.kind === "audio") samples += s.totalSamplesReceived || 0;
+  });
+  return {frames, samples};
+}"""
+
+
+async def open_meeting(world: World) -> tuple[int, dict[str, Person], dict[str, str]]:
+    """An ad hoc meeting starting in five minutes (its room is open) for two centre officers."""
+    centre = await world.unit("P-PHONGDIEN", UnitKind.CENTRE, "Phường Phong Điền")
+    dept = await world.unit("VP-UBND", UnitKind.DEPARTMENT, "Văn phòng UBND")
+    people = {
+        "a": await world.person("a@hue.example", Role.MEMBER, centre, name="Nguyễn Văn An"),
+        "b": await world.person("b@hue.example", Role.MEMBER, centre, name="Trần Thị Bình"),
+    }
+    await world.person("chair@hue.example", Role.CHAIR, dept, name="Phan Chủ Trì")
+    now = datetime.now(UTC)
+    start = (now + timedelta(minutes=5)).astimezone(HCM)
+    ctx = service.Context(
+        base_url="http://t",
+        secret=world.settings.secret_key,
+        organizer_email="org@hue.example",
+        organizer_name="VP",
+        now=now,
+    )
+    async with world.db() as db:
+        series = await service.create_adhoc(
+            db,
+            CLI_ACTOR,
+            service.SeriesInput(
+                title="Sự cố",
+                start_date=start.date().isoformat(),
+                start_time=start.strftime("%H:%M"),
+                duration_minutes="30",
+                unit_codes=["P-PHONGDIEN"],
+                chair_email="chair@hue.example",
+            ),
+            ctx,
+        )
+        await db.commit()
+    tokens = {
+        key: make_join_token(
+            world.settings.secret_key, JoinLink(person.id, series.id, None, now + timedelta(days=1))
+        )
+        for key, person in people.items()
+    }
+    return series.id, people, tokens
+
+
+async def until(check: Any, seconds: float, what: str) -> Any:
+    """Poll an async check until it returns something truthy, or fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.25)
+
+
+async def enter(browser: Any, live_url: str, token: str, shot: str = "") -> Any:
+    """Open the invitation link, go to the room, turn the microphone on, join."""
+    context = await browser.new_context(viewport={"width": 1100, "height": 800}, locale="vi-VN")
+    page = await context.new_page()
+    await page.goto(f"{live_url}/join/{token}")
+    await page.click("#join-room")
+    await page.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
+    # A centre joins muted unless it asks otherwise.
+    assert await page.is_checked("#want-audio") is False
+    assert await page.is_checked("#want-video") is True
+    await until(lambda: page.evaluate("document.getElementById('preview').videoWidth > 0"), 10, "the preview")
+    if shot:
+        await page.screenshot(path=artifact(shot))
+    await page.check("#want-audio")
+    await page.click("#join-button")
+    await page.wait_for_selector("#room:not([hidden])", timeout=15_000)
+    return page
+
+
+async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, browser: Any) -> None:
+    _series, people, tokens = await open_meeting(world)
+    a = await enter(browser, live_url, tokens["a"], shot="room-prejoin.png")
+    b = await enter(browser, live_url, tokens["b"])
+    for page in (a, b):
+        await until(lambda page=page: page.locator("#participants li").count(), 10, "the participants")
+        await until(
+            lambda page=page: page.evaluate("document.querySelectorAll('#participants li').length === 2"),
+            15,
+            "both in each list",
+        )
+
+    async def flowing(page: Any) -> dict[str, int]:
+        stats: dict[str, int] = await page.evaluate(STATS)
+        return stats if stats["frames"] > 0 and stats["samples"] > 0 else {}
+
+    first = [await until(lambda p=p: flowing(p), 40, "media") for p in (a, b)]
+    await asyncio.sleep(2)
+    for page, before in zip((a, b), first, strict=True):
+        after = await page.evaluate(STATS)
+        assert after["frames"] > before["frames"], (before, after)
+        assert after["samples"] > before["samples"], (before, after)
+    # Both tiles carry a name and a unit.
+    assert "Phường Phong Điền" in await b.locator(".tile").first.inner_text()
+    await b.screenshot(path=artifact("room-grid.png"))
+
+    # A mutes by keyboard; B's participant list shows it.
+    await a.keyboard.press("m")
+    muted = f"#participants li[data-person='{people['a'].id}'][data-muted='true']"
+    await b.wait_for_selector(muted, timeout=10_000)
+    assert await a.locator("#toggle-audio").get_attribute("aria-pressed") == "true"
+    # A raises a hand (H) and writes in the chat; B sees both.
+    await a.keyboard.press("h")
+    await b.wait_for_selector(
+        f"#participants li[data-person='{people['a'].id}'][data-hand='true']", timeout=10_000
+    )
+    await a.fill("#chat-text", "Phường Phong Điền xin phát biểu")
+    await a.press("#chat-text", "Enter")
+    await until(
+        lambda: b.evaluate("document.getElementById('chat-log').textContent.includes('xin phát biểu')"),
+        10,
+        "the chat message",
+    )
+
+    # Phone-sized: nothing wider than the screen.
+    await b.set_viewport_size({"width": 375, "height": 740})
+    assert await b.evaluate("document.documentElement.scrollWidth > window.innerWidth") is False
+    await b.screenshot(path=artifact("room-phone.png"))
+
+    # A leaves; B sees one participant.
+    await a.click("#leave")
+    await until(
+        lambda: b.evaluate("document.querySelectorAll('#participants li').length === 1"), 15, "A gone"
+    )
+    for page in (a, b):
+        await page.context.close()

@@ -1,0 +1,108 @@
+"""The meeting room page: pre-join screen, then the live room run by web/static/js/room.js."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from meetings import i18n
+from meetings.accounts.permissions import Permission, allowed
+from meetings.directory.models import Person, Unit, UnitKind
+from meetings.errors import N_, Forbidden
+from meetings.schedule import service
+from meetings.schedule.links import LinkError, read_join_token
+from web import keys
+from web.access import needs
+from web.forms import int_param
+from web.render import render
+
+routes = web.RouteTableDef()
+
+# Every text the room's JavaScript shows, by key; rendered translated into the page as JSON.
+STRINGS: dict[str, str] = {
+    "join": N_("Join now"),
+    "joining": N_("Joining…"),
+    "microphone": N_("Microphone"),
+    "camera": N_("Camera"),
+    "mute": N_("Mute"),
+    "unmute": N_("Unmute"),
+    "camera_off": N_("Stop camera"),
+    "camera_on": N_("Start camera"),
+    "raise_hand": N_("Raise hand"),
+    "lower_hand": N_("Lower hand"),
+    "leave": N_("Leave"),
+    "chat": N_("Chat"),
+    "send": N_("Send"),
+    "message": N_("Message"),
+    "participants": N_("Participants"),
+    "you": N_("you"),
+    "muted": N_("muted"),
+    "hand_raised": N_("hand raised"),
+    "no_unit": N_("Other"),
+    "waiting": N_("You are waiting in the lobby until a moderator lets you in."),
+    "left": N_("You left the meeting."),
+    "ended": N_("The meeting has ended."),
+    "closed": N_("The connection to the meeting was closed."),
+    "no_devices": N_("Camera or microphone not available: you can still join and listen."),
+    "speaking": N_("speaking"),
+    "shortcuts": N_("Shortcuts: M microphone, V camera, H hand."),
+}
+
+
+def room_strings() -> dict[str, str]:
+    """STRINGS in the request's language."""
+    return {key: i18n.gettext(text) for key, text in STRINGS.items()}
+
+
+@routes.get("/rooms/{id}", name="room")
+@needs(Permission.PUBLIC)  # a personal join link (?token=) opens it without a password
+async def room_page(request: web.Request) -> web.StreamResponse:
+    """One occurrence's meeting room; who is seated is decided by the signaling socket."""
+    occurrence_id = int_param(request)
+    token = request.query.get("token", "")
+    async with request.app[keys.DB]() as db:
+        if token:
+            link = read_join_token(request.app[keys.SETTINGS].secret_key, token)
+            occ = await service.get_occurrence(db, occurrence_id)
+            if occ.series_id != link.series_id or link.occurrence_id not in {None, occ.id}:
+                raise LinkError(N_("This link is not valid."))
+            person = await db.get(Person, link.person_id)
+            if person is None or not person.active:
+                raise LinkError(N_("This link is not valid."))
+        else:
+            signed_in = request[keys.PERSON]
+            if signed_in is None:
+                login = request.app.router["login"].url_for().with_query(next=request.path_qs)
+                raise web.HTTPSeeOther(login)
+            if not allowed(signed_in.role, Permission.MEETINGS_READ):
+                raise Forbidden(N_("You may not open this page."))
+            person = signed_in
+            occ = await service.get_occurrence(db, occurrence_id)
+        series = await service.get_series(db, occ.series_id)
+        units = list(await db.scalars(select(Unit)))
+    unit = next((u for u in units if u.id == person.unit_id), None)
+    config: dict[str, Any] = {
+        "occurrence": occ.id,
+        "token": token,
+        "ws": str(request.app.router["room_ws"].url_for(id=str(occ.id))),
+        "name": person.name,
+        "personId": person.id,
+        "unit": unit.name if unit else "",
+        # Centres join muted by default (a weak link, and sixty open microphones are noise).
+        "mutedByDefault": unit is not None and unit.kind is UnitKind.CENTRE,
+        "units": {str(u.id): {"name": u.name, "centre": u.kind is UnitKind.CENTRE} for u in units},
+    }
+    return render(
+        request,
+        "room/room.html",
+        {
+            "series": series,
+            "occ": occ,
+            "config": config,
+            "strings": room_strings(),
+            "unit": unit,
+            "guest": person,
+        },
+    )
