@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,43 @@ class World:
             db.add(person)
             await db.commit()
             return person
+
+    async def open_meeting(self, unit_codes: list[str], chair_email: str = "") -> tuple[Any, Any]:
+        """An ad hoc meeting starting in five minutes, so its room is open: (series, occurrence)."""
+        from zoneinfo import ZoneInfo
+
+        from sqlalchemy import select
+
+        from meetings.cli import CLI_ACTOR
+        from meetings.schedule import service
+        from meetings.schedule.models import Occurrence
+
+        now = datetime.now(UTC)
+        start = (now + timedelta(minutes=5)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        ctx = service.Context(
+            base_url="http://t",
+            secret=self.settings.secret_key,
+            organizer_email="org@hue.example",
+            organizer_name="VP",
+            now=now,
+        )
+        async with self.db() as db:
+            series = await service.create_adhoc(
+                db,
+                CLI_ACTOR,
+                service.SeriesInput(
+                    title="Sự cố",
+                    start_date=start.date().isoformat(),
+                    start_time=start.strftime("%H:%M"),
+                    duration_minutes="30",
+                    unit_codes=unit_codes,
+                    chair_email=chair_email,
+                ),
+                ctx,
+            )
+            occurrence = await db.scalar(select(Occurrence).where(Occurrence.series_id == series.id))
+            await db.commit()
+        return series, occurrence
 
     def csrf_token(self) -> str:
         """The CSRF token matching this client's cookie (the page would embed it)."""

@@ -10,9 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from meetings.cli import CLI_ACTOR
 from meetings.directory.models import Person, Role, UnitKind
-from meetings.schedule import service
 from meetings.schedule.links import JoinLink, make_join_token
 from tests.browser.conftest import artifact
 from tests.conftest import World
@@ -45,29 +43,7 @@ async def open_meeting(world: World) -> tuple[int, dict[str, Person], dict[str, 
     }
     await world.person("chair@hue.example", Role.CHAIR, dept, name="Phan Chủ Trì")
     now = datetime.now(UTC)
-    start = (now + timedelta(minutes=5)).astimezone(HCM)
-    ctx = service.Context(
-        base_url="http://t",
-        secret=world.settings.secret_key,
-        organizer_email="org@hue.example",
-        organizer_name="VP",
-        now=now,
-    )
-    async with world.db() as db:
-        series = await service.create_adhoc(
-            db,
-            CLI_ACTOR,
-            service.SeriesInput(
-                title="Sự cố",
-                start_date=start.date().isoformat(),
-                start_time=start.strftime("%H:%M"),
-                duration_minutes="30",
-                unit_codes=["P-PHONGDIEN"],
-                chair_email="chair@hue.example",
-            ),
-            ctx,
-        )
-        await db.commit()
+    series, _occurrence = await world.open_meeting(["P-PHONGDIEN"], chair_email="chair@hue.example")
     tokens = {
         key: make_join_token(
             world.settings.secret_key, JoinLink(person.id, series.id, None, now + timedelta(days=1))

@@ -8,14 +8,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
-from meetings.cli import CLI_ACTOR
 from meetings.directory.models import Person, Role, UnitKind
-from meetings.schedule import service
-from meetings.schedule.invitations import join_url
 from meetings.schedule.links import JoinLink, make_join_token
-from meetings.schedule.models import Occurrence, Series
+from meetings.schedule.models import Series
 from tests.conftest import World
 from tests.rtc.clients import wait_for
 from tests.signaling.peers import Peer
@@ -55,33 +51,10 @@ async def meeting(world: World) -> AsyncIterator[Meeting]:
     other = await world.unit("P-OTHER", UnitKind.CENTRE, "Phường Khác")
     outsider = await world.person("x@hue.example", Role.MEMBER, other, name="Khách")
     now = datetime.now(UTC)
-    start = (now + timedelta(minutes=5)).astimezone(HCM)
-    ctx = service.Context(
-        base_url="http://t",
-        secret=world.settings.secret_key,
-        organizer_email="org@hue.example",
-        organizer_name="VP",
-        now=now,
+    series, occ = await world.open_meeting(["P-PHONGDIEN"], chair_email="chair@hue.example")
+    token = make_join_token(
+        world.settings.secret_key, JoinLink(a.id, series.id, None, now + timedelta(days=1))
     )
-    async with world.db() as db:
-        series = await service.create_adhoc(
-            db,
-            CLI_ACTOR,
-            service.SeriesInput(
-                title="Sự cố",
-                start_date=start.date().isoformat(),
-                start_time=start.strftime("%H:%M"),
-                duration_minutes="30",
-                unit_codes=["P-PHONGDIEN"],
-                chair_email="chair@hue.example",
-            ),
-            ctx,
-        )
-        occ = await db.scalar(select(Occurrence).where(Occurrence.series_id == series.id))
-        person_a = await db.get(Person, a.id)
-        assert occ is not None and person_a is not None
-        token = join_url(series, person_a, ctx).rsplit("/", 1)[1]
-        await db.commit()
 
     def token_for(person: Person) -> str:
         link = JoinLink(person.id, series.id, None, now + timedelta(days=1))
