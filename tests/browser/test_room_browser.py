@@ -34,14 +34,14 @@ STATS = """async () => {
 
 
 async def open_meeting(world: World) -> tuple[int, dict[str, Person], dict[str, str]]:
-    """An ad hoc meeting starting in five minutes (its room is open) for two centre officers."""
+    """An ad hoc meeting starting in five minutes (its room is open) for two centre officers and its chair."""
     centre = await world.unit("P-PHONGDIEN", UnitKind.CENTRE, "Phường Phong Điền")
     dept = await world.unit("VP-UBND", UnitKind.DEPARTMENT, "Văn phòng UBND")
     people = {
         "a": await world.person("a@hue.example", Role.MEMBER, centre, name="Nguyễn Văn An"),
         "b": await world.person("b@hue.example", Role.MEMBER, centre, name="Trần Thị Bình"),
     }
-    await world.person("chair@hue.example", Role.CHAIR, dept, name="Phan Chủ Trì")
+    people["chair"] = await world.person("chair@hue.example", Role.CHAIR, dept, name="Phan Chủ Trì")
     now = datetime.now(UTC)
     series, _occurrence = await world.open_meeting(["P-PHONGDIEN"], chair_email="chair@hue.example")
     tokens = {
@@ -65,7 +65,7 @@ async def until(check: Any, seconds: float, what: str) -> Any:
         await asyncio.sleep(0.25)
 
 
-async def enter(browser: Any, live_url: str, token: str, shot: str = "") -> Any:
+async def enter(browser: Any, live_url: str, token: str, shot: str = "", centre: bool = True) -> Any:
     """Open the invitation link, go to the room, turn the microphone on, join."""
     context = await browser.new_context(viewport={"width": 1100, "height": 800}, locale="vi-VN")
     page = await context.new_page()
@@ -73,7 +73,7 @@ async def enter(browser: Any, live_url: str, token: str, shot: str = "") -> Any:
     await page.click("#join-room")
     await page.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
     # A centre joins muted unless it asks otherwise.
-    assert await page.is_checked("#want-audio") is False
+    assert await page.is_checked("#want-audio") is not centre
     assert await page.is_checked("#want-video") is True
     await until(lambda: page.evaluate("document.getElementById('preview').videoWidth > 0"), 10, "the preview")
     if shot:
@@ -139,4 +139,33 @@ async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, 
         lambda: b.evaluate("document.querySelectorAll('#participants li').length === 1"), 15, "A gone"
     )
     for page in (a, b):
+        await page.context.close()
+
+
+async def test_chair_gives_the_floor_and_mutes(world: World, live_url: str, browser: Any) -> None:
+    _series, people, tokens = await open_meeting(world)
+    c = await enter(browser, live_url, tokens["chair"], centre=False)
+    a = await enter(browser, live_url, tokens["a"])
+    member = people["a"].id
+    await c.wait_for_selector("#chair-panel:not([hidden])", timeout=10_000)
+    assert await a.locator("#chair-panel").is_hidden()
+    # The member mutes, then raises a hand: the chair's queue shows the name.
+    await a.wait_for_selector("#toggle-audio[aria-pressed='false']", timeout=10_000)
+    await a.keyboard.press("m")
+    await a.wait_for_selector("#toggle-audio[aria-pressed='true']", timeout=10_000)
+    await a.keyboard.press("h")
+    entry = c.locator(f"#queue li[data-person='{member}']")
+    await entry.wait_for(timeout=10_000)
+    assert "Nguyễn Văn An" in await entry.inner_text()
+    await c.screenshot(path=artifact("room-chair-panel.png"))
+    # Giving the floor unmutes the member's microphone and empties the queue.
+    await entry.locator("button[data-action='give_floor']").click()
+    await a.wait_for_selector("#toggle-audio[aria-pressed='false']", timeout=10_000)
+    assert await a.locator("#toggle-hand").get_attribute("aria-pressed") == "false"
+    await c.wait_for_selector(f"#queue li[data-person='{member}']", state="detached", timeout=10_000)
+    # The chair mutes the member from the participants list.
+    await c.click(f"#participants li[data-person='{member}'] button[data-action='mute']")
+    await a.wait_for_selector("#toggle-audio[aria-pressed='true']", timeout=10_000)
+    await c.wait_for_selector(f"#participants li[data-person='{member}'][data-muted='true']", timeout=10_000)
+    for page in (a, c):
         await page.context.close()

@@ -48,6 +48,23 @@ STRINGS: dict[str, str] = {
     "no_devices": N_("Camera or microphone not available: you can still join and listen."),
     "speaking": N_("speaking"),
     "shortcuts": N_("Shortcuts: M microphone, V camera, H hand."),
+    "chair_panel": N_("Chair's panel"),
+    "queue": N_("Speakers' queue"),
+    "queue_empty": N_("No hands raised."),
+    "give_floor": N_("Give the floor"),
+    "mute_person": N_("Mute"),
+    "remove": N_("Remove from meeting"),
+    "mute_all": N_("Mute all"),
+    "lower_hands": N_("Lower all hands"),
+    "lock": N_("Lock the meeting"),
+    "unlock": N_("Unlock the meeting"),
+    "locked": N_("The meeting is locked: newcomers wait in the lobby."),
+    "end": N_("End the meeting for all"),
+    "end_confirm": N_("End the meeting for everyone?"),
+    "lobby": N_("Lobby"),
+    "lobby_empty": N_("Nobody is waiting."),
+    "admit": N_("Admit"),
+    "deny": N_("Deny"),
 }
 
 

@@ -289,6 +289,9 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
             conn.end(MEDIA_LOST, N_("The connection to the meeting was lost. Reconnecting…"))
 
     sfu = media.acquire(occurrence_id, on_media)
+    if sfu.dominant_speaker is not None:
+        # Speaking events come on changes only: a newcomer is told who is speaking now.
+        on_media(DominantSpeakerChanged(sfu.dominant_speaker))
     quality = ConnectionQuality()
     try:
         async for msg in ws:

@@ -5,6 +5,8 @@ import { Signaling } from "./signaling.js";
 /**
  * @typedef {{id: string, person_id: number, unit_id: number | null, name: string, role: string,
  *   audio_muted: boolean, video_muted: boolean, hand_raised: boolean, screen_sharing: boolean}} Participant
+ * @typedef {{participant_id: string, person_id: number, unit_id: number | null, name: string, since: string,
+ *   reason: string}} Waiting
  * @typedef {{occurrence: number, token: string, ws: string, name: string, personId: number, unit: string,
  *   mutedByDefault: boolean, units: Record<string, {name: string, centre: boolean}>}} RoomConfig
  */
@@ -59,6 +61,11 @@ const state = {
   slots: new Map(),
   /** @type {number | null} */
   speaking: null,
+  /** @type {string} "moderator" or "participant", from the `room` event */
+  role: "participant",
+  locked: false,
+  /** @type {Waiting[]} moderators only */
+  lobby: [],
 };
 
 /** @type {Signaling} */
@@ -117,6 +124,14 @@ async function join() {
     state.speaking = /** @type {CustomEvent} */ (e).detail.person_id;
     drawGrid();
   });
+  signaling.addEventListener("lobby", (e) => {
+    state.lobby = /** @type {CustomEvent} */ (e).detail.lobby || [];
+    drawChair();
+  });
+  signaling.addEventListener("locked", (e) => {
+    state.locked = Boolean(/** @type {CustomEvent} */ (e).detail.locked);
+    drawChair();
+  });
   signaling.addEventListener("chat", (e) => onChat(/** @type {CustomEvent} */ (e).detail));
   signaling.addEventListener("ended", () => banner(t.ended));
   signaling.addEventListener("error", (e) => banner(/** @type {CustomEvent} */ (e).detail.message));
@@ -153,6 +168,9 @@ async function onRoom(room) {
   state.participants.clear();
   for (const p of room.participants) state.participants.set(p.person_id, p);
   state.queue = room.queue || [];
+  state.role = room.role || "participant";
+  state.locked = Boolean(room.locked);
+  state.lobby = room.lobby || [];
   $("prejoin").hidden = true;
   $("room").hidden = false;
   $("banner").hidden = true;
@@ -234,6 +252,7 @@ function onState(event) {
     // A moderator muted us or gave us the floor: follow the room.
     state.audioMuted = p.audio_muted;
     state.videoMuted = p.video_muted;
+    state.hand = p.hand_raised;
     applyLocalMute();
     drawControls();
   }
@@ -277,6 +296,7 @@ function leave() {
   if (pc) pc.close();
   if (state.local) for (const track of state.local.getTracks()) track.stop();
   banner(t.left);
+  $("chair-panel").hidden = true;
   for (const id of ["toggle-audio", "toggle-video", "toggle-hand", "leave"]) {
     /** @type {HTMLButtonElement} */ ($(id)).disabled = true;
   }
@@ -306,6 +326,60 @@ function draw() {
   drawGrid();
   drawParticipants();
   drawControls();
+  drawChair();
+}
+
+const moderator = () => state.role === "moderator";
+
+/**
+ * A small button sending one moderator action.
+ * @param {string} text @param {string} action @param {number} [target] @param {string} [className]
+ */
+function actionButton(text, action, target, className = "secondary small") {
+  const button = el("button", text, className);
+  button.type = "button";
+  button.dataset.action = action;
+  button.addEventListener("click", () => signaling.moderate(action, target));
+  return button;
+}
+
+/** The chair's panel (moderators only): the speakers' queue, room actions and the lobby. */
+function drawChair() {
+  const panel = $("chair-panel");
+  panel.hidden = !moderator() || $("room").hidden;
+  if (panel.hidden) return;
+  $("chair-title").textContent = t.chair_panel;
+  $("mute-all").textContent = t.mute_all;
+  $("lower-hands").textContent = t.lower_hands;
+  $("toggle-lock").textContent = state.locked ? t.unlock : t.lock;
+  $("toggle-lock").setAttribute("aria-pressed", String(state.locked));
+  $("end-meeting").textContent = t.end;
+  const note = $("locked-note");
+  note.textContent = t.locked;
+  note.hidden = !state.locked;
+
+  $("queue-title").textContent = `${t.queue} (${state.queue.length})`;
+  const queue = state.queue.map((personId) => {
+    const p = state.participants.get(personId);
+    const item = el("li");
+    item.dataset.person = String(personId);
+    item.append(el("span", p ? p.name : String(personId), "queue-name"), " ");
+    item.append(actionButton(t.give_floor, "give_floor", personId, "small"));
+    return item;
+  });
+  if (queue.length === 0) queue.push(el("li", t.queue_empty, "help"));
+  $("queue").replaceChildren(...queue);
+
+  $("lobby-title").textContent = `${t.lobby} (${state.lobby.length})`;
+  const lobby = state.lobby.map((w) => {
+    const item = el("li");
+    item.dataset.person = String(w.person_id);
+    item.append(el("span", `${w.name} · ${unitName(w.unit_id)}`, "lobby-name"));
+    item.append(actionButton(t.admit, "admit", w.person_id, "small"), actionButton(t.deny, "deny", w.person_id));
+    return item;
+  });
+  if (lobby.length === 0) lobby.push(el("li", t.lobby_empty, "help"));
+  $("lobby").replaceChildren(...lobby);
 }
 
 /** One tile per participant in the room; a video slot carrying them fills it. */
@@ -388,6 +462,11 @@ function drawParticipants() {
         const place = state.queue.indexOf(p.person_id);
         item.append(el("span", place >= 0 ? `${t.hand_raised} #${place + 1}` : t.hand_raised, "badge hand"));
       }
+      if (moderator() && p.id !== state.me) {
+        const mute = actionButton(t.mute_person, "mute", p.person_id);
+        mute.disabled = p.audio_muted;
+        item.append(mute, actionButton(t.remove, "remove", p.person_id));
+      }
       list.append(item);
     }
     section.append(list);
@@ -427,6 +506,12 @@ $("toggle-audio").addEventListener("click", toggleAudio);
 $("toggle-video").addEventListener("click", toggleVideo);
 $("toggle-hand").addEventListener("click", toggleHand);
 $("leave").addEventListener("click", leave);
+$("mute-all").addEventListener("click", () => signaling.moderate("mute_all"));
+$("lower-hands").addEventListener("click", () => signaling.moderate("lower_hands"));
+$("toggle-lock").addEventListener("click", () => signaling.moderate(state.locked ? "unlock" : "lock"));
+$("end-meeting").addEventListener("click", () => {
+  if (window.confirm(t.end_confirm)) signaling.moderate("end");
+});
 $("shortcuts").textContent = t.shortcuts;
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -103,6 +103,14 @@ export class Signaling extends EventTarget {
     this.send("hand", { raised });
   }
 
+  /**
+   * A moderator's action on the room, or on one person (`target`: a person id).
+   * @param {string} action @param {number} [target]
+   */
+  moderate(action, target) {
+    this.send("moderate", target === undefined ? { action } : { action, target: String(target) });
+  }
+
   /** @param {string} text */
   chat(text) {
     this.send("chat", { text });
