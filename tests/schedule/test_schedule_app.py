@@ -59,6 +59,19 @@ async def city(world: World) -> dict[str, Any]:
     return {"people": people, "chair": chair, "secretary": secretary, "units": [c1, c2, dept]}
 
 
+async def series_from_tomorrow(world: World, now: datetime) -> Series:
+    """The morning series, open-ended, from tomorrow on, created with a clock at `now`."""
+    async with world.db() as db:
+        series = await service.create_series(
+            db,
+            CLI_ACTOR,
+            morning(start_date=(now + timedelta(days=1)).date().isoformat(), end_date=""),
+            ctx_at(world, now),
+        )
+        await db.commit()
+    return series
+
+
 def morning(**kw: Any) -> service.SeriesInput:
     values: dict[str, Any] = {
         "title": "Họp giao ban sáng",
@@ -338,14 +351,8 @@ async def test_bad_series_input_is_refused_and_nothing_saved(world: World) -> No
 async def test_join_link_tampered_or_expired_is_refused(world: World) -> None:
     await city(world)
     now = datetime.now(UTC)
+    series = await series_from_tomorrow(world, now)
     async with world.db() as db:
-        series = await service.create_series(
-            db,
-            CLI_ACTOR,
-            morning(start_date=(now + timedelta(days=1)).date().isoformat(), end_date=""),
-            ctx_at(world, now),
-        )
-        await db.commit()
         person = await db.scalar(select(Person).where(Person.email == "a1@hue.example"))
         assert person is not None
     _, msg = next((r, m) for r, m in await outbox(world, "invitation") if r.recipient == "a1@hue.example")
@@ -371,14 +378,7 @@ async def test_join_link_tampered_or_expired_is_refused(world: World) -> None:
 async def test_answers_are_recorded_once_per_link_and_shown_per_unit(world: World) -> None:
     await city(world)
     now = datetime.now(UTC)
-    async with world.db() as db:
-        series = await service.create_series(
-            db,
-            CLI_ACTOR,
-            morning(start_date=(now + timedelta(days=1)).date().isoformat(), end_date=""),
-            ctx_at(world, now),
-        )
-        await db.commit()
+    series = await series_from_tomorrow(world, now)
     _, msg = next((r, m) for r, m in await outbox(world, "invitation") if r.recipient == "b1@hue.example")
     body = msg.get_body(("plain",))
     assert body is not None
@@ -408,14 +408,7 @@ async def test_answers_are_recorded_once_per_link_and_shown_per_unit(world: Worl
 async def test_feed_is_personal_revocable_and_has_no_attendees(world: World) -> None:
     await city(world)
     now = datetime.now(UTC)
-    async with world.db() as db:
-        series = await service.create_series(
-            db,
-            CLI_ACTOR,
-            morning(start_date=(now + timedelta(days=1)).date().isoformat(), end_date=""),
-            ctx_at(world, now),
-        )
-        await db.commit()
+    series = await series_from_tomorrow(world, now)
     await world.login("a1@hue.example")
     r = await world.post_form("/profile/feed")
     assert r.status == 303
@@ -521,14 +514,7 @@ async def test_makeup_day_and_day_off_update_the_series(world: World) -> None:
 async def test_members_see_only_their_meetings(world: World) -> None:
     c = await city(world)
     now = datetime.now(UTC)
-    async with world.db() as db:
-        series = await service.create_series(
-            db,
-            CLI_ACTOR,
-            morning(start_date=(now + timedelta(days=1)).date().isoformat(), end_date=""),
-            ctx_at(world, now),
-        )
-        await db.commit()
+    series = await series_from_tomorrow(world, now)
     await world.login("x@hue.example")  # a centre that is not invited
     assert (await world.client.get(f"/meetings/series/{series.id}")).status == 403
     home = await (await world.client.get("/")).text()

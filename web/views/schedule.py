@@ -21,7 +21,6 @@ from meetings.schedule.models import (
     SERIES_KIND_LABELS,
     CalendarDay,
     Occurrence,
-    OccurrenceState,
     Series,
     SeriesInvitee,
     SeriesKind,
@@ -366,6 +365,20 @@ async def occurrence_page(request: web.Request) -> web.Response:
         "date": occ.start.astimezone(zone).date().isoformat(),
         "time": occ.start.astimezone(zone).strftime("%H:%M"),
     }
+    return _occurrence_view(request, occ, series, manage, values, {}, request.query.get("done", ""))
+
+
+def _occurrence_view(
+    request: web.Request,
+    occ: Occurrence,
+    series: Series,
+    manage: bool,
+    values: dict[str, str],
+    errors: dict[str, list[str]],
+    done: str,
+    status: int = 200,
+) -> web.Response:
+    """The occurrence page, as shown or with the move form marked."""
     return render(
         request,
         "schedule/occurrence.html",
@@ -374,11 +387,12 @@ async def occurrence_page(request: web.Request) -> web.Response:
             "series": series,
             "manage": manage,
             "values": values,
-            "errors": {},
+            "errors": errors,
             "states": OCCURRENCE_STATE_LABELS,
-            "done": request.query.get("done", ""),
-            "zone": zone,
+            "done": done,
+            "zone": ZoneInfo(series.timezone),
         },
+        status=status,
     )
 
 
@@ -409,21 +423,7 @@ async def occurrence_move(request: web.Request) -> web.StreamResponse:
             series = await service.get_series(db, occ.series_id)
             errors = field_errors(exc.errors)
             errors.setdefault("date", []).extend(errors.pop("start", []))
-            return render(
-                request,
-                "schedule/occurrence.html",
-                {
-                    "occ": occ,
-                    "series": series,
-                    "manage": True,
-                    "values": values,
-                    "errors": errors,
-                    "states": OCCURRENCE_STATE_LABELS,
-                    "done": "",
-                    "zone": ZoneInfo(series.timezone),
-                },
-                status=422,
-            )
+            return _occurrence_view(request, occ, series, True, values, errors, "", 422)
     wake_mail(request)
     raise web.HTTPSeeOther(
         request.app.router["occurrence"].url_for(id=str(occurrence_id)).with_query(done="moved")
@@ -523,8 +523,3 @@ def wake_mail(request: web.Request) -> None:
     sender = request.app.get(keys.OUTBOX)
     if sender is not None:
         sender.wake()
-
-
-def upcoming_for_home(rows: list[tuple[Occurrence, Series]]) -> list[tuple[Occurrence, Series]]:
-    """Meetings not cancelled, for the home page."""
-    return [(o, s) for o, s in rows if o.state != OccurrenceState.CANCELLED]
