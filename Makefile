@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo serve test lint typecheck messages bench clean
 
-$(STAMP): pyproject.toml
+# setup.py builds the SFU's optional C fast path (meetings/rtc/_fastpath.c) in place.
+$(STAMP): pyproject.toml setup.py meetings/rtc/_fastpath.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	PYTHON=$(BIN)/python scripts/build-deps.sh
+	$(BIN)/python -m pip install -q --upgrade pip setuptools
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python setup.py -q build_ext --inplace 2>/dev/null || echo "note: the SFU's C fast path was not built; using the Python path" >&2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -44,4 +47,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache build meetings/rtc/*.so

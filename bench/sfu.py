@@ -239,6 +239,9 @@ def _rss_mib() -> float:
 # --- the server process -------------------------------------------------------------------
 
 
+PACKET_MODES = ("packet", "python")
+
+
 def _server(
     control: multiprocessing.connection.Connection,
     generators: list[multiprocessing.connection.Connection],
@@ -258,7 +261,8 @@ async def _serve(
 ) -> None:
     from meetings.rtc.sfu import Sfu, SfuConfig
 
-    sfu = Sfu(SfuConfig(video_last_n=VIDEO_SLOTS))
+    # "packet": the packet-level SFU as shipped (C fan-out); "python": the same on its Python core.
+    sfu = Sfu(SfuConfig(video_last_n=VIDEO_SLOTS, native=mode != "python"))
     delays: dict[bool, list[float]] = {False: [], True: []}
     lags: list[float] = []
     sampling = [False]
@@ -268,7 +272,7 @@ async def _serve(
             delays[video].append(seconds)
 
     sfu.delay_probe = probe
-    room = _BaselineRoom(mode) if mode != "packet" else None
+    room = _BaselineRoom(mode) if mode not in PACKET_MODES else None
 
     async def lag_sampler() -> None:
         # How late the event loop runs a 10 ms timer: what a packet waits before it is read.
@@ -632,7 +636,7 @@ async def _scenario(
         elapsed = time.monotonic() - started
         await asyncio.gather(server_ch.ask("sample", False), *(g.ask("sample", False) for g in gen_ch))
         received = sum(a["received"] - b["received"] for a, b in zip(gen_after, gen_before, strict=True))
-        sent = after["sent"] - before["sent"] if mode == "packet" else received
+        sent = after["sent"] - before["sent"] if mode in PACKET_MODES else received
         cpu = after["cpu"] - before["cpu"]
         generator_pct = max(
             100 * (a["cpu"] - b["cpu"]) / elapsed for a, b in zip(gen_after, gen_before, strict=True)
@@ -740,6 +744,29 @@ def run(sizes: Sequence[int]) -> int:
             else:
                 why = "the server reached one core" if row.cpu_pct >= 100 else "the load generators saturated"
                 print(f"(stopped at N={n}: {why})", flush=True)
+    compare_n = 60 if 60 in sizes else max(sizes)
+    print(
+        f"\nN={compare_n}, side by side: the fan-out in C (packet, as shipped) vs the same SFU on its "
+        "Python core (python), twice each, alternating"
+    )
+    _print_header()
+    pairs: dict[str, list[Row]] = {"packet": [], "python": []}
+    for _ in range(2):
+        for mode in ("packet", "python"):
+            pairs[mode].append(
+                asyncio.run(
+                    _scenario(mode, compare_n, video, VIDEO_PUBLISHERS, SPEAKERS, GENERATORS, measure_s)
+                )
+            )
+            _print_row(pairs[mode][-1])
+    c_us = [r.us_per_packet for r in pairs["packet"] if r.us_per_packet]
+    py_us = [r.us_per_packet for r in pairs["python"] if r.us_per_packet]
+    if c_us and py_us:
+        c_mean, py_mean = sum(c_us) / len(c_us), sum(py_us) / len(py_us)
+        print(
+            f"CPU µs per forwarded packet, C / Python: {c_mean:.1f} / {py_mean:.1f}, ×{c_mean / py_mean:.2f}",
+            flush=True,
+        )
     print(f"\nSmall scenario (N={SMALL_N}, 2 video publishers, 2 speakers): packet vs frame vs MediaRelay")
     _print_header()
     small = []

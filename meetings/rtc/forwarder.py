@@ -4,15 +4,31 @@ Nothing here decodes or re-encodes: the payload a subscriber gets is the payload
 sent. Per subscriber *slot* (one sender on the subscriber's connection) a rewriter maps the
 SSRC, sequence numbers (continuous across source switches and pauses), timestamps and payload
 type; RTP headers and RFC 8285 extensions are written here, not by aiortc.
+
+The per-packet part has two implementations with one behaviour: ``PySlotCore`` and
+``fanout_py`` here, and ``_fastpath.Slot``/``_fastpath.fanout`` in C (``_fastpath.c``), which
+also SRTP-protects and sends without returning to Python. ``SlotForwarder`` is built on the C
+core when it is available, ``PySlotForwarder`` always on the Python one; the tests run on both.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+try:  # the C fan-out (setup.py builds it where a compiler is available)
+    from meetings.rtc import _fastpath
+except ImportError:  # pragma: no cover - depends on the machine
+    _fastpath = None  # type: ignore[assignment]
+
+NATIVE_AVAILABLE = _fastpath is not None
+NATIVE = NATIVE_AVAILABLE and not os.environ.get("GIAOBAN_SFU_PURE_PYTHON")
+"""Whether the SFU forwards with ``_fastpath`` (set GIAOBAN_SFU_PURE_PYTHON=1 to compare)."""
 
 _HEADER = struct.Struct("!BBHII")
 _U16 = struct.Struct("!H")
@@ -168,16 +184,26 @@ class DownlinkQueue:
     Audio is dropped only when the queue holds nothing but audio.
     """
 
-    def __init__(self, send: Send, *, limit: int = 256, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        send: Send,
+        *,
+        limit: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+        native: bool | None = None,
+    ) -> None:
         self._send = send
+        # The C send path the slots use while this queue is empty and unpaced (``direct``);
+        # internals.RtpWire binds it to the connection. None: everything goes through push().
+        self.fast: Any = _fastpath.Wire() if (NATIVE if native is None else native) and _fastpath else None
         self.limit = limit
         self._queue: deque[_Queued] = deque()
         self._clock = clock
         self.rate_bps: float | None = None
         self._tokens = 0.0
         self._refilled = clock()
-        self.sent_packets = 0
-        self.sent_bytes = 0
+        self._sent_packets = 0
+        self._sent_bytes = 0
         self.dropped_video = 0
         self.dropped_audio = 0
         self.closed = False
@@ -186,6 +212,19 @@ class DownlinkQueue:
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def sent_packets(self) -> int:
+        return self._sent_packets + (self.fast.fast_packets if self.fast is not None else 0)
+
+    @property
+    def sent_bytes(self) -> int:
+        return self._sent_bytes + (self.fast.fast_bytes if self.fast is not None else 0)
+
+    def _update_direct(self) -> None:
+        """Slots may send on their own (C path) only while nothing waits here and no rate is set."""
+        if self.fast is not None:
+            self.fast.direct = int(not self._queue and self.rate_bps is None and not self.closed)
+
     def set_send(self, send: Send) -> None:
         """Where packets go (the subscriber's DTLS transport, once negotiated)."""
         self._send = send
@@ -193,6 +232,7 @@ class DownlinkQueue:
     def set_rate(self, bps: float | None) -> None:
         """Pace to ``bps`` (from REMB or settings); None sends as fast as packets come."""
         self.rate_bps = bps
+        self._update_direct()
 
     def push(
         self, header: bytes | bytearray, payload: bytes, video: bool, slot: SlotForwarder | None = None
@@ -208,8 +248,8 @@ class DownlinkQueue:
                 if video and slot is not None:
                     slot.lost_video()
                 return
-            self.sent_packets += 1
-            self.sent_bytes += len(header) + len(payload)
+            self._sent_packets += 1
+            self._sent_bytes += len(header) + len(payload)
             return
         if len(self._queue) >= self.limit:
             self._drop_one(incoming_video=video)
@@ -220,6 +260,7 @@ class DownlinkQueue:
                 return
         self._queue.append(_Queued(video, slot, bytes(header), payload))
         self.flush()
+        self._update_direct()
 
     def _drop_one(self, *, incoming_video: bool) -> None:
         for i, item in enumerate(self._queue):
@@ -262,13 +303,15 @@ class DownlinkQueue:
                     if lost.video and lost.slot is not None:
                         lost.slot.lost_video()
                 queue.clear()
-                return
-            self.sent_packets += 1
-            self.sent_bytes += size
+                break
+            self._sent_packets += 1
+            self._sent_bytes += size
+        self._update_direct()
 
     def close(self) -> None:
         self.closed = True
         self._queue.clear()
+        self._update_direct()
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,56 +343,205 @@ class ForwardStats:
     skipped_waiting_keyframe: int = 0
 
 
-class SlotForwarder:
-    """One subscriber sender fed by one publisher stream at a time."""
+Push = Callable[[bytes | bytearray, bytes, bool, Any], None]
+"""The slow path: ``DownlinkQueue.push(header, payload, video, slot)``."""
+
+Template = tuple[bytearray, int, int]
+"""A slot's RTP header + extension block and the offsets of its audio level and send time."""
+
+
+class PySlotCore:
+    """A slot's per-packet state and ``forward`` in Python: the reference for ``_fastpath.Slot``.
+
+    Keep the two in step: the same attributes, the same decisions, the same bytes
+    (tests/rtc/test_forwarder.py runs on both).
+    """
 
     __slots__ = (
-        "_headers",
-        "_history",
-        "_mid_element",
-        "_payload_types",
-        "_rtx_seq",
-        "clock_rate",
-        "downlink",
-        "on_keyframe_needed",
+        "_core_history",
+        "_core_payload_types",
+        "_core_push",
+        "_core_templates",
+        "forwarded",
         "rewriter",
-        "source",
-        "stats",
-        "target",
+        "skipped_waiting_keyframe",
         "video",
         "waiting_keyframe",
     )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.video = False
+        self.waiting_keyframe = False
+        self.forwarded = 0
+        self.skipped_waiting_keyframe = 0
+        self.rewriter = SeqRewriter(90000)
+        self._core_history: list[tuple[int, int, int, bytes] | None] = []
+        self._core_payload_types: dict[str, int] = {}
+        self._core_templates: list[Template] = []
+        self._core_push: Push | None = None
+
+    def _core_setup(
+        self, video: bool, clock_rate: float, payload_types: dict[str, int], templates: list[Any]
+    ) -> None:
+        self.video = video
+        self.waiting_keyframe = video
+        self.rewriter = SeqRewriter(int(clock_rate))
+        self._core_payload_types = payload_types
+        self._core_templates = [(bytearray(h), level_at, time_at) for h, level_at, time_at in templates]
+        self._core_history = [None] * VIDEO_HISTORY if video else []
+
+    def _core_connect(self, wire: object, push: Push) -> None:
+        self._core_push = push  # the Python path always goes through the queue
+
+    @property
+    def started(self) -> bool:
+        return self.rewriter.started
+
+    @property
+    def out_seq(self) -> int:
+        return self.rewriter.out_seq
+
+    @property
+    def out_ts(self) -> int:
+        return self.rewriter.out_ts
+
+    @property
+    def out_time(self) -> float:
+        return self.rewriter.out_time
+
+    def restart(self) -> None:
+        self.rewriter.restart()
+
+    def history_get(self, seq: int) -> tuple[int, int, int, bytes] | None:
+        entry = self._core_history[seq % VIDEO_HISTORY] if self._core_history else None
+        return entry if entry is not None and entry[0] == seq else None
+
+    def forward(
+        self,
+        codec: str,
+        seq: int,
+        timestamp: int,
+        marker: int,
+        payload: bytes,
+        keyframe: bool,
+        audio_level: int | None,
+        send_time: int | None,
+        now: float,
+    ) -> bool:
+        """Rewrite and send (or queue) one packet; False if it was not forwarded."""
+        if self.waiting_keyframe:
+            if not keyframe:
+                self.skipped_waiting_keyframe += 1
+                return False
+            self.waiting_keyframe = False
+        pt = self._core_payload_types.get(codec)
+        if pt is None:
+            return False
+        mapped = self.rewriter.rewrite(seq, timestamp, now)
+        if mapped is None:
+            return False
+        out_seq, out_ts = mapped
+        second = (marker << 7) | pt
+        header, level_at, time_at = self._core_templates[
+            (audio_level is not None) | (send_time is not None) << 1
+        ]
+        _SECOND_SEQ_TS.pack_into(header, 1, second, out_seq, out_ts)
+        if level_at >= 0:
+            header[level_at] = audio_level & 0x7F  # type: ignore[operator]
+        if time_at >= 0:
+            _U24.pack_into(header, time_at, (send_time >> 8) & 0xFFFF, send_time & 0xFF)  # type: ignore[operator]
+        if self._core_history:
+            self._core_history[out_seq % VIDEO_HISTORY] = (out_seq, out_ts, second, payload)
+        if self._core_push is None:
+            return False
+        self._core_push(header, payload, self.video, self)
+        self.forwarded += 1
+        return True
+
+
+def fanout_py(
+    sinks: list[Any],
+    codec: str,
+    seq: int,
+    timestamp: int,
+    marker: int,
+    payload: bytes,
+    keyframe: bool,
+    audio_level: int | None,
+    send_time: int | None,
+    now: float,
+    probe: Callable[[bool, float], None] | None,
+) -> int:
+    """Forward one incoming packet to every slot in ``sinks`` (the reference for ``_fastpath.fanout``)."""
+    count = 0
+    for sink in sinks:
+        if sink.forward(codec, seq, timestamp, marker, payload, keyframe, audio_level, send_time, now):
+            count += 1
+            if probe is not None:
+                probe(sink.video, time.monotonic() - now)
+    return count
+
+
+class _SlotCore(Protocol):
+    """What SlotForwarder needs from its core (PySlotCore or _fastpath.Slot)."""
+
+    video: int | bool
+    waiting_keyframe: bool
+    forwarded: int
+    skipped_waiting_keyframe: int
+
+    def _core_setup(
+        self, video: bool, clock_rate: float, payload_types: dict[str, int], templates: list[Any]
+    ) -> None: ...
+    def _core_connect(self, wire: object, push: Push) -> None: ...
+    def restart(self) -> None: ...
+    def history_get(self, seq: int) -> tuple[int, int, int, bytes] | None: ...
+
+
+class _SlotLogic:
+    """One subscriber sender fed by one publisher stream at a time (everything but the per-packet path).
+
+    A mixin: its attributes live in the concrete classes' ``__slots__`` (``_LOGIC_SLOTS``).
+    """
+
+    target: SlotTarget
+    clock_rate: int
+    downlink: DownlinkQueue
+    on_keyframe_needed: Callable[[Any], None]
+    source: object | None
+    retransmitted: int
+    _rtx_seq: int
+    _templates: list[Template]
 
     def __init__(
         self,
         target: SlotTarget,
         clock_rate: int,
         downlink: DownlinkQueue,
-        on_keyframe_needed: Callable[[SlotForwarder], None] = lambda slot: None,
+        on_keyframe_needed: Callable[[Any], None] = lambda slot: None,
     ) -> None:
+        super().__init__()  # the core's own state (PySlotCore; the C core set its own in tp_new)
+        core: _SlotCore = self  # type: ignore[assignment]
         self.target = target
         self.clock_rate = clock_rate
         self.downlink = downlink
         self.on_keyframe_needed = on_keyframe_needed
-        self.source: object | None = None
-        self.video = target.kind == "video"
-        self.waiting_keyframe = self.video
-        self.stats = ForwardStats()
-        self.rewriter = SeqRewriter(clock_rate)
-        self._history: list[tuple[int, int, int, bytes] | None] = [None] * VIDEO_HISTORY if self.video else []
+        self.source = None
+        self.retransmitted = 0
         self._rtx_seq = 0
-        self._payload_types = dict(target.payload_types)
         mid = target.mid.encode()
         ext_id = target.mid_ext_id
-        self._mid_element = (
-            bytes([(ext_id << 4) | (len(mid) - 1)]) + mid if ext_id and 0 < len(mid) <= 16 else b""
+        mid_element = bytes([(ext_id << 4) | (len(mid) - 1)]) + mid if ext_id and 0 < len(mid) <= 16 else b""
+        # Header templates by (has audio level) | (has send time) << 1.
+        self._templates = [self._template(mid_element, bool(i & 1), bool(i & 2)) for i in range(4)]
+        core._core_setup(
+            target.kind == "video", clock_rate, dict(target.payload_types), list(self._templates)
         )
-        # Header templates by (has audio level, has send time): (bytes, level offset, time offset).
-        self._headers = [self._template(bool(i & 1), bool(i & 2)) for i in range(4)]
+        core._core_connect(downlink.fast, downlink.push)
 
-    def _template(self, level: bool, send_time: bool) -> tuple[bytearray, int, int]:
+    def _template(self, mid_element: bytes, level: bool, send_time: bool) -> Template:
         """A 12-byte RTP header (our SSRC) and extension block whose variable bytes are patched."""
-        body = bytearray(self._mid_element)
+        body = bytearray(mid_element)
         t = self.target
         level_at = time_at = -1
         if level and t.audio_level_ext_id and t.audio_level_ext_id < 15:
@@ -368,79 +560,48 @@ class SlotForwarder:
         offset = 12 + 4  # fixed header + extension profile/length
         return header, level_at + offset if level_at >= 0 else -1, time_at + offset if time_at >= 0 else -1
 
+    @property
+    def stats(self) -> ForwardStats:
+        core: _SlotCore = self  # type: ignore[assignment]
+        return ForwardStats(core.forwarded, self.retransmitted, core.skipped_waiting_keyframe)
+
     def switch(self, source: object | None) -> None:
         """Carry another source (or nothing); video waits for that source's next keyframe."""
+        core: _SlotCore = self  # type: ignore[assignment]
         if source is self.source:
             return
         self.source = source
-        self.rewriter.restart()
-        self.waiting_keyframe = self.video
-        if source is not None and self.video:
+        core.restart()
+        core.waiting_keyframe = bool(core.video)
+        if source is not None and core.video:
             self.on_keyframe_needed(self)
 
     def lost_video(self) -> None:
         """A queued packet was dropped: resume at the next keyframe so the decoder recovers."""
-        if not self.waiting_keyframe:
-            self.waiting_keyframe = True
-            self.rewriter.restart()
+        core: _SlotCore = self  # type: ignore[assignment]
+        if not core.waiting_keyframe:
+            core.waiting_keyframe = True
+            core.restart()
             self.on_keyframe_needed(self)
 
-    def _extensions(self, audio_level: int | None, send_time: int | None) -> bytes:
-        header, level_at, time_at = self._headers[(audio_level is not None) | (send_time is not None) << 1]
-        if level_at >= 0 and audio_level is not None:
-            header[level_at] = audio_level & 0x7F
+    def _extensions(self, send_time: int | None) -> bytes:
+        header, _level_at, time_at = self._templates[(send_time is not None) << 1]
+        header = bytearray(header)
         if time_at >= 0 and send_time is not None:
-            _U24.pack_into(header, time_at, send_time >> 8, send_time & 0xFF)
+            _U24.pack_into(header, time_at, (send_time >> 8) & 0xFFFF, send_time & 0xFF)
         return bytes(header[12:])
-
-    def forward(
-        self,
-        codec: str,
-        seq: int,
-        timestamp: int,
-        marker: int,
-        payload: bytes,
-        keyframe: bool,
-        audio_level: int | None,
-        send_time: int | None,
-        now: float,
-    ) -> bool:
-        """Rewrite and send (or queue) one packet; False if it was not forwarded."""
-        if self.waiting_keyframe:
-            if not keyframe:
-                self.stats.skipped_waiting_keyframe += 1
-                return False
-            self.waiting_keyframe = False
-        pt = self._payload_types.get(codec)
-        if pt is None:
-            return False
-        mapped = self.rewriter.rewrite(seq, timestamp, now)
-        if mapped is None:
-            return False
-        out_seq, out_ts = mapped
-        second = (marker << 7) | pt
-        header, level_at, time_at = self._headers[(audio_level is not None) | (send_time is not None) << 1]
-        _SECOND_SEQ_TS.pack_into(header, 1, second, out_seq, out_ts)
-        if level_at >= 0:
-            header[level_at] = audio_level & 0x7F  # type: ignore[operator]
-        if time_at >= 0:
-            _U24.pack_into(header, time_at, send_time >> 8, send_time & 0xFF)  # type: ignore[operator]
-        if self.video:
-            self._history[out_seq % VIDEO_HISTORY] = (out_seq, out_ts, second, payload)
-        self.downlink.push(header, payload, self.video, self)
-        self.stats.forwarded += 1
-        return True
 
     def retransmit(self, lost: list[int], send_time: int | None) -> int:
         """Queue the packets a subscriber NACKed that are still in the history (RTX if negotiated)."""
+        core: _SlotCore = self  # type: ignore[assignment]
         count = 0
         for seq in lost:
-            entry = self._history[seq % VIDEO_HISTORY] if self._history else None
-            if entry is None or entry[0] != seq:
+            entry = core.history_get(seq)
+            if entry is None:
                 continue
             out_seq, out_ts, second, payload = entry
             rtx_pt = self.target.rtx_payload_types.get(second & 0x7F)
-            ext = self._extensions(None, send_time)
+            ext = self._extensions(send_time)
             first = 0x90 if ext else 0x80
             if rtx_pt is not None:
                 self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
@@ -451,5 +612,47 @@ class SlotForwarder:
                 header = _HEADER.pack(first, second, out_seq, out_ts, self.target.ssrc) + ext
                 self.downlink.push(header, payload, True)
             count += 1
-        self.stats.retransmitted += count
+        self.retransmitted += count
         return count
+
+
+_LOGIC_SLOTS = (
+    "target",
+    "clock_rate",
+    "downlink",
+    "on_keyframe_needed",
+    "source",
+    "retransmitted",
+    "_rtx_seq",
+    "_templates",
+)
+
+
+class PySlotForwarder(_SlotLogic, PySlotCore):
+    """A slot forwarder on the Python core (the fallback, and the reference in tests)."""
+
+    __slots__ = _LOGIC_SLOTS
+
+
+if _fastpath is not None:
+
+    class NativeSlotForwarder(_SlotLogic, _fastpath.Slot):
+        """A slot forwarder on the C core (``_fastpath.Slot``)."""
+
+        __slots__ = _LOGIC_SLOTS
+
+
+def implementation(native: bool) -> tuple[type[PySlotForwarder], Callable[..., int]]:
+    """The slot class and fan-out to use: the C ones if asked for and built, else Python's."""
+    if native and _fastpath is not None:
+        return cast(type[PySlotForwarder], NativeSlotForwarder), _fastpath.fanout
+    return PySlotForwarder, fanout_py
+
+
+if TYPE_CHECKING:
+    SlotForwarder = PySlotForwarder  # the same interface, whichever core
+else:
+    SlotForwarder = NativeSlotForwarder if NATIVE else PySlotForwarder
+    """The forwarder the SFU uses; ``fanout`` is the matching fan-out."""
+
+fanout: Callable[..., int] = _fastpath.fanout if NATIVE else fanout_py

@@ -8,7 +8,10 @@ at import of :mod:`meetings.rtc.sfu` (and in ``tests/rtc/test_internals.py``), n
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
+import struct
 import threading
 import time
 from collections import deque
@@ -69,6 +72,11 @@ SENDER_ATTRS = (
     f"{_S}rtp_timestamp",
     f"{_S}packet_count",
     f"{_S}octet_count",
+    f"{_S}lsr",
+    f"{_S}lsr_time",
+    f"{_S}cname",
+    f"{_S}rtcp_started",
+    f"{_S}rtcp_exited",
 )
 TRANSCEIVER_ATTRS = ("_codecs", "_headerExtensions")
 _D = "_RTCDtlsTransport__"
@@ -124,6 +132,18 @@ def check_internals(*, strict_version: bool = False) -> None:
     _expect_signature(RTCRtpSender, "_handle_rtcp_packet", ["self", "packet"], problems)
     _expect_signature(RTCRtpSender, "_next_encoded_frame", ["self", "codec"], problems)
     _expect_signature(RTCDtlsTransport, "_send_rtp", ["self", "data"], problems)
+    _expect_signature(RTCRtpSender, "_run_rtcp", ["self"], problems)
+    _expect_signature(RTCRtpSender, "_send_rtcp", ["self", "packets"], problems)
+    # The sender starts its RTCP loop by name (replaced on the instance by quiet_sender_rtcp),
+    # and computes round-trip times from the LSR we record for our own sender reports.
+    _expect_names(RTCRtpSender, "send", ["_run_rtcp"], problems)
+    _expect_names(
+        RTCRtpSender,
+        "_run_rtcp",
+        [f"{_S}rtcp_started", f"{_S}rtcp_exited", f"{_S}lsr", f"{_S}lsr_time"],
+        problems,
+    )
+    _expect_names(RTCRtpSender, "_handle_rtcp_packet", [f"{_S}lsr", f"{_S}lsr_time"], problems)
     # Instance attributes are assigned in __init__ under these mangled names.
     _expect_names(RTCRtpReceiver, "__init__", RECEIVER_ATTRS, problems)
     _expect_names(RTCRtpSender, "__init__", SENDER_ATTRS, problems)
@@ -171,6 +191,7 @@ def check_internals(*, strict_version: bool = False) -> None:
         (_rtp, "RTCP_PSFB_FIR"),
         (_rtp, "RTCP_PSFB_APP"),
         (_rtp, "RTCP_RTPFB_NACK"),
+        (_rtp, "RtcpByePacket"),
         (_clock, "current_ntp_time"),
     ):
         if not hasattr(module, name):
@@ -434,17 +455,21 @@ class RtpWire:
         "_len",
         "_limit",
         "_pair",
+        "_py_bytes",
+        "_py_packets",
         "_session",
         "_sock",
         "_srtp",
         "_udp",
         "_view",
-        "bytes",
-        "packets",
+        "fast",
     )
 
-    def __init__(self, transport: RTCDtlsTransport) -> None:
+    def __init__(self, transport: RTCDtlsTransport, fast: Any = None) -> None:
         self._dtls = transport
+        # The C path (meetings/rtc/_fastpath.Wire) bound here to the same session and socket;
+        # None: this class protects and sends in Python.
+        self.fast = fast
         self._connection: Any = transport._transport._connection
         self._session: Any = None
         self._pair: Any = None
@@ -456,8 +481,8 @@ class RtpWire:
         self._srtp: Any = None
         self._len = _srtp_binding.ffi.new("int *")
         self._limit = 0
-        self.packets = 0
-        self.bytes = 0
+        self._py_packets = 0
+        self._py_bytes = 0
         self._counted_packets = 0
         self._counted_bytes = 0
 
@@ -465,13 +490,24 @@ class RtpWire:
     def transport(self) -> RTCDtlsTransport:
         return self._dtls
 
+    @property
+    def sent_packets(self) -> int:
+        return self._py_packets + (self.fast.packets if self.fast is not None else 0)
+
+    @property
+    def sent_bytes(self) -> int:
+        return self._py_bytes + (self.fast.bytes if self.fast is not None else 0)
+
+    def _connected(self) -> bool:
+        return self._dtls._state is _CONNECTED and self._connection._nominated.get(1) is self._pair
+
     def _bind(self) -> None:
         dtls = self._dtls
-        if dtls._state is not _CONNECTED:
-            raise ConnectionError("Cannot send encrypted RTP, not connected")
         pair = self._connection._nominated.get(1)
-        if pair is None:
-            raise ConnectionError("Cannot send data, not connected")
+        if dtls._state is not _CONNECTED or pair is None:
+            if self.fast is not None:
+                self.fast.unbind()
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
         session = dtls._tx_srtp
         if session is not self._session:
             self._session = session
@@ -487,11 +523,21 @@ class RtpWire:
         # nothing buffered (what its sendto() does, minus a layer of checks per packet).
         sock, buffered = getattr(udp, "_sock", None), getattr(udp, "_buffer", None)
         self._sock = sock if sock is not None and isinstance(buffered, deque) else None
+        fast = self.fast
+        if fast is not None:
+            if self._sock is not None and isinstance(self._addr, tuple):  # plain UDP (not a TURN relay)
+                bind_fast_wire(fast, session, self._sock, self._addr)
+            else:
+                fast.unbind()
 
     def send(self, header: bytes | bytearray, payload: bytes) -> None:
         """Protect ``header + payload`` and send it; ``ConnectionError`` if not connected."""
         if self._dtls._state is not _CONNECTED or self._connection._nominated.get(1) is not self._pair:
             self._bind()
+        fast = self.fast
+        if fast is not None and fast.bound:
+            fast.send(header, payload)
+            return
         view = self._view
         assert view is not None
         h = len(header)
@@ -516,22 +562,56 @@ class RtpWire:
                 return  # as asyncio does: a datagram that cannot be sent is lost
         else:
             self._udp.sendto(view[:size], self._addr)
-        self.packets += 1
-        self.bytes += size
+        self._py_packets += 1
+        self._py_bytes += size
+
+    def send_rtcp(self, data: bytes) -> None:
+        """Protect (SRTCP) and send a compound RTCP packet; ``ConnectionError`` if not connected."""
+        if not self._connected():
+            self._bind()
+        protected = self._session.protect_rtcp(data)
+        self._udp.sendto(protected, self._addr)
 
     def sync_counters(self) -> None:
-        """Add what was sent since the last call to the transport's statistics (getStats)."""
+        """Add what was sent since the last call to the transport's statistics (getStats).
+
+        Also stops the C path once the connection is gone or its pair changed: between two
+        calls (one SFU tick) it may still send on the old pair, which is harmless.
+        """
+        fast = self.fast
+        if fast is not None and fast.bound and not self._connected():
+            fast.unbind()
         dtls = self._dtls
-        packets, sent = self.packets - self._counted_packets, self.bytes - self._counted_bytes
+        packets, sent = self.sent_packets - self._counted_packets, self.sent_bytes - self._counted_bytes
         if packets:
             setattr(dtls, DTLS_COUNTERS[0], getattr(dtls, DTLS_COUNTERS[0]) + sent)
             setattr(dtls, DTLS_COUNTERS[1], getattr(dtls, DTLS_COUNTERS[1]) + packets)
-            self._counted_packets, self._counted_bytes = self.packets, self.bytes
+            self._counted_packets, self._counted_bytes = self.sent_packets, self.sent_bytes
 
 
-def rtp_wire(transport: RTCDtlsTransport) -> RtpWire:
-    """The synchronous RTP send path of a (bundled) DTLS transport; see ``RtpWire``."""
-    return RtpWire(transport)
+def bind_fast_wire(fast: Any, session: pylibsrtp.Session, sock: Any, addr: tuple[str, int]) -> None:
+    """Point a ``_fastpath.Wire`` at an SRTP session (libsrtp's ``srtp_protect``, the session's
+    context and buffer, kept alive by the wire) and a UDP socket and remote address."""
+    ffi = _srtp_binding.ffi
+    cdata: Any = session._cdata
+    srtp: Any = session._srtp
+    fast.bind(
+        int(ffi.cast("uintptr_t", ffi.addressof(_srtp_binding.lib, "srtp_protect"))),
+        int(ffi.cast("uintptr_t", srtp[0])),
+        int(ffi.cast("uintptr_t", cdata)),
+        len(ffi.buffer(cdata)) - _SRTP_TRAILER,
+        session,
+        sock,
+        addr[0],
+        addr[1],
+    )
+
+
+def rtp_wire(transport: RTCDtlsTransport, fast: Any = None) -> RtpWire:
+    """The synchronous RTP send path of a (bundled) DTLS transport; see ``RtpWire``.
+
+    ``fast``: a ``_fastpath.Wire`` to bind to the same session and socket (the slots' C path)."""
+    return RtpWire(transport, fast)
 
 
 def ntp_now() -> int:
@@ -551,6 +631,60 @@ def update_sender_report(
     setattr(sender, f"{_S}rtp_timestamp", rtp_timestamp)
     setattr(sender, f"{_S}packet_count", packets)
     setattr(sender, f"{_S}octet_count", octets)
+
+
+def quiet_sender_rtcp(sender: RTCRtpSender) -> None:
+    """Stop the sender's own RTCP loop (a sender report every ~1 s, per sender, each through
+    aiortc's coroutine send path); ``sender_reports`` builds one compound packet per connection
+    instead. On stop, the sender still says BYE as aiortc's loop does.
+    Call before the sender starts (``send()`` starts ``_run_rtcp`` by name).
+    Relies on: ``RTCRtpSender._run_rtcp``, ``_send_rtcp``, ``_RTCRtpSender__rtcp_started``,
+    ``__rtcp_exited`` (what ``stop()`` waits for).
+    """
+    _require(sender, SENDER_ATTRS)
+
+    async def run_rtcp() -> None:
+        getattr(sender, f"{_S}rtcp_started").set()
+        with contextlib.suppress(asyncio.CancelledError):  # as aiortc's loop: stop() cancels, then BYE
+            await asyncio.Event().wait()
+        await sender._send_rtcp([_rtp.RtcpByePacket(sources=[sender._ssrc])])
+        getattr(sender, f"{_S}rtcp_exited").set()  # what stop() waits for
+
+    sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+
+
+_SR = struct.Struct("!BBHIQIII")  # RFC 3550 sender report without report blocks (28 bytes)
+_RTCP_HEADER = struct.Struct("!BBH")
+
+
+def sender_reports(reports: Iterable[tuple[RTCRtpSender, int, int, int]], ntp: int) -> bytes:
+    """One compound RTCP packet: a sender report per ``(sender, rtp_timestamp, packets, octets)``
+    and one SDES with their CNAMEs (RFC 3550 6.4.1, 6.5); records what each sender reported (its
+    LSR, for round-trip times from the receiver reports, and the counters its statistics show).
+    Relies on: ``_RTCRtpSender__lsr``, ``__lsr_time``, ``__cname`` and the counters in
+    ``update_sender_report``.
+    """
+    out = bytearray()
+    chunks: list[bytes] = []
+    now = time.time()
+    lsr = (ntp >> 16) & 0xFFFFFFFF
+    for sender, rtp_timestamp, count, octets in reports:
+        update_sender_report(sender, rtp_timestamp, count, octets, ntp)
+        out += _SR.pack(
+            0x80, 200, 6, sender._ssrc, ntp, rtp_timestamp, count & 0xFFFFFFFF, octets & 0xFFFFFFFF
+        )
+        setattr(sender, f"{_S}lsr", lsr)
+        setattr(sender, f"{_S}lsr_time", now)
+        cname = getattr(sender, f"{_S}cname")
+        if cname is not None:
+            item = cname.encode()[:255]
+            chunk = struct.pack("!IBB", sender._ssrc, 1, len(item)) + item + b"\x00"  # CNAME, end of items
+            chunks.append(chunk + b"\x00" * (-len(chunk) % 4))
+    # One chunk per SDES packet: what RFC 3550 allows and what every parser reads (aiortc's own,
+    # used by the test clients, misreads the padding between chunks of one packet).
+    for chunk in chunks:
+        out += _RTCP_HEADER.pack(0x81, 202, len(chunk) // 4) + chunk
+    return bytes(out)
 
 
 def sender_has_encoder(sender: RTCRtpSender) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,10 +27,12 @@ from aiortc import (
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpCodecParameters,
+    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
 
+from meetings.rtc import forwarder as fwd
 from meetings.rtc import internals
 from meetings.rtc.forwarder import (
     DownlinkQueue,
@@ -72,6 +75,8 @@ class SfuConfig:
     downlink_queue: int = 256
     pace_to_remb: bool = False
     ice_servers: tuple[RTCIceServer, ...] = ()
+    # Forward in C (meetings/rtc/_fastpath) when it is built; False: the Python reference path.
+    native: bool = fwd.NATIVE
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,7 @@ class _Participant:
     slots: dict[str, _Slot] = field(default_factory=dict)
     downlink_estimate: int | None = None
     wire: internals.RtpWire | None = None
+    next_report: float = 0.0  # when this connection's next compound sender report is due
 
 
 class Sfu:
@@ -221,8 +227,10 @@ class Sfu:
         self._tick_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._native = self.config.native and fwd.NATIVE_AVAILABLE
+        self._slot_class, self._fanout = fwd.implementation(self._native)
         self.keyframe_requests = 0
-        self._reported = 0.0
+        self._keyframe_sweep = 0.0
         # Benchmarks set this to sample the time from a packet's arrival to its send, per sink.
         self.delay_probe: Callable[[bool, float], None] | None = None
 
@@ -242,7 +250,9 @@ class Sfu:
             )
         )
         entry = _Participant(
-            participant, pc, DownlinkQueue(self._no_transport, limit=self.config.downlink_queue)
+            participant,
+            pc,
+            DownlinkQueue(self._no_transport, limit=self.config.downlink_queue, native=self._native),
         )
         self._participants[participant] = entry
 
@@ -320,8 +330,8 @@ class Sfu:
             totals["dropped_video"] += p.downlink.dropped_video
             totals["dropped_audio"] += p.downlink.dropped_audio
             for slot in p.slots.values():
-                totals["forwarded"] += slot.forwarder.stats.forwarded
-                totals["retransmitted"] += slot.forwarder.stats.retransmitted
+                totals["forwarded"] += slot.forwarder.forwarded
+                totals["retransmitted"] += slot.forwarder.retransmitted
             for pub in p.publications.values():
                 totals["received"] += pub.received
         totals["keyframe_requests"] = self.keyframe_requests
@@ -395,7 +405,7 @@ class Sfu:
         if transceivers:  # max-bundle: every transceiver shares the first one's transport
             transport = transceivers[0].sender.transport
             if entry.wire is None or entry.wire.transport is not transport:
-                entry.wire = internals.rtp_wire(transport)
+                entry.wire = internals.rtp_wire(transport, entry.downlink.fast)
                 entry.downlink.set_send(entry.wire.send)
         self._select()
         return pc.localDescription
@@ -454,7 +464,7 @@ class Sfu:
                 elif codec.payloadType is not None:
                     payload_types.setdefault(codec_key(codec.name, dict(codec.parameters)), codec.payloadType)
             clock_rate = target.codecs[0].clockRate if target.codecs else 90000
-            forwarder = SlotForwarder(
+            forwarder = self._slot_class(
                 SlotTarget(
                     kind=kind,
                     mid=mid,
@@ -471,6 +481,7 @@ class Sfu:
                 on_keyframe_needed=lambda f: self._keyframe_for(f),
             )
             slot = entry.slots[mid] = _Slot(mid, kind, transceiver, forwarder)
+            internals.quiet_sender_rtcp(transceiver.sender)  # reports go out compound, from _maintain
             internals.tap_sender_rtcp(transceiver.sender, _SlotFeedback(self, slot))
         elif not receives and slot is not None:
             self._assign(entry, slot, None)
@@ -502,14 +513,11 @@ class Sfu:
             keyframe = video and is_keyframe(codec.name, payload)
             send_time = internals.abs_send_time() if video else None
             seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
-            probe = self.delay_probe
-            # One synchronous fan-out: rewrite, SRTP-protect and sendto per sink, no awaits.
-            for sink in sinks:
-                if (
-                    sink.forward(key, seq, timestamp, marker, payload, keyframe, level, send_time, now)
-                    and probe is not None
-                ):
-                    probe(video, time.monotonic() - now)
+            # One synchronous fan-out: rewrite, SRTP-protect and sendto per sink, no awaits
+            # (in C when meetings/rtc/_fastpath is built).
+            self._fanout(
+                sinks, key, seq, timestamp, marker, payload, keyframe, level, send_time, now, self.delay_probe
+            )
 
         return on_packet
 
@@ -547,29 +555,39 @@ class Sfu:
 
     def _maintain(self) -> None:
         now = time.monotonic()
-        # Sender reports go out about once a second: refresh what they say every 0.5 s, not every tick.
-        reports = now - self._reported >= 0.5
-        ntp = None
-        if reports:
-            self._reported = now
-            ntp = internals.ntp_now()
+        ntp: int | None = None
+        rekey = now - self._keyframe_sweep >= self.config.keyframe_interval
+        if rekey:
+            self._keyframe_sweep = now
         for entry in self._participants.values():
-            entry.downlink.flush()  # paced queues drain between packets too
-            if entry.wire is not None:
-                entry.wire.sync_counters()
+            downlink = entry.downlink
+            if len(downlink) or downlink.rate_bps is not None:
+                downlink.flush()  # paced queues drain between packets too
+            # One compound sender report per connection, every 0.5-1.5 s (RFC 3550's spread),
+            # instead of aiortc's loop per sender.
+            wire = entry.wire
+            if wire is not None:
+                wire.sync_counters()  # getStats() counts what the C path sent
+            report = wire is not None and now >= entry.next_report
+            if not (report or rekey):
+                continue
+            rows: list[tuple[RTCRtpSender, int, int, int]] = []
             for slot in entry.slots.values():
                 forwarder = slot.forwarder
-                if slot.publication is not None and forwarder.waiting_keyframe:
-                    self._request_keyframe(slot.publication)
-                if reports and forwarder.stats.forwarded and forwarder.rewriter.started:
-                    elapsed = int((now - forwarder.rewriter.out_time) * forwarder.clock_rate)
-                    internals.update_sender_report(
-                        slot.transceiver.sender,
-                        (forwarder.rewriter.out_ts + elapsed) % (1 << 32),
-                        forwarder.stats.forwarded,
-                        entry.downlink.sent_bytes,
-                        ntp,
+                if rekey and slot.publication is not None and forwarder.waiting_keyframe:
+                    self._request_keyframe(slot.publication)  # a lost PLI costs one interval at most
+                if report and forwarder.forwarded and forwarder.started:
+                    elapsed = int((now - forwarder.out_time) * forwarder.clock_rate)
+                    rtp_timestamp = (forwarder.out_ts + elapsed) % (1 << 32)
+                    rows.append(
+                        (slot.transceiver.sender, rtp_timestamp, forwarder.forwarded, downlink.sent_bytes)
                     )
+            if report and wire is not None:
+                entry.next_report = now + 0.5 + random.random()
+                if rows:
+                    ntp = ntp if ntp is not None else internals.ntp_now()
+                    with contextlib.suppress(ConnectionError):
+                        wire.send_rtcp(internals.sender_reports(rows, ntp))
 
     def _select(self) -> None:
         if self._closed:
@@ -598,24 +616,32 @@ class Sfu:
             self._dominant = dominant
             self._recent = note_speaker(self._recent, dominant)
             self._emit(DominantSpeakerChanged(dominant))
+        # Most receivers publish nothing: their choice is the same, computed once per tick.
+        video_publishers = {source.participant for source in cameras}
+        top_cache: dict[tuple[str, int], list[Publication]] = {}
+        last_n_cache: dict[tuple[str, int], list[Publication]] = {}
         for entry in self._participants.values():
             audio_slots = {m: s.publication for m, s in entry.slots.items() if s.kind == "audio"}
             if audio_slots:
                 # Never more than the receiver has room for: the loudest (or latest) first.
-                top = audio_top_n(scores, receiver=entry.id, n=min(self.config.audio_top_n, len(audio_slots)))
-                wanted = [microphones[p] for p in top if p in microphones]
+                n = min(self.config.audio_top_n, len(audio_slots))
+                choice = (entry.id if entry.id in scores else "", n)
+                wanted = top_cache.get(choice)
+                if wanted is None:
+                    top = audio_top_n(scores, receiver=entry.id, n=n)
+                    wanted = top_cache[choice] = [microphones[p] for p in top if p in microphones]
                 for mid, chosen_audio in assign_slots(audio_slots, wanted).items():
                     self._assign(entry, entry.slots[mid], chosen_audio)
             video_slots = {m: s.publication for m, s in entry.slots.items() if s.kind == "video"}
             if video_slots:
-                chosen = video_last_n(
-                    cameras,
-                    receiver=entry.id,
-                    recent_speakers=self._recent,
-                    pinned=self._pinned,
-                    n=min(self.config.video_last_n, len(video_slots)),
-                )
-                wanted_video = [video_by_key[s.key] for s in chosen]
+                n = min(self.config.video_last_n, len(video_slots))
+                choice = (entry.id if entry.id in video_publishers else "", n)
+                wanted_video = last_n_cache.get(choice)
+                if wanted_video is None:
+                    chosen = video_last_n(
+                        cameras, receiver=entry.id, recent_speakers=self._recent, pinned=self._pinned, n=n
+                    )
+                    wanted_video = last_n_cache[choice] = [video_by_key[s.key] for s in chosen]
                 for mid, chosen_video in assign_slots(video_slots, wanted_video).items():
                     self._assign(entry, entry.slots[mid], chosen_video)
 

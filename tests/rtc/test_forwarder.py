@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
+import os
+import random
+import socket
 import struct
+from typing import Any
 
+import pytest
 from aiortc.rtp import RtpPacket
+from pylibsrtp import Policy, Session
 
+from meetings.rtc import forwarder
 from meetings.rtc.forwarder import (
     DownlinkQueue,
     KeyframeThrottle,
     SeqRewriter,
-    SlotForwarder,
     SlotTarget,
     build_rtp,
+    fanout_py,
     is_keyframe,
     pack_extensions,
 )
+
+IMPLEMENTATIONS = ["python", "native"]
+
+
+class Impl:
+    """One forwarding core: the Python reference or the C fast path."""
+
+    def __init__(self, name: str) -> None:
+        if name == "native" and not forwarder.NATIVE_AVAILABLE:
+            if os.environ.get("CI"):
+                raise RuntimeError("CI must build meetings/rtc/_fastpath (a C compiler and Python headers)")
+            pytest.skip("meetings/rtc/_fastpath is not built (no C compiler here)")
+        self.native = name == "native"
+        self.slot_class: Any
+        self.fanout: Any
+        self.slot_class, self.fanout = forwarder.implementation(self.native)
+
+    def slot(self, target: SlotTarget, sink: Any, **queue: Any) -> Any:
+        return self.slot_class(target, 90000, DownlinkQueue(sink, native=self.native, **queue))
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request: pytest.FixtureRequest) -> Impl:
+    return Impl(request.param)
+
 
 VP8_KEY = bytes([0x90, 0x80, 0x12, 0x00, 0x9D, 0x01, 0x2A])  # X,S; I; pid 0x12; P=0
 VP8_DELTA = bytes([0x90, 0x80, 0x13, 0x01])
@@ -80,9 +112,9 @@ class Sink:
         self.sent.append(bytes(header) + payload)  # the header is only valid during the call
 
 
-async def test_a_forwarded_packet_has_our_header_and_their_payload() -> None:
+async def test_a_forwarded_packet_has_our_header_and_their_payload(impl: Impl) -> None:
     sink = Sink()
-    slot = SlotForwarder(_target(), 90000, DownlinkQueue(sink))
+    slot = impl.slot(_target(), sink)
     slot.switch("publisher")
     assert not slot.forward(
         codec="VP8",
@@ -116,9 +148,9 @@ async def test_a_forwarded_packet_has_our_header_and_their_payload() -> None:
     assert data[12:14] == b"\xbe\xde"
 
 
-async def test_nack_retransmits_from_history_with_rtx() -> None:
+async def test_nack_retransmits_from_history_with_rtx(impl: Impl) -> None:
     sink = Sink()
-    slot = SlotForwarder(_target(), 90000, DownlinkQueue(sink))
+    slot = impl.slot(_target(), sink)
     slot.switch("publisher")
     for i in range(5):
         slot.forward(
@@ -140,7 +172,7 @@ async def test_nack_retransmits_from_history_with_rtx() -> None:
     assert rtx.ssrc == 0x55667788 and rtx.payload_type == 98
     assert rtx.payload == struct.pack("!H", out_seqs[2]) + bytes([2])
 
-    plain = SlotForwarder(_target(rtx=False), 90000, DownlinkQueue(sink))
+    plain = impl.slot(_target(rtx=False), sink)
     plain.switch("publisher")
     plain.forward(
         codec="VP8",
@@ -153,16 +185,16 @@ async def test_nack_retransmits_from_history_with_rtx() -> None:
         send_time=None,
         now=0.0,
     )
-    plain.retransmit([plain.rewriter.out_seq], None)
+    plain.retransmit([plain.out_seq], None)
     plain.downlink.flush()
     assert sink.sent[-1] == sink.sent[-2]
 
 
-async def test_the_downlink_queue_drops_video_before_audio_and_stays_bounded() -> None:
+async def test_the_downlink_queue_drops_video_before_audio_and_stays_bounded(impl: Impl) -> None:
     sink = Sink()
-    queue = DownlinkQueue(sink, limit=4, clock=lambda: 0.0)
+    queue = DownlinkQueue(sink, limit=4, clock=lambda: 0.0, native=impl.native)
     queue.set_rate(8)  # one byte per second: nothing gets out
-    video = SlotForwarder(_target(), 90000, queue)
+    video = impl.slot_class(_target(), 90000, queue)
     video.switch("publisher")
     video.waiting_keyframe = False
     video.forward(
@@ -202,3 +234,145 @@ def test_extension_blocks() -> None:
     assert two[:2] == b"\x10\x00"
     data = build_rtp(payload_type=111, marker=0, seq=1, timestamp=2, ssrc=3, extensions=one, payload=b"p")
     assert RtpPacket.parse(data).payload == b"p"
+
+
+def test_the_c_fast_path_is_built_in_ci() -> None:
+    """CI installs a compiler: the SFU there must forward in C, as in production."""
+    if os.environ.get("CI"):
+        assert forwarder.NATIVE_AVAILABLE and forwarder.NATIVE
+        assert forwarder.SlotForwarder.__name__ == "NativeSlotForwarder"
+
+
+@pytest.mark.parametrize("kind", ["audio", "video"])
+def test_the_c_core_writes_the_same_bytes_as_the_python_one(kind: str) -> None:
+    """Random traffic (reordering, loss, duplicates, wrap-around, switches, drops, NACKs) through
+    both cores: the same decisions and byte-identical output, packet by packet."""
+    if not forwarder.NATIVE_AVAILABLE:
+        pytest.skip("meetings/rtc/_fastpath is not built")
+    rng = random.Random(20261127)
+    sinks = [Sink(), Sink()]
+    slots = [Impl("python").slot(_target(kind), sinks[0]), Impl("native").slot(_target(kind), sinks[1])]
+    fanouts = [fanout_py, forwarder.implementation(True)[1]]
+    codec = "VP8" if kind == "video" else "OPUS"
+    seq, ts, now = 65000, 4294900000, 0.0
+    source = 0
+    for step in range(3000):
+        now += rng.choice([0.0, 0.001, 0.02, 0.5])
+        action = rng.random()
+        if action < 0.02:
+            source += 1
+            seq, ts = rng.randrange(65536), rng.randrange(1 << 32)
+            for slot in slots:
+                slot.switch(f"publisher-{source}")
+            continue
+        if action < 0.03:
+            for slot in slots:
+                slot.lost_video()
+            continue
+        if action < 0.06 and kind == "video":
+            lost = [rng.randrange(65536) for _ in range(3)] + [
+                slots[0].out_seq,
+                (slots[0].out_seq - 5) % 65536,
+            ]
+            send_time = rng.choice([None, rng.randrange(1 << 24)])
+            counts = [slot.retransmit(lost, send_time) for slot in slots]
+            assert counts[0] == counts[1]
+            continue
+        jump = rng.choice([1, 1, 1, 1, 2, 0, -1, -3, 5])
+        seq = (seq + jump) % 65536
+        ts = (ts + 3000 * max(jump, 0)) % (1 << 32)
+        payload = (
+            VP8_KEY if rng.random() < 0.1 else bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+        )
+        args = (
+            rng.choice([codec, codec, "H264/1"]),
+            seq,
+            ts,
+            rng.randrange(2),
+            payload,
+            payload is VP8_KEY,
+            rng.choice([None, rng.randrange(128)]),
+            rng.choice([None, rng.randrange(1 << 24)]),
+            now,
+        )
+        if step % 2:
+            results = [slot.forward(*args) for slot in slots]
+        else:
+            results = [bool(f([slot], *args, None)) for f, slot in zip(fanouts, slots, strict=True)]
+        assert results[0] == results[1], step
+        assert slots[0].waiting_keyframe == slots[1].waiting_keyframe
+        assert (slots[0].out_seq, slots[0].out_ts) == (slots[1].out_seq, slots[1].out_ts)
+    assert sinks[0].sent == sinks[1].sent
+    assert len(sinks[0].sent) > 1000
+    assert slots[0].stats == slots[1].stats
+
+
+def test_the_c_wire_protects_and_sends_what_a_receiver_can_unprotect() -> None:
+    """The C send path: SRTP with libsrtp's own function, one datagram per packet, on a real socket."""
+    if not forwarder.NATIVE_AVAILABLE:
+        pytest.skip("meetings/rtc/_fastpath is not built")
+    from meetings.rtc.internals import bind_fast_wire
+
+    key = bytes(range(30))
+    tx = Session(
+        Policy(
+            key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        )
+    )
+    rx = Session(
+        Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80)
+    )
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(5)
+        sender.setblocking(False)
+        sink = Sink()
+        slot = Impl("native").slot(_target("video"), sink)
+        wire = slot.downlink.fast
+        with pytest.raises(ConnectionError):
+            wire.send(b"\x80" + bytes(11), b"x")
+        bind_fast_wire(wire, tx, sender, receiver.getsockname())
+        slot.downlink._update_direct()
+        slot.switch("publisher")
+        payloads = [VP8_KEY, b"second", bytes(1000)]
+        for i, payload in enumerate(payloads):
+            assert slot.forward("VP8", 100 + i, 0, 0, payload, i == 0, None, 77, 0.0)
+        received = [RtpPacket.parse(rx.unprotect(receiver.recv(2048))) for _ in payloads]
+        assert [p.payload for p in received] == payloads
+        assert [p.sequence_number for p in received] == [100, 101, 102]
+        assert all(p.ssrc == 0x11223344 and p.payload_type == 97 for p in received)
+        assert sink.sent == []  # nothing took the Python path
+        assert slot.downlink.sent_packets == 3 and wire.fast_packets == 3
+        sender.close()  # a closed socket: the packet takes the queue's (Python) path instead
+        assert slot.forward("VP8", 103, 0, 0, b"late", False, None, None, 0.0)
+        assert [RtpPacket.parse(d).payload for d in sink.sent] == [b"late"]
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def test_compound_sender_reports_parse_as_rtcp() -> None:
+    """Our hand-packed SR + SDES compound is what an independent RTCP parser (aiortc's) reads."""
+    from types import SimpleNamespace
+
+    from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSrPacket
+
+    from meetings.rtc.internals import sender_reports
+
+    # Stand-ins with the sender attributes sender_reports reads and writes.
+    senders: list[Any] = [
+        SimpleNamespace(_ssrc=ssrc, _RTCRtpSender__cname="{giaoban-sfu}") for ssrc in (11, 22)
+    ]
+    data = sender_reports([(senders[0], 1234, 10, 1000), (senders[1], 5678, 20, 20000)], ntp=(7 << 32) | 99)
+    packets = RtcpPacket.parse(data)
+    srs = [p for p in packets if isinstance(p, RtcpSrPacket)]
+    assert [(p.ssrc, p.sender_info.rtp_timestamp, p.sender_info.packet_count) for p in srs] == [
+        (senders[0]._ssrc, 1234, 10),
+        (senders[1]._ssrc, 5678, 20),
+    ]
+    assert srs[1].sender_info.octet_count == 20000 and srs[0].sender_info.ntp_timestamp == (7 << 32) | 99
+    chunks = [c for p in packets if isinstance(p, RtcpSdesPacket) for c in p.chunks]
+    assert [(c.ssrc, c.items) for c in chunks] == [(s._ssrc, [(1, b"{giaoban-sfu}")]) for s in senders]
+    assert senders[0]._RTCRtpSender__lsr == (((7 << 32) | 99) >> 16) & 0xFFFFFFFF

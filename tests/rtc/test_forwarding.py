@@ -242,3 +242,44 @@ async def test_leave_and_close_clean_up() -> None:
             break
         await asyncio.sleep(0.05)
     assert not left, left
+
+
+async def test_one_compound_sender_report_per_connection_describes_every_slot() -> None:
+    """The SFU's senders report in one compound RTCP packet per connection (not aiortc's loop
+    per sender): the subscriber learns each stream's send counters, the SFU its round trip."""
+    sfu = Sfu()
+    a = Client("a", amplitude=0.3, video=True, audio_slots=1, video_slots=1)
+    b = Client("b", amplitude=0.1, video=True, audio_slots=1, video_slots=1)
+    try:
+        await a.connect(sfu)
+        await b.connect(sfu)
+        assert await wait_for(lambda: a.frames("video") > 5 and a.frames("audio") > 20, 15)
+
+        async def reports() -> dict[str, Any]:
+            stats = await a.pc.getStats()
+            return {s.kind: s for s in stats.values() if s.type == "remote-outbound-rtp"}
+
+        seen: dict[str, Any] = {}
+
+        async def both_kinds_reported() -> bool:
+            seen.update(await reports())
+            return {"audio", "video"} <= seen.keys() and all(s.packetsSent > 0 for s in seen.values())
+
+        deadline = time.monotonic() + 10
+        while not await both_kinds_reported():
+            assert time.monotonic() < deadline, f"no sender reports from the SFU: {seen}"
+            await asyncio.sleep(0.2)
+        # The counters the reports carry are what was forwarded on that slot.
+        forwarded = {slot.kind: slot.forwarder.forwarded for slot in sfu._participants["a"].slots.values()}
+        assert 0 < seen["video"].packetsSent <= forwarded["video"]
+
+        async def round_trip_known() -> bool:
+            stats = await sfu.peer_connection("a").getStats()
+            return any(s.type == "remote-inbound-rtp" and s.roundTripTime is not None for s in stats.values())
+
+        deadline = time.monotonic() + 10
+        while not await round_trip_known():  # the subscriber's receiver reports echo our LSR
+            assert time.monotonic() < deadline, "no round-trip time from the subscriber's reports"
+            await asyncio.sleep(0.2)
+    finally:
+        await _close(sfu, a, b)

@@ -1,0 +1,708 @@
+/*
+ * The SFU's per-packet fan-out in C: rewrite a publisher's RTP header for each subscriber slot,
+ * SRTP-protect it in place and send it, one call per incoming packet.
+ *
+ * meetings/rtc/forwarder.py has the same logic in Python (the reference, and the fallback where
+ * this module cannot be built); tests/rtc/test_forwarder.py runs every forwarding test on both.
+ * Everything runs on the event loop thread with the GIL held: no threads, no callbacks into
+ * Python on the fast path. What is not the common case (the subscriber's queue is paced or
+ * backed up, the connection is not bound yet, a send fails) goes to the Python slow path,
+ * ``DownlinkQueue.push``.
+ *
+ * Types:
+ *   Wire  - one subscriber connection's send path: libsrtp's srtp_protect (a function pointer
+ *           taken from pylibsrtp, so nothing here links to libsrtp), the SRTP session and its
+ *           buffer, the UDP socket and the remote address.
+ *   Slot  - one subscriber sender: sequence/timestamp rewriting, the header templates, the
+ *           retransmission history (video), counters. Subclassed in Python (SlotForwarder).
+ *   fanout(sinks, ...) - forward one incoming packet to every slot in ``sinks``.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define HISTORY 256
+#define MAX_HEADER 64
+
+typedef int (*protect_fn)(void *ctx, void *rtp, int *len);
+
+/* ---- Wire ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    protect_fn protect;
+    void *ctx;
+    unsigned char *buf;
+    Py_ssize_t limit;
+    PyObject *keep; /* what owns ctx and buf (the pylibsrtp session): kept alive while bound */
+    PyObject *sock; /* its fileno() is read per send: -1 once the socket is closed */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int bound;
+    int direct; /* the subscriber's queue is empty and unpaced: slots may send straight away */
+    unsigned long long packets, bytes, fast_packets, fast_bytes, dropped;
+} Wire;
+
+enum { SENT = 0, NOT_CONNECTED = 1, TOO_LONG = 2, PROTECT_FAILED = 3, DROPPED = 4 };
+
+static int
+wire_send_raw(Wire *w, const unsigned char *header, Py_ssize_t hlen, const char *payload, Py_ssize_t plen)
+{
+    if (!w->bound)
+        return NOT_CONNECTED;
+    int fd = PyObject_AsFileDescriptor(w->sock);
+    if (fd < 0) {
+        PyErr_Clear();
+        return NOT_CONNECTED;
+    }
+    Py_ssize_t n = hlen + plen;
+    if (n > w->limit)
+        return TOO_LONG;
+    memcpy(w->buf, header, (size_t)hlen);
+    memcpy(w->buf + hlen, payload, (size_t)plen);
+    int len = (int)n;
+    if (w->protect(w->ctx, w->buf, &len) != 0)
+        return PROTECT_FAILED;
+    ssize_t r;
+    do {
+        r = sendto(fd, w->buf, (size_t)len, 0, (struct sockaddr *)&w->addr, w->addrlen);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) { /* as asyncio does for datagrams: one that cannot be sent now is lost */
+        w->dropped++;
+        return DROPPED;
+    }
+    w->packets++;
+    w->bytes += (unsigned long long)len;
+    return SENT;
+}
+
+static void
+wire_unbind(Wire *w)
+{
+    w->bound = 0;
+    w->protect = NULL;
+    w->ctx = NULL;
+    w->buf = NULL;
+    w->limit = 0;
+    Py_CLEAR(w->keep);
+    Py_CLEAR(w->sock);
+}
+
+static int
+Wire_traverse(Wire *w, visitproc visit, void *arg)
+{
+    Py_VISIT(w->keep);
+    Py_VISIT(w->sock);
+    return 0;
+}
+
+static int
+Wire_clear(Wire *w)
+{
+    wire_unbind(w);
+    return 0;
+}
+
+static void
+Wire_dealloc(Wire *w)
+{
+    PyObject_GC_UnTrack(w);
+    wire_unbind(w);
+    Py_TYPE(w)->tp_free((PyObject *)w);
+}
+
+static PyObject *
+Wire_bind(Wire *w, PyObject *args)
+{
+    unsigned long long protect, ctx, buf;
+    Py_ssize_t limit;
+    PyObject *keep, *sock;
+    const char *host;
+    int port;
+    if (!PyArg_ParseTuple(args, "KKKnOOsi", &protect, &ctx, &buf, &limit, &keep, &sock, &host, &port))
+        return NULL;
+    if (!protect || !ctx || !buf || limit <= 0) {
+        PyErr_SetString(PyExc_ValueError, "bind() needs the protect function, a context and a buffer");
+        return NULL;
+    }
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    memset(&addr, 0, sizeof addr);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        addrlen = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        addrlen = sizeof *v6;
+    } else {
+        PyErr_Format(PyExc_ValueError, "not a numeric address: %s", host);
+        return NULL;
+    }
+    wire_unbind(w);
+    w->protect = (protect_fn)(uintptr_t)protect;
+    w->ctx = (void *)(uintptr_t)ctx;
+    w->buf = (unsigned char *)(uintptr_t)buf;
+    w->limit = limit;
+    w->keep = Py_NewRef(keep);
+    w->sock = Py_NewRef(sock);
+    w->addr = addr;
+    w->addrlen = addrlen;
+    w->bound = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Wire_unbind(Wire *w, PyObject *Py_UNUSED(ignored))
+{
+    wire_unbind(w);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Wire_send(Wire *w, PyObject *args)
+{
+    Py_buffer header, payload;
+    if (!PyArg_ParseTuple(args, "y*y*", &header, &payload))
+        return NULL;
+    int rc = wire_send_raw(w, header.buf, header.len, payload.buf, payload.len);
+    PyBuffer_Release(&header);
+    PyBuffer_Release(&payload);
+    switch (rc) {
+    case NOT_CONNECTED:
+        PyErr_SetString(PyExc_ConnectionError, "Cannot send encrypted RTP, not connected");
+        return NULL;
+    case TOO_LONG:
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return NULL;
+    case PROTECT_FAILED:
+        PyErr_SetString(PyExc_ConnectionError, "SRTP protect failed");
+        return NULL;
+    default:
+        Py_RETURN_NONE;
+    }
+}
+
+static PyMethodDef Wire_methods[] = {
+    {"bind", (PyCFunction)Wire_bind, METH_VARARGS,
+     "bind(protect, ctx, buf, limit, keep, sock, host, port): where and how to send"},
+    {"unbind", (PyCFunction)Wire_unbind, METH_NOARGS, "Stop sending (not connected)."},
+    {"send", (PyCFunction)Wire_send, METH_VARARGS,
+     "send(header, payload): protect and send; ConnectionError when not bound"},
+    {NULL}};
+
+static PyMemberDef Wire_members[] = {
+    {"bound", T_INT, offsetof(Wire, bound), READONLY, NULL},
+    {"direct", T_INT, offsetof(Wire, direct), 0, NULL},
+    {"packets", T_ULONGLONG, offsetof(Wire, packets), READONLY, NULL},
+    {"bytes", T_ULONGLONG, offsetof(Wire, bytes), READONLY, NULL},
+    {"fast_packets", T_ULONGLONG, offsetof(Wire, fast_packets), READONLY, NULL},
+    {"fast_bytes", T_ULONGLONG, offsetof(Wire, fast_bytes), READONLY, NULL},
+    {"dropped", T_ULONGLONG, offsetof(Wire, dropped), READONLY, NULL},
+    {NULL}};
+
+static PyTypeObject WireType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "meetings.rtc._fastpath.Wire",
+    .tp_basicsize = sizeof(Wire),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One subscriber connection's SRTP send path.",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)Wire_dealloc,
+    .tp_traverse = (traverseproc)Wire_traverse,
+    .tp_clear = (inquiry)Wire_clear,
+    .tp_methods = Wire_methods,
+    .tp_members = Wire_members,
+};
+
+/* ---- Slot ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    uint16_t seq;
+    uint32_t ts;
+    uint8_t second;
+    PyObject *payload; /* NULL: empty */
+} HistEntry;
+
+typedef struct {
+    PyObject_HEAD
+    int video;
+    int waiting_keyframe;
+    PyObject *payload_types; /* codec key (str) -> payload type (int) */
+    Wire *wire;              /* NULL: always the slow path */
+    PyObject *push;          /* the slow path: DownlinkQueue.push */
+    /* sequence/timestamp rewriting (SeqRewriter in forwarder.py) */
+    double clock_rate;
+    int started, in_epoch;
+    uint16_t in_first, in_max, out_seq, seq_offset;
+    uint32_t out_ts, ts_offset;
+    double out_time;
+    /* header + extension templates by (has audio level) | (has send time) << 1 */
+    unsigned char header[4][MAX_HEADER];
+    int header_len[4], level_at[4], time_at[4];
+    HistEntry *history;
+    unsigned long long forwarded, skipped_waiting_keyframe;
+} Slot;
+
+static inline int
+seq_newer(uint16_t a, uint16_t b)
+{
+    return a != b && (uint16_t)(a - b) < 0x8000;
+}
+
+static void
+history_clear(Slot *s)
+{
+    if (s->history == NULL)
+        return;
+    for (int i = 0; i < HISTORY; i++)
+        Py_CLEAR(s->history[i].payload);
+}
+
+static int
+Slot_traverse(Slot *s, visitproc visit, void *arg)
+{
+    Py_VISIT(s->payload_types);
+    Py_VISIT(s->wire);
+    Py_VISIT(s->push);
+    if (s->history != NULL)
+        for (int i = 0; i < HISTORY; i++)
+            Py_VISIT(s->history[i].payload);
+    return 0;
+}
+
+static int
+Slot_clear(Slot *s)
+{
+    Py_CLEAR(s->payload_types);
+    Py_CLEAR(s->wire);
+    Py_CLEAR(s->push);
+    history_clear(s);
+    return 0;
+}
+
+static void
+Slot_dealloc(Slot *s)
+{
+    /* A Python subclass's dealloc (subtype_dealloc) untracks, calls this, then drops its type. */
+    PyObject_GC_UnTrack(s);
+    Slot_clear(s);
+    PyMem_Free(s->history);
+    s->history = NULL;
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *
+Slot_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Slot *s = (Slot *)type->tp_alloc(type, 0);
+    if (s == NULL)
+        return NULL;
+    for (int i = 0; i < 4; i++)
+        s->level_at[i] = s->time_at[i] = -1;
+    s->clock_rate = 90000;
+    return (PyObject *)s;
+}
+
+/* _core_setup(video, clock_rate, payload_types, templates): templates is a list of 4
+   (header bytes, level offset, send-time offset) tuples. */
+static PyObject *
+Slot_core_setup(Slot *s, PyObject *args)
+{
+    int video;
+    double clock_rate;
+    PyObject *payload_types, *templates;
+    if (!PyArg_ParseTuple(args, "pdO!O!", &video, &clock_rate, &PyDict_Type, &payload_types, &PyList_Type, &templates))
+        return NULL;
+    if (PyList_GET_SIZE(templates) != 4) {
+        PyErr_SetString(PyExc_ValueError, "four header templates are needed");
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_buffer b;
+        int level_at, time_at;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(templates, i), "y*ii", &b, &level_at, &time_at))
+            return NULL;
+        if (b.len < 12 || b.len > MAX_HEADER || level_at >= b.len || time_at + 3 > b.len) {
+            PyBuffer_Release(&b);
+            PyErr_SetString(PyExc_ValueError, "bad header template");
+            return NULL;
+        }
+        memcpy(s->header[i], b.buf, (size_t)b.len);
+        s->header_len[i] = (int)b.len;
+        s->level_at[i] = level_at;
+        s->time_at[i] = time_at;
+        PyBuffer_Release(&b);
+    }
+    s->video = video;
+    s->waiting_keyframe = video;
+    s->clock_rate = clock_rate;
+    Py_XSETREF(s->payload_types, Py_NewRef(payload_types));
+    if (video && s->history == NULL) {
+        s->history = PyMem_Calloc(HISTORY, sizeof(HistEntry));
+        if (s->history == NULL)
+            return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Slot_core_connect(Slot *s, PyObject *args)
+{
+    PyObject *wire, *push;
+    if (!PyArg_ParseTuple(args, "OO", &wire, &push))
+        return NULL;
+    if (wire != Py_None && !PyObject_TypeCheck(wire, &WireType)) {
+        PyErr_SetString(PyExc_TypeError, "wire must be a Wire or None");
+        return NULL;
+    }
+    Py_XSETREF(s->wire, wire == Py_None ? NULL : (Wire *)Py_NewRef(wire));
+    Py_XSETREF(s->push, Py_NewRef(push));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Slot_restart(Slot *s, PyObject *Py_UNUSED(ignored))
+{
+    s->in_epoch = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Slot_history_get(Slot *s, PyObject *arg)
+{
+    long seq = PyLong_AsLong(arg);
+    if (seq == -1 && PyErr_Occurred())
+        return NULL;
+    if (s->history == NULL || seq < 0 || seq > 0xFFFF)
+        Py_RETURN_NONE;
+    HistEntry *e = &s->history[seq % HISTORY];
+    if (e->payload == NULL || e->seq != (uint16_t)seq)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(HkBO)", e->seq, (unsigned long)e->ts, e->second, e->payload);
+}
+
+static double
+monotonic(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* 1: forwarded, 0: not, -1: error. */
+static int
+slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyObject *payload,
+             const char *pbuf, Py_ssize_t plen, int keyframe, int level, long send_time, double now)
+{
+    if (s->waiting_keyframe) {
+        if (!keyframe) {
+            s->skipped_waiting_keyframe++;
+            return 0;
+        }
+        s->waiting_keyframe = 0;
+    }
+    if (s->payload_types == NULL)
+        return 0;
+    PyObject *pt_obj = PyDict_GetItemWithError(s->payload_types, key);
+    if (pt_obj == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    long pt = PyLong_AsLong(pt_obj);
+    if (pt == -1 && PyErr_Occurred())
+        return -1;
+    if (!s->in_epoch) {
+        uint16_t target_seq;
+        uint32_t target_ts;
+        if (s->started) {
+            double gap = (now - s->out_time) * s->clock_rate;
+            uint64_t g = gap < 1.0 ? 1 : (gap > 1.8e19 ? 1 : (uint64_t)gap);
+            target_seq = (uint16_t)(s->out_seq + 1);
+            target_ts = (uint32_t)(s->out_ts + (uint32_t)g);
+        } else {
+            target_seq = seq;
+            target_ts = ts;
+        }
+        s->seq_offset = (uint16_t)(target_seq - seq);
+        s->ts_offset = (uint32_t)(target_ts - ts);
+        s->in_first = s->in_max = seq;
+        s->in_epoch = 1;
+        s->started = 1;
+    } else if (seq_newer(seq, s->in_max)) {
+        s->in_max = seq;
+    } else if (seq_newer(s->in_first, seq)) {
+        return 0;
+    }
+    uint16_t out_seq = (uint16_t)(seq + s->seq_offset);
+    uint32_t out_ts = (uint32_t)(ts + s->ts_offset);
+    if (seq == s->in_max) {
+        s->out_seq = out_seq;
+        s->out_ts = out_ts;
+        s->out_time = now;
+    }
+    uint8_t second = (uint8_t)(((marker & 1) << 7) | (pt & 0x7F));
+    int v = (level >= 0) | ((send_time >= 0) << 1);
+    unsigned char *h = s->header[v];
+    h[1] = second;
+    h[2] = (unsigned char)(out_seq >> 8);
+    h[3] = (unsigned char)out_seq;
+    h[4] = (unsigned char)(out_ts >> 24);
+    h[5] = (unsigned char)(out_ts >> 16);
+    h[6] = (unsigned char)(out_ts >> 8);
+    h[7] = (unsigned char)out_ts;
+    if (s->level_at[v] >= 0)
+        h[s->level_at[v]] = (unsigned char)(level & 0x7F);
+    if (s->time_at[v] >= 0) {
+        int t = s->time_at[v];
+        h[t] = (unsigned char)(send_time >> 16);
+        h[t + 1] = (unsigned char)(send_time >> 8);
+        h[t + 2] = (unsigned char)send_time;
+    }
+    if (s->history != NULL) {
+        HistEntry *e = &s->history[out_seq % HISTORY];
+        Py_XSETREF(e->payload, Py_NewRef(payload));
+        e->seq = out_seq;
+        e->ts = out_ts;
+        e->second = second;
+    }
+    Wire *w = s->wire;
+    if (w != NULL && w->direct && w->bound) {
+        int rc = wire_send_raw(w, h, s->header_len[v], pbuf, plen);
+        if (rc == SENT || rc == DROPPED) {
+            if (rc == SENT) {
+                w->fast_packets++;
+                w->fast_bytes += (unsigned long long)(s->header_len[v] + plen);
+            }
+            s->forwarded++;
+            return 1;
+        }
+    }
+    if (s->push == NULL)
+        return 0;
+    PyObject *hb = PyBytes_FromStringAndSize((const char *)h, s->header_len[v]);
+    if (hb == NULL)
+        return -1;
+    PyObject *r = PyObject_CallFunctionObjArgs(s->push, hb, payload, s->video ? Py_True : Py_False, (PyObject *)s, NULL);
+    Py_DECREF(hb);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    s->forwarded++;
+    return 1;
+}
+
+typedef struct {
+    PyObject *key, *payload;
+    unsigned int seq;
+    unsigned long ts;
+    int marker, keyframe;
+    PyObject *level, *send_time;
+    double now;
+} PacketArgs;
+
+static int
+parse_level(PyObject *level, PyObject *send_time, int *lv, long *st)
+{
+    *lv = -1;
+    *st = -1;
+    if (level != Py_None) {
+        long l = PyLong_AsLong(level);
+        if (l == -1 && PyErr_Occurred())
+            return -1;
+        *lv = (int)(l & 0x7F);
+    }
+    if (send_time != Py_None) {
+        long t = PyLong_AsLong(send_time);
+        if (t == -1 && PyErr_Occurred())
+            return -1;
+        *st = t & 0xFFFFFF;
+    }
+    return 0;
+}
+
+static PyObject *
+Slot_forward(Slot *s, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"codec", "seq", "timestamp", "marker", "payload", "keyframe",
+                             "audio_level", "send_time", "now", NULL};
+    PacketArgs a;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UIkpSpOOd", kwlist, &a.key, &a.seq, &a.ts, &a.marker,
+                                     &a.payload, &a.keyframe, &a.level, &a.send_time, &a.now))
+        return NULL;
+    int lv;
+    long st;
+    if (parse_level(a.level, a.send_time, &lv, &st) < 0)
+        return NULL;
+    int rc = slot_forward(s, a.key, (uint16_t)a.seq, (uint32_t)a.ts, a.marker, a.payload,
+                          PyBytes_AS_STRING(a.payload), PyBytes_GET_SIZE(a.payload), a.keyframe, lv, st, a.now);
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(rc);
+}
+
+static PyObject *
+Slot_get_started(Slot *s, void *c)
+{
+    return PyBool_FromLong(s->started);
+}
+
+static PyObject *
+Slot_get_out_seq(Slot *s, void *c)
+{
+    return PyLong_FromLong(s->out_seq);
+}
+
+static PyObject *
+Slot_get_out_ts(Slot *s, void *c)
+{
+    return PyLong_FromUnsignedLong(s->out_ts);
+}
+
+static PyObject *
+Slot_get_out_time(Slot *s, void *c)
+{
+    return PyFloat_FromDouble(s->out_time);
+}
+
+static PyObject *
+Slot_get_waiting(Slot *s, void *c)
+{
+    return PyBool_FromLong(s->waiting_keyframe);
+}
+
+static int
+Slot_set_waiting(Slot *s, PyObject *value, void *c)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete waiting_keyframe");
+        return -1;
+    }
+    int t = PyObject_IsTrue(value);
+    if (t < 0)
+        return -1;
+    s->waiting_keyframe = t;
+    return 0;
+}
+
+static PyGetSetDef Slot_getset[] = {
+    {"started", (getter)Slot_get_started, NULL, "whether anything was forwarded yet", NULL},
+    {"out_seq", (getter)Slot_get_out_seq, NULL, "the last outgoing sequence number", NULL},
+    {"out_ts", (getter)Slot_get_out_ts, NULL, "the last outgoing timestamp", NULL},
+    {"out_time", (getter)Slot_get_out_time, NULL, "when the last packet went out (monotonic)", NULL},
+    {"waiting_keyframe", (getter)Slot_get_waiting, (setter)Slot_set_waiting, "video waits for a keyframe", NULL},
+    {NULL}};
+
+static PyMemberDef Slot_members[] = {
+    {"video", T_INT, offsetof(Slot, video), READONLY, NULL},
+    {"forwarded", T_ULONGLONG, offsetof(Slot, forwarded), 0, NULL},
+    {"skipped_waiting_keyframe", T_ULONGLONG, offsetof(Slot, skipped_waiting_keyframe), 0, NULL},
+    {NULL}};
+
+static PyMethodDef Slot_methods[] = {
+    {"_core_setup", (PyCFunction)Slot_core_setup, METH_VARARGS, NULL},
+    {"_core_connect", (PyCFunction)Slot_core_connect, METH_VARARGS, NULL},
+    {"restart", (PyCFunction)Slot_restart, METH_NOARGS, "The next packet starts a new epoch."},
+    {"history_get", (PyCFunction)Slot_history_get, METH_O, "(seq, ts, second, payload) or None"},
+    {"forward", (PyCFunction)(void (*)(void))Slot_forward, METH_VARARGS | METH_KEYWORDS,
+     "Rewrite and send (or queue) one packet; False if it was not forwarded."},
+    {NULL}};
+
+static PyTypeObject SlotType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "meetings.rtc._fastpath.Slot",
+    .tp_basicsize = sizeof(Slot),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The per-packet state of one subscriber sender.",
+    .tp_new = Slot_new,
+    .tp_dealloc = (destructor)Slot_dealloc,
+    .tp_traverse = (traverseproc)Slot_traverse,
+    .tp_clear = (inquiry)Slot_clear,
+    .tp_methods = Slot_methods,
+    .tp_members = Slot_members,
+    .tp_getset = Slot_getset,
+};
+
+/* ---- fanout --------------------------------------------------------------------------------- */
+
+static PyObject *
+fanout(PyObject *module, PyObject *args)
+{
+    PyObject *sinks, *probe;
+    PacketArgs a;
+    if (!PyArg_ParseTuple(args, "O!UIkpSpOOdO", &PyList_Type, &sinks, &a.key, &a.seq, &a.ts, &a.marker,
+                          &a.payload, &a.keyframe, &a.level, &a.send_time, &a.now, &probe))
+        return NULL;
+    int lv;
+    long st;
+    if (parse_level(a.level, a.send_time, &lv, &st) < 0)
+        return NULL;
+    const char *pbuf = PyBytes_AS_STRING(a.payload);
+    Py_ssize_t plen = PyBytes_GET_SIZE(a.payload);
+    long count = 0;
+    /* The list may change if a slow-path callback runs Python code: hold it and re-read size. */
+    Py_INCREF(sinks);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sinks); i++) {
+        PyObject *item = PyList_GET_ITEM(sinks, i);
+        if (!PyObject_TypeCheck(item, &SlotType)) {
+            Py_DECREF(sinks);
+            PyErr_SetString(PyExc_TypeError, "sinks must be Slot instances");
+            return NULL;
+        }
+        Py_INCREF(item);
+        int rc = slot_forward((Slot *)item, a.key, (uint16_t)a.seq, (uint32_t)a.ts, a.marker, a.payload, pbuf,
+                              plen, a.keyframe, lv, st, a.now);
+        if (rc > 0) {
+            count++;
+            if (probe != Py_None) {
+                PyObject *r = PyObject_CallFunction(probe, "Od", ((Slot *)item)->video ? Py_True : Py_False,
+                                                    monotonic() - a.now);
+                if (r == NULL)
+                    rc = -1;
+                else
+                    Py_DECREF(r);
+            }
+        }
+        Py_DECREF(item);
+        if (rc < 0) {
+            Py_DECREF(sinks);
+            return NULL;
+        }
+    }
+    Py_DECREF(sinks);
+    return PyLong_FromLong(count);
+}
+
+static PyMethodDef module_methods[] = {
+    {"fanout", fanout, METH_VARARGS,
+     "fanout(sinks, codec, seq, timestamp, marker, payload, keyframe, audio_level, send_time, now, probe)"
+     " -> number of slots that forwarded the packet"},
+    {NULL}};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "meetings.rtc._fastpath", "The SFU's per-packet fan-out, in C.", -1, module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__fastpath(void)
+{
+    if (PyType_Ready(&WireType) < 0 || PyType_Ready(&SlotType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Wire", (PyObject *)&WireType) < 0 ||
+        PyModule_AddObjectRef(m, "Slot", (PyObject *)&SlotType) < 0 ||
+        PyModule_AddIntConstant(m, "HISTORY", HISTORY) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

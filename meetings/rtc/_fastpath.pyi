@@ -1,0 +1,68 @@
+"""Type stub for the C fan-out (meetings/rtc/_fastpath.c)."""
+
+import builtins
+from collections.abc import Callable
+from typing import Any
+
+HISTORY: int
+
+class Wire:
+    bound: int
+    direct: int
+    packets: int
+    bytes: int
+    fast_packets: int
+    fast_bytes: int
+    dropped: int
+    def bind(
+        self, protect: int, ctx: int, buf: int, limit: int, keep: object, sock: object, host: str, port: int
+    ) -> None: ...
+    def unbind(self) -> None: ...
+    def send(self, header: builtins.bytes | bytearray, payload: builtins.bytes) -> None: ...
+
+class Slot:
+    video: int
+    waiting_keyframe: bool
+    forwarded: int
+    skipped_waiting_keyframe: int
+    @property
+    def started(self) -> bool: ...
+    @property
+    def out_seq(self) -> int: ...
+    @property
+    def out_ts(self) -> int: ...
+    @property
+    def out_time(self) -> float: ...
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+    def _core_setup(
+        self, video: bool, clock_rate: float, payload_types: dict[str, int], templates: list[Any]
+    ) -> None: ...
+    def _core_connect(self, wire: Wire | None, push: Callable[..., None]) -> None: ...
+    def restart(self) -> None: ...
+    def history_get(self, seq: int) -> tuple[int, int, int, bytes] | None: ...
+    def forward(
+        self,
+        codec: str,
+        seq: int,
+        timestamp: int,
+        marker: int,
+        payload: bytes,
+        keyframe: bool,
+        audio_level: int | None,
+        send_time: int | None,
+        now: float,
+    ) -> bool: ...
+
+def fanout(
+    sinks: list[Any],
+    codec: str,
+    seq: int,
+    timestamp: int,
+    marker: int,
+    payload: bytes,
+    keyframe: bool,
+    audio_level: int | None,
+    send_time: int | None,
+    now: float,
+    probe: Callable[[bool, float], None] | None,
+) -> int: ...
