@@ -405,6 +405,14 @@ static int
 slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyObject *payload,
              const char *pbuf, Py_ssize_t plen, int keyframe, int level, long send_time, double now)
 {
+    if (s->payload_types == NULL)
+        return 0;
+    PyObject *pt_obj = PyDict_GetItemWithError(s->payload_types, key);
+    if (pt_obj == NULL) /* a codec this subscriber did not negotiate: nothing to send, still waiting */
+        return PyErr_Occurred() ? -1 : 0;
+    long pt = PyLong_AsLong(pt_obj);
+    if (pt == -1 && PyErr_Occurred())
+        return -1;
     if (s->waiting_keyframe) {
         if (!keyframe) {
             s->skipped_waiting_keyframe++;
@@ -412,14 +420,6 @@ slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyOb
         }
         s->waiting_keyframe = 0;
     }
-    if (s->payload_types == NULL)
-        return 0;
-    PyObject *pt_obj = PyDict_GetItemWithError(s->payload_types, key);
-    if (pt_obj == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    long pt = PyLong_AsLong(pt_obj);
-    if (pt == -1 && PyErr_Occurred())
-        return -1;
     if (!s->in_epoch) {
         uint16_t target_seq;
         uint32_t target_ts;

@@ -429,14 +429,14 @@ class PySlotCore:
         now: float,
     ) -> bool:
         """Rewrite and send (or queue) one packet; False if it was not forwarded."""
+        pt = self._core_payload_types.get(codec)
+        if pt is None:  # a codec this subscriber did not negotiate: nothing to send, still waiting
+            return False
         if self.waiting_keyframe:
             if not keyframe:
                 self.skipped_waiting_keyframe += 1
                 return False
             self.waiting_keyframe = False
-        pt = self._core_payload_types.get(codec)
-        if pt is None:
-            return False
         mapped = self.rewriter.rewrite(seq, timestamp, now)
         if mapped is None:
             return False

@@ -173,6 +173,12 @@ class Publication:
     sinks: list[SlotForwarder] = field(default_factory=list)
     received: int = 0
     keys: dict[int, str] = field(default_factory=dict)
+    negotiated: frozenset[str] = frozenset()  # codec keys of its transceiver (not RTX)
+    sending: str | None = None  # the codec key of the latest packet
+
+    def decodable_by(self, accepts: frozenset[str]) -> bool:
+        """Whether a receiver that negotiated ``accepts`` can take this stream."""
+        return self.sending in accepts if self.sending is not None else bool(self.negotiated & accepts)
 
 
 @dataclass(eq=False)
@@ -446,6 +452,12 @@ class Sfu:
                 self._emit(TrackUnpublished(entry.id, mid, kind))
         if pub is not None and source is not None:
             pub.source = source
+        if pub is not None:
+            pub.negotiated = frozenset(
+                codec_key(c.name, dict(c.parameters))
+                for c in internals.send_target(transceiver).codecs
+                if c.name.lower() != "rtx"
+            )
 
     def _update_slot(
         self, entry: _Participant, transceiver: RTCRtpTransceiver, mid: str, kind: Kind, receives: bool
@@ -503,12 +515,13 @@ class Sfu:
                 level = internals.packet_audio_level(packet)
                 if level is not None:
                     pub.levels.add(now, level)
-            sinks = pub.sinks
-            if not sinks:
-                return
             key = pub.keys.get(packet.payload_type)
             if key is None:
                 key = pub.keys[packet.payload_type] = codec_key(codec.name, dict(codec.parameters))
+            pub.sending = key
+            sinks = pub.sinks
+            if not sinks:
+                return
             payload = packet.payload
             keyframe = video and is_keyframe(codec.name, payload)
             send_time = internals.abs_send_time() if video else None
@@ -619,7 +632,7 @@ class Sfu:
         # Most receivers publish nothing: their choice is the same, computed once per tick.
         video_publishers = {source.participant for source in cameras}
         top_cache: dict[tuple[str, int], list[Publication]] = {}
-        last_n_cache: dict[tuple[str, int], list[Publication]] = {}
+        last_n_cache: dict[tuple[str, int, frozenset[str]], list[Publication]] = {}
         for entry in self._participants.values():
             audio_slots = {m: s.publication for m, s in entry.slots.items() if s.kind == "audio"}
             if audio_slots:
@@ -635,13 +648,23 @@ class Sfu:
             video_slots = {m: s.publication for m, s in entry.slots.items() if s.kind == "video"}
             if video_slots:
                 n = min(self.config.video_last_n, len(video_slots))
-                choice = (entry.id if entry.id in video_publishers else "", n)
-                wanted_video = last_n_cache.get(choice)
-                if wanted_video is None:
-                    chosen = video_last_n(
-                        cameras, receiver=entry.id, recent_speakers=self._recent, pinned=self._pinned, n=n
+                # Only streams in a codec this receiver negotiated (a VP8-only browser never
+                # gets an H.264 stream it cannot decode in place of a VP8 one it can).
+                accepts = frozenset.intersection(
+                    *(
+                        frozenset(s.forwarder.target.payload_types)
+                        for s in entry.slots.values()
+                        if s.kind == "video"
                     )
-                    wanted_video = last_n_cache[choice] = [video_by_key[s.key] for s in chosen]
+                )
+                video_choice = (entry.id if entry.id in video_publishers else "", n, accepts)
+                wanted_video = last_n_cache.get(video_choice)
+                if wanted_video is None:
+                    usable = [c for c in cameras if video_by_key[c.key].decodable_by(accepts)]
+                    chosen = video_last_n(
+                        usable, receiver=entry.id, recent_speakers=self._recent, pinned=self._pinned, n=n
+                    )
+                    wanted_video = last_n_cache[video_choice] = [video_by_key[s.key] for s in chosen]
                 for mid, chosen_video in assign_slots(video_slots, wanted_video).items():
                     self._assign(entry, entry.slots[mid], chosen_video)
 

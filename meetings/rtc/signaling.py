@@ -261,6 +261,23 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
 }
 
 
+# Connection-quality levels from round-trip time and packet loss (docs/signaling.md): the server
+# decides, so every page shows the same level for the same person.
+QUALITY_FAIR = (250.0, 2.0)  # rtt ms, loss % from which a connection is no longer "good"
+QUALITY_POOR = (600.0, 8.0)  # ... from which it is "poor"
+
+
+def quality_level(rtt_ms: float | None, loss_pct: float | None) -> str | None:
+    """The level ("good", "fair" or "poor") of a measured connection; None before any measure."""
+    if rtt_ms is None or loss_pct is None:
+        return None
+    if rtt_ms >= QUALITY_POOR[0] or loss_pct >= QUALITY_POOR[1]:
+        return "poor"
+    if rtt_ms >= QUALITY_FAIR[0] or loss_pct >= QUALITY_FAIR[1]:
+        return "fair"
+    return "good"
+
+
 def encode(message_type: str, /, **fields: Any) -> str:
     """A server message as JSON with sorted keys (deterministic, so golden files can hold it)."""
     return json.dumps(
