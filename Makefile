@@ -31,6 +31,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+	scripts/checkjs.sh
 
 # PostgreSQL half: set GIAOBAN_TEST_POSTGRES_URL, or run as root and it is started here.
 test: install

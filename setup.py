@@ -12,7 +12,13 @@ setup(
         Extension(
             "meetings.rtc._fastpath",
             ["meetings/rtc/_fastpath.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+            extra_compile_args=[
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Wno-unused-parameter",
+                "-Wno-missing-field-initializers",
+            ],
             optional=True,
         )
     ]

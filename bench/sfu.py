@@ -461,7 +461,7 @@ class _Endpoint:
     def _count(self, index: int, t: RTCRtpTransceiver) -> None:
         kind = t.kind
 
-        async def on_packet(packet: internals.RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        def on_packet(packet: internals.RtpPacket, codec: RTCRtpCodecParameters) -> None:
             self.load.note_received(kind, packet.payload)
             if kind == "video" and index not in self.keyframes and is_keyframe(codec.name, packet.payload):
                 self.keyframes[index] = time.monotonic()

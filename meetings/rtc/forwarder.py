@@ -208,6 +208,7 @@ class DownlinkQueue:
         self.dropped_audio = 0
         self.closed = False
         self.not_connected = 0
+        self._update_direct()
 
     def __len__(self) -> int:
         return len(self._queue)

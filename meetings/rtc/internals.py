@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,8 +81,11 @@ SENDER_ATTRS = (
 TRANSCEIVER_ATTRS = ("_codecs", "_headerExtensions")
 _D = "_RTCDtlsTransport__"
 DTLS_COUNTERS = (f"{_D}tx_bytes", f"{_D}tx_packets")
+DTLS_RX_COUNTERS = (f"{_D}rx_bytes", f"{_D}rx_packets")
 
-RtpHandler = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
+RtpHandler = Callable[[RtpPacket, RTCRtpCodecParameters], None]
+"""Called synchronously for each media packet of a tapped receiver (no await, must not block)."""
+_SYNC_HANDLER = "_giaoban_handle_rtp"  # our synchronous handler, set on tapped receivers
 FrameHandler = Callable[[RTCRtpCodecParameters, bytes, int], None]
 
 
@@ -156,6 +159,18 @@ def check_internals(*, strict_version: bool = False) -> None:
     # RtpWire: the DTLS transport's state, its ICE transport, its SRTP session and counters;
     # aioice's nominated pair; pylibsrtp's session buffer and libsrtp's srtp_protect.
     _expect_names(RTCDtlsTransport, "__init__", ["_state", "_transport", *DTLS_COUNTERS], problems)
+    # direct_rtp_receive: what the transport's own receive path reads and routes with.
+    _expect_names(
+        RTCDtlsTransport,
+        "__init__",
+        ["_rx_srtp", "_rtp_header_extensions_map", "_rtp_router", *DTLS_RX_COUNTERS],
+        problems,
+    )
+    _expect_names(
+        RTCDtlsTransport, "_recv_next", ["_rx_srtp", "unprotect", "is_rtcp", "current_ms"], problems
+    )
+    _expect_names(RTCDtlsTransport, "_handle_rtp_data", ["_rtp_header_extensions_map", "route_rtp"], problems)
+    _expect_names(aioice.ice.Connection, "data_received", ["_queue"], problems)
     _expect_names(RTCDtlsTransport, "_setup_srtp", ["_tx_srtp", "allow_repeat_tx"], problems)
     _expect_names(RTCDtlsTransport, "_send_rtp", ["_state", "_tx_srtp", "protect"], problems)
     _expect_names(aiortc.rtcicetransport.RTCIceTransport, "__init__", ["_connection"], problems)
@@ -272,7 +287,7 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpHandler) -> None:
     estimator = getattr(receiver, f"{_R}remote_bitrate_estimator")
     statistics = aiortc.rtcrtpreceiver.StreamStatistics
 
-    async def handle(packet: _rtp.RtpPacket, arrival_time_ms: int) -> None:
+    def handle_now(packet: _rtp.RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
         if estimator is not None and packet.extensions.abs_send_time is not None:
@@ -287,7 +302,7 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpHandler) -> None:
                 feedback = _rtp.RtcpPsfbPacket(
                     fmt=_rtp.RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=_rtp.pack_remb_fci(*remb)
                 )
-                await receiver._send_rtcp(feedback)
+                _spawn(receiver._send_rtcp(feedback))
         codec = codecs.get(packet.payload_type)
         if codec is None:
             return
@@ -308,12 +323,73 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpHandler) -> None:
             packet = _rtp.unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
             codec = codecs[apt]
         if nack is not None and nack.add(packet):
-            await receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
+            _spawn(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
         if packet.payload:  # padding-only packets are bandwidth probes, not media
-            await on_packet(packet, codec)
+            on_packet(packet, codec)
+
+    async def handle(packet: _rtp.RtpPacket, arrival_time_ms: int) -> None:
+        handle_now(packet, arrival_time_ms)
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+    setattr(receiver, _SYNC_HANDLER, handle_now)  # direct_rtp_receive calls it without a task
     _after_receive(receiver, lambda: _stop_decoder_thread(receiver))
+
+
+_TASKS: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    """Run an RTCP send (NACK, REMB) without making the packet path wait for it."""
+    task = asyncio.ensure_future(coro)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
+def direct_rtp_receive(transport: RTCDtlsTransport) -> None:
+    """Handle incoming SRTP media datagrams as they are read, without aiortc's queue and task.
+
+    aiortc hands every datagram through a queue to a task per connection, awaiting four
+    coroutines before a receiver sees it. For media (not RTCP, STUN or DTLS, which keep that
+    path) on a connected transport, this unprotects, parses, routes and calls the tapped
+    receiver's synchronous handler right in aioice's ``data_received``. Receivers without our
+    tap get aiortc's own handler, as a task. Also keeps the transport's receive counters.
+    Relies on: aioice ``Connection.data_received`` (wrapped on the instance), the DTLS
+    transport's ``_state``, ``_rx_srtp``, ``_rtp_header_extensions_map``, ``_rtp_router``,
+    ``__rx_bytes``/``__rx_packets``, ``aiortc.rtp.is_rtcp``, ``aiortc.clock.current_ms``.
+    """
+    connection: Any = transport._transport._connection
+    original = connection.data_received
+    router = transport._rtp_router
+    extensions = transport._rtp_header_extensions_map
+    rx_bytes, rx_packets = DTLS_RX_COUNTERS
+
+    def data_received(data: bytes, component: int) -> None:
+        session = transport._rx_srtp
+        if (
+            not (127 < data[0] < 192)
+            or session is None
+            or transport._state is not _CONNECTED
+            or _rtp.is_rtcp(data)
+        ):
+            original(data, component)
+            return
+        setattr(transport, rx_bytes, getattr(transport, rx_bytes) + len(data))
+        setattr(transport, rx_packets, getattr(transport, rx_packets) + 1)
+        arrival_time_ms = _clock.current_ms()
+        try:
+            packet = _rtp.RtpPacket.parse(session.unprotect(data), extensions)
+        except (pylibsrtp.Error, ValueError):
+            return  # as aiortc: a packet that does not authenticate or parse is dropped
+        receiver = router.route_rtp(packet)
+        if receiver is None:
+            return
+        handle = getattr(receiver, _SYNC_HANDLER, None)
+        if handle is not None:
+            handle(packet, arrival_time_ms)
+        else:
+            _spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
+
+    connection.data_received = data_received
 
 
 def tap_receiver_frames(receiver: RTCRtpReceiver, on_frame: FrameHandler) -> None:

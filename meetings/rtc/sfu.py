@@ -175,6 +175,7 @@ class Publication:
     keys: dict[int, str] = field(default_factory=dict)
     negotiated: frozenset[str] = frozenset()  # codec keys of its transceiver (not RTX)
     sending: str | None = None  # the codec key of the latest packet
+    forwarded: int = 0  # packets sent on to subscriber slots (one per slot)
 
     def decodable_by(self, accepts: frozenset[str]) -> bool:
         """Whether a receiver that negotiated ``accepts`` can take this stream."""
@@ -300,6 +301,14 @@ class Sfu:
         self._pinned = set(participants)
         self._select()
 
+    def forwarded(self) -> dict[str, int]:
+        """Packets forwarded so far per publication (``"participant/mid"``), one per receiving slot."""
+        return {
+            f"{p.id}/{pub.mid}": pub.forwarded
+            for p in self._participants.values()
+            for pub in p.publications.values()
+        }
+
     def streams(self) -> dict[str, tuple[str, Kind, Source]]:
         """Every publication as ``"participant/mid" -> (participant, kind, source)``."""
         return {
@@ -412,6 +421,7 @@ class Sfu:
             transport = transceivers[0].sender.transport
             if entry.wire is None or entry.wire.transport is not transport:
                 entry.wire = internals.rtp_wire(transport, entry.downlink.fast)
+                internals.direct_rtp_receive(transport)  # media in without aiortc's queue and task
                 entry.downlink.set_send(entry.wire.send)
         self._select()
         return pc.localDescription
@@ -504,7 +514,7 @@ class Sfu:
     def _packet_handler(self, pub: Publication) -> internals.RtpHandler:
         video = pub.kind == "video"
 
-        async def on_packet(packet: internals.RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        def on_packet(packet: internals.RtpPacket, codec: RTCRtpCodecParameters) -> None:
             pub.received += 1
             pub.media_ssrc = packet.ssrc
             if pub.muted or not pub.active:
@@ -528,7 +538,7 @@ class Sfu:
             seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
             # One synchronous fan-out: rewrite, SRTP-protect and sendto per sink, no awaits
             # (in C when meetings/rtc/_fastpath is built).
-            self._fanout(
+            pub.forwarded += self._fanout(
                 sinks, key, seq, timestamp, marker, payload, keyframe, level, send_time, now, self.delay_probe
             )
 

@@ -333,8 +333,8 @@ def test_the_c_wire_protects_and_sends_what_a_receiver_can_unprotect() -> None:
         wire = slot.downlink.fast
         with pytest.raises(ConnectionError):
             wire.send(b"\x80" + bytes(11), b"x")
+        assert wire.direct  # an empty, unpaced queue lets slots send on their own from the start
         bind_fast_wire(wire, tx, sender, receiver.getsockname())
-        slot.downlink._update_direct()
         slot.switch("publisher")
         payloads = [VP8_KEY, b"second", bytes(1000)]
         for i, payload in enumerate(payloads):

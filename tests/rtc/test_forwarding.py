@@ -43,6 +43,15 @@ async def test_two_participants_receive_each_other() -> None:
         report = await sfu.peer_connection("a").getStats()
         [transport] = [stat for stat in report.values() if stat.type == "transport"]
         assert transport.packetsSent > 25
+        # Incoming media took the direct path (no aiortc queue and task), and is still counted.
+        dtls = sfu.peer_connection("a").getTransceivers()[0].receiver.transport
+        assert dtls._transport._connection.data_received.__name__ == "data_received"
+        assert "direct_rtp_receive" in dtls._transport._connection.data_received.__qualname__
+        assert transport.packetsReceived > 25
+        # Where the C fast path is built, forwarded media left through it, not the Python queue.
+        fast = sfu._participants["a"].downlink.fast
+        if fast is not None:
+            assert fast.direct and fast.bound and fast.fast_packets > 25
     finally:
         await _close(sfu, a, b)
 
@@ -178,6 +187,14 @@ async def test_last_n_follows_the_loudest_and_muting_stops_forwarding() -> None:
         ]
         late = levels[len(levels) // 2 :]
         assert late and all(lvl > 20 for lvl in late)  # only the quiet speaker (about -29 dBov) now
+        # At the server: the muted microphone's forwarded count stands still, the other's grows.
+        mics = {key for key, (who, kind, _) in sfu.streams().items() if kind == "audio"}
+        first = sfu.forwarded()
+        await asyncio.sleep(0.5)
+        second = sfu.forwarded()
+        [loud_mic] = [k for k in mics if k.startswith("loud/")]
+        [quiet_mic] = [k for k in mics if k.startswith("quiet/")]
+        assert second[loud_mic] == first[loud_mic] and second[quiet_mic] > first[quiet_mic]
         assert any(
             isinstance(e, StreamAssigned) and e.publisher == "quiet" and e.kind == "video" for e in events
         )
