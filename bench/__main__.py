@@ -39,8 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     available = benchmarks()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of: {', '.join(sorted(available))}")
-    parser.add_argument("--sizes", type=_sizes, help="sizes, e.g. 60,600,6000 (invitees; endpoints for sfu)")
-    parser.add_argument("--quick", action="store_true", help="small sizes only (invitations: 60,600)")
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        help="sizes, e.g. 60,600,6000 (invitees; endpoints for sfu; joins per mode for join)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes only (invitations: 60,600; join: 4 joins per mode)"
+    )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in available]
     if unknown:

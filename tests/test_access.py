@@ -9,19 +9,34 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
+from meetings.accounts.permissions import Actor
 from meetings.cli import CLI_ACTOR
 from meetings.directory.models import Person, Role, Unit, UnitKind
+from meetings.figures import service as figures_service
+from meetings.issues import service as issues_service
 from meetings.mail.models import OutboxMessage
+from meetings.manual import service as manual_service
+from meetings.minutes import service as minutes_service
+from meetings.minutes import workflow as minutes_workflow
+from meetings.minutes.service import EntryInput
 from meetings.schedule import feed, service
 from meetings.schedule.links import JoinLink, make_answer_token, make_join_token
 from meetings.schedule.models import Occurrence
 from tests.conftest import World
 from web.access import permission_of
 
+MINUTES_ACTOR = Actor(id=0, email="cli", name="cli", role=Role.CHAIR, unit_id=None)
 ALL = frozenset({"anonymous", *(r.value for r in Role)})
 SIGNED_IN = frozenset(r.value for r in Role)
 ADMIN = frozenset({"administrator"})
 ORGANISERS = frozenset({"administrator", "chair", "secretary"})
+MINUTES_EDITORS = frozenset({"chair", "secretary"})
+CHAIR = frozenset({"chair"})
+ISSUE_REPORTERS = frozenset({"chair", "secretary", "member"})
+FIGURES_READERS = frozenset({"administrator", "chair", "secretary", "observer"})
+CENTRE_STAFF = frozenset({"member"})  # members of a centre (the test's people all are)
+# Routes authenticated by a centre's token, not by role: tests/figures/test_figures_web.py covers them.
+TOKEN_ROUTES = frozenset({"api_figures_report"})
 
 # Written out by hand, not derived from the permission map, so that a change there shows here.
 EXPECTED: dict[tuple[str, str], frozenset[str]] = {
@@ -94,6 +109,64 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "mail_caught_message"): ADMIN,
     ("GET", "room"): SIGNED_IN,  # and anyone with a personal join link (?token=)
     ("GET", "room_ws"): ALL,  # a plain GET gets 400; who joins is checked in the socket
+    # Minutes: members read the published minutes of meetings they are invited to (all are here).
+    ("GET", "minutes_list"): SIGNED_IN,
+    ("GET", "occurrence_minutes"): SIGNED_IN,
+    ("GET", "minutes"): SIGNED_IN,
+    ("GET", "minutes_edit"): MINUTES_EDITORS,
+    ("GET", "minutes_version"): SIGNED_IN,
+    ("GET", "minutes_entry_history"): SIGNED_IN,
+    ("GET", "minutes_export"): SIGNED_IN,
+    ("GET", "minutes_ws"): SIGNED_IN,  # a plain GET gets 400
+    ("POST", "minutes_submit"): MINUTES_EDITORS,
+    ("POST", "minutes_return"): MINUTES_EDITORS,
+    ("POST", "minutes_approve"): CHAIR,
+    ("POST", "minutes_publish"): MINUTES_EDITORS,
+    ("POST", "minutes_correct"): MINUTES_EDITORS,
+    ("GET", "api_minutes"): SIGNED_IN,
+    ("GET", "api_occurrence_minutes"): SIGNED_IN,
+    ("GET", "api_minutes_search"): SIGNED_IN,
+    ("GET", "api_minutes_entry_history"): SIGNED_IN,
+    ("POST", "api_minutes_entry_create"): MINUTES_EDITORS,
+    ("PUT", "api_minutes_entry_update"): MINUTES_EDITORS,
+    ("POST", "api_minutes_entry_status"): MINUTES_EDITORS,
+    ("POST", "api_minutes_entry_move"): MINUTES_EDITORS,
+    ("DELETE", "api_minutes_entry_delete"): MINUTES_EDITORS,
+    ("PUT", "api_minutes_header"): MINUTES_EDITORS,
+    # The issue register: everyone reads the issues of their unit (the test's issue is theirs).
+    ("GET", "issues"): SIGNED_IN,
+    ("GET", "issue_new"): ISSUE_REPORTERS,
+    ("POST", "issue_create"): ISSUE_REPORTERS,
+    ("GET", "issue"): SIGNED_IN,
+    ("POST", "issue_assign"): MINUTES_EDITORS,
+    # Members pass the route, but only the unit that owns an issue moves it (not theirs here).
+    ("POST", "issue_status"): MINUTES_EDITORS,
+    ("GET", "api_issues"): SIGNED_IN,
+    ("POST", "api_issue_create"): ISSUE_REPORTERS,
+    ("GET", "api_issue"): SIGNED_IN,
+    ("POST", "api_issue_assign"): MINUTES_EDITORS,
+    ("POST", "api_issue_status"): MINUTES_EDITORS,
+    # Daily figures.
+    ("GET", "figures"): FIGURES_READERS,
+    ("GET", "api_figures"): FIGURES_READERS,
+    ("GET", "figures_export"): FIGURES_READERS,
+    ("GET", "figures_report"): CENTRE_STAFF,
+    ("POST", "figures_report_submit"): CENTRE_STAFF,
+    ("POST", "figures_upload"): CENTRE_STAFF,
+    ("GET", "figures_tokens"): ADMIN,
+    ("POST", "figures_token_create"): ADMIN,
+    ("POST", "figures_token_revoke"): ADMIN,
+    ("POST", "api_figures_report"): ALL,  # the token decides (TOKEN_ROUTES)
+    # The manual: everyone reads and searches; the secretary and the chair edit.
+    ("GET", "manual"): SIGNED_IN,
+    ("GET", "api_manual_search"): SIGNED_IN,
+    ("GET", "manual_new"): MINUTES_EDITORS,
+    ("POST", "manual_create"): MINUTES_EDITORS,
+    ("GET", "manual_article"): SIGNED_IN,
+    ("GET", "manual_edit"): MINUTES_EDITORS,
+    ("POST", "manual_update"): MINUTES_EDITORS,
+    ("POST", "manual_publish"): MINUTES_EDITORS,
+    ("POST", "manual_from_issue"): MINUTES_EDITORS,
 }
 
 
@@ -138,8 +211,31 @@ async def fixtures_for_routes(world: World, unit: Unit, target: Person) -> dict[
         day = await service.add_calendar_day(
             db, CLI_ACTOR, (now + timedelta(days=300)).date().isoformat(), "day_off", "Nghỉ", ctx
         )
+        # Published minutes with one entry: members read them, only editors change them.
+        minutes = await minutes_service.ensure_minutes(db, occurrence)
+        entry = await minutes_service.add_entry(db, MINUTES_ACTOR, minutes.id, EntryInput(text="Ghi chú"))
+        await minutes_workflow.submit(db, MINUTES_ACTOR, minutes.id)
+        await minutes_workflow.approve(db, MINUTES_ACTOR, minutes.id)
+        await minutes_workflow.publish(
+            db,
+            MINUTES_ACTOR,
+            minutes.id,
+            base_url="http://t",
+            sender_email="vp@hue.example",
+            sender_name="VP",
+        )
         message = await db.scalar(select(OutboxMessage.id))
         feed_token = await feed.renew_token(db, world.settings.secret_key, target.id)
+        # An issue of the unit, a published manual article, a centre token.
+        issue = await issues_service.report(
+            db, MINUTES_ACTOR, issues_service.ReportInput(text="Mất kết nối", unit=unit.code)
+        )
+        article = await manual_service.create(
+            db, MINUTES_ACTOR, manual_service.ArticleInput("other", "Hỏi?", "Đáp.")
+        )
+        await manual_service.publish(db, MINUTES_ACTOR, article.id)
+        admin = Actor(id=0, email="cli", name="cli", role=Role.ADMINISTRATOR, unit_id=None)
+        _token, token_row = await figures_service.issue_token(db, admin, unit.code)
         await db.commit()
     assert occurrence is not None and message is not None
     expires = now + timedelta(days=5)
@@ -161,6 +257,11 @@ async def fixtures_for_routes(world: World, unit: Unit, target: Person) -> dict[
         ),
         "feed": feed_token,
         "mail_caught_message": "no-such-message",
+        "minutes": str(minutes.id),
+        "entry": str(entry.id),
+        "issue": str(issue.id),
+        "article": str(article.id),
+        "figures_token": str(token_row.id),
     }
 
 
@@ -170,10 +271,28 @@ def path_parts(name: str, canonical: str, values: dict[str, str]) -> dict[str, s
         return {"token": values["answer" if name.startswith("answer") else name]}
     if "{key}" in canonical:
         return {"key": values[name]}
+    if "{format}" in canonical and "{id}" not in canonical:
+        return {"format": "csv"}
     if "{id}" not in canonical:
         return {}
-    if name in {"room", "room_ws", "attendance", "api_attendance"}:
+    if name in {
+        "room",
+        "room_ws",
+        "attendance",
+        "api_attendance",
+        "occurrence_minutes",
+        "api_occurrence_minutes",
+    }:
         return {"id": values["occurrence"]}
+    if name.startswith(("minutes", "api_minutes")):
+        extra = {"number": "1", "entry": values["entry"], "format": "md"}
+        return {"id": values["minutes"], **{k: v for k, v in extra.items() if f"{{{k}}}" in canonical}}
+    if name.startswith(("issue", "api_issue")) or name == "manual_from_issue":
+        return {"id": values["issue"]}
+    if name.startswith("manual"):
+        return {"id": values["article"]}
+    if name == "figures_token_revoke":
+        return {"id": values["figures_token"]}
     for prefix in ("series", "occurrence", "calendar_day", "mail", "unit", "api_unit"):
         if name.startswith(prefix):
             return {"id": values[prefix.removeprefix("api_")]}
@@ -193,6 +312,8 @@ async def test_every_route_as(world: World, who: str) -> None:
     for method, name, route in sorted(app_routes(world.app), key=lambda r: r[0] != "GET"):
         if name in {"logout", "login_submit", "password_change"}:
             continue  # these change the session itself; covered in test_accounts
+        if name in TOKEN_ROUTES:
+            continue  # no role opens these: a centre's token does
         parts = path_parts(name, route.resource.canonical, values)
         path = str(world.app.router[name].url_for(**parts))
         if method == "GET":

@@ -24,6 +24,20 @@ def needs(permission: Permission) -> Callable[[H], H]:
     return mark
 
 
+TOKEN_AUTH = "__giaoban_token_auth__"
+
+
+def token_authenticated(handler: H) -> H:
+    """Mark a handler that trusts only a bearer token (never the session cookie): no CSRF check."""
+    setattr(handler, TOKEN_AUTH, True)
+    return handler
+
+
+def is_token_authenticated(handler: object) -> bool:
+    """Whether a handler authenticates by a bearer token only."""
+    return getattr(handler, TOKEN_AUTH, False) is True
+
+
 def permission_of(handler: object) -> Permission | None:
     """The declared permission of a handler, if any."""
     value = getattr(handler, ATTRIBUTE, None)

@@ -18,8 +18,26 @@ from web.access import check_every_route_declares
 from web.mail_ctx import mail_ctx
 from web.media_ctx import close_sockets, media_ctx
 from web.metrics import Metrics
+from web.minutes_live import close_minutes_sockets, minutes_ctx
 from web.scheduler_ctx import scheduler_ctx
-from web.views import admin, api, attendance, auth, directory, home, links, mail, ops, room, room_ws, schedule
+from web.views import (
+    admin,
+    api,
+    attendance,
+    auth,
+    directory,
+    figures,
+    home,
+    issues,
+    links,
+    mail,
+    manual,
+    minutes,
+    ops,
+    room,
+    room_ws,
+    schedule,
+)
 
 HERE = Path(__file__).parent
 log = logging.getLogger("giaoban")
@@ -78,9 +96,28 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(mail_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
     app.cleanup_ctx.append(media_ctx)
+    app.cleanup_ctx.append(minutes_ctx)
     app.on_shutdown.append(close_sockets)
+    app.on_shutdown.append(close_minutes_sockets)
     setup_templates(app)
-    for module in (ops, auth, home, directory, admin, api, schedule, attendance, links, mail, room, room_ws):
+    for module in (
+        ops,
+        auth,
+        home,
+        directory,
+        admin,
+        api,
+        schedule,
+        attendance,
+        links,
+        mail,
+        room,
+        room_ws,
+        minutes,
+        issues,
+        figures,
+        manual,
+    ):
         app.router.add_routes(module.routes)
     static = app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     aiohttp_jinja2.get_env(app).globals["static"] = lambda path: str(static.url_for(filename=path))

@@ -15,6 +15,7 @@ from web.metrics import Metrics
 
 if TYPE_CHECKING:
     from web.media_ctx import Media
+    from web.minutes_live import MinutesHub
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -23,6 +24,7 @@ METRICS = web.AppKey("metrics", Metrics)
 OUTBOX = web.AppKey("outbox", OutboxSender)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 MEDIA: web.AppKey[Media] = web.AppKey("media")  # rooms and SFUs of this node (web/media_ctx.py)
+MINUTES_HUB: web.AppKey[MinutesHub] = web.AppKey("minutes_hub")  # live minutes viewers (web/minutes_live.py)
 
 PERSON: web.RequestKey[Person | None] = web.RequestKey("person")
 SESSION_TOKEN = web.RequestKey("session_token", str)

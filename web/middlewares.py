@@ -15,7 +15,7 @@ from meetings.accounts.permissions import allowed
 from meetings.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, RateLimited
 from meetings.i18n import gettext as _
 from web import csrf, keys
-from web.access import permission_of
+from web.access import is_token_authenticated, permission_of
 from web.render import error_response, wants_json
 
 log = logging.getLogger("giaoban.http")
@@ -137,7 +137,12 @@ async def csrf_protect(request: web.Request, handler: Handler) -> web.StreamResp
     seed = request.cookies.get(csrf.COOKIE, "")
     request[keys.NEW_CSRF_SEED] = not seed
     request[keys.CSRF_SEED] = seed or csrf.new_seed()
-    if request.method in UNSAFE and permission_of(request.match_info.handler) is not None:
+    handler_of = request.match_info.handler
+    if (
+        request.method in UNSAFE
+        and permission_of(handler_of) is not None
+        and not is_token_authenticated(handler_of)  # no cookie is trusted: nothing to forge
+    ):
         secret = request.app[keys.SETTINGS].secret_key
         token = request.headers.get(csrf.HEADER, "")
         if not token and request.content_type in {

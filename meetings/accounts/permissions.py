@@ -21,9 +21,26 @@ class Permission(enum.StrEnum):
     SCHEDULE_MANAGE = "schedule_manage"
     CALENDAR_MANAGE = "calendar_manage"
     MAIL_ADMIN = "mail_admin"  # the outbox and the caught mail
+    MINUTES_EDIT = "minutes_edit"  # write, submit, publish and correct minutes; read every minutes
+    MINUTES_APPROVE = "minutes_approve"
+    ISSUES_REPORT = "issues_report"  # report an issue, move one the person's unit owns (meetings.issues)
+    ISSUES_MANAGE = "issues_manage"  # assign, change the status of any issue; read the whole register
+    REPORT_FIGURES = "report_figures"  # report the daily figures of the person's own centre
+    FIGURES_READ = "figures_read"  # the dashboard of every centre, exports
+    FIGURES_TOKENS = "figures_tokens"  # issue and revoke the centres' API tokens
+    MANUAL_EDIT = "manual_edit"  # write, review and publish manual articles
 
 
 _EVERYONE_SIGNED_IN = frozenset({Permission.SIGNED_IN, Permission.DIRECTORY_READ, Permission.MEETINGS_READ})
+# Whoever runs the meetings follows the register, the figures and the manual.
+_MEETING_RUNNERS = frozenset(
+    {
+        Permission.ISSUES_REPORT,
+        Permission.ISSUES_MANAGE,
+        Permission.FIGURES_READ,
+        Permission.MANUAL_EDIT,
+    }
+)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMINISTRATOR: _EVERYONE_SIGNED_IN
@@ -34,11 +51,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.SCHEDULE_MANAGE,
         Permission.CALENDAR_MANAGE,
         Permission.MAIL_ADMIN,
+        Permission.FIGURES_READ,
+        Permission.FIGURES_TOKENS,
     },
-    Role.CHAIR: _EVERYONE_SIGNED_IN | {Permission.SCHEDULE_MANAGE},
-    Role.SECRETARY: _EVERYONE_SIGNED_IN | {Permission.SCHEDULE_MANAGE},
-    Role.MEMBER: _EVERYONE_SIGNED_IN,
-    Role.OBSERVER: _EVERYONE_SIGNED_IN,
+    Role.CHAIR: _EVERYONE_SIGNED_IN
+    | _MEETING_RUNNERS
+    | {Permission.SCHEDULE_MANAGE, Permission.MINUTES_EDIT, Permission.MINUTES_APPROVE},
+    Role.SECRETARY: _EVERYONE_SIGNED_IN
+    | _MEETING_RUNNERS
+    | {Permission.SCHEDULE_MANAGE, Permission.MINUTES_EDIT},
+    # Members of centres report issues and figures for their own unit; support teams move the
+    # issues they own (both scoped by unit in the domain code).
+    Role.MEMBER: _EVERYONE_SIGNED_IN | {Permission.ISSUES_REPORT, Permission.REPORT_FIGURES},
+    Role.OBSERVER: _EVERYONE_SIGNED_IN | {Permission.FIGURES_READ},
 }
 
 

@@ -12,6 +12,10 @@ MODEL_MODULES = (
     "meetings.mail.models",
     "meetings.jobs.lease",
     "meetings.rooms.models",
+    "meetings.minutes.models",
+    "meetings.issues.models",
+    "meetings.figures.models",
+    "meetings.manual.models",
 )
 
 

@@ -167,6 +167,7 @@ async def load_demo(db: AsyncSession, schedule: Context | None = None) -> tuple[
     await db.flush()
     if schedule is not None:
         await _demo_series(db, schedule)
+    await _demo_register(db)
     return report.created, created
 
 
@@ -204,3 +205,120 @@ async def _demo_series(db: AsyncSession, ctx: Context) -> None:
             ),
             ctx,
         )
+
+
+# Issues centres reported, manual articles, four weeks of figures: so that `make demo` shows them.
+_DEMO_ISSUES = [
+    ("P-PHONGDIEN", "signature", "high", "Không ký số được kết quả chứng thực bản sao điện tử.", "HUECIT"),
+    ("P-THUANHOA", "fees", "medium", "Thanh toán lệ phí trực tuyến báo lỗi sau khi trừ tiền.", "VNPT"),
+    ("P-PHUXUAN", "connectivity", "critical", "Mất kết nối mạng tại bộ phận một cửa từ 8 giờ.", "VIETTEL"),
+    ("P-HUONGTRA", "data_sync", "high", "Hồ sơ hộ tịch không đồng bộ lên cơ sở dữ liệu quốc gia.", "IOC"),
+    ("P-KIMLONG", "accounts", "low", "Cán bộ mới chưa được cấp tài khoản hệ thống một cửa.", ""),
+]
+_DEMO_ARTICLES = [
+    (
+        "certified_copies",
+        "Chứng thực bản sao điện tử từ bản chính thực hiện thế nào?",
+        "Cán bộ đối chiếu bản chính, scan và ký số bản sao điện tử, trả kết quả qua Cổng dịch vụ công.",
+    ),
+    (
+        "business_registration",
+        "Đăng ký hộ kinh doanh cần những giấy tờ gì?",
+        "Giấy đề nghị đăng ký hộ kinh doanh; bản sao giấy tờ pháp lý của chủ hộ; "
+        "biên bản họp nếu nhiều người góp vốn.",
+    ),
+    (
+        "household_business_end",
+        "Chấm dứt hoạt động hộ kinh doanh nộp hồ sơ ở đâu?",
+        "Nộp thông báo chấm dứt tại bộ phận một cửa cấp xã nơi đã đăng ký, kèm bản gốc giấy chứng nhận.",
+    ),
+    (
+        "death_registration",
+        "Đăng ký khai tử trực tuyến khi nào được liên thông?",
+        "Khi người yêu cầu chọn thủ tục liên thông khai tử, xóa đăng ký thường trú, hưởng mai táng phí.",
+    ),
+    (
+        "land_use_certificates",
+        "Cấp đổi giấy chứng nhận quyền sử dụng đất mất bao lâu?",
+        "Không quá 7 ngày làm việc kể từ ngày nhận đủ hồ sơ hợp lệ, không tính thời gian đo đạc.",
+    ),
+    (
+        "building_permits",
+        "Giấy phép xây dựng nhà ở riêng lẻ nộp ở cấp nào?",
+        "Ủy ban nhân dân cấp xã cấp giấy phép xây dựng nhà ở riêng lẻ trên địa bàn.",
+    ),
+    (
+        "accounts",
+        "Quên mật khẩu tài khoản hệ thống một cửa điện tử?",
+        "Liên hệ tổ hỗ trợ HueCIT để đặt lại mật khẩu; tài khoản định danh VNeID đăng nhập trực tiếp.",
+    ),
+    (
+        "digital_signatures",
+        "Ký số báo lỗi chứng thư số hết hạn?",
+        "Gia hạn chứng thư số với nhà cung cấp, cài lại plugin ký số và khởi động lại trình duyệt.",
+    ),
+    (
+        "fee_collection",
+        "Công dân đã trả phí nhưng hồ sơ báo chưa thanh toán?",
+        "Đối soát giao dịch trên cổng thanh toán quốc gia; nếu đã trừ tiền, cập nhật trạng thái thủ công.",
+    ),
+]
+
+
+async def _demo_register(db: AsyncSession) -> None:
+    """Demo issues, manual articles and figures (once: skipped when any exist)."""
+    from datetime import UTC, datetime, timedelta
+
+    from meetings.accounts.permissions import Actor
+    from meetings.figures.models import DailyReport
+    from meetings.issues import service as issues
+    from meetings.issues.models import Issue
+    from meetings.manual import service as manual
+    from meetings.manual.models import Article
+
+    editor = Actor(id=0, email="demo", name="Trần Thị Thư", role=Role.SECRETARY, unit_id=None)
+    codes = {u.code: u for u in await db.scalars(select(Unit))}
+    if await db.scalar(select(Issue.id).limit(1)) is None:
+        for unit, category, severity, text, owner in _DEMO_ISSUES:
+            if unit not in codes:
+                continue
+            issue = await issues.report(
+                db, editor, issues.ReportInput(text=text, category=category, severity=severity, unit=unit)
+            )
+            if owner in codes:
+                issue.reported_owner_id = codes[owner].id
+    if await db.scalar(select(Article.id).limit(1)) is None:
+        for topic, question, answer in _DEMO_ARTICLES:
+            article = await manual.create(db, editor, manual.ArticleInput(topic, question, answer))
+            await manual.publish(db, editor, article.id)
+    if await db.scalar(select(DailyReport.id).limit(1)) is None:
+        today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+        centres = [u for u in codes.values() if u.kind == UnitKind.CENTRE]
+        now = datetime.now(UTC)
+        rows = []
+        for back in range(1, 29):
+            day = today - timedelta(days=back)
+            if day.weekday() >= 5:
+                continue
+            for i, centre in enumerate(sorted(centres, key=lambda u: u.code)):
+                if back == 1 and i % 13 == 0:
+                    continue  # a few centres have not reported yesterday
+                received = 20 + (i * 7 + back * 3) % 25
+                resolved = received - (i + back) % 6
+                rows.append(
+                    DailyReport(
+                        unit_id=centre.id,
+                        day=day,
+                        received=received,
+                        resolved=resolved,
+                        overdue=(i + back) % 3,
+                        backlog=(i * 3) % 10,
+                        procedures={},
+                        version=1,
+                        source="api",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        db.add_all(rows)
+    await db.flush()

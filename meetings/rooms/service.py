@@ -3,6 +3,7 @@ attendance. Functions flush; the caller commits (a short transaction per message
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from meetings.schedule.service import get_occurrence, get_series, series_of_pers
 from meetings.settings import Settings
 
 END_ACTION = "room.end"
+log = logging.getLogger("giaoban.rooms")
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,25 @@ async def _seated(db: AsyncSession, room: Room, participant: Participant, now: d
     if occurrence is not None and occurrence.state in {OccurrenceState.PLANNED, OccurrenceState.OPEN}:
         occurrence.state = OccurrenceState.IN_PROGRESS
         await db.flush()
+    if occurrence is not None:
+        await _open_minutes(db, occurrence)
+
+
+async def _open_minutes(db: AsyncSession, occurrence: Occurrence) -> None:
+    """The room opens the meeting's minutes (first seat); a failure is logged, never refuses the seat.
+
+    A SAVEPOINT keeps the attendance just flushed when the minutes cannot be created. The seat
+    has flushed a row already, so the outer transaction has begun (SQLite too).
+    """
+    from meetings.minutes import service as minutes  # minutes read the room's attendance
+
+    try:
+        if await minutes.minutes_of(db, occurrence.id) is not None:
+            return
+        async with db.begin_nested():
+            await minutes.ensure_minutes(db, occurrence)
+    except Exception:
+        log.exception("minutes not created on seating", extra={"occurrence": occurrence.id})
 
 
 async def join(db: AsyncSession, admission: Admission, participant: Participant, now: datetime) -> JoinResult:

@@ -22,6 +22,7 @@ from meetings.directory.models import Person
 from meetings.jobs.context import current
 from meetings.jobs.scheduler import Scheduler, reconciler
 from meetings.mail.outbox import enqueue, idempotency_key
+from meetings.minutes import reminders as minutes_reminders
 from meetings.schedule.emails import MailFacts, render
 from meetings.schedule.invitations import join_url
 from meetings.schedule.models import Occurrence, OccurrenceState, Series, SeriesStatus
@@ -85,6 +86,8 @@ async def queue_minutes_due(db: AsyncSession, occurrence_id: int, ctx: Context) 
     occ = await db.get(Occurrence, occurrence_id)
     if occ is None or occ.state == OccurrenceState.CANCELLED:
         return 0
+    if not await minutes_reminders.needs_reminder(db, occ.id):
+        return 0  # already submitted: nothing is due
     series = await db.get(Series, occ.series_id)
     if series is None:
         return 0

@@ -1,12 +1,22 @@
-"""The home page: today's meetings and the next ones for the signed-in person."""
+"""The home page by role: today's meetings for everyone; the register, the figures, the manual by role.
+
+The chair and the secretary see open issues by age and the centres' figures; a centre sees its
+own issues, its report for today and the manual; a support team sees the issues it owns.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
-from meetings.accounts.permissions import Permission
+from meetings.accounts.permissions import Actor, Permission
+from meetings.accounts.service import actor_of
+from meetings.directory.models import Unit, UnitKind
+from meetings.figures import service as figures
+from meetings.issues import service as issues
+from meetings.issues.models import ISSUE_STATUS_LABELS
 from meetings.schedule import service
 from meetings.schedule.models import OCCURRENCE_STATE_LABELS, OccurrenceState
 from web import keys
@@ -30,9 +40,18 @@ async def home(request: web.Request) -> web.Response:
         rows = await service.occurrences_between(
             db, start_of_day, start_of_day + timedelta(days=8), series_ids=ids
         )
+        by_role = await role_panels(db, actor_of(person), now.date())
+        await db.commit()  # register rows given to new minutes entries
     rows = [(o, s) for o, s in rows if o.state != OccurrenceState.CANCELLED]
     today = [(o, s) for o, s in rows if o.start.astimezone(tz).date() == now.date()]
     later = [(o, s) for o, s in rows if o.start.astimezone(tz).date() > now.date()][:6]
+    # Rooms open now (the same window as meetings.rooms.room.Room.is_open): a button to go in.
+    settings = request.app[keys.SETTINGS]
+    opens = timedelta(minutes=settings.room_open_minutes)
+    grace = timedelta(minutes=settings.room_grace_minutes)
+    open_rooms = [
+        (o, s) for o, s in rows if o.state != OccurrenceState.ENDED and o.start - opens <= now < o.end + grace
+    ]
     return render(
         request,
         "home.html",
@@ -40,6 +59,40 @@ async def home(request: web.Request) -> web.Response:
             "today": now.date(),
             "meetings": today,
             "later": later,
+            "open_rooms": open_rooms,
             "states": OCCURRENCE_STATE_LABELS,
+            "issue_statuses": ISSUE_STATUS_LABELS,
+            **by_role,
         },
     )
+
+
+async def role_panels(db: Any, who: Actor, today: date) -> dict[str, Any]:
+    """What the person's role adds to the home page (empty panels are left out by the template)."""
+    panels: dict[str, Any] = {
+        "glance": None,
+        "board": None,
+        "unit_issues": [],
+        "owned_issues": [],
+        "centre": None,
+        "report": None,
+        "owner_unit": None,
+    }
+    unit = await db.get(Unit, who.unit_id) if who.unit_id else None
+    if who.can(Permission.ISSUES_MANAGE):
+        panels["glance"] = await issues.at_a_glance(db, who)
+    if who.can(Permission.FIGURES_READ):
+        day = await figures.last_reported_day(db, today - timedelta(days=1))
+        panels["board"] = await figures.dashboard(db, day, weeks=1)
+    if unit is not None and unit.kind == UnitKind.CENTRE:
+        panels["centre"] = unit
+        panels["unit_issues"] = await issues.list_issues(
+            db, who, issues.Filters(unit=unit.code, status="live")
+        )
+        panels["report"] = await figures.report_for(db, unit.id, today)
+    elif unit is not None:
+        panels["owner_unit"] = unit
+        panels["owned_issues"] = await issues.list_issues(
+            db, who, issues.Filters(owner=unit.code, status="live")
+        )
+    return panels

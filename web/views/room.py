@@ -11,6 +11,7 @@ from meetings import i18n
 from meetings.accounts.permissions import Permission, allowed
 from meetings.directory.models import Person, Unit, UnitKind
 from meetings.errors import N_, Forbidden
+from meetings.minutes.models import ENTRY_KIND_LABELS, ENTRY_STATUS_LABELS
 from meetings.schedule import service
 from meetings.schedule.links import LinkError, read_join_token
 from web import keys
@@ -65,12 +66,47 @@ STRINGS: dict[str, str] = {
     "lobby_empty": N_("Nobody is waiting."),
     "admit": N_("Admit"),
     "deny": N_("Deny"),
+    "reconnecting": N_("Reconnecting…"),
+    "share_screen": N_("Share screen"),
+    "stop_share": N_("Stop sharing"),
+    "screen": N_("Screen"),
+    "sharing": N_("sharing the screen"),
+    "screen_failed": N_("The screen could not be shared."),
+    "audio_only_on": N_("Audio only"),
+    "audio_only_off": N_("Show video"),
+    "speaker_view": N_("Speaker view"),
+    "grid_view": N_("Grid view"),
+    "camera_is_off": N_("camera off"),
+    "quality_good": N_("Good connection"),
+    "quality_fair": N_("Fair connection"),
+    "quality_poor": N_("Poor connection"),
+    "quality_unknown": N_("Measuring the connection…"),
+    "minutes": N_("Minutes"),
+    "minutes_show": N_("Show the minutes"),
+    "minutes_hide": N_("Hide the minutes"),
+    "minutes_editor": N_("Open the minutes editor"),
+    "minutes_empty": N_("Nothing recorded yet."),
+    "minutes_unavailable": N_("The minutes are not shown here."),
+    "minutes_sign_in": N_("Sign in to follow the minutes here."),
+    "carried": N_("Carried over from earlier meetings"),
 }
 
 
 def room_strings() -> dict[str, str]:
-    """STRINGS in the request's language."""
-    return {key: i18n.gettext(text) for key, text in STRINGS.items()}
+    """STRINGS in the request's language, with the minutes' entry kinds (kind_issue, …)."""
+    strings = {key: i18n.gettext(text) for key, text in STRINGS.items()}
+    strings.update({f"kind_{k.value}": i18n.gettext(v) for k, v in ENTRY_KIND_LABELS.items()})
+    strings.update({f"entry_{k.value}": i18n.gettext(v) for k, v in ENTRY_STATUS_LABELS.items()})
+    return strings
+
+
+def minutes_config(request: web.Request, occurrence_id: int, signed_in: Person | None) -> dict[str, Any]:
+    """Where the room's read-only minutes panel loads from (signed-in people only: the API and
+    its socket go by the session), and whether to offer the secretary's editor."""
+    if signed_in is None:
+        return {"api": "", "editor": False}
+    api = request.app.router["api_occurrence_minutes"].url_for(id=str(occurrence_id))
+    return {"api": str(api), "editor": allowed(signed_in.role, Permission.MINUTES_EDIT)}
 
 
 @routes.get("/rooms/{id}", name="room")
@@ -79,6 +115,7 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     """One occurrence's meeting room; who is seated is decided by the signaling socket."""
     occurrence_id = int_param(request)
     token = request.query.get("token", "")
+    reader: Person | None = None  # signed in (not by a join link): reads the minutes in the room
     async with request.app[keys.DB]() as db:
         if token:
             link = read_join_token(request.app[keys.SETTINGS].secret_key, token)
@@ -95,7 +132,7 @@ async def room_page(request: web.Request) -> web.StreamResponse:
                 raise web.HTTPSeeOther(login)
             if not allowed(signed_in.role, Permission.MEETINGS_READ):
                 raise Forbidden(N_("You may not open this page."))
-            person = signed_in
+            person = reader = signed_in
             occ = await service.get_occurrence(db, occurrence_id)
         series = await service.get_series(db, occ.series_id)
         units = list(await db.scalars(select(Unit)))
@@ -110,6 +147,7 @@ async def room_page(request: web.Request) -> web.StreamResponse:
         # Centres join muted by default (a weak link, and sixty open microphones are noise).
         "mutedByDefault": unit is not None and unit.kind is UnitKind.CENTRE,
         "units": {str(u.id): {"name": u.name, "centre": u.kind is UnitKind.CENTRE} for u in units},
+        "minutes": minutes_config(request, occ.id, reader),
     }
     return render(
         request,

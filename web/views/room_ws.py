@@ -253,6 +253,8 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
         if result.placement is Placement.SEATED and not result.reconnect:
             # A reconnect keeps the room's mute state; a first join takes the client's choice.
             await admission.room.set_media(conn, audio_muted=not join.audio, video_muted=not join.video)
+        if result.placement is Placement.SEATED:
+            await _tell_qualities(admission.room, conn)
     except (TimeoutError, proto.ProtocolError, DomainError) as exc:
         if writer is not None:
             writer.cancel()
@@ -408,6 +410,8 @@ async def _handle(
                 sfu.set_muted(conn.id, "audio", state.audio_muted)
                 sfu.set_muted(conn.id, "video", state.video_muted)
         conn.post(proto.encode("answer", sdp=answer.sdp))
+        # The client lists the m-sections it sends on: a "screen" one is a screen share.
+        await room.set_media(conn, screen_sharing="screen" in sources.values())
     elif isinstance(message, proto.Candidate):
         if conn.id in sfu.participants() and message.candidate:
             candidate = candidate_from_sdp(message.candidate.removeprefix("candidate:"))
@@ -427,11 +431,36 @@ async def _handle(
         await room.chat(conn, message.text, now)
     elif isinstance(message, proto.Stats):
         _seated(room, conn)
-        room.report_quality(conn, ConnectionQuality(message.rtt_ms, message.loss_pct, message.bitrate_kbps))
+        previous = room.state_of(conn.person_id)
+        before = _level(previous.quality) if previous else None
+        quality = ConnectionQuality(message.rtt_ms, message.loss_pct, message.bitrate_kbps)
+        room.report_quality(conn, quality)
+        level = _level(quality)
+        if level != before:
+            # Levels change rarely; raw figures change every report and stay on the server.
+            for other in room.participants:
+                await other.send(_quality_event(conn.id, conn.person_id, level))
     elif isinstance(message, proto.AudioOnly):
         conn.post(proto.encode("audio_only", enabled=message.enabled))  # the client drops its video slots
     elif isinstance(message, proto.Moderate):
         await _moderate(request, room, sfu, conn, message, now)
+
+
+def _level(quality: ConnectionQuality) -> str | None:
+    return proto.quality_level(quality.rtt_ms, quality.loss_pct)
+
+
+def _quality_event(participant_id: str, person_id: int, level: str | None) -> dict[str, Any]:
+    return {"type": "quality", "participant": participant_id, "person_id": person_id, "level": level}
+
+
+async def _tell_qualities(room: Room, conn: Connection) -> None:
+    """A newcomer learns the connection quality known so far (afterwards only changes are sent)."""
+    for other in room.participants:
+        state = room.state_of(other.person_id)
+        level = _level(state.quality) if state else None
+        if level is not None:  # one's own too: a reconnect keeps the last measure
+            await conn.send(_quality_event(other.id, other.person_id, level))
 
 
 def _sync_mute(room: Room, sfu: Any, person_id: int) -> None:

@@ -1,6 +1,31 @@
-// The meeting room page: pre-join preview, then tiles, controls, participants and chat.
-// Protocol in signaling.js; all text from the server's catalogs (the #i18n JSON block).
+// The meeting room page: pre-join preview, then tiles, controls, participants and chat, and the
+// reconnection that keeps the page in the meeting when the network drops.
+// Protocol in signaling.js; media in room/call.js; all text from the server's catalogs (#i18n).
+//
+// Ids and data attributes tests rely on (keep them stable):
+//   pre-join   #prejoin, #preview, #prejoin-name, #prejoin-unit, #camera-select, #mic-select,
+//              #want-audio, #want-video, #join-button, #device-note
+//   room       #room[data-connection="connecting|connected|reconnecting|closed"],
+//              #room[data-audio-only="true|false"], #banner (messages),
+//              #connection-banner (shown while reconnecting), #quality[data-level="good|fair|poor|unknown"]
+//   controls   #toggle-audio, #toggle-video, #toggle-hand, #toggle-screen, #toggle-audio-only,
+//              #toggle-layout (each with aria-pressed), #leave, #shortcuts
+//   grid       #grid[data-layout="grid|speaker"][data-count], tiles .tile[data-person][data-muted]
+//              [data-speaking] (.speaking, .main = the big tile in speaker view, .no-video with a
+//              .tile-placeholder), screen shares .tile.screen[data-screen=<person id>]
+//   people     #participants li.participant[data-person][data-muted][data-hand][data-camera]
+//              [data-screen][data-speaking][data-quality="good|fair|poor|unknown"], #participants-title
+//   chair      #chair-panel, #mute-all, #lower-hands, #toggle-lock, #end-meeting, #queue li[data-person],
+//              #lobby li[data-person], button[data-action]
+//   chat       #chat-log, #chat-form, #chat-text
+//   minutes    #minutes-panel, #toggle-minutes (see room/minutes.js)
+//   window.__giaoban = {signaling, state, pc, conn}: pc is the current RTCPeerConnection
 import { Signaling } from "./signaling.js";
+import { Call } from "./room/call.js";
+import { backoffDelay, shouldReconnect } from "./room/backoff.js";
+import { fillDeviceSelect, openDevices, stopStream } from "./room/devices.js";
+import { ConnectionProbe } from "./room/stats.js";
+import { MinutesPanel } from "./room/minutes.js";
 
 /**
  * @typedef {{id: string, person_id: number, unit_id: number | null, name: string, role: string,
@@ -8,11 +33,15 @@ import { Signaling } from "./signaling.js";
  * @typedef {{participant_id: string, person_id: number, unit_id: number | null, name: string, since: string,
  *   reason: string}} Waiting
  * @typedef {{occurrence: number, token: string, ws: string, name: string, personId: number, unit: string,
- *   mutedByDefault: boolean, units: Record<string, {name: string, centre: boolean}>}} RoomConfig
+ *   mutedByDefault: boolean, units: Record<string, {name: string, centre: boolean}>,
+ *   minutes?: {api: string, editor: boolean}}} RoomConfig
+ * @typedef {{kind: string, personId: number | null, source: string, track: MediaStreamTrack | null}} Slot
  */
 
-const AUDIO_SLOTS = 3;
-const VIDEO_SLOTS = 6;
+const STATS_EVERY_MS = 2000;
+const PING_EVERY_MS = 10_000;
+const SILENCE_MS = 25_000; // a ping unanswered this long: the socket is dead
+const MEDIA_GRACE_MS = 4000; // a peer connection "disconnected" this long is lost
 
 /** @param {string} id @returns {any} */
 function data(id) {
@@ -48,19 +77,30 @@ const config = data("room-config");
 const state = {
   /** @type {MediaStream | null} */
   local: null,
+  /** @type {MediaStreamTrack | null} the screen being shared */
+  screen: null,
   audioMuted: config.mutedByDefault,
   videoMuted: false,
+  /** @type {boolean} the camera state to restore when audio-only mode ends */
+  videoMutedBeforeAudioOnly: false,
   hand: false,
-  /** @type {string} */
+  audioOnly: false,
+  /** @type {"grid" | "speaker"} */
+  layout: "grid",
+  /** @type {string} this connection's participant id (a reconnect gets a new one) */
   me: "",
   /** @type {Map<number, Participant>} by person id */
   participants: new Map(),
   /** @type {number[]} */
   queue: [],
-  /** @type {Map<string, {kind: string, personId: number | null, track: MediaStreamTrack | null}>} by slot mid */
+  /** @type {Map<string, Slot>} by slot mid */
   slots: new Map(),
   /** @type {number | null} */
   speaking: null,
+  /** @type {number | null} the last person other than us who was the dominant speaker */
+  lastSpeaker: null,
+  /** @type {Map<number, string>} connection quality level by person id */
+  quality: new Map(),
   /** @type {string} "moderator" or "participant", from the `room` event */
   role: "participant",
   locked: false,
@@ -68,28 +108,67 @@ const state = {
   lobby: [],
 };
 
+/** The connection's life: attempts, timers, and whether it is over for good. */
+const conn = {
+  /** @type {Call | null} */
+  call: null,
+  attempt: 0,
+  /** @type {ReturnType<typeof setTimeout> | null} the pending reconnect */
+  timer: null,
+  /** @type {ReturnType<typeof setTimeout> | null} media "disconnected" grace */
+  mediaTimer: null,
+  welcomed: false, // a first welcome came: from now on the page reconnects by itself
+  seatedOnce: false, // seated at least once: a later `room` is a reconnect
+  over: false, // left, ended, removed, denied, replaced: no more reconnects
+  reconnects: 0,
+  /** @type {number} Date.now() of the last ping sent on the current socket (0: none) */
+  pingAt: 0,
+  probe: new ConnectionProbe(),
+};
+
 /** @type {Signaling} */
 const signaling = new Signaling(config.ws);
-/** @type {RTCPeerConnection | null} */
-let pc = null;
+/** The read-only minutes, followed live once seated. */
+const minutesPanel = new MinutesPanel(config.minutes || { api: "", editor: false }, t);
 
-// Tests read the peer connection's statistics; nothing else uses this.
-/** @type {any} */ (window).__giaoban = { signaling, state, pc: null };
+// Tests read the peer connection's statistics and the connection state; nothing else uses this.
+const debug = /** @type {any} */ (window);
+debug.__giaoban = { signaling, state, conn, pc: null };
 
 // ---- Pre-join ---------------------------------------------------------------------------------
 
-async function preview() {
+/** Open (or reopen, after a device choice) the preview, and list the devices to choose from. */
+async function openPreview() {
+  const cameraSelect = /** @type {HTMLSelectElement} */ ($("camera-select"));
+  const micSelect = /** @type {HTMLSelectElement} */ ($("mic-select"));
+  const previous = state.local;
+  state.local = null;
+  stopStream(previous);
+  try {
+    state.local = await openDevices(micSelect.value, cameraSelect.value);
+    $("device-note").hidden = true;
+  } catch {
+    try {
+      state.local = await openDevices("", ""); // the chosen one went away: any will do
+    } catch {
+      const note = $("device-note");
+      note.textContent = t.no_devices;
+      note.hidden = false;
+    }
+  }
+  /** @type {HTMLVideoElement} */ ($("preview")).srcObject = state.local;
+  const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+  const tracks = state.local;
+  fillDeviceSelect(cameraSelect, devices, "videoinput", tracks?.getVideoTracks()[0], t.camera);
+  fillDeviceSelect(micSelect, devices, "audioinput", tracks?.getAudioTracks()[0], t.microphone);
+}
+
+async function prejoin() {
   const audioBox = /** @type {HTMLInputElement} */ ($("want-audio"));
   const videoBox = /** @type {HTMLInputElement} */ ($("want-video"));
   audioBox.checked = !config.mutedByDefault;
-  try {
-    state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
-    /** @type {HTMLVideoElement} */ ($("preview")).srcObject = state.local;
-  } catch {
-    const note = $("device-note");
-    note.textContent = t.no_devices;
-    note.hidden = false;
-  }
+  await openPreview();
+  for (const id of ["camera-select", "mic-select"]) $(id).addEventListener("change", () => openPreview());
   const button = /** @type {HTMLButtonElement} */ ($("join-button"));
   button.disabled = false;
   button.addEventListener("click", () => {
@@ -97,74 +176,156 @@ async function preview() {
     button.textContent = t.joining;
     state.audioMuted = !audioBox.checked;
     state.videoMuted = !videoBox.checked;
-    join().catch((error) => banner(String(error.message || error)));
+    applyLocalMute();
+    setConnection("connecting");
+    connect().catch((error) => {
+      if (conn.welcomed) return; // the close handler reconnects
+      banner(String(error.message || error));
+      button.disabled = false;
+      button.textContent = t.join;
+    });
   });
 }
 
-// ---- Joining and media ------------------------------------------------------------------------
+// ---- Connecting, and coming back --------------------------------------------------------------
 
-async function join() {
-  applyLocalMute();
-  signaling.addEventListener("room", (e) => onRoom(/** @type {CustomEvent} */ (e).detail));
-  signaling.addEventListener("waiting", () => banner(t.waiting));
-  signaling.addEventListener("joined", (e) => upsert(/** @type {CustomEvent} */ (e).detail.participant));
-  signaling.addEventListener("state", (e) => onState(/** @type {CustomEvent} */ (e).detail));
-  signaling.addEventListener("left", (e) => {
-    const detail = /** @type {CustomEvent} */ (e).detail;
-    const p = state.participants.get(detail.person_id);
-    if (p && p.id === detail.participant_id) state.participants.delete(detail.person_id);
-    draw();
-  });
-  signaling.addEventListener("queue", (e) => {
-    state.queue = /** @type {CustomEvent} */ (e).detail.queue;
-    draw();
-  });
-  signaling.addEventListener("stream", (e) => onStream(/** @type {CustomEvent} */ (e).detail));
-  signaling.addEventListener("speaking", (e) => {
-    state.speaking = /** @type {CustomEvent} */ (e).detail.person_id;
-    drawGrid();
-  });
-  signaling.addEventListener("lobby", (e) => {
-    state.lobby = /** @type {CustomEvent} */ (e).detail.lobby || [];
-    drawChair();
-  });
-  signaling.addEventListener("locked", (e) => {
-    state.locked = Boolean(/** @type {CustomEvent} */ (e).detail.locked);
-    drawChair();
-  });
-  signaling.addEventListener("chat", (e) => onChat(/** @type {CustomEvent} */ (e).detail));
-  signaling.addEventListener("ended", () => banner(t.ended));
-  signaling.addEventListener("error", (e) => banner(/** @type {CustomEvent} */ (e).detail.message));
-  signaling.addEventListener("close", (e) => {
-    const { code, reason } = /** @type {CustomEvent} */ (e).detail;
-    if (code !== 1000) banner(reason || t.closed);
-    if (pc) pc.close();
-  });
+/** One attempt: a new socket and `join`; the peer connection is made once seated (`room`). */
+async function connect() {
   const welcome = await signaling.join({
     occurrence: config.occurrence,
     token: config.token || undefined,
     audio: !state.audioMuted,
     video: !state.videoMuted,
+    audioOnly: state.audioOnly,
   });
+  conn.welcomed = true;
+  conn.pingAt = 0;
   state.me = welcome.participant;
-  pc = new RTCPeerConnection({ iceServers: welcome.iceServers, bundlePolicy: "max-bundle" });
-  /** @type {any} */ (window).__giaoban.pc = pc;
-  pc.addEventListener("track", (event) => {
-    const mid = event.transceiver.mid;
-    if (mid === null) return;
-    const slot = state.slots.get(mid) || { kind: event.track.kind, personId: null, track: null };
-    slot.track = event.track;
-    state.slots.set(mid, slot);
-    if (event.track.kind === "audio") playAudio(mid, event.track);
-    drawGrid();
-  });
-  pc.addEventListener("icecandidate", (event) => {
-    if (event.candidate && event.candidate.candidate) signaling.candidate(event.candidate);
-  });
+  closeCall();
+  const call = new Call(signaling, welcome.iceServers);
+  conn.call = call;
+  conn.probe = new ConnectionProbe();
+  debug.__giaoban.pc = call.pc;
+  call.pc.addEventListener("connectionstatechange", () => onMediaState(call));
 }
 
-/** @param {any} room the `room` event: seated */
+/**
+ * The peer connection's state: failed, or disconnected for a few seconds, means reconnect.
+ * @param {Call} call
+ */
+function onMediaState(call) {
+  if (call !== conn.call) return;
+  const now = call.pc.connectionState;
+  if (now === "connected") {
+    if (conn.mediaTimer !== null) clearTimeout(conn.mediaTimer);
+    conn.mediaTimer = null;
+    conn.attempt = 0;
+    setConnection("connected");
+  } else if (now === "failed") {
+    lost();
+  } else if (now === "disconnected" && conn.mediaTimer === null) {
+    conn.mediaTimer = setTimeout(() => {
+      conn.mediaTimer = null;
+      if (call === conn.call && call.pc.connectionState !== "connected") lost();
+    }, MEDIA_GRACE_MS);
+  }
+}
+
+/** The connection is lost: say so, and try again after a growing, jittered wait. */
+function lost() {
+  if (conn.over || conn.timer !== null) return;
+  setConnection("reconnecting");
+  conn.timer = setTimeout(reconnect, backoffDelay(conn.attempt++));
+}
+
+/**
+ * A fresh join: new socket, new peer connection (the SFU cannot restart ICE), same mute state,
+ * same hand; the server merges the attendance.
+ */
+async function reconnect() {
+  conn.timer = null;
+  if (conn.over) return;
+  conn.reconnects++;
+  signaling.forget();
+  closeCall();
+  try {
+    await connect();
+  } catch {
+    lost(); // nothing if the close handler already scheduled the next attempt or gave up
+  }
+}
+
+/** Drop the current peer connection and everything received on it. */
+function closeCall() {
+  if (conn.mediaTimer !== null) clearTimeout(conn.mediaTimer);
+  conn.mediaTimer = null;
+  if (conn.call) conn.call.close();
+  conn.call = null;
+  state.slots.clear();
+  $("audio-sink").replaceChildren();
+}
+
+/** @param {{code: number, reason: string}} detail the current socket closed */
+function onClose({ code, reason }) {
+  if (!conn.welcomed) return; // the first join failed: prejoin() says why and lets one try again
+  if (!conn.over && shouldReconnect(code)) {
+    lost();
+    return;
+  }
+  finish(code === 1000 ? "" : reason || t.closed);
+}
+
+/**
+ * The meeting is over for this page (left, ended, removed, refused): no more reconnects.
+ * @param {string} message
+ */
+function finish(message) {
+  conn.over = true;
+  if (conn.timer !== null) clearTimeout(conn.timer);
+  conn.timer = null;
+  minutesPanel.stop();
+  closeCall();
+  setConnection("closed");
+  if (message) banner(message);
+}
+
+/** @param {"connecting" | "connected" | "reconnecting" | "closed"} status */
+function setConnection(status) {
+  $("room").dataset.connection = status;
+  const note = $("connection-banner");
+  note.textContent = t.reconnecting;
+  note.hidden = status !== "reconnecting";
+}
+
+/** Every few seconds: measure the connection and tell the server; check the socket is alive. */
+async function measure() {
+  const call = conn.call;
+  if (!call || call.closed || call.pc.connectionState !== "connected" || !signaling.open) return;
+  const stats = await conn.probe.sample(call.pc).catch(() => null);
+  if (stats && call === conn.call) signaling.stats(stats);
+}
+
+/** A `ping` unanswered for SILENCE_MS means the network is gone without the socket noticing. */
+function keepAlive() {
+  if (conn.over || !conn.welcomed || !signaling.open) return;
+  // Measured from our own ping, not from the last message: a background tab's timers are
+  // throttled to one a minute, and a quiet room sends nothing for minutes.
+  const unanswered = conn.pingAt > 0 && signaling.lastHeard < conn.pingAt;
+  if (unanswered && Date.now() - conn.pingAt > SILENCE_MS) {
+    signaling.forget();
+    lost();
+  } else if (!unanswered) {
+    conn.pingAt = Date.now();
+    signaling.ping();
+  }
+}
+
+// ---- Room events ------------------------------------------------------------------------------
+
+/** @param {any} room the `room` event: seated (first time, admitted from the lobby, or back) */
 async function onRoom(room) {
+  const back = conn.seatedOnce;
+  conn.seatedOnce = true;
   state.participants.clear();
   for (const p of room.participants) state.participants.set(p.person_id, p);
   state.queue = room.queue || [];
@@ -174,51 +335,36 @@ async function onRoom(room) {
   $("prejoin").hidden = true;
   $("room").hidden = false;
   $("banner").hidden = true;
+  minutesPanel.start();
+  if (back) {
+    // The room kept our state if we were away briefly; after a server restart it did not.
+    signaling.mute(state.audioMuted, state.videoMuted);
+    const me = state.participants.get(config.personId);
+    if (!me || me.hand_raised !== state.hand) signaling.hand(state.hand);
+    if (state.audioOnly) signaling.audioOnly(true);
+  }
   draw();
   await negotiate();
 }
 
-/** Offer our microphone and camera and the receive slots; the server answers. */
+/** Offer what we want now on the current call (first offer or renegotiation). */
 async function negotiate() {
-  if (!pc || pc.getTransceivers().length > 0) return; // once per peer connection; renegotiation: issue 5
-  /** @type {import("./signaling.js").Sources} */
-  const sources = {};
-  /** @type {[RTCRtpTransceiver, "microphone" | "camera"][]} */
-  const sending = [];
-  const local = state.local;
-  if (local) {
-    // Send-only publications, even while muted: unmuting then needs no renegotiation.
-    const [audio] = local.getAudioTracks();
-    const [video] = local.getVideoTracks();
-    if (audio) sending.push([pc.addTransceiver(audio, { direction: "sendonly", streams: [local] }), "microphone"]);
-    if (video) sending.push([pc.addTransceiver(video, { direction: "sendonly", streams: [local] }), "camera"]);
+  const call = conn.call;
+  if (!call) return;
+  try {
+    await call.negotiate({ local: state.local, screen: state.screen, audioOnly: state.audioOnly });
+  } catch (error) {
+    if (call === conn.call && !conn.over) lost();
+    return;
   }
-  for (let i = 0; i < AUDIO_SLOTS; i++) pc.addTransceiver("audio", { direction: "recvonly" });
-  for (let i = 0; i < VIDEO_SLOTS; i++) pc.addTransceiver("video", { direction: "recvonly" });
-  await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc, 2000);
-  for (const [transceiver, source] of sending) if (transceiver.mid !== null) sources[transceiver.mid] = source;
-  const offer = pc.localDescription;
-  if (!offer) return;
-  const answer = await signaling.offer(offer.sdp, sources);
-  await pc.setRemoteDescription({ type: "answer", sdp: answer });
-}
-
-/**
- * Wait for ICE gathering (host candidates go in the offer), at most `ms`.
- * @param {RTCPeerConnection} peer @param {number} ms
- */
-function gathered(peer, ms) {
-  return new Promise((resolve) => {
-    if (peer.iceGatheringState === "complete") return resolve(undefined);
-    const timer = setTimeout(resolve, ms);
-    peer.addEventListener("icegatheringstatechange", () => {
-      if (peer.iceGatheringState === "complete") {
-        clearTimeout(timer);
-        resolve(undefined);
-      }
-    });
-  });
+  if (call !== conn.call) return;
+  for (const { mid, kind, track } of call.slots()) {
+    const slot = state.slots.get(mid) || { kind, personId: null, source: "", track: null };
+    slot.track = track;
+    state.slots.set(mid, slot);
+    if (kind === "audio") playAudio(mid, track);
+  }
+  drawGrid();
 }
 
 /** @param {string} mid @param {MediaStreamTrack} track */
@@ -231,14 +377,16 @@ function playAudio(mid, track) {
     audio.autoplay = true;
     sink.append(audio);
   }
-  audio.srcObject = new MediaStream([track]);
+  const current = audio.srcObject instanceof MediaStream ? audio.srcObject.getAudioTracks()[0] : undefined;
+  if (current !== track) audio.srcObject = new MediaStream([track]);
   audio.play().catch(() => {});
 }
 
 /** @param {any} event a `stream` event: what one of our slots now carries */
 function onStream(event) {
-  const slot = state.slots.get(event.mid) || { kind: event.kind, personId: null, track: null };
+  const slot = state.slots.get(event.mid) || { kind: event.kind, personId: null, source: "", track: null };
   slot.personId = event.participant ? event.person_id : null;
+  slot.source = event.source || "";
   state.slots.set(event.mid, slot);
   drawGrid();
 }
@@ -264,6 +412,8 @@ function upsert(p) {
   draw();
 }
 
+// ---- Our own microphone, camera, hand, screen and mode ----------------------------------------
+
 /** Disable our tracks as the mute state says (a muted centre sends almost nothing). */
 function applyLocalMute() {
   if (!state.local) return;
@@ -279,10 +429,12 @@ function toggleAudio() {
 }
 
 function toggleVideo() {
+  if (state.audioOnly) return; // no camera in audio-only mode
   state.videoMuted = !state.videoMuted;
   applyLocalMute();
   signaling.mute(state.audioMuted, state.videoMuted);
   drawControls();
+  drawGrid();
 }
 
 function toggleHand() {
@@ -291,14 +443,69 @@ function toggleHand() {
   drawControls();
 }
 
+async function toggleScreen() {
+  if (state.screen) {
+    stopScreen();
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    const [track] = stream.getVideoTracks();
+    if (!track) return;
+    track.addEventListener("ended", () => {
+      if (state.screen === track) stopScreen();
+    });
+    state.screen = track;
+  } catch {
+    banner(t.screen_failed);
+    return;
+  }
+  drawControls();
+  drawGrid();
+  await negotiate();
+}
+
+function stopScreen() {
+  const track = state.screen;
+  state.screen = null;
+  if (track) track.stop();
+  drawControls();
+  drawGrid();
+  negotiate();
+}
+
+/** Audio-only: no incoming video, camera off; off again: the video slots and the camera come back. */
+async function toggleAudioOnly() {
+  state.audioOnly = !state.audioOnly;
+  if (state.audioOnly) {
+    state.videoMutedBeforeAudioOnly = state.videoMuted;
+    state.videoMuted = true;
+  } else {
+    state.videoMuted = state.videoMutedBeforeAudioOnly;
+  }
+  applyLocalMute();
+  signaling.audioOnly(state.audioOnly);
+  signaling.mute(state.audioMuted, state.videoMuted);
+  drawControls();
+  drawGrid();
+  await negotiate();
+}
+
+function toggleLayout() {
+  state.layout = state.layout === "grid" ? "speaker" : "grid";
+  drawControls();
+  drawGrid();
+}
+
 function leave() {
+  conn.over = true;
   signaling.leave();
-  if (pc) pc.close();
-  if (state.local) for (const track of state.local.getTracks()) track.stop();
-  banner(t.left);
+  if (state.screen) state.screen.stop();
+  stopStream(state.local);
+  finish(t.left);
   $("chair-panel").hidden = true;
-  for (const id of ["toggle-audio", "toggle-video", "toggle-hand", "leave"]) {
-    /** @type {HTMLButtonElement} */ ($(id)).disabled = true;
+  for (const button of Array.from(document.querySelectorAll(".controls button"))) {
+    /** @type {HTMLButtonElement} */ (button).disabled = true;
   }
 }
 
@@ -346,7 +553,7 @@ function actionButton(text, action, target, className = "secondary small") {
 /** The chair's panel (moderators only): the speakers' queue, room actions and the lobby. */
 function drawChair() {
   const panel = $("chair-panel");
-  panel.hidden = !moderator() || $("room").hidden;
+  panel.hidden = !moderator() || $("room").hidden || conn.over;
   if (panel.hidden) return;
   $("chair-title").textContent = t.chair_panel;
   $("mute-all").textContent = t.mute_all;
@@ -382,50 +589,120 @@ function drawChair() {
   $("lobby").replaceChildren(...lobby);
 }
 
-/** One tile per participant in the room; a video slot carrying them fills it. */
+/** Initials for a tile without video ("Nguyễn Văn An" → "NA"). @param {string} name */
+function initials(name) {
+  const words = name.trim().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return "?";
+  const first = words[0][0];
+  const last = words.length > 1 ? words[words.length - 1][0] : "";
+  return (first + last).toUpperCase();
+}
+
+/**
+ * A tile, made on first use: video, placeholder, caption.
+ * @param {HTMLElement} grid @param {string} selector @param {(tile: HTMLElement) => void} mark
+ * @returns {HTMLElement}
+ */
+function tileFor(grid, selector, mark) {
+  let tile = /** @type {HTMLElement | null} */ (grid.querySelector(selector));
+  if (tile) return tile;
+  tile = el("figure", "", "tile");
+  mark(tile);
+  const video = el("video");
+  video.autoplay = true;
+  video.muted = true; // sound comes from the audio slots
+  video.playsInline = true;
+  const placeholder = el("div", "", "tile-placeholder");
+  placeholder.setAttribute("aria-hidden", "true");
+  const caption = el("figcaption");
+  caption.append(el("strong", "", "tile-name"), el("span", "", "tile-unit"), el("span", "", "tile-state"));
+  tile.append(video, placeholder, caption);
+  grid.append(tile);
+  return tile;
+}
+
+/**
+ * Show a track (or nothing) in a tile.
+ * @param {HTMLElement} tile @param {MediaStreamTrack | undefined} track @param {boolean} show
+ */
+function showVideo(tile, track, show) {
+  const video = /** @type {HTMLVideoElement} */ (tile.querySelector("video"));
+  const current = video.srcObject instanceof MediaStream ? video.srcObject.getVideoTracks()[0] : undefined;
+  if (track !== current) video.srcObject = track ? new MediaStream([track]) : null;
+  video.hidden = !track || !show;
+  tile.classList.toggle("no-video", video.hidden);
+}
+
+/** One tile per participant, one per screen share; in speaker view the main one is big. */
 function drawGrid() {
   const grid = $("grid");
   /** @type {Map<number, MediaStreamTrack>} */
-  const videoOf = new Map();
-  for (const slot of state.slots.values()) {
-    if (slot.kind === "video" && slot.personId !== null && slot.track) videoOf.set(slot.personId, slot.track);
+  const cameraOf = new Map();
+  /** @type {Map<number, MediaStreamTrack>} */
+  const screenOf = new Map();
+  if (!state.audioOnly) {
+    for (const slot of state.slots.values()) {
+      if (slot.kind !== "video" || slot.personId === null || !slot.track) continue;
+      (slot.source === "screen" ? screenOf : cameraOf).set(slot.personId, slot.track);
+    }
   }
+  if (state.screen) screenOf.set(config.personId, state.screen);
   const seen = new Set();
   for (const p of state.participants.values()) {
     const key = String(p.person_id);
-    seen.add(key);
-    let tile = /** @type {HTMLElement | null} */ (grid.querySelector(`[data-person="${key}"]`));
-    if (!tile) {
-      tile = el("figure", "", "tile");
-      tile.dataset.person = key;
-      const video = el("video");
-      video.autoplay = true;
-      video.muted = true; // sound comes from the audio slots
-      video.playsInline = true;
-      const caption = el("figcaption");
-      caption.append(el("strong", "", "tile-name"), el("span", "", "tile-unit"), el("span", "", "tile-state"));
-      tile.append(video, caption);
-      grid.append(tile);
-    }
-    const video = /** @type {HTMLVideoElement} */ (tile.querySelector("video"));
+    seen.add(`p${key}`);
+    const tile = tileFor(grid, `.tile[data-person="${key}"]`, (tile) => (tile.dataset.person = key));
     const mine = p.id === state.me;
-    /** @type {MediaStreamTrack | undefined} */
-    const track = mine ? (state.local ? state.local.getVideoTracks()[0] : undefined) : videoOf.get(p.person_id);
-    const current = video.srcObject instanceof MediaStream ? video.srcObject.getVideoTracks()[0] : undefined;
-    if (track !== current) video.srcObject = track ? new MediaStream([track]) : null;
-    video.hidden = !track || p.video_muted;
+    const track = mine ? state.local?.getVideoTracks()[0] : cameraOf.get(p.person_id);
+    showVideo(tile, state.audioOnly ? undefined : track, !(mine ? state.videoMuted : p.video_muted));
+    /** @type {HTMLElement} */ (tile.querySelector(".tile-placeholder")).textContent = initials(p.name);
     /** @type {HTMLElement} */ (tile.querySelector(".tile-name")).textContent = mine ? `${p.name} (${t.you})` : p.name;
     /** @type {HTMLElement} */ (tile.querySelector(".tile-unit")).textContent = unitName(p.unit_id);
-    const marks = [p.audio_muted ? t.muted : "", p.hand_raised ? t.hand_raised : ""].filter(Boolean);
+    const marks = [
+      p.audio_muted ? t.muted : "",
+      p.hand_raised ? t.hand_raised : "",
+      state.speaking === p.person_id ? t.speaking : "",
+    ].filter(Boolean);
     /** @type {HTMLElement} */ (tile.querySelector(".tile-state")).textContent = marks.join(" · ");
     tile.classList.toggle("speaking", state.speaking === p.person_id);
+    tile.dataset.speaking = String(state.speaking === p.person_id);
     tile.dataset.muted = String(p.audio_muted);
   }
-  for (const tile of Array.from(grid.querySelectorAll("[data-person]"))) {
-    const key = /** @type {HTMLElement} */ (tile).dataset.person;
+  for (const [personId, track] of screenOf) {
+    const key = String(personId);
+    seen.add(`s${key}`);
+    const tile = tileFor(grid, `.tile[data-screen="${key}"]`, (tile) => {
+      tile.dataset.screen = key;
+      tile.classList.add("screen");
+    });
+    showVideo(tile, track, true);
+    const p = state.participants.get(personId);
+    /** @type {HTMLElement} */ (tile.querySelector(".tile-name")).textContent = `${t.screen}: ${p ? p.name : ""}`;
+  }
+  for (const node of Array.from(grid.querySelectorAll(".tile"))) {
+    const tile = /** @type {HTMLElement} */ (node);
+    const key = tile.dataset.screen !== undefined ? `s${tile.dataset.screen}` : `p${tile.dataset.person}`;
     if (!seen.has(key)) tile.remove();
   }
-  grid.dataset.count = String(seen.size);
+  // Speaker view: a screen share first, else the one speaking (or who spoke last) other than us,
+  // else anyone but us: one's own picture is in the strip.
+  if (state.speaking !== null && state.speaking !== config.personId) state.lastSpeaker = state.speaking;
+  const main =
+    (screenOf.size > 0 ? grid.querySelector(".tile.screen") : null) ||
+    (state.lastSpeaker !== null ? grid.querySelector(`.tile[data-person="${state.lastSpeaker}"]`) : null) ||
+    grid.querySelector(`.tile[data-person]:not([data-person="${config.personId}"])`) ||
+    grid.querySelector(".tile");
+  for (const tile of Array.from(grid.querySelectorAll(".tile"))) {
+    tile.classList.toggle("main", state.layout === "speaker" && tile === main);
+  }
+  grid.dataset.layout = state.layout;
+  grid.classList.toggle("speaker-view", state.layout === "speaker");
+  grid.dataset.count = String(state.participants.size);
+}
+
+/** @param {string | undefined} level */
+function qualityText(level) {
+  return level ? t[`quality_${level}`] || level : t.quality_unknown;
 }
 
 /** The participants panel, grouped by unit (committee and departments first, centres last). */
@@ -453,11 +730,23 @@ function drawParticipants() {
     const list = el("ul");
     for (const p of members) {
       const item = el("li", "", "participant");
+      const level = state.quality.get(p.person_id);
       item.dataset.person = String(p.person_id);
       item.dataset.muted = String(p.audio_muted);
       item.dataset.hand = String(p.hand_raised);
-      item.append(el("span", p.id === state.me ? `${p.name} (${t.you})` : p.name, "participant-name"));
+      item.dataset.camera = String(!p.video_muted);
+      item.dataset.screen = String(p.screen_sharing);
+      item.dataset.speaking = String(state.speaking === p.person_id);
+      item.dataset.quality = level || "unknown";
+      const dot = el("span", "", "quality-dot");
+      dot.dataset.level = level || "unknown";
+      dot.title = qualityText(level);
+      dot.setAttribute("role", "img");
+      dot.setAttribute("aria-label", qualityText(level));
+      item.append(dot, el("span", p.id === state.me ? `${p.name} (${t.you})` : p.name, "participant-name"));
       if (p.audio_muted) item.append(el("span", t.muted, "badge"));
+      if (p.video_muted) item.append(el("span", t.camera_is_off, "badge"));
+      if (p.screen_sharing) item.append(el("span", t.sharing, "badge"));
       if (p.hand_raised) {
         const place = state.queue.indexOf(p.person_id);
         item.append(el("span", place >= 0 ? `${t.hand_raised} #${place + 1}` : t.hand_raised, "badge hand"));
@@ -476,14 +765,30 @@ function drawParticipants() {
   $("participants-title").textContent = `${t.participants} (${people.length})`;
 }
 
+/**
+ * A toggle button's text and pressed state.
+ * @param {string} id @param {boolean} pressed @param {string} text
+ */
+function setToggle(id, pressed, text) {
+  const button = $(id);
+  button.textContent = text;
+  button.setAttribute("aria-pressed", String(pressed));
+}
+
 function drawControls() {
-  $("toggle-audio").textContent = state.audioMuted ? t.unmute : t.mute;
-  $("toggle-audio").setAttribute("aria-pressed", String(state.audioMuted));
-  $("toggle-video").textContent = state.videoMuted ? t.camera_on : t.camera_off;
-  $("toggle-video").setAttribute("aria-pressed", String(state.videoMuted));
-  $("toggle-hand").textContent = state.hand ? t.lower_hand : t.raise_hand;
-  $("toggle-hand").setAttribute("aria-pressed", String(state.hand));
+  setToggle("toggle-audio", state.audioMuted, state.audioMuted ? t.unmute : t.mute);
+  setToggle("toggle-video", state.videoMuted, state.videoMuted ? t.camera_on : t.camera_off);
+  /** @type {HTMLButtonElement} */ ($("toggle-video")).disabled = state.audioOnly || conn.over;
+  setToggle("toggle-hand", state.hand, state.hand ? t.lower_hand : t.raise_hand);
+  setToggle("toggle-screen", state.screen !== null, state.screen ? t.stop_share : t.share_screen);
+  setToggle("toggle-audio-only", state.audioOnly, state.audioOnly ? t.audio_only_off : t.audio_only_on);
+  setToggle("toggle-layout", state.layout === "speaker", state.layout === "speaker" ? t.grid_view : t.speaker_view);
   $("leave").textContent = t.leave;
+  $("room").dataset.audioOnly = String(state.audioOnly);
+  const level = state.quality.get(config.personId);
+  const quality = $("quality");
+  quality.dataset.level = level || "unknown";
+  quality.textContent = qualityText(level);
 }
 
 /** @param {any} message a `chat` event */
@@ -502,9 +807,65 @@ function onChat(message) {
 
 // ---- Wiring -----------------------------------------------------------------------------------
 
+/**
+ * Listen to one server event.
+ * @param {string} type @param {(detail: any) => void} handler
+ */
+function on(type, handler) {
+  signaling.addEventListener(type, (event) => handler(/** @type {CustomEvent} */ (event).detail));
+}
+
+on("room", (room) => onRoom(room));
+on("waiting", () => banner(t.waiting));
+on("joined", (detail) => upsert(detail.participant));
+on("state", onState);
+on("left", (detail) => {
+  const p = state.participants.get(detail.person_id);
+  if (p && p.id === detail.participant_id) state.participants.delete(detail.person_id);
+  draw();
+});
+on("queue", (detail) => {
+  state.queue = detail.queue;
+  draw();
+});
+on("stream", onStream);
+on("speaking", (detail) => {
+  state.speaking = detail.person_id;
+  drawGrid();
+  // Only the marks: redrawing the list at each change of speaker would move buttons under the pointer.
+  for (const item of Array.from($("participants").querySelectorAll("li[data-person]"))) {
+    const li = /** @type {HTMLElement} */ (item);
+    li.dataset.speaking = String(li.dataset.person === String(state.speaking));
+  }
+});
+on("quality", (detail) => {
+  if (detail.level) state.quality.set(detail.person_id, detail.level);
+  else state.quality.delete(detail.person_id);
+  drawParticipants();
+  drawControls();
+});
+on("lobby", (detail) => {
+  state.lobby = detail.lobby || [];
+  drawChair();
+});
+on("locked", (detail) => {
+  state.locked = Boolean(detail.locked);
+  drawChair();
+});
+on("chat", onChat);
+on("ended", () => {
+  conn.over = true;
+  banner(t.ended);
+});
+on("error", (detail) => banner(detail.message));
+on("close", onClose);
+
 $("toggle-audio").addEventListener("click", toggleAudio);
 $("toggle-video").addEventListener("click", toggleVideo);
 $("toggle-hand").addEventListener("click", toggleHand);
+$("toggle-screen").addEventListener("click", () => toggleScreen());
+$("toggle-audio-only").addEventListener("click", () => toggleAudioOnly());
+$("toggle-layout").addEventListener("click", toggleLayout);
 $("leave").addEventListener("click", leave);
 $("mute-all").addEventListener("click", () => signaling.moderate("mute_all"));
 $("lower-hands").addEventListener("click", () => signaling.moderate("lower_hands"));
@@ -522,7 +883,7 @@ $("chat-form").addEventListener("submit", (event) => {
 });
 document.addEventListener("keydown", (event) => {
   const target = /** @type {HTMLElement} */ (event.target);
-  if ($("room").hidden || event.ctrlKey || event.metaKey || event.altKey) return;
+  if ($("room").hidden || conn.over || event.ctrlKey || event.metaKey || event.altKey) return;
   if (target.closest("input, textarea, select")) return;
   const key = event.key.toLowerCase();
   if (key === "m") toggleAudio();
@@ -531,5 +892,8 @@ document.addEventListener("keydown", (event) => {
   else return;
   event.preventDefault();
 });
+setInterval(measure, STATS_EVERY_MS);
+setInterval(keepAlive, PING_EVERY_MS);
+if (!navigator.mediaDevices || !("getDisplayMedia" in navigator.mediaDevices)) $("toggle-screen").hidden = true;
 drawControls();
-preview();
+prejoin();

@@ -1,0 +1,94 @@
+"""The secretary's keyboard flow on the live minutes page, in headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from meetings.minutes.models import Entry, Minutes
+from tests.browser.conftest import artifact
+from tests.conftest import PASSWORD, World
+from tests.minutes.helpers import make_day
+
+pytestmark = pytest.mark.browser
+
+
+async def stored(world: World) -> list[Entry]:
+    async with world.db() as db:
+        return list(await db.scalars(select(Entry).where(Entry.deleted.is_(False)).order_by(Entry.id)))
+
+
+async def wait_for_entries(world: World, count: int) -> list[Entry]:
+    for _ in range(100):
+        found = await stored(world)
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"expected {count} entries, found {len(await stored(world))}")
+
+
+async def test_secretary_types_entries_without_leaving_the_keyboard(
+    world: World, live_url: str, browser: Any
+) -> None:
+    day = await make_day(world)
+    page = await browser.new_page()
+    try:
+        await page.goto(f"{live_url}/login")
+        await page.fill("#f-email", day.secretary.email)
+        await page.fill("#f-password", PASSWORD)
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(f"{live_url}/")
+        await page.goto(f"{live_url}/meetings/occurrences/{day.afternoons[0].id}/minutes")
+        minutes_id = page.url.rsplit("/", 1)[1]
+        await page.goto(f"{live_url}/minutes/{minutes_id}/edit")
+        await page.wait_for_function("document.getElementById('live-status').textContent !== '…'")
+        # Kind and unit by shortcut, text, Enter; the focus stays in the text field.
+        await page.focus("#c-text")
+        await page.keyboard.type("/i @P-PHUXUAN Mất đồng bộ dữ liệu <b>hồ sơ</b>")
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector("#entries textarea")
+        await page.keyboard.type("/a @VNPT !2099-01-08 VNPT đồng bộ lại")
+        await page.keyboard.press("Enter")
+        entries = await wait_for_entries(world, 2)
+        assert (entries[0].kind.value, entries[0].text) == ("issue", "Mất đồng bộ dữ liệu <b>hồ sơ</b>")
+        assert (entries[1].kind.value, str(entries[1].due_date)) == ("action", "2099-01-08")
+        assert await page.evaluate("document.activeElement.id") == "c-text"
+        # The markup is shown as text, never rendered.
+        assert await page.locator("#entries b").count() == 0
+        # Autosave: change the first entry's text and move on.
+        box = page.locator(f"#entry-{entries[0].id} textarea")
+        await box.fill("Mất đồng bộ dữ liệu, đã khắc phục")
+        await page.keyboard.press("Tab")
+        for _ in range(100):
+            if (await stored(world))[0].text == "Mất đồng bộ dữ liệu, đã khắc phục":
+                break
+            await asyncio.sleep(0.1)
+        assert (await stored(world))[0].text == "Mất đồng bộ dữ liệu, đã khắc phục"
+        # The header: a member who sent an apology moves from absent to excused.
+        await page.click("#header-panel summary")
+        absent = page.locator('#h-attendance input[data-unit="P-PHUXUAN"][data-state="absent"]')
+        assert await absent.input_value() == "Lê Văn Thành Viên"
+        await absent.fill("")
+        await page.keyboard.press("Tab")
+        await page.keyboard.type("Lê Văn Thành Viên")
+        await page.keyboard.press("Tab")
+        header: dict[str, Any] = {}
+        for _ in range(100):
+            async with world.db() as db:
+                minutes = await db.get(Minutes, int(minutes_id))
+                assert minutes is not None
+                header = minutes.header
+            unit = next(u for u in header["attendance"] if u["unit_code"] == "P-PHUXUAN")
+            if unit["excused"] == ["Lê Văn Thành Viên"]:
+                break
+            await asyncio.sleep(0.1)
+        assert (unit["absent"], unit["excused"]) == ([], ["Lê Văn Thành Viên"])
+        await page.screenshot(path=artifact("minutes-edit.png"), full_page=True)
+        await page.goto(f"{live_url}/minutes/{minutes_id}")
+        assert "Mất đồng bộ dữ liệu, đã khắc phục" in await page.inner_text("main")
+        await page.screenshot(path=artifact("minutes-view.png"), full_page=True)
+    finally:
+        await page.close()

@@ -1,0 +1,702 @@
+"""Minutes: pages (read, edit, versions, history, search), the JSON API, exports and the live socket.
+
+Handlers parse, call meetings.minutes, commit, then push the change to the live viewers.
+A stale save answers 409 with the current entry, over HTTP and over the WebSocket alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meetings import i18n
+from meetings.accounts import service as accounts
+from meetings.accounts.permissions import Actor, Permission
+from meetings.directory.models import Unit
+from meetings.errors import N_, DomainError, FieldError, Forbidden, InvalidInput, NotFound
+from meetings.minutes import export, service, workflow
+from meetings.minutes.models import (
+    CHANGE_LABELS,
+    ENTRY_KIND_LABELS,
+    ENTRY_STATUS_LABELS,
+    ISSUE_CATEGORY_LABELS,
+    MINUTES_STATUS_LABELS,
+    SEVERITY_LABELS,
+    Minutes,
+    MinutesStatus,
+)
+from meetings.minutes.templates import sections_of
+from meetings.schedule.models import OccurrenceState
+from meetings.schedule.service import get_occurrence
+from web import keys
+from web.access import needs
+from web.forms import int_param, json_object, text_field
+from web.minutes_live import MinutesHub, Viewer
+from web.render import STATUS_TITLES, errors_json, render
+from web.views.room_ws import origin_allowed
+from web.views.schedule import me
+
+routes = web.RouteTableDef()
+log = logging.getLogger("giaoban.minutes")
+MAX_WS_MESSAGE = 64 * 1024
+FORMATS = {
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pdf": "application/pdf",
+    "md": "text/markdown; charset=utf-8",
+}
+ENTRY_FIELDS = (
+    "kind",
+    "text",
+    "section",
+    "unit",
+    "category",
+    "severity",
+    "owner_unit",
+    "owner_person",
+    "due_date",
+)
+
+# Every text the editing page's JavaScript shows, by key; rendered translated into the page.
+STRINGS: dict[str, str] = {
+    "saved": N_("Saved"),
+    "saving": N_("Saving…"),
+    "conflict": N_("Someone else changed this entry first. Here is the current text."),
+    "use_theirs": N_("Use their text"),
+    "keep_mine": N_("Save my text over it"),
+    "offline": N_("Connection lost; reconnecting…"),
+    "online": N_("Live"),
+    "close": N_("Close"),
+    "reopen": N_("Reopen"),
+    "delete": N_("Delete"),
+    "history": N_("History"),
+    "up": N_("Move up"),
+    "down": N_("Move down"),
+    "error": N_("Not saved"),
+    "header_conflict": N_("Someone else changed the header first. Reload to see it."),
+}
+
+
+def actor(request: web.Request) -> Actor:
+    """The signed-in person as the domain sees them."""
+    return accounts.actor_of(me(request))
+
+
+def hub(request: web.Request) -> MinutesHub:
+    """This node's live viewers."""
+    return request.app[keys.MINUTES_HUB]
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside a <script> element: '<', '>' and '&' escaped, so "</script>" cannot end it."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def entry_input(data: dict[str, Any]) -> service.EntryInput:
+    """An EntryInput from a JSON object (every field text, link_id a number or null)."""
+    values = {name: text_field(data, name) for name in ENTRY_FIELDS}
+    if len(values["text"]) > 100_000:  # far over the limit: refuse before any work
+        raise InvalidInput([FieldError("text", N_("Use at most %(n)s characters."), {"n": service.MAX_TEXT})])
+    link = data.get("link_id")
+    if link is not None and (not isinstance(link, int) or isinstance(link, bool)):
+        raise InvalidInput([FieldError("link_id", N_("Link to an entry of these minutes."))])
+    return service.EntryInput(**values, link_id=link)
+
+
+def version_of(data: dict[str, Any]) -> int:
+    """The entry version the editor saw."""
+    value = data.get("version")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInput([FieldError("version", N_("Send the version of the entry you edited."))])
+    return value
+
+
+async def live_state(db: AsyncSession, minutes: Minutes) -> dict[str, Any]:
+    """The live minutes: status, header, sections with entries, carried items, versions."""
+    data = await workflow.content(db, minutes)
+    versions = await workflow.versions(db, minutes.id)
+    return {
+        **data,
+        "status": minutes.status.value,
+        "header_version": minutes.header_version,
+        "versions": [
+            {
+                "number": v.number,
+                "sha256": v.sha256,
+                "approved_by": v.approved_by_name,
+                "approved_at": v.approved_at.isoformat(),
+                "published_at": v.published_at.isoformat() if v.published_at else None,
+            }
+            for v in versions
+        ],
+    }
+
+
+async def readable(db: AsyncSession, who: Actor, minutes: Minutes) -> dict[str, Any]:
+    """What this person reads: the live minutes for editors (and invitees during the meeting),
+    else the newest published version."""
+    await service.check_read(db, who, minutes, live=True)
+    if service.can_edit(who):
+        return await live_state(db, minutes)
+    occ = await get_occurrence(db, minutes.occurrence_id)
+    if (
+        occ.state in {OccurrenceState.OPEN, OccurrenceState.IN_PROGRESS}
+        and minutes.status in service.EDITABLE
+    ):
+        return await live_state(db, minutes)
+    for version in reversed(await workflow.versions(db, minutes.id)):
+        if version.published_at is not None:
+            return {
+                **workflow.version_content(version),
+                "status": MinutesStatus.PUBLISHED.value,
+                "versions": [],
+            }
+    raise NotFound(N_("These minutes are not published yet."))
+
+
+def page_context() -> dict[str, Any]:
+    """Labels the minutes templates show."""
+    return {
+        "kinds": ENTRY_KIND_LABELS,
+        "categories": ISSUE_CATEGORY_LABELS,
+        "severities": SEVERITY_LABELS,
+        "statuses": MINUTES_STATUS_LABELS,
+        "entry_statuses": ENTRY_STATUS_LABELS,
+        "change_labels": CHANGE_LABELS,
+        "section_labels": {s.key: s.label for t in ("morning", "afternoon", "adhoc") for s in sections_of(t)},
+    }
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+@routes.get("/minutes", name="minutes_list")
+@needs(Permission.MEETINGS_READ)
+async def list_page(request: web.Request) -> web.Response:
+    """The newest minutes, and a search across all of them."""
+    who = actor(request)
+    query = request.query.get("q", "")[:200]
+    async with request.app[keys.DB]() as db:
+        rows = await service.list_minutes(db, who)
+        hits = await service.search(db, who, query) if query.strip() else []
+    return render(
+        request,
+        "minutes/list.html",
+        {"rows": rows, "query": query, "hits": hits, **page_context()},
+    )
+
+
+@routes.get("/meetings/occurrences/{id}/minutes", name="occurrence_minutes")
+@needs(Permission.MEETINGS_READ)
+async def occurrence_minutes(request: web.Request) -> web.Response:
+    """The minutes of a meeting: created on first visit by the secretary or the chair."""
+    who = actor(request)
+    async with request.app[keys.DB]() as db:
+        occ = await get_occurrence(db, int_param(request))
+        if service.can_edit(who):
+            minutes = await service.ensure_minutes(db, occ)
+            await db.commit()
+        else:
+            found = await service.minutes_of(db, occ.id)
+            if found is None:
+                raise NotFound(N_("These minutes do not exist."))
+            minutes = found
+    raise web.HTTPSeeOther(str(request.app.router["minutes"].url_for(id=str(minutes.id))))
+
+
+@routes.get("/minutes/{id}", name="minutes")
+@needs(Permission.MEETINGS_READ)
+async def minutes_page(request: web.Request) -> web.Response:
+    """The minutes, read view (live for editors, the published version for members)."""
+    who = actor(request)
+    async with request.app[keys.DB]() as db:
+        minutes = await service.get_minutes(db, int_param(request))
+        if minutes.status in service.EDITABLE and service.can_edit(who):
+            await service.sync_carried(db, minutes)
+            await db.commit()
+        data = await readable(db, who, minutes)
+    return render(
+        request,
+        "minutes/view.html",
+        {
+            "minutes": minutes,
+            "data": data,
+            "version": None,
+            "editor": service.can_edit(who),
+            **page_context(),
+        },
+    )
+
+
+@routes.get("/minutes/{id}/edit", name="minutes_edit")
+@needs(Permission.MINUTES_EDIT)
+async def edit_page(request: web.Request) -> web.Response:
+    """The secretary's live editing page."""
+    async with request.app[keys.DB]() as db:
+        minutes = await service.get_minutes(db, int_param(request))
+        if minutes.status in service.EDITABLE:
+            await service.sync_carried(db, minutes)
+            await db.commit()
+        data = await live_state(db, minutes)
+        units = list(await db.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.code)))
+    if minutes.status not in service.EDITABLE:  # approved: locked, read it instead
+        raise web.HTTPSeeOther(str(request.app.router["minutes"].url_for(id=str(minutes.id))))
+    strings = {k: i18n.gettext(v) for k, v in STRINGS.items()}
+    strings.update({f"kind_{k.value}": i18n.gettext(v) for k, v in ENTRY_KIND_LABELS.items()})
+    strings.update({f"section_{s.key}": i18n.gettext(s.label) for s in sections_of(minutes.template)})
+    return render(
+        request,
+        "minutes/edit.html",
+        {
+            "minutes": minutes,
+            "data": data,
+            "units": units,
+            "sections": sections_of(minutes.template),
+            "strings_json": script_json(strings),
+            "state_json": script_json(_json(data)),
+            **page_context(),
+        },
+    )
+
+
+@routes.get("/minutes/{id}/versions/{number}", name="minutes_version")
+@needs(Permission.MEETINGS_READ)
+async def version_page(request: web.Request) -> web.Response:
+    """One approved version, as approved."""
+    who = actor(request)
+    async with request.app[keys.DB]() as db:
+        minutes = await service.get_minutes(db, int_param(request))
+        await service.check_read(db, who, minutes)
+        version = await workflow.get_version(db, minutes.id, int_param(request, "number"))
+        if not service.can_edit(who) and version.published_at is None:
+            raise NotFound(N_("This version does not exist."))
+    data = {**workflow.version_content(version), "status": "", "versions": []}
+    return render(
+        request,
+        "minutes/view.html",
+        {"minutes": minutes, "data": data, "version": version, "editor": False, **page_context()},
+    )
+
+
+@routes.get("/minutes/{id}/entries/{entry}/history", name="minutes_entry_history")
+@needs(Permission.MEETINGS_READ)
+async def history_page(request: web.Request) -> web.Response:
+    """Every change of one entry: who, when, before, after."""
+    who = actor(request)
+    async with request.app[keys.DB]() as db:
+        minutes, entry, changes = await _history(db, who, request)
+        data = await service.entry_data(db, entry)
+    return render(
+        request,
+        "minutes/history.html",
+        {"minutes": minutes, "entry": data, "changes": changes, **page_context()},
+    )
+
+
+async def _history(
+    db: AsyncSession, who: Actor, request: web.Request
+) -> tuple[Minutes, Any, list[dict[str, Any]]]:
+    minutes = await service.get_minutes(db, int_param(request))
+    await service.check_read(db, who, minutes, live=True)
+    entry = await service.get_entry(db, int_param(request, "entry"))
+    carried = {e.id for e in await service.carried_entries(db, minutes.id)}
+    if entry.minutes_id != minutes.id and entry.id not in carried:
+        raise NotFound(N_("This entry does not exist."))
+    return minutes, entry, [service.change_data(c) for c in await service.history(db, entry.id)]
+
+
+@routes.get("/minutes/{id}/export/{format}", name="minutes_export")
+@needs(Permission.MEETINGS_READ)
+async def export_file(request: web.Request) -> web.Response:
+    """The minutes as DOCX, PDF or Markdown (?version=N for an approved version)."""
+    fmt = request.match_info["format"]
+    if fmt not in FORMATS:
+        raise NotFound(N_("This page does not exist."))
+    who = actor(request)
+    raw = request.query.get("version", "")
+    async with request.app[keys.DB]() as db:
+        minutes = await service.get_minutes(db, int_param(request))
+        approval: dict[str, Any] | None = None
+        if raw.isdigit() and len(raw) < 6:
+            await service.check_read(db, who, minutes)
+            version = await workflow.get_version(db, minutes.id, int(raw))
+            if not service.can_edit(who) and version.published_at is None:
+                raise NotFound(N_("This version does not exist."))
+            data = workflow.version_content(version)
+            approval = {
+                "by": version.approved_by_name,
+                "at": version.approved_at.isoformat(),
+                "sha256": version.sha256,
+            }
+        else:
+            data = await readable(db, who, minutes)
+    loop = asyncio.get_running_loop()
+    if fmt == "docx":
+        body = await loop.run_in_executor(None, export.to_docx, data, approval)
+    elif fmt == "pdf":
+        body = await loop.run_in_executor(None, export.to_pdf, data, approval)
+    else:
+        body = export.to_markdown(data, approval).encode("utf-8")
+    name = f"{export.file_stem(data)}.{fmt}"
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": FORMATS[fmt],
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+# --- workflow (forms) ------------------------------------------------------------------------
+
+
+async def _workflow(request: web.Request, action: str) -> web.Response:
+    who = actor(request)
+    minutes_id = int_param(request)
+    settings = request.app[keys.SETTINGS]
+    async with request.app[keys.DB]() as db:
+        if action == "submit":
+            await workflow.submit(db, who, minutes_id)
+        elif action == "return":
+            await workflow.return_to_draft(db, who, minutes_id)
+        elif action == "approve":
+            await workflow.approve(db, who, minutes_id)
+        elif action == "correct":
+            await workflow.correct(db, who, minutes_id)
+        else:
+            await workflow.publish(
+                db,
+                who,
+                minutes_id,
+                base_url=settings.base_url,
+                sender_email=settings.mail_from,
+                sender_name=settings.organizer_name,
+            )
+        minutes = await service.get_minutes(db, minutes_id)
+        status = minutes.status.value
+        await db.commit()
+    if action == "publish" and keys.OUTBOX in request.app:
+        request.app[keys.OUTBOX].wake()
+    hub(request).push(minutes_id, {"type": "status", "status": status})
+    # Leave the transaction first, then redirect (a redirect raised inside would roll back).
+    raise web.HTTPSeeOther(str(request.app.router["minutes"].url_for(id=str(minutes_id))))
+
+
+@routes.post("/minutes/{id}/submit", name="minutes_submit")
+@needs(Permission.MINUTES_EDIT)
+async def submit(request: web.Request) -> web.Response:
+    """Hand the draft to the chair."""
+    return await _workflow(request, "submit")
+
+
+@routes.post("/minutes/{id}/return", name="minutes_return")
+@needs(Permission.MINUTES_EDIT)
+async def return_to_draft(request: web.Request) -> web.Response:
+    """Take submitted minutes back to the draft."""
+    return await _workflow(request, "return")
+
+
+@routes.post("/minutes/{id}/approve", name="minutes_approve")
+@needs(Permission.MINUTES_APPROVE)
+async def approve(request: web.Request) -> web.Response:
+    """The chair approves."""
+    return await _workflow(request, "approve")
+
+
+@routes.post("/minutes/{id}/publish", name="minutes_publish")
+@needs(Permission.MINUTES_EDIT)
+async def publish(request: web.Request) -> web.Response:
+    """Mail the approved version to every invitee."""
+    return await _workflow(request, "publish")
+
+
+@routes.post("/minutes/{id}/correct", name="minutes_correct")
+@needs(Permission.MINUTES_EDIT)
+async def correct(request: web.Request) -> web.Response:
+    """Open a correction: the next version, as a draft."""
+    return await _workflow(request, "correct")
+
+
+# --- JSON API --------------------------------------------------------------------------------
+
+
+def conflict_response(exc: service.EntryConflict) -> web.Response:
+    """409 with the current entry, so the editor sees what is there now."""
+    return web.json_response(
+        {"error": {"status": 409, "message": i18n.gettext(exc.message), "current": exc.current}}, status=409
+    )
+
+
+@routes.get("/api/minutes/{id}", name="api_minutes")
+@needs(Permission.MEETINGS_READ)
+async def api_minutes(request: web.Request) -> web.Response:
+    """The minutes as JSON (the room's read-only panel polls or subscribes to /minutes/{id}/ws)."""
+    who = actor(request)
+    async with request.app[keys.DB]() as db:
+        minutes = await service.get_minutes(db, int_param(request))
+        data = await readable(db, who, minutes)
+    return web.json_response(_json(data))
+
+
+@routes.get("/api/occurrences/{id}/minutes", name="api_occurrence_minutes")
+@needs(Permission.MEETINGS_READ)
+async def api_occurrence_minutes(request: web.Request) -> web.Response:
+    """The minutes of a meeting as JSON; created on first call by the secretary or the chair."""
+    who = actor(request)
+    async with request.app[keys.DB]() as db:
+        occ = await get_occurrence(db, int_param(request))
+        if service.can_edit(who):
+            minutes = await service.ensure_minutes(db, occ)
+            await db.commit()
+        else:
+            found = await service.minutes_of(db, occ.id)
+            if found is None:
+                raise NotFound(N_("These minutes do not exist."))
+            minutes = found
+        data = await readable(db, who, minutes)
+    return web.json_response(_json({**data, "ws": f"/minutes/{minutes.id}/ws"}))
+
+
+@routes.get("/api/search/minutes", name="api_minutes_search")
+@needs(Permission.MEETINGS_READ)
+async def api_search(request: web.Request) -> web.Response:
+    """Entries matching every word of ?q=, with or without diacritics."""
+    who = actor(request)
+    async with request.app[keys.DB]() as db:
+        hits = await service.search(db, who, request.query.get("q", ""))
+        results = [
+            {
+                "minutes_id": h.minutes.id,
+                "title": h.title,
+                "date": h.minutes.header.get("date", ""),
+                "entry": await service.entry_data(db, h.entry),
+            }
+            for h in hits
+        ]
+    return web.json_response({"results": results})
+
+
+@routes.post("/api/minutes/{id}/entries", name="api_minutes_entry_create")
+@needs(Permission.MINUTES_EDIT)
+async def api_entry_create(request: web.Request) -> web.Response:
+    """Add an entry."""
+    data = await json_object(request)
+    return await _apply(request, {"op": "add", **data}, status=201)
+
+
+@routes.put("/api/minutes/{id}/entries/{entry}", name="api_minutes_entry_update")
+@needs(Permission.MINUTES_EDIT)
+async def api_entry_update(request: web.Request) -> web.Response:
+    """Save an entry over the version the editor saw (409 with the current entry when stale)."""
+    data = await json_object(request)
+    return await _apply(request, {**data, "op": "save", "id": int_param(request, "entry")})
+
+
+@routes.post("/api/minutes/{id}/entries/{entry}/status", name="api_minutes_entry_status")
+@needs(Permission.MINUTES_EDIT)
+async def api_entry_status(request: web.Request) -> web.Response:
+    """Close or reopen an issue or an action."""
+    data = await json_object(request)
+    return await _apply(request, {**data, "op": "status", "id": int_param(request, "entry")})
+
+
+@routes.post("/api/minutes/{id}/entries/{entry}/move", name="api_minutes_entry_move")
+@needs(Permission.MINUTES_EDIT)
+async def api_entry_move(request: web.Request) -> web.Response:
+    """Put an entry at another place."""
+    data = await json_object(request)
+    return await _apply(request, {**data, "op": "move", "id": int_param(request, "entry")})
+
+
+@routes.delete("/api/minutes/{id}/entries/{entry}", name="api_minutes_entry_delete")
+@needs(Permission.MINUTES_EDIT)
+async def api_entry_delete(request: web.Request) -> web.Response:
+    """Remove an entry (its history stays)."""
+    raw = request.query.get("version", "")
+    data: dict[str, Any] = {"version": int(raw) if raw.isdigit() and len(raw) < 9 else None}
+    return await _apply(request, {**data, "op": "delete", "id": int_param(request, "entry")})
+
+
+@routes.put("/api/minutes/{id}/header", name="api_minutes_header")
+@needs(Permission.MINUTES_EDIT)
+async def api_header(request: web.Request) -> web.Response:
+    """Change the header (chair, secretary, attendance by unit)."""
+    data = await json_object(request)
+    return await _apply(request, {**data, "op": "header"})
+
+
+@routes.get("/api/minutes/{id}/entries/{entry}/history", name="api_minutes_entry_history")
+@needs(Permission.MEETINGS_READ)
+async def api_history(request: web.Request) -> web.Response:
+    """Every change of one entry."""
+    async with request.app[keys.DB]() as db:
+        _minutes, entry, changes = await _history(db, actor(request), request)
+        data = await service.entry_data(db, entry)
+    return web.json_response({"entry": data, "changes": changes})
+
+
+async def _apply(request: web.Request, message: dict[str, Any], *, status: int = 200) -> web.Response:
+    """Run one edit for the HTTP API; conflicts answer 409 with the current entry."""
+    try:
+        result = await apply_edit(request.app, actor(request), int_param(request), message)
+    except service.EntryConflict as exc:
+        return conflict_response(exc)
+    return web.json_response(result, status=status)
+
+
+async def apply_edit(
+    app: web.Application, who: Actor, minutes_id: int, message: dict[str, Any]
+) -> dict[str, Any]:
+    """One edit (add, save, status, move, delete, header) in one transaction, then pushed live.
+
+    The one path for HTTP and WebSocket edits, so both check versions and push the same way.
+    """
+    op = message.get("op")
+    entry_id = message.get("id")
+    if op in {"save", "status", "move", "delete"} and (
+        not isinstance(entry_id, int) or isinstance(entry_id, bool)
+    ):
+        raise InvalidInput([FieldError("id", N_("Say which entry."))])
+    async with app[keys.DB]() as db:
+        push: dict[str, Any]
+        if op == "add":
+            entry = await service.add_entry(db, who, minutes_id, entry_input(message))
+            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+        elif op == "save":
+            assert isinstance(entry_id, int)
+            entry = await service.update_entry(
+                db, who, minutes_id, entry_id, version_of(message), entry_input(message)
+            )
+            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+        elif op == "status":
+            assert isinstance(entry_id, int)
+            entry = await service.set_status(
+                db, who, minutes_id, entry_id, version_of(message), text_field(message, "status")
+            )
+            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+        elif op == "move":
+            assert isinstance(entry_id, int)
+            position = message.get("position")
+            if not isinstance(position, int) or isinstance(position, bool):
+                raise InvalidInput([FieldError("position", N_("Give the new place as a number."))])
+            ordered = await service.move_entry(db, who, minutes_id, entry_id, version_of(message), position)
+            push = {"type": "order", "entries": [await service.entry_data(db, e) for e in ordered]}
+        elif op == "delete":
+            assert isinstance(entry_id, int)
+            entry = await service.delete_entry(db, who, minutes_id, entry_id, version_of(message))
+            push = {"type": "deleted", "id": entry.id, "version": entry.version}
+        elif op == "header":
+            expected = message.get("header_version")
+            if not isinstance(expected, int) or isinstance(expected, bool):
+                raise InvalidInput(
+                    [FieldError("header_version", N_("Send the version of the header you edited."))]
+                )
+            fields = {k: v for k, v in message.items() if k in {"chair", "secretary", "attendance"}}
+            minutes = await service.update_header(db, who, minutes_id, expected, fields)
+            push = {"type": "header", "header": minutes.header, "header_version": minutes.header_version}
+        elif op == "attendance":
+            expected = message.get("header_version")
+            if not isinstance(expected, int) or isinstance(expected, bool):
+                raise InvalidInput(
+                    [FieldError("header_version", N_("Send the version of the header you edited."))]
+                )
+            minutes = await service.refresh_attendance(db, who, minutes_id, expected)
+            push = {"type": "header", "header": minutes.header, "header_version": minutes.header_version}
+        else:
+            raise InvalidInput([FieldError("op", N_("Unknown action."))])
+        await db.commit()
+    app[keys.MINUTES_HUB].push(minutes_id, push)
+    return push
+
+
+# --- live socket -----------------------------------------------------------------------------
+
+
+@routes.get("/minutes/{id}/ws", name="minutes_ws")
+@needs(Permission.MEETINGS_READ)  # the session decides; editing needs MINUTES_EDIT, checked per message
+async def minutes_ws(request: web.Request) -> web.StreamResponse:
+    """Live minutes: every change pushed to every viewer; editors save entries with their versions."""
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_WS_MESSAGE)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="this address is a WebSocket")
+    if not origin_allowed(request):
+        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
+    who = actor(request)
+    minutes_id = int_param(request)
+    async with request.app[keys.DB]() as db:
+        minutes = await service.get_minutes(db, minutes_id)
+        await service.check_read(db, who, minutes, live=True)
+        snapshot = await readable(db, who, minutes)
+    language = request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)
+    await ws.prepare(request)
+    viewer = Viewer(ws, minutes_id, who.id)
+    live = hub(request)
+    live.add(viewer)
+    writer = asyncio.create_task(viewer.writer(), name=f"minutes-ws-{minutes_id}")
+    viewer.post(json.dumps({"type": "state", "state": _json(snapshot)}, ensure_ascii=False))
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            try:
+                answer = await _socket_message(request.app, who, minutes_id, msg.data, language)
+            except Exception:  # one bad message must not end everyone's editing session
+                log.exception("minutes socket message failed", extra={"minutes": minutes_id})
+                with i18n.language(language):
+                    answer = {"type": "error", "ref": None, "message": i18n.gettext(STATUS_TITLES[500])}
+            viewer.post(json.dumps(answer, ensure_ascii=False))
+    finally:
+        live.remove(viewer)
+        viewer.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(writer, timeout=5)
+    return ws
+
+
+async def _socket_message(
+    app: web.Application, who: Actor, minutes_id: int, raw: str, language: str
+) -> dict[str, Any]:
+    """One client message: the answer to send back to that client (pushes go to everyone)."""
+    ref: Any = None
+    try:
+        try:
+            message = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput([FieldError("body", N_("The body is not valid JSON."))]) from exc
+        if not isinstance(message, dict):
+            raise InvalidInput(
+                [FieldError("body", N_("Send a JSON object (Content-Type: application/json)."))]
+            )
+        ref = message.get("ref")
+        if not who.can(Permission.MINUTES_EDIT):
+            raise Forbidden(N_("Only the secretary and the chair write the minutes."))
+        result = await apply_edit(app, who, minutes_id, message)
+        return {"type": "ack", "ref": ref, "result": result}
+    except service.EntryConflict as exc:
+        with i18n.language(language):
+            text = i18n.gettext(exc.message)
+        return {"type": "conflict", "ref": ref, "message": text, "current": exc.current}
+    except DomainError as exc:
+        with i18n.language(language):
+            text = i18n.gettext(exc.message, **exc.params)
+            fields = errors_json(exc.errors) if isinstance(exc, InvalidInput) else []
+        return {"type": "error", "ref": ref, "message": text, "fields": fields}
