@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import aiohttp_jinja2
@@ -25,6 +26,17 @@ STATUS_TITLES = {
     429: N_("Too many attempts. Please wait and try again."),
     500: N_("Something went wrong on our side. It has been logged."),
 }
+
+
+def jsonable(value: Any) -> Any:
+    """A structure of dicts and lists with its datetimes as ISO 8601 text, ready for JSON."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value
 
 
 def wants_json(request: web.Request) -> bool:

@@ -591,6 +591,18 @@ async def _check_version(db: AsyncSession, entry: Entry, expected: int) -> None:
     raise EntryConflict(await entry_data(db, entry))
 
 
+async def _claim_entry(
+    db: AsyncSession, actor: Actor, minutes_id: int, entry_id: int, expected_version: int
+) -> tuple[Minutes, Entry, bool]:
+    """The minutes (the actor may edit them), the entry (locked, its next version claimed: a stale
+    version raises EntryConflict) and whether it is carried from earlier minutes."""
+    minutes = await get_minutes(db, minutes_id)
+    check_edit(actor, minutes)
+    entry, carried = await _entry_in(db, minutes, entry_id)
+    await _check_version(db, entry, expected_version)
+    return minutes, entry, carried
+
+
 async def update_entry(
     db: AsyncSession,
     actor: Actor,
@@ -639,10 +651,7 @@ async def set_status(
 ) -> Entry:
     """Close (or reopen) an issue or an action, here or in later minutes where it is carried."""
     now = now or utcnow()
-    minutes = await get_minutes(db, minutes_id)
-    check_edit(actor, minutes)
-    entry, _carried = await _entry_in(db, minutes, entry_id)
-    await _check_version(db, entry, expected_version)
+    minutes, entry, _carried = await _claim_entry(db, actor, minutes_id, entry_id, expected_version)
     try:
         wanted = EntryStatus(status)
     except ValueError as exc:
@@ -674,10 +683,7 @@ async def move_entry(
 ) -> list[Entry]:
     """Put an entry at a place (1 = first) among the minutes' own entries; returns them in order."""
     now = now or utcnow()
-    minutes = await get_minutes(db, minutes_id)
-    check_edit(actor, minutes)
-    entry, carried = await _entry_in(db, minutes, entry_id)
-    await _check_version(db, entry, expected_version)
+    minutes, entry, carried = await _claim_entry(db, actor, minutes_id, entry_id, expected_version)
     if carried:
         raise Conflict(N_("A carried entry keeps its place in the minutes that raised it."))
     own = await own_entries(db, minutes.id)
@@ -703,10 +709,7 @@ async def delete_entry(
 ) -> Entry:
     """Remove an entry from the minutes (kept, marked deleted, with its history)."""
     now = now or utcnow()
-    minutes = await get_minutes(db, minutes_id)
-    check_edit(actor, minutes)
-    entry, carried = await _entry_in(db, minutes, entry_id)
-    await _check_version(db, entry, expected_version)
+    minutes, entry, carried = await _claim_entry(db, actor, minutes_id, entry_id, expected_version)
     if carried:
         raise Conflict(N_("A carried entry is removed in the minutes that raised it; here you may close it."))
     before = _tracked(entry)

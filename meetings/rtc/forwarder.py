@@ -653,7 +653,5 @@ def implementation(native: bool) -> tuple[type[PySlotForwarder], Callable[..., i
 if TYPE_CHECKING:
     SlotForwarder = PySlotForwarder  # the same interface, whichever core
 else:
-    SlotForwarder = NativeSlotForwarder if NATIVE else PySlotForwarder
-    """The forwarder the SFU uses; ``fanout`` is the matching fan-out."""
-
-fanout: Callable[..., int] = _fastpath.fanout if NATIVE else fanout_py
+    SlotForwarder = implementation(NATIVE)[0]
+    """The forwarder class by default (an ``Sfu`` picks its own with ``implementation``)."""

@@ -18,7 +18,7 @@ from meetings.schedule.models import OCCURRENCE_STATE_LABELS, Occurrence, Series
 from web import keys
 from web.access import needs
 from web.forms import int_param
-from web.render import render
+from web.render import jsonable, render
 from web.views.schedule import me
 
 routes = web.RouteTableDef()
@@ -60,7 +60,7 @@ def _presence(p: Presence, now: datetime) -> dict[str, Any]:
 def attendance_data(
     occ: Occurrence, series: Series, units: list[UnitAttendance], now: datetime
 ) -> dict[str, Any]:
-    """What the page shows and the API returns (datetimes as objects; `_json` turns them to text)."""
+    """What the page shows and the API returns (datetimes as objects; `jsonable` turns them to text)."""
     groups: list[dict[str, Any]] = [
         {
             "unit": (
@@ -88,16 +88,6 @@ def attendance_data(
     }
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    return value
-
-
 @routes.get("/meetings/occurrences/{id}/attendance", name="attendance")
 @needs(Permission.MEETINGS_READ)
 async def attendance_page(request: web.Request) -> web.Response:
@@ -120,4 +110,4 @@ async def attendance_page(request: web.Request) -> web.Response:
 async def attendance_api(request: web.Request) -> web.Response:
     """The attendance page's data as JSON."""
     occ, series, units = await _load(request)
-    return web.json_response(_json(attendance_data(occ, series, units, utcnow())))
+    return web.json_response(jsonable(attendance_data(occ, series, units, utcnow())))

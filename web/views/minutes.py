@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from datetime import datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -40,7 +39,7 @@ from web import keys
 from web.access import needs
 from web.forms import int_param, json_object, text_field
 from web.minutes_live import MinutesHub, Viewer
-from web.render import STATUS_TITLES, errors_json, render
+from web.render import STATUS_TITLES, errors_json, jsonable, render
 from web.views.room_ws import origin_allowed
 from web.views.schedule import me
 
@@ -92,16 +91,6 @@ def actor(request: web.Request) -> Actor:
 def hub(request: web.Request) -> MinutesHub:
     """This node's live viewers."""
     return request.app[keys.MINUTES_HUB]
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    return value
 
 
 def script_json(value: Any) -> str:
@@ -271,7 +260,7 @@ async def edit_page(request: web.Request) -> web.Response:
             "units": units,
             "sections": sections_of(minutes.template),
             "strings_json": script_json(strings),
-            "state_json": script_json(_json(data)),
+            "state_json": script_json(jsonable(data)),
             **page_context(),
         },
     )
@@ -454,7 +443,7 @@ async def api_minutes(request: web.Request) -> web.Response:
     async with request.app[keys.DB]() as db:
         minutes = await service.get_minutes(db, int_param(request))
         data = await readable(db, who, minutes)
-    return web.json_response(_json(data))
+    return web.json_response(jsonable(data))
 
 
 @routes.get("/api/occurrences/{id}/minutes", name="api_occurrence_minutes")
@@ -473,7 +462,7 @@ async def api_occurrence_minutes(request: web.Request) -> web.Response:
                 raise NotFound(N_("These minutes do not exist."))
             minutes = found
         data = await readable(db, who, minutes)
-    return web.json_response(_json({**data, "ws": f"/minutes/{minutes.id}/ws"}))
+    return web.json_response(jsonable({**data, "ws": f"/minutes/{minutes.id}/ws"}))
 
 
 @routes.get("/api/search/minutes", name="api_minutes_search")
@@ -652,7 +641,7 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
     live = hub(request)
     live.add(viewer)
     writer = asyncio.create_task(viewer.writer(), name=f"minutes-ws-{minutes_id}")
-    viewer.post(json.dumps({"type": "state", "state": _json(snapshot)}, ensure_ascii=False))
+    viewer.post(json.dumps({"type": "state", "state": jsonable(snapshot)}, ensure_ascii=False))
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
