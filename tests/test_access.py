@@ -133,6 +133,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "api_minutes_entry_move"): MINUTES_EDITORS,
     ("DELETE", "api_minutes_entry_delete"): MINUTES_EDITORS,
     ("PUT", "api_minutes_header"): MINUTES_EDITORS,
+    ("POST", "api_minutes_attendance"): MINUTES_EDITORS,
     # The issue register: everyone reads the issues of their unit (the test's issue is theirs).
     ("GET", "issues"): SIGNED_IN,
     ("GET", "issue_new"): ISSUE_REPORTERS,

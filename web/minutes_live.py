@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from meetings.minutes import attendance as minutes_attendance
+from meetings.minutes import service as minutes_service
 from web import keys
 
 log = logging.getLogger("giaoban.minutes")
@@ -94,6 +96,26 @@ class MinutesHub:
         for group in list(self.viewers.values()):
             for viewer in list(group):
                 viewer.close()
+
+
+async def push_attendance(app: web.Application, occurrence_id: int) -> None:
+    """The room's attendance changed (a seat, a leave, the end): the viewers of the meeting's
+    minutes on this node get the header with the attendance as the minutes now show it."""
+    hub = app.get(keys.MINUTES_HUB)
+    if hub is None or not hub.viewers:  # nobody watches any minutes: no query
+        return
+    try:
+        async with app[keys.DB]() as db:
+            minutes = await minutes_service.minutes_of(db, occurrence_id)
+            if minutes is None or not hub.count(minutes.id) or minutes.status not in minutes_service.EDITABLE:
+                return
+            rows = await minutes_attendance.header_rows(db, minutes)
+    except Exception:  # the room goes on whatever happens to the minutes' viewers
+        log.exception("attendance not pushed to the minutes", extra={"occurrence": occurrence_id})
+        return
+    header = {k: v for k, v in minutes.header.items() if k != minutes_attendance.ROOM_KEY}
+    header["attendance"] = rows
+    hub.push(minutes.id, {"type": "header", "header": header, "header_version": minutes.header_version})
 
 
 async def minutes_ctx(app: web.Application) -> AsyncIterator[None]:

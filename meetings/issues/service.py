@@ -40,7 +40,7 @@ from meetings.minutes.models import (
     Severity,
 )
 from meetings.minutes.templates import default_section
-from meetings.schedule.models import Occurrence, Series
+from meetings.schedule.models import Occurrence, Series, SeriesInvitee, SeriesKind
 from meetings.text import fold, normalize
 
 MAX_TEXT = 4000
@@ -402,8 +402,16 @@ async def take_onto_agenda(db: AsyncSession, minutes: Minutes, occurrence: Occur
     """Put the issues reported since the last meeting onto these minutes (as issue entries).
 
     Called when minutes are opened; an issue reported before the meeting ended and still open
-    becomes an entry of these minutes, raised by its reporter; returns how many.
+    becomes an entry of these minutes, raised by its reporter; returns how many. Only the daily
+    meetings take them, and only those of the units they invite: an ad hoc meeting is about
+    its incident, not the centres' other open issues.
     """
+    series = await db.get(Series, occurrence.series_id)
+    if series is None or series.kind is SeriesKind.ADHOC:
+        return 0
+    invited = select(SeriesInvitee.unit_id).where(
+        SeriesInvitee.series_id == series.id, SeriesInvitee.unit_id.is_not(None)
+    )
     waiting = list(
         await db.scalars(
             select(Issue)
@@ -411,6 +419,7 @@ async def take_onto_agenda(db: AsyncSession, minutes: Minutes, occurrence: Occur
                 Issue.entry_id.is_(None),
                 Issue.status.in_([s.value for s in LIVE]),
                 Issue.created_at <= occurrence.end,
+                or_(Issue.reported_unit_id.is_(None), Issue.reported_unit_id.in_(invited)),
             )
             .order_by(Issue.id)
         )

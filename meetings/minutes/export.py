@@ -48,7 +48,14 @@ CATEGORIES = {
     "other": "khác",
 }
 SEVERITIES = {"low": "thấp", "medium": "trung bình", "high": "cao", "critical": "nghiêm trọng"}
-STATES = {"present": "Có mặt", "late": "Đến muộn", "absent": "Vắng", "excused": "Vắng có lý do"}
+STATES = {
+    "present": "Có mặt",
+    "late": "Đến muộn",
+    "left_early": "Về sớm",
+    "absent": "Vắng",
+    "excused": "Vắng có lý do",
+}
+CARRIED_MARK = "[Chuyển tiếp]"
 ROMAN = ("I", "II", "III", "IV", "V")
 
 
@@ -97,7 +104,7 @@ def carried_line(entry: dict[str, Any]) -> str:
     """A carried entry: the line, when and by whom it was raised, and what was decided since."""
     raised = entry.get("raised_on", "")
     when = f"{date.fromisoformat(raised):%d/%m/%Y}" if raised else ""
-    line = f"{entry_line(entry)} (nêu ngày {when}" + (
+    line = f"{CARRIED_MARK} {entry_line(entry)} (nêu ngày {when}" + (
         f", ghi bởi {entry['raised_by']})" if entry.get("raised_by") else ")"
     )
     for s in entry.get("since", []):
@@ -106,14 +113,18 @@ def carried_line(entry: dict[str, Any]) -> str:
 
 
 def attendance_lines(header: dict[str, Any]) -> list[str]:
-    """Attendance by unit, one line per unit."""
+    """Attendance by unit, one line per unit: counts, then every name by state (with the reason
+    of a correction)."""
     lines = []
     for unit in header.get("attendance", []):
+        reasons = unit.get("reasons", {})
+
+        def named(person: str, reasons: dict[str, str] = reasons) -> str:
+            return f"{person} ({reasons[person]})" if reasons.get(person) else person
+
         counts = [f"{STATES[s].lower()} {len(unit.get(s, []))}" for s in STATES if unit.get(s)]
         name = unit.get("unit_name") or "Khác"
-        detail = "; ".join(
-            f"{STATES[s]}: {', '.join(unit[s])}" for s in STATES if unit.get(s) and s != "present"
-        )
+        detail = "; ".join(f"{STATES[s]}: {', '.join(map(named, unit[s]))}" for s in STATES if unit.get(s))
         lines.append(f"{name}: {', '.join(counts) or 'không có ai'}" + (f" ({detail})" if detail else ""))
     return lines
 

@@ -195,6 +195,30 @@ class CarriedEntry(Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("minutes_entries.id", ondelete="CASCADE"))
 
 
+class AttendanceCorrection(Base):
+    """The secretary's correction of one person's attendance in minutes (kept as history).
+
+    The room's records are the source; the latest correction of a person overrides them in
+    these minutes. An empty `state` hands the person back to the room's records.
+    """
+
+    __tablename__ = "minutes_attendance_corrections"
+    __table_args__ = (Index("ix_minutes_attendance_corrections_minutes_person", "minutes_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    minutes_id: Mapped[int] = mapped_column(ForeignKey("minutes.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    person_name: Mapped[str] = mapped_column(String(200))  # as shown then
+    unit_code: Mapped[str] = mapped_column(String(32), default="")
+    before: Mapped[str] = mapped_column(String(16))  # the state the minutes showed
+    state: Mapped[str] = mapped_column(String(16), default="")  # "" = as the room recorded
+    reason: Mapped[str] = mapped_column(Text, default="")
+    version_no: Mapped[int] = mapped_column(Integer)  # the minutes version being written
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    actor_name: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class MinutesVersion(Base):
     """An approved version: its content as canonical JSON and the SHA-256 of that text."""
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,7 @@ from meetings.accounts.permissions import Actor, Permission
 from meetings.db.base import utcnow
 from meetings.directory.models import Person, Unit
 from meetings.errors import N_, Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes.models import (
     CARRIED_KINDS,
     CarriedEntry,
@@ -35,9 +36,8 @@ from meetings.minutes.models import (
     Severity,
 )
 from meetings.minutes.templates import default_section, section_keys
-from meetings.rooms import attendance
-from meetings.schedule.models import Occurrence, OccurrenceState, Series
-from meetings.schedule.service import get_occurrence, get_series, invited_units, series_of_person
+from meetings.schedule.models import Occurrence, OccurrenceState, Series, SeriesInvitee, SeriesKind
+from meetings.schedule.service import get_occurrence, get_series, series_of_person
 from meetings.text import fold, normalize
 
 MAX_TEXT = 4000
@@ -187,39 +187,15 @@ async def header_from_attendance(db: AsyncSession, occ: Occurrence, series: Seri
         if pid:
             person = await db.get(Person, pid)
             names[pid] = person.name if person else ""
-    units = []
-    for group in await attendance.by_unit(db, occ.id):
-        units.append(
-            {
-                "unit_code": group.unit.code if group.unit else "",
-                "unit_name": group.unit.name if group.unit else "",
-                "present": [p.person.name for p in group.present],
-                "late": [p.person.name for p in group.late],
-                "absent": [p.name for p in group.absent],
-                "excused": [],
-            }
-        )
-    # An invited unit with nobody on the list still has a line: the whole unit was missing.
-    listed = {u["unit_code"] for u in units}
-    for unit in await invited_units(db, series):
-        if unit.code not in listed:
-            units.append(
-                {
-                    "unit_code": unit.code,
-                    "unit_name": unit.name,
-                    "present": [],
-                    "late": [],
-                    "absent": [],
-                    "excused": [],
-                }
-            )
+    ended = occ.end if occ.state is OccurrenceState.ENDED else None
+    states = await minutes_attendance.room_states(db, occ, ended)
     return {
         "date": start.date().isoformat(),
         "start": start.strftime("%H:%M"),
         "end": end.strftime("%H:%M"),
         "chair": names.get(series.chair_id or 0, ""),
         "secretary": names.get(series.secretary_id or 0, ""),
-        "attendance": units,
+        "attendance": await minutes_attendance.unit_rows(db, states, series),
     }
 
 
@@ -257,12 +233,49 @@ async def ensure_minutes(db: AsyncSession, occurrence: Occurrence) -> Minutes:
     return found
 
 
-async def sync_carried(db: AsyncSession, minutes: Minutes, occurrence: Occurrence | None = None) -> int:
-    """Bring every open issue and undone action of earlier minutes onto these; returns how many new."""
-    occ = occurrence or await get_occurrence(db, minutes.occurrence_id)
-    already = set(
-        await db.scalars(select(CarriedEntry.entry_id).where(CarriedEntry.minutes_id == minutes.id))
+async def carry_series(db: AsyncSession, series: Series) -> list[int]:
+    """The series whose open items these minutes carry: the series they belong to.
+
+    An ad hoc meeting carries only its own series' items (a one-off: none). A morning or
+    afternoon meeting carries the daily rhythm it is part of: the morning and afternoon series
+    that share an invited unit (or the chair) with it, never an ad hoc meeting's items.
+    """
+    if series.kind is SeriesKind.ADHOC:
+        return [series.id]
+    units = select(SeriesInvitee.unit_id).where(
+        SeriesInvitee.series_id == series.id, SeriesInvitee.unit_id.is_not(None)
     )
+    sharing = select(SeriesInvitee.series_id).where(SeriesInvitee.unit_id.in_(units))
+    same_chair = Series.chair_id == series.chair_id if series.chair_id else false()
+    related = await db.scalars(
+        select(Series.id).where(
+            Series.kind != SeriesKind.ADHOC,
+            or_(Series.id == series.id, Series.id.in_(sharing), same_chair),
+        )
+    )
+    return sorted(set(related))
+
+
+async def sync_carried(db: AsyncSession, minutes: Minutes, occurrence: Occurrence | None = None) -> int:
+    """Bring the open issues and undone actions of earlier minutes of the same series onto these
+    (and drop carried items of other series); returns how many new."""
+    occ = occurrence or await get_occurrence(db, minutes.occurrence_id)
+    series_ids = await carry_series(db, await get_series(db, occ.series_id))
+    carried = {
+        c.entry_id: c
+        for c in await db.scalars(select(CarriedEntry).where(CarriedEntry.minutes_id == minutes.id))
+    }
+    in_series = set(
+        await db.scalars(
+            select(Entry.id)
+            .join(Minutes, Minutes.id == Entry.minutes_id)
+            .join(Occurrence, Occurrence.id == Minutes.occurrence_id)
+            .where(Entry.id.in_(list(carried) or [-1]), Occurrence.series_id.in_(series_ids))
+        )
+    )
+    for entry_id, row in carried.items():
+        if entry_id not in in_series:
+            await db.delete(row)
     open_ids = await db.scalars(
         select(Entry.id)
         .join(Minutes, Minutes.id == Entry.minutes_id)
@@ -273,15 +286,16 @@ async def sync_carried(db: AsyncSession, minutes: Minutes, occurrence: Occurrenc
             Entry.deleted.is_(False),
             Entry.minutes_id != minutes.id,
             Occurrence.start < occ.start,
+            Occurrence.series_id.in_(series_ids),
         )
         .order_by(Occurrence.start, Entry.position, Entry.id)
     )
     added = 0
     for entry_id in open_ids:
-        if entry_id not in already:
+        if entry_id not in carried:
             db.add(CarriedEntry(minutes_id=minutes.id, entry_id=entry_id))
             added += 1
-    if added:
+    if added or len(in_series) != len(carried):
         await db.flush()
     return added
 
@@ -304,31 +318,44 @@ async def _claim_header(db: AsyncSession, minutes: Minutes, expected: int) -> No
 async def refresh_attendance(
     db: AsyncSession, actor: Actor, minutes_id: int, expected_version: int
 ) -> Minutes:
-    """Fill the header's attendance again from the room's records (keeping the excused)."""
+    """Show the attendance again as the room's records (and the secretary's corrections) give it."""
     minutes = await get_minutes(db, minutes_id)
     check_edit(actor, minutes)
     await _claim_header(db, minutes, expected_version)
-    occ, series = await context_of(db, minutes)
-    fresh = await header_from_attendance(db, occ, series)
-    excused = {
-        (u["unit_code"], name) for u in minutes.header.get("attendance", []) for name in u.get("excused", [])
-    }
-    for unit in fresh["attendance"]:
-        moved = [n for n in unit["absent"] if (unit["unit_code"], n) in excused]
-        unit["absent"] = [n for n in unit["absent"] if n not in moved]
-        unit["excused"] = moved
-    minutes.header = {**minutes.header, "attendance": fresh["attendance"]}
-    await db.flush()
+    await minutes_attendance.materialise(db, minutes)
     return minutes
 
 
-ATTENDANCE_STATES = ("present", "late", "absent", "excused")
+async def correct_attendance(
+    db: AsyncSession,
+    actor: Actor,
+    minutes_id: int,
+    expected_version: int,
+    person_id: int,
+    state: str,
+    reason: str,
+    *,
+    now: datetime | None = None,
+) -> Minutes:
+    """The secretary corrects one person's attendance, with a reason (kept in the history)."""
+    minutes = await get_minutes(db, minutes_id)
+    check_edit(actor, minutes)
+    await _claim_header(db, minutes, expected_version)
+    await minutes_attendance.correct(db, actor, minutes, person_id, state, reason, now=now)
+    return minutes
+
+
+ATTENDANCE_STATES = minutes_attendance.STATES
 
 
 async def update_header(
     db: AsyncSession, actor: Actor, minutes_id: int, expected_version: int, data: dict[str, Any]
 ) -> Minutes:
-    """Change the header: chair, secretary, and who of each unit was present, late, absent, excused."""
+    """Change the header: chair, secretary, and who of each unit was present, late, absent, excused.
+
+    Attendance is the room's: a name moved to another state becomes a correction (with the
+    optional `reason`), recorded in the attendance history.
+    """
     minutes = await get_minutes(db, minutes_id)
     check_edit(actor, minutes)
     await _claim_header(db, minutes, expected_version)
@@ -341,13 +368,14 @@ async def update_header(
                 errors.append(FieldError(name, N_("Use at most %(n)s characters."), {"n": 200}))
             else:
                 header[name] = normalize(value)
+    rows: dict[str, dict[str, list[str]]] = {}
     if "attendance" in data:
-        rows = data["attendance"]
-        known = {u["unit_code"]: u for u in header.get("attendance", [])}
-        if not isinstance(rows, dict):
+        raw = data["attendance"]
+        known = {u["unit_code"] for u in await minutes_attendance.header_rows(db, minutes)}
+        if not isinstance(raw, dict):
             errors.append(FieldError("attendance", N_("This field is not valid.")))
         else:
-            for code, states in rows.items():
+            for code, states in raw.items():
                 if code not in known or not isinstance(states, dict):
                     errors.append(FieldError("attendance", N_("Unknown unit %(code)s."), {"code": str(code)}))
                     continue
@@ -356,12 +384,19 @@ async def update_header(
                     if not ok or not all(isinstance(p, str) and len(p) <= 200 for p in people):
                         errors.append(FieldError("attendance", N_("This field is not valid.")))
                         continue
-                    known[code] = {**known[code], state: [normalize(p) for p in people if p.strip()]}
-            header["attendance"] = list(known.values())
+                    rows.setdefault(code, {})[state] = [normalize(p) for p in people if p.strip()]
+    reason = data.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > minutes_attendance.MAX_REASON:
+        errors.append(
+            FieldError("reason", N_("Use at most %(n)s characters."), {"n": minutes_attendance.MAX_REASON})
+        )
+        reason = ""
     if errors:
         raise InvalidInput(errors)
     minutes.header = header
     await db.flush()
+    await minutes_attendance.correct_by_names(db, actor, minutes, rows, reason)
+    await minutes_attendance.materialise(db, minutes)
     return minutes
 
 

@@ -24,9 +24,11 @@ from meetings.accounts.permissions import Actor, Permission
 from meetings.db.base import utcnow
 from meetings.errors import N_, Conflict, Forbidden, NotFound
 from meetings.mail.outbox import enqueue, idempotency_key
+from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import export
 from meetings.minutes.models import Minutes, MinutesStatus, MinutesVersion
 from meetings.minutes.service import (
+    EDITABLE,
     can_edit,
     carried_entries,
     context_of,
@@ -53,13 +55,21 @@ async def content(db: AsyncSession, minutes: Minutes) -> dict[str, Any]:
             for s in await since_raised(db, entry)
         ]
         carried.append(item)
+    header = {k: v for k, v in minutes.header.items() if k != minutes_attendance.ROOM_KEY}
+    if minutes.status in EDITABLE:
+        # Until approved, the attendance is the room's records with the secretary's corrections.
+        header["attendance"] = await minutes_attendance.header_rows(db, minutes)
     return {
         "minutes_id": minutes.id,
         "version": minutes.version_no,
         "occurrence_id": occ.id,
         "title": series.title,
         "template": minutes.template,
-        "header": minutes.header,
+        "header": header,
+        "attendance_changes": [
+            minutes_attendance.correction_data(c)
+            for c in await minutes_attendance.corrections(db, minutes.id)
+        ],
         "sections": [
             {
                 "key": s.key,
@@ -94,17 +104,29 @@ async def _audit(db: AsyncSession, actor: Actor, action: str, minutes: Minutes, 
     )
 
 
-async def submit(db: AsyncSession, actor: Actor, minutes_id: int, now: datetime | None = None) -> Minutes:
-    """The secretary hands the draft to the chair."""
+async def _check_attendance(db: AsyncSession, minutes: Minutes, confirmed: bool) -> list[dict[str, Any]]:
+    """The differences between the minutes' attendance and the room's records; unless the person
+    confirmed them, AttendanceDisagrees lists them."""
+    found = await minutes_attendance.differences(db, minutes)
+    if found and not confirmed:
+        raise minutes_attendance.AttendanceDisagrees(found)
+    return [minutes_attendance.difference_data(d) for d in found]
+
+
+async def submit(
+    db: AsyncSession, actor: Actor, minutes_id: int, now: datetime | None = None, *, confirmed: bool = False
+) -> Minutes:
+    """The secretary hands the draft to the chair (an attendance unlike the room's must be confirmed)."""
     minutes = await get_minutes(db, minutes_id)
     if not can_edit(actor):
         raise Forbidden(N_("Only the secretary and the chair write the minutes."))
     if minutes.status != MinutesStatus.DRAFT:
         raise Conflict(N_("Only a draft can be submitted."))
+    confirmed_differences = await _check_attendance(db, minutes, confirmed)
     minutes.status = MinutesStatus.SUBMITTED
     minutes.submitted_at = now or utcnow()
     minutes.submitted_by_id = actor.id or None
-    await _audit(db, actor, "submit", minutes)
+    await _audit(db, actor, "submit", minutes, attendance_differences=confirmed_differences)
     await db.flush()
     return minutes
 
@@ -123,14 +145,17 @@ async def return_to_draft(db: AsyncSession, actor: Actor, minutes_id: int) -> Mi
 
 
 async def approve(
-    db: AsyncSession, actor: Actor, minutes_id: int, now: datetime | None = None
+    db: AsyncSession, actor: Actor, minutes_id: int, now: datetime | None = None, *, confirmed: bool = False
 ) -> MinutesVersion:
-    """The chair approves submitted minutes: locked, and the content's hash recorded."""
+    """The chair approves submitted minutes: locked, and the content's hash recorded (an
+    attendance unlike the room's records must be confirmed)."""
     if not actor.can(Permission.MINUTES_APPROVE):
         raise Forbidden(N_("Only the chair approves the minutes."))
     minutes = await get_minutes(db, minutes_id)
     if minutes.status != MinutesStatus.SUBMITTED:
         raise Conflict(N_("Only submitted minutes can be approved."))
+    confirmed_differences = await _check_attendance(db, minutes, confirmed)
+    await minutes_attendance.materialise(db, minutes)
     if minutes.template == "morning":
         # The daily figures the morning meeting saw are kept in its approved, hashed content.
         from meetings.figures.service import freeze_into_minutes
@@ -148,7 +173,9 @@ async def approve(
     )
     db.add(version)
     minutes.status = MinutesStatus.APPROVED
-    await _audit(db, actor, "approve", minutes, sha256=version.sha256)
+    await _audit(
+        db, actor, "approve", minutes, sha256=version.sha256, attendance_differences=confirmed_differences
+    )
     await db.flush()
     return version
 

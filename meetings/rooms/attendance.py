@@ -17,6 +17,8 @@ from meetings.rooms.participant import ConnectionQuality
 from meetings.schedule.service import get_occurrence, get_series, invitees_of
 
 LATE_AFTER = timedelta(minutes=5)
+# Leaving more than this before the meeting ended (and not coming back) is leaving early.
+LEFT_EARLY_BEFORE = timedelta(minutes=5)
 MERGE_SECONDS = 120
 
 
@@ -35,6 +37,19 @@ class UnitAttendance(NamedTuple):
     present: list[Presence]
     late: list[Presence]
     absent: list[Person]
+
+
+def is_late(record: Attendance, start: datetime) -> bool:
+    """Whether the person first arrived more than 5 minutes after the start."""
+    return record.first_joined_at > start + LATE_AFTER
+
+
+def left_early(record: Attendance, ended_at: datetime | None) -> bool:
+    """Whether the person left and did not come back: before the end (more than 5 minutes
+    before it), or, while the meeting goes on, is not in it now."""
+    if record.connected or record.last_left_at is None:
+        return False
+    return ended_at is None or record.last_left_at < ended_at - LEFT_EARLY_BEFORE
 
 
 async def _locked_row(db: AsyncSession, occurrence_id: int, person_id: int) -> Attendance | None:
@@ -179,7 +194,6 @@ async def by_unit(db: AsyncSession, occurrence_id: int) -> list[UnitAttendance]:
     people = dict(invitees)
     if others:
         people.update({p.id: p for p in await db.scalars(select(Person).where(Person.id.in_(others)))})
-    late_after = occurrence.start + LATE_AFTER
     groups: dict[int | None, UnitAttendance] = {}
     for person in sorted(people.values(), key=lambda p: (p.name, p.id)):
         record = attended.get(person.id)
@@ -188,7 +202,7 @@ async def by_unit(db: AsyncSession, occurrence_id: int) -> list[UnitAttendance]:
         group = groups.setdefault(unit_id, UnitAttendance(None, [], [], []))
         if record is None:
             group.absent.append(person)
-        elif record.first_joined_at > late_after:
+        elif is_late(record, occurrence.start):
             group.late.append(Presence(person, record))
         else:
             group.present.append(Presence(person, record))

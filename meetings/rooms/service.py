@@ -14,6 +14,8 @@ from meetings import audit
 from meetings.audit import AuditEntry
 from meetings.directory.models import Person, Role
 from meetings.errors import N_, Forbidden
+from meetings.minutes import attendance as minutes_attendance
+from meetings.minutes import service as minutes
 from meetings.rooms import attendance
 from meetings.rooms.errors import RoomClosed
 from meetings.rooms.models import ChatMessage
@@ -159,8 +161,6 @@ async def _open_minutes(db: AsyncSession, occurrence: Occurrence) -> None:
     A SAVEPOINT keeps the attendance just flushed when the minutes cannot be created. The seat
     has flushed a row already, so the outer transaction has begun (SQLite too).
     """
-    from meetings.minutes import service as minutes  # minutes read the room's attendance
-
     try:
         if await minutes.minutes_of(db, occurrence.id) is not None:
             return
@@ -168,6 +168,19 @@ async def _open_minutes(db: AsyncSession, occurrence: Occurrence) -> None:
             await minutes.ensure_minutes(db, occurrence)
     except Exception:
         log.exception("minutes not created on seating", extra={"occurrence": occurrence.id})
+
+
+async def _close_minutes(db: AsyncSession, occurrence_id: int, now: datetime) -> None:
+    """The meeting ended: its minutes' attendance becomes final (a failure is logged, never
+    stops the end; a SAVEPOINT keeps the attendance just closed)."""
+    try:
+        found = await minutes.minutes_of(db, occurrence_id)
+        if found is None or found.status not in minutes.EDITABLE:
+            return
+        async with db.begin_nested():
+            await minutes_attendance.freeze(db, found, now)
+    except Exception:
+        log.exception("minutes attendance not frozen at the end", extra={"occurrence": occurrence_id})
 
 
 async def join(db: AsyncSession, admission: Admission, participant: Participant, now: datetime) -> JoinResult:
@@ -216,7 +229,12 @@ async def remove(
 
 
 async def _record_ended(
-    db: AsyncSession, room: Room, seated: list[tuple[Participant, ParticipantState]], now: datetime
+    db: AsyncSession,
+    room: Room,
+    seated: list[tuple[Participant, ParticipantState]],
+    now: datetime,
+    *,
+    by_chair: bool,
 ) -> None:
     for participant, state in seated:
         await attendance.record_leave(db, room.occurrence_id, participant.person_id, now, state.quality)
@@ -225,6 +243,9 @@ async def _record_ended(
     if occurrence is not None and occurrence.state is not OccurrenceState.CANCELLED:
         occurrence.state = OccurrenceState.ENDED
     await db.flush()
+    # Ended by the sweep, the meeting ended at its planned end (the sweep runs a little later).
+    ended = now if by_chair or occurrence is None else min(now, occurrence.end)
+    await _close_minutes(db, room.occurrence_id, ended)
 
 
 async def end(
@@ -232,7 +253,7 @@ async def end(
 ) -> None:
     """A moderator ends the meeting for everyone: attendance closed, the occurrence ended."""
     seated = await room.end(actor, now)
-    await _record_ended(db, room, seated, now)
+    await _record_ended(db, room, seated, now, by_chair=True)
     person = await db.get(Person, actor.person_id)
     await audit.record(
         db,
@@ -251,5 +272,5 @@ async def sweep(db: AsyncSession, registry: RoomRegistry, now: datetime) -> int:
     """End rooms whose time is over (closing attendance) and forget empty ones; returns rooms ended."""
     ended = await registry.sweep(now)
     for room, seated in ended:
-        await _record_ended(db, room, seated, now)
+        await _record_ended(db, room, seated, now, by_chair=False)
     return len(ended)

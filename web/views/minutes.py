@@ -21,6 +21,7 @@ from meetings.accounts import service as accounts
 from meetings.accounts.permissions import Actor, Permission
 from meetings.directory.models import Unit
 from meetings.errors import N_, DomainError, FieldError, Forbidden, InvalidInput, NotFound
+from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import export, service, workflow
 from meetings.minutes.models import (
     CHANGE_LABELS,
@@ -118,6 +119,12 @@ def version_of(data: dict[str, Any]) -> int:
     return value
 
 
+def header_push(minutes: Minutes) -> dict[str, Any]:
+    """The header as pushed to live viewers (the frozen room records stay on the server)."""
+    header = {k: v for k, v in minutes.header.items() if k != minutes_attendance.ROOM_KEY}
+    return {"type": "header", "header": header, "header_version": minutes.header_version}
+
+
 async def live_state(db: AsyncSession, minutes: Minutes) -> dict[str, Any]:
     """The live minutes: status, header, sections with entries, carried items, versions."""
     data = await workflow.content(db, minutes)
@@ -171,6 +178,7 @@ def page_context() -> dict[str, Any]:
         "entry_statuses": ENTRY_STATUS_LABELS,
         "change_labels": CHANGE_LABELS,
         "section_labels": {s.key: s.label for t in ("morning", "afternoon", "adhoc") for s in sections_of(t)},
+        "attendance_states": minutes_attendance.STATE_LABELS,
     }
 
 
@@ -211,13 +219,16 @@ async def occurrence_minutes(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(str(request.app.router["minutes"].url_for(id=str(minutes.id))))
 
 
-@routes.get("/minutes/{id}", name="minutes")
-@needs(Permission.MEETINGS_READ)
-async def minutes_page(request: web.Request) -> web.Response:
-    """The minutes, read view (live for editors, the published version for members)."""
+async def _read_view(
+    request: web.Request,
+    minutes_id: int,
+    *,
+    warning: minutes_attendance.AttendanceDisagrees | None = None,
+    action: str = "",
+) -> web.Response:
     who = actor(request)
     async with request.app[keys.DB]() as db:
-        minutes = await service.get_minutes(db, int_param(request))
+        minutes = await service.get_minutes(db, minutes_id)
         if minutes.status in service.EDITABLE and service.can_edit(who):
             await service.sync_carried(db, minutes)
             await db.commit()
@@ -230,9 +241,21 @@ async def minutes_page(request: web.Request) -> web.Response:
             "data": data,
             "version": None,
             "editor": service.can_edit(who),
+            "differences": [minutes_attendance.difference_data(d) for d in warning.differences]
+            if warning
+            else [],
+            "confirm_action": action,
             **page_context(),
         },
+        status=409 if warning else 200,
     )
+
+
+@routes.get("/minutes/{id}", name="minutes")
+@needs(Permission.MEETINGS_READ)
+async def minutes_page(request: web.Request) -> web.Response:
+    """The minutes, read view (live for editors, the published version for members)."""
+    return await _read_view(request, int_param(request))
 
 
 @routes.get("/minutes/{id}/edit", name="minutes_edit")
@@ -362,13 +385,30 @@ async def _workflow(request: web.Request, action: str) -> web.Response:
     who = actor(request)
     minutes_id = int_param(request)
     settings = request.app[keys.SETTINGS]
+    form = await request.post()
+    confirmed = form.get("confirm_attendance") == "1"
+    try:
+        status = await _run_workflow(request, who, minutes_id, action, confirmed, settings)
+    except minutes_attendance.AttendanceDisagrees as warning:
+        # Not a silent pass: the page shows the differences and asks to confirm them.
+        return await _read_view(request, minutes_id, warning=warning, action=action)
+    if action == "publish" and keys.OUTBOX in request.app:
+        request.app[keys.OUTBOX].wake()
+    hub(request).push(minutes_id, {"type": "status", "status": status})
+    # Leave the transaction first, then redirect (a redirect raised inside would roll back).
+    raise web.HTTPSeeOther(str(request.app.router["minutes"].url_for(id=str(minutes_id))))
+
+
+async def _run_workflow(
+    request: web.Request, who: Actor, minutes_id: int, action: str, confirmed: bool, settings: Any
+) -> str:
     async with request.app[keys.DB]() as db:
         if action == "submit":
-            await workflow.submit(db, who, minutes_id)
+            await workflow.submit(db, who, minutes_id, confirmed=confirmed)
         elif action == "return":
             await workflow.return_to_draft(db, who, minutes_id)
         elif action == "approve":
-            await workflow.approve(db, who, minutes_id)
+            await workflow.approve(db, who, minutes_id, confirmed=confirmed)
         elif action == "correct":
             await workflow.correct(db, who, minutes_id)
         else:
@@ -383,11 +423,7 @@ async def _workflow(request: web.Request, action: str) -> web.Response:
         minutes = await service.get_minutes(db, minutes_id)
         status = minutes.status.value
         await db.commit()
-    if action == "publish" and keys.OUTBOX in request.app:
-        request.app[keys.OUTBOX].wake()
-    hub(request).push(minutes_id, {"type": "status", "status": status})
-    # Leave the transaction first, then redirect (a redirect raised inside would roll back).
-    raise web.HTTPSeeOther(str(request.app.router["minutes"].url_for(id=str(minutes_id))))
+    return status
 
 
 @routes.post("/minutes/{id}/submit", name="minutes_submit")
@@ -533,6 +569,14 @@ async def api_header(request: web.Request) -> web.Response:
     return await _apply(request, {**data, "op": "header"})
 
 
+@routes.post("/api/minutes/{id}/attendance", name="api_minutes_attendance")
+@needs(Permission.MINUTES_EDIT)
+async def api_attendance(request: web.Request) -> web.Response:
+    """Correct one person's attendance (state and reason; an empty state follows the room again)."""
+    data = await json_object(request)
+    return await _apply(request, {**data, "op": "correct"})
+
+
 @routes.get("/api/minutes/{id}/entries/{entry}/history", name="api_minutes_entry_history")
 @needs(Permission.MEETINGS_READ)
 async def api_history(request: web.Request) -> web.Response:
@@ -599,9 +643,28 @@ async def apply_edit(
                 raise InvalidInput(
                     [FieldError("header_version", N_("Send the version of the header you edited."))]
                 )
-            fields = {k: v for k, v in message.items() if k in {"chair", "secretary", "attendance"}}
+            fields = {k: v for k, v in message.items() if k in {"chair", "secretary", "attendance", "reason"}}
             minutes = await service.update_header(db, who, minutes_id, expected, fields)
-            push = {"type": "header", "header": minutes.header, "header_version": minutes.header_version}
+            push = header_push(minutes)
+        elif op == "correct":
+            expected = message.get("header_version")
+            person_id = message.get("person_id")
+            if not isinstance(expected, int) or isinstance(expected, bool):
+                raise InvalidInput(
+                    [FieldError("header_version", N_("Send the version of the header you edited."))]
+                )
+            if not isinstance(person_id, int) or isinstance(person_id, bool):
+                raise InvalidInput([FieldError("person", N_("Say whose attendance to correct."))])
+            minutes = await service.correct_attendance(
+                db,
+                who,
+                minutes_id,
+                expected,
+                person_id,
+                text_field(message, "state"),
+                text_field(message, "reason"),
+            )
+            push = header_push(minutes)
         elif op == "attendance":
             expected = message.get("header_version")
             if not isinstance(expected, int) or isinstance(expected, bool):
@@ -609,7 +672,7 @@ async def apply_edit(
                     [FieldError("header_version", N_("Send the version of the header you edited."))]
                 )
             minutes = await service.refresh_attendance(db, who, minutes_id, expected)
-            push = {"type": "header", "header": minutes.header, "header_version": minutes.header_version}
+            push = header_push(minutes)
         else:
             raise InvalidInput([FieldError("op", N_("Unknown action."))])
         await db.commit()

@@ -38,6 +38,7 @@ from meetings.schedule.models import Occurrence, Series
 from web import keys
 from web.access import needs
 from web.media_ctx import Media
+from web.minutes_live import push_attendance
 
 routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.signaling")
@@ -250,6 +251,8 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
             # The room answers with "room" (seated) or "waiting" (lobby).
             result = await rooms.join(db, admission, conn, utcnow())
             await db.commit()
+        if result.placement is Placement.SEATED:
+            await push_attendance(request.app, admission.occurrence_id)
         if result.placement is Placement.SEATED and not result.reconnect:
             # A reconnect keeps the room's mute state; a first join takes the client's choice.
             await admission.room.set_media(conn, audio_muted=not join.audio, video_muted=not join.video)
@@ -328,6 +331,7 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
                 async with request.app[keys.DB]() as db:
                     await rooms.leave(db, media.registry, room, conn, utcnow(), quality)
                     await db.commit()
+                await push_attendance(request.app, occurrence_id)
             finally:
                 await media.release(occurrence_id, on_media)
 
@@ -510,6 +514,7 @@ async def _moderate(
                 elif action == "end":
                     await rooms.end(db, media.registry, room, conn, now)
                 await db.commit()
+            await push_attendance(request.app, room.occurrence_id)
 
         # `end` closes the moderator's own socket too, which may cancel this handler; the room has
         # told everyone by then, so the attendance and the ended meeting must still be committed.

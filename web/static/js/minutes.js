@@ -11,14 +11,14 @@
  *   raised_on: string, raised_by: string}} Entry
  * @typedef {{key: string, title: string, entries: Entry[]}} Section
  * @typedef {{unit_code: string, unit_name: string, present: string[], late: string[],
- *   absent: string[], excused: string[]}} UnitAttendance
+ *   left_early: string[], absent: string[], excused: string[]}} UnitAttendance
  * @typedef {{date: string, start: string, end: string, chair: string, secretary: string,
  *   attendance: UnitAttendance[]}} Header
  * @typedef {{minutes_id: number, status: string, header: Header, header_version: number,
  *   sections: Section[], carried: Entry[]}} State
  */
 
-const STATES = /** @type {const} */ (["present", "late", "absent", "excused"]);
+const STATES = /** @type {const} */ (["present", "late", "left_early", "absent", "excused"]);
 
 const SAVE_DELAY_MS = 700;
 const SHORT_KINDS = /** @type {Record<string, string>} */ ({
@@ -187,18 +187,26 @@ class MinutesPage {
   }
 
   saveHeader() {
+    // Only names moved into a column are sent: each becomes a correction of the room's record
+    // (sending every column would turn a stale page into corrections of people who just joined).
     /** @type {Record<string, Record<string, string[]>>} */
     const attendance = {};
     for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll("#h-attendance input"))) {
-      const code = input.dataset.unit || "";
-      if (!code) continue;
+      const code = input.dataset.unit;
+      const state = /** @type {typeof STATES[number]} */ (input.dataset.state);
+      if (code === undefined || !state) continue;
+      const unit = this.state.header.attendance.find((u) => u.unit_code === code);
+      const shown = new Set(unit ? unit[state] || [] : []);
+      const added = input.value.split(",").map((n) => n.trim()).filter((n) => n && !shown.has(n));
+      if (!added.length) continue;
       attendance[code] = attendance[code] || {};
-      attendance[code][input.dataset.state || ""] = input.value.split(",").map((n) => n.trim()).filter(Boolean);
+      attendance[code][state] = added;
     }
     this.send({
       op: "header", header_version: this.state.header_version,
       chair: /** @type {HTMLInputElement} */ (byId("h-chair")).value,
       secretary: /** @type {HTMLInputElement} */ (byId("h-secretary")).value,
+      reason: /** @type {HTMLInputElement} */ (byId("h-reason")).value,
       attendance,
     });
   }
