@@ -26,6 +26,8 @@ from meetings.db.base import utcnow
 from meetings.directory.models import Unit, UnitKind
 from meetings.errors import N_, Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from meetings.figures.models import DailyReport, ReportRevision, ReportToken
+from meetings.schedule.service import working_calendar
+from meetings.schedule.workdays import WorkingCalendar
 
 MAX_COUNT = 1_000_000
 MAX_PROCEDURES = 100
@@ -533,6 +535,9 @@ class Dashboard:
     lines: list[CentreLine]
     missing: list[Unit]
     weeks: list[Week]
+    working: bool = True  # False: a weekend, a holiday or a day off (no report is expected)
+    holiday: str = ""  # the holiday's or day off's name, when there is one
+    off_days: list[tuple[date, int]] = field(default_factory=list)  # later non-working days reported
     received: int = 0
     resolved: int = 0
     overdue: int = 0
@@ -550,18 +555,63 @@ class Dashboard:
         return sorted(self.lines, key=lambda c: (-c.rate, c.overdue, c.unit.code))
 
 
-async def last_reported_day(db: AsyncSession, until: date) -> date:
-    """The latest day with reports up to `until` (so that Monday shows Friday); `until` when none."""
-    found = await db.scalar(
-        select(func.max(DailyReport.day)).where(
-            DailyReport.day <= until, DailyReport.day > until - timedelta(days=7)
-        )
+# How far back the default day looks for a working day with reports (a Tết break is about
+# nine days; a month covers it with room to spare).
+LOOKBACK_DAYS = 31
+
+
+def last_working_day(calendar: WorkingCalendar, until: date) -> date:
+    """The latest working day up to `until` (`until` itself when none in the look-back)."""
+    for back in range(LOOKBACK_DAYS):
+        day = until - timedelta(days=back)
+        if calendar.is_working_day(day):
+            return day
+    return until
+
+
+async def default_day(
+    db: AsyncSession, calendar: WorkingCalendar, until: date, *, lookback: int = LOOKBACK_DAYS
+) -> date:
+    """The last working day with reports up to `until`, so that Monday shows Friday.
+
+    A report made on a Saturday, a Sunday or a holiday does not become the city's figures:
+    a non-working day is shown only when asked for. With no working day reported in the
+    look-back, the last working day (showing who has not reported).
+    """
+    reported = await db.scalars(
+        select(DailyReport.day)
+        .where(DailyReport.day <= until, DailyReport.day > until - timedelta(days=lookback))
+        .group_by(DailyReport.day)
+        .order_by(DailyReport.day.desc())
     )
-    return found or until
+    for day in reported:
+        if calendar.is_working_day(day):
+            return day
+    return last_working_day(calendar, until)
 
 
-async def dashboard(db: AsyncSession, day: date, *, weeks: int = 8) -> Dashboard:
-    """Totals, rate, ranking, centres that have not reported, and the weekly trend up to the day."""
+async def off_days_with_reports(
+    db: AsyncSession, calendar: WorkingCalendar, first: date, last: date
+) -> list[tuple[date, int]]:
+    """Non-working days between two days (inclusive) on which centres reported, and how many."""
+    if first > last:
+        return []
+    rows = await db.execute(
+        select(DailyReport.day, func.count())
+        .where(DailyReport.day >= first, DailyReport.day <= last)
+        .group_by(DailyReport.day)
+        .order_by(DailyReport.day)
+    )
+    return [(day, int(count)) for day, count in rows.all() if not calendar.is_working_day(day)]
+
+
+async def dashboard(
+    db: AsyncSession, day: date, *, weeks: int = 8, calendar: WorkingCalendar | None = None
+) -> Dashboard:
+    """Totals, rate, ranking, centres that have not reported, and the weekly trend up to the day.
+
+    With a calendar, the day is marked working or not (a non-working day lists nobody as missing).
+    """
     centres = list(
         await db.scalars(
             select(Unit).where(Unit.kind == UnitKind.CENTRE, Unit.active.is_(True)).order_by(Unit.code)
@@ -592,16 +642,32 @@ async def dashboard(db: AsyncSession, day: date, *, weeks: int = 8) -> Dashboard
         week.received += int(received or 0)
         week.resolved += int(resolved or 0)
         week.overdue += int(overdue or 0)
+    working = calendar is None or calendar.is_working_day(day)
     board = Dashboard(
         day=day,
         lines=lines,
-        missing=[u for u in centres if u.id not in reported],
+        missing=[u for u in centres if u.id not in reported] if working else [],
         weeks=list(by_week.values()),
+        working=working,
+        holiday=(calendar.holiday_name(day) or "") if calendar is not None and not working else "",
     )
     board.received = sum(c.received for c in lines)
     board.resolved = sum(c.resolved for c in lines)
     board.overdue = sum(c.overdue for c in lines)
     board.backlog = sum(c.backlog for c in lines)
+    return board
+
+
+async def dashboard_for(
+    db: AsyncSession, today: date, day: date | None = None, *, weeks: int = 8
+) -> Dashboard:
+    """The dashboard people see: the asked day, or by default the last working day reported
+    before today; with the non-working days reported after it (reachable, never the default)."""
+    calendar = await working_calendar(db)
+    if day is None:
+        day = await default_day(db, calendar, today - timedelta(days=1))
+    board = await dashboard(db, day, weeks=weeks, calendar=calendar)
+    board.off_days = await off_days_with_reports(db, calendar, day + timedelta(days=1), today)
     return board
 
 
@@ -674,7 +740,7 @@ async def snapshot(db: AsyncSession, day: date) -> dict[str, Any]:
 
 
 async def freeze_into_minutes(db: AsyncSession, header: dict[str, Any]) -> dict[str, Any]:
-    """The minutes header with the figures of the last day reported before the meeting's date.
+    """The minutes header with the figures of the last working day reported before the meeting's date.
 
     Called when morning minutes are approved, so the approved (hashed) content keeps the
     figures the meeting saw, whatever corrections come later.
@@ -683,13 +749,11 @@ async def freeze_into_minutes(db: AsyncSession, header: dict[str, Any]) -> dict[
         meeting_day = date.fromisoformat(str(header.get("date", "")))
     except ValueError:
         return header
-    last = await db.scalar(
-        select(func.max(DailyReport.day)).where(
-            DailyReport.day < meeting_day, DailyReport.day >= meeting_day - timedelta(days=7)
-        )
-    )
-    if last is None:
-        return header
+    calendar = await working_calendar(db)
+    until = meeting_day - timedelta(days=1)
+    last = await default_day(db, calendar, until, lookback=7)  # older figures are not the day's
+    if await db.scalar(select(DailyReport.id).where(DailyReport.day == last).limit(1)) is None:
+        return header  # no working day reported in the look-back: nothing to keep
     return {**header, "figures": await snapshot(db, last)}
 
 

@@ -82,8 +82,7 @@ async def role_panels(db: Any, who: Actor, today: date) -> dict[str, Any]:
     if who.can(Permission.ISSUES_MANAGE):
         panels["glance"] = await issues.at_a_glance(db, who)
     if who.can(Permission.FIGURES_READ):
-        day = await figures.last_reported_day(db, today - timedelta(days=1))
-        panels["board"] = await figures.dashboard(db, day, weeks=1)
+        panels["board"] = await figures.dashboard_for(db, today, weeks=1)
     if unit is not None and unit.kind == UnitKind.CENTRE:
         panels["centre"] = unit
         panels["unit_issues"] = await issues.list_issues(
