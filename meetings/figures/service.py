@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,16 +26,18 @@ from meetings.accounts.permissions import Actor, Permission
 from meetings.db.base import utcnow
 from meetings.directory.models import Unit, UnitKind
 from meetings.errors import N_, Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from meetings.figures import spreadsheet
 from meetings.figures.models import DailyReport, ReportRevision, ReportToken
 from meetings.schedule.service import working_calendar
 from meetings.schedule.workdays import WorkingCalendar
+from meetings.text import fold
 
 MAX_COUNT = 1_000_000
 MAX_PROCEDURES = 100
 MAX_CSV_LINES = 20_000
 TOKEN_PREFIX = "gbf_"
 COUNTS = ("received", "resolved", "overdue")
-CSV_COLUMNS = ("day", "centre", "received", "resolved", "overdue", "backlog", "procedure")
+_GROUPED = re.compile(r"\d{1,3}(?:([.,]|\s)\d{3})(?:\1\d{3})*")
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -76,8 +79,13 @@ def _count(
         value = None
     elif isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and len(raw.strip()) <= 9:
-        value = int(raw.strip())
+    elif isinstance(raw, str):
+        # Spreadsheets may group thousands: "1.283" (Vietnamese), "1,283", "1 283".
+        text = raw.strip()
+        if _GROUPED.fullmatch(text.lstrip("-")):
+            text = re.sub(r"[.,\s]", "", text)
+        if text.lstrip("-").isdigit() and len(text) <= 9:
+            value = int(text)
     if value is None:
         errors.append(FieldError(name, N_("Enter a whole number."), line=line))
         return None
@@ -90,14 +98,22 @@ def _count(
     return value
 
 
-def _day(raw: Any, today: date, errors: list[FieldError], line: int | None) -> date | None:
+def _day(
+    raw: Any, today: date, errors: list[FieldError], line: int | None, *, day_first: bool = False
+) -> date | None:
+    # A spreadsheet's dates are also accepted as dd/mm/yyyy (converted before): say so.
+    how = (
+        N_("Write the date as DD/MM/YYYY or YYYY-MM-DD.")
+        if day_first
+        else N_("Write the date as YYYY-MM-DD.")
+    )
     if not isinstance(raw, str) or not raw.strip():
-        errors.append(FieldError("day", N_("Write the date as YYYY-MM-DD."), line=line))
+        errors.append(FieldError("day", how, line=line))
         return None
     try:
         day = date.fromisoformat(raw.strip())
     except ValueError:
-        errors.append(FieldError("day", N_("Write the date as YYYY-MM-DD."), line=line))
+        errors.append(FieldError("day", how, line=line))
         return None
     if day > today:
         errors.append(FieldError("day", N_("You cannot report figures for a future date."), line=line))
@@ -108,10 +124,10 @@ def _day(raw: Any, today: date, errors: list[FieldError], line: int | None) -> d
     return day
 
 
-def clean(data: dict[str, Any], today: date, *, line: int | None = None) -> Figures:
+def clean(data: dict[str, Any], today: date, *, line: int | None = None, day_first: bool = False) -> Figures:
     """Validate one report (every problem at once): counts, date, optional breakdown by procedure."""
     errors: list[FieldError] = []
-    day = _day(data.get("day"), today, errors, line)
+    day = _day(data.get("day"), today, errors, line, day_first=day_first)
     counts = {name: _count(data.get(name), name, errors, line) for name in COUNTS}
     backlog = _count(data.get("backlog"), "backlog", errors, line, optional=True)
     procedures: dict[str, dict[str, int]] = {}
@@ -310,49 +326,100 @@ def report_data(report: DailyReport, unit: Unit) -> dict[str, Any]:
 # --- CSV upload ------------------------------------------------------------------------------
 
 
-def parse_csv(raw: bytes, today: date) -> list[tuple[int, str, Figures]]:
-    """Read an upload into (line, centre code, figures), one per centre and day; every error, by line.
+@dataclass
+class ParsedCSV:
+    """An upload read line by line: (line, centre as written, figures) and every error found."""
 
-    Columns: day, centre, received, resolved, overdue, and optionally backlog and procedure.
-    A line with a procedure adds to that day's breakdown; the totals are the line without a
-    procedure, or the sum of the procedure lines when there is none.
-    """
+    lines: list[tuple[int, str, Figures]]
+    errors: list[FieldError]
+
+
+def _file_error(message: str, **params: Any) -> InvalidInput:
+    return InvalidInput([FieldError("file", message, params, line=1)])
+
+
+def _read_header(reader: Any, offset: int) -> tuple[dict[str, int], int, list[FieldError]]:
+    """The position of each canonical column, how many columns, and what is wrong with the header."""
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput([FieldError("file", N_("The file is not UTF-8 text."), line=1)]) from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    missing = [c for c in CSV_COLUMNS[:5] if c not in header]
-    if missing:
-        raise InvalidInput(
-            [FieldError("file", N_("Missing columns: %(columns)s."), {"columns": ", ".join(missing)}, line=1)]
-        )
-    reader.fieldnames = header
+        header = next(reader)
+    except StopIteration:
+        raise _file_error(N_("The file has no figures.")) from None
+    line = reader.line_num + offset
+    positions: dict[str, int] = {}
+    errors: list[FieldError] = []
+    for index, name in enumerate(header):
+        column = spreadsheet.column_of(name)
+        if column is None:
+            continue  # another column (a row number, the centre's name, a version): ignored
+        if column in positions:
+            if column != "centre":  # "Mã đơn vị" and "Đơn vị" side by side: either names the centre
+                errors.append(FieldError(column, N_("Two columns have this name; keep one."), line=line))
+            continue
+        positions[column] = index
+    for column in spreadsheet.REQUIRED:
+        if column not in positions:
+            errors.append(
+                FieldError(
+                    column,
+                    N_("This column is missing: name it “%(vi)s” or “%(en)s”."),
+                    {"vi": spreadsheet.VIETNAMESE_NAMES[column], "en": column},
+                    line=line,
+                )
+            )
+    return positions, len(header), errors
+
+
+def parse_csv(raw: bytes, today: date) -> ParsedCSV:
+    """Read an upload into (line, centre, figures), one per centre and day, and every error by line.
+
+    Columns: day, centre, received, resolved, overdue, and optionally backlog and procedure,
+    named in English or Vietnamese (see `meetings.figures.spreadsheet`); separated by "," or ";"
+    (or tabs); dates as YYYY-MM-DD or dd/mm/yyyy; UTF-8, or a Windows code page. A line with a
+    procedure adds to that day's breakdown; the totals are the line without a procedure, or the
+    sum of the procedure lines when there is none. Only a file that cannot be read at all (its
+    encoding, its header) raises; line errors are returned with the lines that are valid.
+    """
+    text = spreadsheet.decode(raw)
+    if text is None:
+        raise _file_error(N_("The file's characters cannot be read: save it as “CSV UTF-8”."))
+    text, separator, offset = spreadsheet.split_sep_line(text)
+    separator = separator or spreadsheet.delimiter_of(text.partition("\n")[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     errors: list[FieldError] = []
     totals: dict[tuple[str, date], tuple[int, dict[str, Any]]] = {}
     procs: dict[tuple[str, date], dict[str, dict[str, int]]] = {}
-    first_line: dict[tuple[str, date], int] = {}
+    first_line: dict[tuple[str, date], tuple[int, str]] = {}
     try:
-        for number, row in enumerate(reader, start=2):
+        positions, width, header_errors = _read_header(reader, offset)
+        if header_errors:
+            raise InvalidInput(header_errors)
+        for row in reader:
+            number = reader.line_num + offset
             if number > MAX_CSV_LINES:
                 errors.append(FieldError("file", N_("The file has too many lines."), line=number))
                 break
-            if None in row:
+            if not any(cell.strip() for cell in row):
+                continue  # an empty line (Excel writes ";;;;" for rows it formatted)
+            if any(cell.strip() for cell in row[width:]):
                 errors.append(FieldError("file", N_("This line has too many fields."), line=number))
                 continue
-            centre = (row.get("centre") or "").strip().upper()
-            procedure = (row.get("procedure") or "").strip()
+            cells = {c: (row[i] if i < len(row) else "") for c, i in positions.items()}
+            centre = cells["centre"].strip()
+            procedure = cells.get("procedure", "").strip()
+            line_errors: list[FieldError] = []
             if not centre:
-                errors.append(FieldError("centre", N_("Say which centre."), line=number))
-                continue
+                line_errors.append(FieldError("centre", N_("Say which centre."), line=number))
+            data = dict(cells) | {"day": spreadsheet.iso_day(cells["day"])}
             try:
-                figures = clean(dict(row), today, line=number)
+                figures = clean(data, today, line=number, day_first=True)
             except InvalidInput as exc:
-                errors.extend(exc.errors)
+                errors.extend(line_errors + exc.errors)
                 continue
-            key = (centre, figures.day)
-            first_line.setdefault(key, number)
+            if line_errors:
+                errors.extend(line_errors)
+                continue
+            key = (fold(centre), figures.day)
+            first_line.setdefault(key, (number, centre))
             if procedure:
                 day_procs = procs.setdefault(key, {})
                 if procedure in day_procs:
@@ -363,27 +430,31 @@ def parse_csv(raw: bytes, today: date) -> list[tuple[int, str, Figures]]:
                 day_procs[procedure] = {c: getattr(figures, c) for c in COUNTS}
             else:
                 if key in totals:
-                    errors.append(FieldError("day", N_("This centre and day appear twice."), line=number))
+                    errors.append(
+                        FieldError(
+                            "day",
+                            N_("This centre and day appear twice (first on line %(first)s)."),
+                            {"first": totals[key][0]},
+                            line=number,
+                        )
+                    )
                     continue
                 totals[key] = (
                     number,
                     {"backlog": figures.backlog, **{c: getattr(figures, c) for c in COUNTS}},
                 )
-    except csv.Error as exc:
-        errors.append(FieldError("file", N_("The file is not valid CSV."), line=reader.line_num))
-        del exc
-    if errors:
-        raise InvalidInput(errors)
-    result = []
-    for key, line in sorted(first_line.items(), key=lambda kv: kv[1]):
-        centre, day = key
+    except csv.Error:
+        errors.append(FieldError("file", N_("The file is not valid CSV."), line=reader.line_num + offset))
+    lines = []
+    for key, (line, centre) in sorted(first_line.items(), key=lambda kv: kv[1][0]):
+        _folded, day = key
         day_procs = procs.get(key, {})
         if key in totals:
             _line, values = totals[key]
         else:
             values = {c: sum(p[c] for p in day_procs.values()) for c in COUNTS}
             values["backlog"] = None
-        result.append(
+        lines.append(
             (
                 line,
                 centre,
@@ -397,25 +468,46 @@ def parse_csv(raw: bytes, today: date) -> list[tuple[int, str, Figures]]:
                 ),
             )
         )
-    if not result:
-        raise InvalidInput([FieldError("file", N_("The file has no figures."), line=1)])
-    return result
+    if not lines and not errors:
+        raise _file_error(N_("The file has no figures."))
+    return ParsedCSV(lines, errors)
+
+
+def _names_unit(written: str, unit: Unit) -> bool:
+    """Whether a centre cell names this unit: its code, or its name (with or without diacritics)."""
+    return fold(written) in {fold(unit.code), fold(unit.name)}
 
 
 async def upload_csv(
     db: AsyncSession, actor: Actor, raw: bytes, *, tz: tzinfo, now: datetime | None = None
 ) -> list[Outcome]:
-    """Store a CSV upload for the person's centre: every line valid, or nothing stored."""
+    """Store a CSV upload for the person's centre: every line valid, or nothing stored.
+
+    Every error of every line is reported at once: what parsing finds, lines for another
+    centre, and what storing finds (resolved over received plus backlog, a report that can
+    no longer be corrected). The lines are stored in the session to find the last kind; the
+    caller rolls back when InvalidInput is raised.
+    """
     now = now or utcnow()
     unit = await centre_of(db, actor)
     parsed = parse_csv(raw, now.astimezone(tz).date())
-    foreign = [line for line, centre, _f in parsed if centre != unit.code.upper()]
-    if foreign:
-        raise Forbidden(N_("A centre reports its own figures only (line %(line)s)."), line=foreign[0])
+    errors = list(parsed.errors)
+    own: list[tuple[int, Figures]] = []
+    for line, centre, figures in parsed.lines:
+        if _names_unit(centre, unit):
+            own.append((line, figures))
+        else:
+            errors.append(
+                FieldError(
+                    "centre",
+                    N_("This line is for another centre (%(code)s); a centre reports its own figures only."),
+                    {"code": centre[:40]},
+                    line=line,
+                )
+            )
     outcomes: list[Outcome] = []
-    errors: list[FieldError] = []
     # Earlier days first: a day's default backlog comes from the day before.
-    for line, _centre, figures in sorted(parsed, key=lambda t: t[2].day):
+    for line, figures in sorted(own, key=lambda t: t[1].day):
         try:
             outcomes.append(
                 await submit(

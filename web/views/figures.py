@@ -12,7 +12,7 @@ from meetings.accounts import service as accounts
 from meetings.accounts.permissions import Actor, Permission
 from meetings.directory.models import Unit, UnitKind
 from meetings.errors import N_, FieldError, Forbidden, InvalidInput
-from meetings.figures import service
+from meetings.figures import service, spreadsheet
 from web import keys
 from web.access import needs, token_authenticated
 from web.forms import form_fields, int_param, json_object
@@ -82,6 +82,8 @@ async def _report_page(
             "values": values,
             "errors": errors or {},
             "upload_errors": upload_errors or [],
+            "columns": spreadsheet.COLUMN_LABELS,
+            "vietnamese_names": ", ".join(spreadsheet.VIETNAMESE_NAMES.values()),
             "current": current,
             "history": history,
             "recent": recent,
