@@ -340,10 +340,12 @@ def _file_error(message: str, **params: Any) -> InvalidInput:
 
 def _read_header(reader: Any, offset: int) -> tuple[dict[str, int], int, list[FieldError]]:
     """The position of each canonical column, how many columns, and what is wrong with the header."""
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise _file_error(N_("The file has no figures.")) from None
+    header: list[str] = []
+    while not any(cell.strip() for cell in header):  # blank lines before the header
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise _file_error(N_("The file has no figures.")) from None
     line = reader.line_num + offset
     positions: dict[str, int] = {}
     errors: list[FieldError] = []
@@ -383,7 +385,8 @@ def parse_csv(raw: bytes, today: date) -> ParsedCSV:
     if text is None:
         raise _file_error(N_("The file's characters cannot be read: save it as “CSV UTF-8”."))
     text, separator, offset = spreadsheet.split_sep_line(text)
-    separator = separator or spreadsheet.delimiter_of(text.partition("\n")[0])
+    header_line = next((line for line in text.splitlines() if line.strip()), "")
+    separator = separator or spreadsheet.delimiter_of(header_line)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     errors: list[FieldError] = []
     totals: dict[tuple[str, date], tuple[int, dict[str, Any]]] = {}
@@ -393,8 +396,10 @@ def parse_csv(raw: bytes, today: date) -> ParsedCSV:
         positions, width, header_errors = _read_header(reader, offset)
         if header_errors:
             raise InvalidInput(header_errors)
+        consumed = reader.line_num
         for row in reader:
-            number = reader.line_num + offset
+            number = consumed + 1 + offset  # where the record starts (a cell may hold a line break)
+            consumed = reader.line_num
             if number > MAX_CSV_LINES:
                 errors.append(FieldError("file", N_("The file has too many lines."), line=number))
                 break

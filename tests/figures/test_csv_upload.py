@@ -179,3 +179,18 @@ async def test_a_missing_column_is_named_in_the_users_language(world: World) -> 
     assert [line for line, _m in errors] == [1, 1]
     assert "Mã đơn vị" in errors[0][1] and "Hồ sơ quá hạn" in errors[1][1]
     assert all(" file " not in message for _l, message in errors)
+
+
+def test_line_numbers_follow_the_file() -> None:
+    from meetings.figures.service import parse_csv
+
+    t = date(2026, 12, 7)
+    # Excel's "sep=;" line, blank lines, a cell with a line break: numbers are the file's lines.
+    raw = (
+        "sep=;\n\nNgày;Mã đơn vị;Tiếp nhận;Đã giải quyết;Quá hạn;Thủ tục\n\n"
+        '05/12/2026;P-A;1;1;0;"Chứng thực\nbản sao"\n'
+        "05/12/2026;P-A;x;1;0;Hộ tịch\n"
+    ).encode()
+    parsed = parse_csv(raw, t)
+    assert [(line, centre) for line, centre, _f in parsed.lines] == [(5, "P-A")]
+    assert [(e.line, e.field) for e in parsed.errors] == [(7, "received")]
