@@ -759,12 +759,19 @@ async def dashboard_for(
     db: AsyncSession, today: date, day: date | None = None, *, weeks: int = 8
 ) -> Dashboard:
     """The dashboard people see: the asked day, or by default the last working day reported
-    before today; with the non-working days reported after it (reachable, never the default)."""
+    before today; with the non-working days right after it that have reports (linked, so they
+    are reachable, never the default)."""
     calendar = await working_calendar(db)
     if day is None:
         day = await default_day(db, calendar, today - timedelta(days=1))
     board = await dashboard(db, day, weeks=weeks, calendar=calendar)
-    board.off_days = await off_days_with_reports(db, calendar, day + timedelta(days=1), today)
+    # The non-working days that follow it (up to the next working day or today), when reported.
+    last = day
+    while last < today and last - day < timedelta(days=LOOKBACK_DAYS):
+        if calendar.is_working_day(last + timedelta(days=1)):
+            break
+        last += timedelta(days=1)
+    board.off_days = await off_days_with_reports(db, calendar, day + timedelta(days=1), last)
     return board
 
 
