@@ -34,6 +34,8 @@ MINUTES_EDITORS = frozenset({"chair", "secretary"})
 CHAIR = frozenset({"chair"})
 ISSUE_REPORTERS = frozenset({"chair", "secretary", "member"})
 FIGURES_READERS = frozenset({"administrator", "chair", "secretary", "observer"})
+# Who reads every centre's issues by role (members of non-centre units do too, by their unit).
+REGISTER_READERS = frozenset({"administrator", "chair", "secretary", "observer"})
 CENTRE_STAFF = frozenset({"member"})  # members of a centre (the test's people all are)
 # Routes authenticated by a centre's token, not by role: tests/figures/test_figures_web.py covers them.
 TOKEN_ROUTES = frozenset({"api_figures_report"})
@@ -134,7 +136,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "api_minutes_entry_delete"): MINUTES_EDITORS,
     ("PUT", "api_minutes_header"): MINUTES_EDITORS,
     ("POST", "api_minutes_attendance"): MINUTES_EDITORS,
-    # The issue register: everyone reads the issues of their unit (the test's issue is theirs).
+    # The issue register: everyone reads the issues of their unit (the test's issue is theirs);
+    # the whole city's register is REGISTER_READERS' (test_another_centres_issue_as).
     ("GET", "issues"): SIGNED_IN,
     ("GET", "issue_new"): ISSUE_REPORTERS,
     ("POST", "issue_create"): ISSUE_REPORTERS,
@@ -341,3 +344,23 @@ async def test_every_route_as(world: World, who: str) -> None:
         outcomes.append((ok, f"{method} {path} as {who}: {response.status}"))
     wrong = [text for ok, text in outcomes if not ok]
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("who", sorted(SIGNED_IN))
+async def test_another_centres_issue_as(world: World, who: str) -> None:
+    """An issue of another centre: the whole register's readers see it, a centre's staff do not."""
+    unit = await world.unit("P-ACCESS", UnitKind.CENTRE)
+    other = await world.unit("P-OTHER", UnitKind.CENTRE)
+    await world.person(f"{who}@hue.example", Role(who), unit)
+    async with world.db() as db:
+        issue = await issues_service.report(
+            db, MINUTES_ACTOR, issues_service.ReportInput(text="Mất kết nối", unit=other.code)
+        )
+        await db.commit()
+    await world.login(f"{who}@hue.example")
+    page = await world.client.get(f"/issues/{issue.id}")
+    api = await world.client.get(f"/api/issues/{issue.id}")
+    listed = await (await world.client.get("/api/issues")).json()
+    reads = who in REGISTER_READERS
+    assert (page.status, api.status) == ((200, 200) if reads else (403, 403)), who
+    assert [i["id"] for i in listed["issues"]] == ([issue.id] if reads else []), who

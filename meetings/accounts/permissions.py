@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from meetings.directory.models import Role
+from meetings.directory.models import Role, UnitKind
 
 
 class Permission(enum.StrEnum):
@@ -24,7 +24,8 @@ class Permission(enum.StrEnum):
     MINUTES_EDIT = "minutes_edit"  # write, submit, publish and correct minutes; read every minutes
     MINUTES_APPROVE = "minutes_approve"
     ISSUES_REPORT = "issues_report"  # report an issue, move one the person's unit owns (meetings.issues)
-    ISSUES_MANAGE = "issues_manage"  # assign, change the status of any issue; read the whole register
+    ISSUES_MANAGE = "issues_manage"  # assign, change the status of any issue
+    ISSUES_READ_ALL = "issues_read_all"  # read the whole city's register, every centre's issues
     REPORT_FIGURES = "report_figures"  # report the daily figures of the person's own centre
     FIGURES_READ = "figures_read"  # the dashboard of every centre, exports
     FIGURES_TOKENS = "figures_tokens"  # issue and revoke the centres' API tokens
@@ -37,6 +38,7 @@ _MEETING_RUNNERS = frozenset(
     {
         Permission.ISSUES_REPORT,
         Permission.ISSUES_MANAGE,
+        Permission.ISSUES_READ_ALL,
         Permission.FIGURES_READ,
         Permission.MANUAL_EDIT,
     }
@@ -51,6 +53,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.SCHEDULE_MANAGE,
         Permission.CALENDAR_MANAGE,
         Permission.MAIL_ADMIN,
+        Permission.ISSUES_READ_ALL,
         Permission.FIGURES_READ,
         Permission.FIGURES_TOKENS,
     },
@@ -63,8 +66,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Members of centres report issues and figures for their own unit; support teams move the
     # issues they own (both scoped by unit in the domain code).
     Role.MEMBER: _EVERYONE_SIGNED_IN | {Permission.ISSUES_REPORT, Permission.REPORT_FIGURES},
-    Role.OBSERVER: _EVERYONE_SIGNED_IN | {Permission.FIGURES_READ},
+    # Observers follow the city: the figures and the whole register, read only.
+    Role.OBSERVER: _EVERYONE_SIGNED_IN | {Permission.ISSUES_READ_ALL, Permission.FIGURES_READ},
 }
+
+# Who follows issues across centres by the unit they work in, whatever their role: the
+# committee's office, the departments, the support teams and the telecom operators take issues
+# over from any centre, so they read the whole register (they move only what their unit owns).
+# A centre's staff read their own centre's issues and those their unit owns.
+UNIT_KINDS_READING_THE_REGISTER: frozenset[UnitKind] = frozenset(
+    {UnitKind.COMMITTEE, UnitKind.DEPARTMENT, UnitKind.SUPPORT, UnitKind.TELECOM}
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,11 @@ class Actor:
     def can(self, permission: Permission) -> bool:
         """Whether this person's role grants the permission."""
         return allowed(self.role, permission)
+
+
+def reads_whole_register(actor: Actor, unit_kind: UnitKind | None) -> bool:
+    """Whether the person reads every centre's issues (by role, or by the kind of their unit)."""
+    return actor.can(Permission.ISSUES_READ_ALL) or unit_kind in UNIT_KINDS_READING_THE_REGISTER
 
 
 def allowed(role: Role | None, permission: Permission) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,14 +26,18 @@ from meetings.accounts.permissions import Actor, Permission
 from meetings.db.base import utcnow
 from meetings.directory.models import Unit, UnitKind
 from meetings.errors import N_, Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from meetings.figures import spreadsheet
 from meetings.figures.models import DailyReport, ReportRevision, ReportToken
+from meetings.schedule.service import working_calendar
+from meetings.schedule.workdays import WorkingCalendar
+from meetings.text import fold
 
 MAX_COUNT = 1_000_000
 MAX_PROCEDURES = 100
 MAX_CSV_LINES = 20_000
 TOKEN_PREFIX = "gbf_"
 COUNTS = ("received", "resolved", "overdue")
-CSV_COLUMNS = ("day", "centre", "received", "resolved", "overdue", "backlog", "procedure")
+_GROUPED = re.compile(r"\d{1,3}(?:([.,]|\s)\d{3})(?:\1\d{3})*")
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -74,8 +79,13 @@ def _count(
         value = None
     elif isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and len(raw.strip()) <= 9:
-        value = int(raw.strip())
+    elif isinstance(raw, str):
+        # Spreadsheets may group thousands: "1.283" (Vietnamese), "1,283", "1 283".
+        text = raw.strip()
+        if _GROUPED.fullmatch(text.lstrip("-")):
+            text = re.sub(r"[.,\s]", "", text)
+        if text.lstrip("-").isdigit() and len(text) <= 9:
+            value = int(text)
     if value is None:
         errors.append(FieldError(name, N_("Enter a whole number."), line=line))
         return None
@@ -88,14 +98,22 @@ def _count(
     return value
 
 
-def _day(raw: Any, today: date, errors: list[FieldError], line: int | None) -> date | None:
+def _day(
+    raw: Any, today: date, errors: list[FieldError], line: int | None, *, day_first: bool = False
+) -> date | None:
+    # A spreadsheet's dates are also accepted as dd/mm/yyyy (converted before): say so.
+    how = (
+        N_("Write the date as DD/MM/YYYY or YYYY-MM-DD.")
+        if day_first
+        else N_("Write the date as YYYY-MM-DD.")
+    )
     if not isinstance(raw, str) or not raw.strip():
-        errors.append(FieldError("day", N_("Write the date as YYYY-MM-DD."), line=line))
+        errors.append(FieldError("day", how, line=line))
         return None
     try:
         day = date.fromisoformat(raw.strip())
     except ValueError:
-        errors.append(FieldError("day", N_("Write the date as YYYY-MM-DD."), line=line))
+        errors.append(FieldError("day", how, line=line))
         return None
     if day > today:
         errors.append(FieldError("day", N_("You cannot report figures for a future date."), line=line))
@@ -106,10 +124,10 @@ def _day(raw: Any, today: date, errors: list[FieldError], line: int | None) -> d
     return day
 
 
-def clean(data: dict[str, Any], today: date, *, line: int | None = None) -> Figures:
+def clean(data: dict[str, Any], today: date, *, line: int | None = None, day_first: bool = False) -> Figures:
     """Validate one report (every problem at once): counts, date, optional breakdown by procedure."""
     errors: list[FieldError] = []
-    day = _day(data.get("day"), today, errors, line)
+    day = _day(data.get("day"), today, errors, line, day_first=day_first)
     counts = {name: _count(data.get(name), name, errors, line) for name in COUNTS}
     backlog = _count(data.get("backlog"), "backlog", errors, line, optional=True)
     procedures: dict[str, dict[str, int]] = {}
@@ -308,49 +326,105 @@ def report_data(report: DailyReport, unit: Unit) -> dict[str, Any]:
 # --- CSV upload ------------------------------------------------------------------------------
 
 
-def parse_csv(raw: bytes, today: date) -> list[tuple[int, str, Figures]]:
-    """Read an upload into (line, centre code, figures), one per centre and day; every error, by line.
+@dataclass
+class ParsedCSV:
+    """An upload read line by line: (line, centre as written, figures) and every error found."""
 
-    Columns: day, centre, received, resolved, overdue, and optionally backlog and procedure.
-    A line with a procedure adds to that day's breakdown; the totals are the line without a
-    procedure, or the sum of the procedure lines when there is none.
+    lines: list[tuple[int, str, Figures]]
+    errors: list[FieldError]
+
+
+def _file_error(message: str, **params: Any) -> InvalidInput:
+    return InvalidInput([FieldError("file", message, params, line=1)])
+
+
+def _read_header(reader: Any, offset: int) -> tuple[dict[str, int], int, list[FieldError]]:
+    """The position of each canonical column, how many columns, and what is wrong with the header."""
+    header: list[str] = []
+    while not any(cell.strip() for cell in header):  # blank lines before the header
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise _file_error(N_("The file has no figures.")) from None
+    line = reader.line_num + offset
+    positions: dict[str, int] = {}
+    errors: list[FieldError] = []
+    for index, name in enumerate(header):
+        column = spreadsheet.column_of(name)
+        if column is None:
+            continue  # another column (a row number, the centre's name, a version): ignored
+        if column in positions:
+            if column != "centre":  # "Mã đơn vị" and "Đơn vị" side by side: either names the centre
+                errors.append(FieldError(column, N_("Two columns have this name; keep one."), line=line))
+            continue
+        positions[column] = index
+    for column in spreadsheet.REQUIRED:
+        if column not in positions:
+            errors.append(
+                FieldError(
+                    column,
+                    N_("This column is missing: name it “%(vi)s” or “%(en)s”."),
+                    {"vi": spreadsheet.VIETNAMESE_NAMES[column], "en": column},
+                    line=line,
+                )
+            )
+    return positions, len(header), errors
+
+
+def parse_csv(raw: bytes, today: date) -> ParsedCSV:
+    """Read an upload into (line, centre, figures), one per centre and day, and every error by line.
+
+    Columns: day, centre, received, resolved, overdue, and optionally backlog and procedure,
+    named in English or Vietnamese (see `meetings.figures.spreadsheet`); separated by "," or ";"
+    (or tabs); dates as YYYY-MM-DD or dd/mm/yyyy; UTF-8, or a Windows code page. A line with a
+    procedure adds to that day's breakdown; the totals are the line without a procedure, or the
+    sum of the procedure lines when there is none. Only a file that cannot be read at all (its
+    encoding, its header) raises; line errors are returned with the lines that are valid.
     """
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput([FieldError("file", N_("The file is not UTF-8 text."), line=1)]) from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    missing = [c for c in CSV_COLUMNS[:5] if c not in header]
-    if missing:
-        raise InvalidInput(
-            [FieldError("file", N_("Missing columns: %(columns)s."), {"columns": ", ".join(missing)}, line=1)]
-        )
-    reader.fieldnames = header
+    text = spreadsheet.decode(raw)
+    if text is None:
+        raise _file_error(N_("The file's characters cannot be read: save it as “CSV UTF-8”."))
+    text, separator, offset = spreadsheet.split_sep_line(text)
+    header_line = next((line for line in text.splitlines() if line.strip()), "")
+    separator = separator or spreadsheet.delimiter_of(header_line)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     errors: list[FieldError] = []
     totals: dict[tuple[str, date], tuple[int, dict[str, Any]]] = {}
     procs: dict[tuple[str, date], dict[str, dict[str, int]]] = {}
-    first_line: dict[tuple[str, date], int] = {}
+    first_line: dict[tuple[str, date], tuple[int, str]] = {}
     try:
-        for number, row in enumerate(reader, start=2):
+        positions, width, header_errors = _read_header(reader, offset)
+        if header_errors:
+            raise InvalidInput(header_errors)
+        consumed = reader.line_num
+        for row in reader:
+            number = consumed + 1 + offset  # where the record starts (a cell may hold a line break)
+            consumed = reader.line_num
             if number > MAX_CSV_LINES:
                 errors.append(FieldError("file", N_("The file has too many lines."), line=number))
                 break
-            if None in row:
+            if not any(cell.strip() for cell in row):
+                continue  # an empty line (Excel writes ";;;;" for rows it formatted)
+            if any(cell.strip() for cell in row[width:]):
                 errors.append(FieldError("file", N_("This line has too many fields."), line=number))
                 continue
-            centre = (row.get("centre") or "").strip().upper()
-            procedure = (row.get("procedure") or "").strip()
+            cells = {c: (row[i] if i < len(row) else "") for c, i in positions.items()}
+            centre = cells["centre"].strip()
+            procedure = cells.get("procedure", "").strip()
+            line_errors: list[FieldError] = []
             if not centre:
-                errors.append(FieldError("centre", N_("Say which centre."), line=number))
-                continue
+                line_errors.append(FieldError("centre", N_("Say which centre."), line=number))
+            data = dict(cells) | {"day": spreadsheet.iso_day(cells["day"])}
             try:
-                figures = clean(dict(row), today, line=number)
+                figures = clean(data, today, line=number, day_first=True)
             except InvalidInput as exc:
-                errors.extend(exc.errors)
+                errors.extend(line_errors + exc.errors)
                 continue
-            key = (centre, figures.day)
-            first_line.setdefault(key, number)
+            if line_errors:
+                errors.extend(line_errors)
+                continue
+            key = (fold(centre), figures.day)
+            first_line.setdefault(key, (number, centre))
             if procedure:
                 day_procs = procs.setdefault(key, {})
                 if procedure in day_procs:
@@ -361,27 +435,31 @@ def parse_csv(raw: bytes, today: date) -> list[tuple[int, str, Figures]]:
                 day_procs[procedure] = {c: getattr(figures, c) for c in COUNTS}
             else:
                 if key in totals:
-                    errors.append(FieldError("day", N_("This centre and day appear twice."), line=number))
+                    errors.append(
+                        FieldError(
+                            "day",
+                            N_("This centre and day appear twice (first on line %(first)s)."),
+                            {"first": totals[key][0]},
+                            line=number,
+                        )
+                    )
                     continue
                 totals[key] = (
                     number,
                     {"backlog": figures.backlog, **{c: getattr(figures, c) for c in COUNTS}},
                 )
-    except csv.Error as exc:
-        errors.append(FieldError("file", N_("The file is not valid CSV."), line=reader.line_num))
-        del exc
-    if errors:
-        raise InvalidInput(errors)
-    result = []
-    for key, line in sorted(first_line.items(), key=lambda kv: kv[1]):
-        centre, day = key
+    except csv.Error:
+        errors.append(FieldError("file", N_("The file is not valid CSV."), line=reader.line_num + offset))
+    lines = []
+    for key, (line, centre) in sorted(first_line.items(), key=lambda kv: kv[1][0]):
+        _folded, day = key
         day_procs = procs.get(key, {})
         if key in totals:
             _line, values = totals[key]
         else:
             values = {c: sum(p[c] for p in day_procs.values()) for c in COUNTS}
             values["backlog"] = None
-        result.append(
+        lines.append(
             (
                 line,
                 centre,
@@ -395,25 +473,46 @@ def parse_csv(raw: bytes, today: date) -> list[tuple[int, str, Figures]]:
                 ),
             )
         )
-    if not result:
-        raise InvalidInput([FieldError("file", N_("The file has no figures."), line=1)])
-    return result
+    if not lines and not errors:
+        raise _file_error(N_("The file has no figures."))
+    return ParsedCSV(lines, errors)
+
+
+def _names_unit(written: str, unit: Unit) -> bool:
+    """Whether a centre cell names this unit: its code, or its name (with or without diacritics)."""
+    return fold(written) in {fold(unit.code), fold(unit.name)}
 
 
 async def upload_csv(
     db: AsyncSession, actor: Actor, raw: bytes, *, tz: tzinfo, now: datetime | None = None
 ) -> list[Outcome]:
-    """Store a CSV upload for the person's centre: every line valid, or nothing stored."""
+    """Store a CSV upload for the person's centre: every line valid, or nothing stored.
+
+    Every error of every line is reported at once: what parsing finds, lines for another
+    centre, and what storing finds (resolved over received plus backlog, a report that can
+    no longer be corrected). The lines are stored in the session to find the last kind; the
+    caller rolls back when InvalidInput is raised.
+    """
     now = now or utcnow()
     unit = await centre_of(db, actor)
     parsed = parse_csv(raw, now.astimezone(tz).date())
-    foreign = [line for line, centre, _f in parsed if centre != unit.code.upper()]
-    if foreign:
-        raise Forbidden(N_("A centre reports its own figures only (line %(line)s)."), line=foreign[0])
+    errors = list(parsed.errors)
+    own: list[tuple[int, Figures]] = []
+    for line, centre, figures in parsed.lines:
+        if _names_unit(centre, unit):
+            own.append((line, figures))
+        else:
+            errors.append(
+                FieldError(
+                    "centre",
+                    N_("This line is for another centre (%(code)s); a centre reports its own figures only."),
+                    {"code": centre[:40]},
+                    line=line,
+                )
+            )
     outcomes: list[Outcome] = []
-    errors: list[FieldError] = []
     # Earlier days first: a day's default backlog comes from the day before.
-    for line, _centre, figures in sorted(parsed, key=lambda t: t[2].day):
+    for line, figures in sorted(own, key=lambda t: t[1].day):
         try:
             outcomes.append(
                 await submit(
@@ -533,6 +632,9 @@ class Dashboard:
     lines: list[CentreLine]
     missing: list[Unit]
     weeks: list[Week]
+    working: bool = True  # False: a weekend, a holiday or a day off (no report is expected)
+    holiday: str = ""  # the holiday's or day off's name, when there is one
+    off_days: list[tuple[date, int]] = field(default_factory=list)  # later non-working days reported
     received: int = 0
     resolved: int = 0
     overdue: int = 0
@@ -550,18 +652,63 @@ class Dashboard:
         return sorted(self.lines, key=lambda c: (-c.rate, c.overdue, c.unit.code))
 
 
-async def last_reported_day(db: AsyncSession, until: date) -> date:
-    """The latest day with reports up to `until` (so that Monday shows Friday); `until` when none."""
-    found = await db.scalar(
-        select(func.max(DailyReport.day)).where(
-            DailyReport.day <= until, DailyReport.day > until - timedelta(days=7)
-        )
+# How far back the default day looks for a working day with reports (a Tết break is about
+# nine days; a month covers it with room to spare).
+LOOKBACK_DAYS = 31
+
+
+def last_working_day(calendar: WorkingCalendar, until: date) -> date:
+    """The latest working day up to `until` (`until` itself when none in the look-back)."""
+    for back in range(LOOKBACK_DAYS):
+        day = until - timedelta(days=back)
+        if calendar.is_working_day(day):
+            return day
+    return until
+
+
+async def default_day(
+    db: AsyncSession, calendar: WorkingCalendar, until: date, *, lookback: int = LOOKBACK_DAYS
+) -> date:
+    """The last working day with reports up to `until`, so that Monday shows Friday.
+
+    A report made on a Saturday, a Sunday or a holiday does not become the city's figures:
+    a non-working day is shown only when asked for. With no working day reported in the
+    look-back, the last working day (showing who has not reported).
+    """
+    reported = await db.scalars(
+        select(DailyReport.day)
+        .where(DailyReport.day <= until, DailyReport.day > until - timedelta(days=lookback))
+        .group_by(DailyReport.day)
+        .order_by(DailyReport.day.desc())
     )
-    return found or until
+    for day in reported:
+        if calendar.is_working_day(day):
+            return day
+    return last_working_day(calendar, until)
 
 
-async def dashboard(db: AsyncSession, day: date, *, weeks: int = 8) -> Dashboard:
-    """Totals, rate, ranking, centres that have not reported, and the weekly trend up to the day."""
+async def off_days_with_reports(
+    db: AsyncSession, calendar: WorkingCalendar, first: date, last: date
+) -> list[tuple[date, int]]:
+    """Non-working days between two days (inclusive) on which centres reported, and how many."""
+    if first > last:
+        return []
+    rows = await db.execute(
+        select(DailyReport.day, func.count())
+        .where(DailyReport.day >= first, DailyReport.day <= last)
+        .group_by(DailyReport.day)
+        .order_by(DailyReport.day)
+    )
+    return [(day, int(count)) for day, count in rows.all() if not calendar.is_working_day(day)]
+
+
+async def dashboard(
+    db: AsyncSession, day: date, *, weeks: int = 8, calendar: WorkingCalendar | None = None
+) -> Dashboard:
+    """Totals, rate, ranking, centres that have not reported, and the weekly trend up to the day.
+
+    With a calendar, the day is marked working or not (a non-working day lists nobody as missing).
+    """
     centres = list(
         await db.scalars(
             select(Unit).where(Unit.kind == UnitKind.CENTRE, Unit.active.is_(True)).order_by(Unit.code)
@@ -592,16 +739,39 @@ async def dashboard(db: AsyncSession, day: date, *, weeks: int = 8) -> Dashboard
         week.received += int(received or 0)
         week.resolved += int(resolved or 0)
         week.overdue += int(overdue or 0)
+    working = calendar is None or calendar.is_working_day(day)
     board = Dashboard(
         day=day,
         lines=lines,
-        missing=[u for u in centres if u.id not in reported],
+        missing=[u for u in centres if u.id not in reported] if working else [],
         weeks=list(by_week.values()),
+        working=working,
+        holiday=(calendar.holiday_name(day) or "") if calendar is not None and not working else "",
     )
     board.received = sum(c.received for c in lines)
     board.resolved = sum(c.resolved for c in lines)
     board.overdue = sum(c.overdue for c in lines)
     board.backlog = sum(c.backlog for c in lines)
+    return board
+
+
+async def dashboard_for(
+    db: AsyncSession, today: date, day: date | None = None, *, weeks: int = 8
+) -> Dashboard:
+    """The dashboard people see: the asked day, or by default the last working day reported
+    before today; with the non-working days right after it that have reports (linked, so they
+    are reachable, never the default)."""
+    calendar = await working_calendar(db)
+    if day is None:
+        day = await default_day(db, calendar, today - timedelta(days=1))
+    board = await dashboard(db, day, weeks=weeks, calendar=calendar)
+    # The non-working days that follow it (up to the next working day or today), when reported.
+    last = day
+    while last < today and last - day < timedelta(days=LOOKBACK_DAYS):
+        if calendar.is_working_day(last + timedelta(days=1)):
+            break
+        last += timedelta(days=1)
+    board.off_days = await off_days_with_reports(db, calendar, day + timedelta(days=1), last)
     return board
 
 
@@ -674,7 +844,7 @@ async def snapshot(db: AsyncSession, day: date) -> dict[str, Any]:
 
 
 async def freeze_into_minutes(db: AsyncSession, header: dict[str, Any]) -> dict[str, Any]:
-    """The minutes header with the figures of the last day reported before the meeting's date.
+    """The minutes header with the figures of the last working day reported before the meeting's date.
 
     Called when morning minutes are approved, so the approved (hashed) content keeps the
     figures the meeting saw, whatever corrections come later.
@@ -683,13 +853,11 @@ async def freeze_into_minutes(db: AsyncSession, header: dict[str, Any]) -> dict[
         meeting_day = date.fromisoformat(str(header.get("date", "")))
     except ValueError:
         return header
-    last = await db.scalar(
-        select(func.max(DailyReport.day)).where(
-            DailyReport.day < meeting_day, DailyReport.day >= meeting_day - timedelta(days=7)
-        )
-    )
-    if last is None:
-        return header
+    calendar = await working_calendar(db)
+    until = meeting_day - timedelta(days=1)
+    last = await default_day(db, calendar, until, lookback=7)  # older figures are not the day's
+    if await db.scalar(select(DailyReport.id).where(DailyReport.day == last).limit(1)) is None:
+        return header  # no working day reported in the look-back: nothing to keep
     return {**header, "figures": await snapshot(db, last)}
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, insert, literal,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings import i18n
-from meetings.accounts.permissions import Actor, Permission
+from meetings.accounts.permissions import Actor, Permission, reads_whole_register
 from meetings.db.base import utcnow
 from meetings.directory.models import Person, Unit, UnitKind
 from meetings.errors import N_, Conflict, FieldError, Forbidden, InvalidInput, NotFound
@@ -127,18 +127,41 @@ class Filters:
     limit: int = 200
 
 
-def reads_all(actor: Actor) -> bool:
-    """Whether the person reads the whole register (secretary, chair)."""
+def manages(actor: Actor) -> bool:
+    """Whether the person assigns and moves every issue (secretary, chair)."""
     return actor.can(Permission.ISSUES_MANAGE)
 
 
-def _scope(actor: Actor) -> ColumnElement[bool]:
-    """Issues the person may read: all for managers; else raised by or owned by their unit."""
-    if reads_all(actor):
+@dataclass(frozen=True)
+class Reach:
+    """Whose issues a person reads: the whole city's register, or those of their own unit."""
+
+    whole: bool
+    unit: Unit | None  # the person's unit: its issues are those it raised or owns
+
+    def covers(self, row: IssueRow) -> bool:
+        """Whether an issue is within reach."""
+        if self.whole:
+            return True
+        return self.unit is not None and self.unit.id in {
+            row.unit.id if row.unit else None,
+            row.owner.id if row.owner else None,
+        }
+
+
+async def reach_of(db: AsyncSession, actor: Actor) -> Reach:
+    """Whose issues the person reads (meetings.accounts.permissions decides: by role or unit)."""
+    unit = await db.get(Unit, actor.unit_id) if actor.unit_id else None
+    return Reach(reads_whole_register(actor, unit.kind if unit else None), unit)
+
+
+def _scope(reach: Reach) -> ColumnElement[bool]:
+    """Issues within reach: all, or raised by or owned by the person's unit."""
+    if reach.whole:
         return literal(True)
-    if actor.unit_id is None:
+    if reach.unit is None:
         return literal(False)
-    return or_(col_unit == actor.unit_id, col_owner == actor.unit_id)
+    return or_(col_unit == reach.unit.id, col_owner == reach.unit.id)
 
 
 async def sync_from_minutes(db: AsyncSession) -> int:
@@ -215,7 +238,7 @@ async def list_issues(
     now = now or utcnow()
     filters = filters or Filters()
     await sync_from_minutes(db)
-    stmt = _select().where(_scope(actor))
+    stmt = _select().where(_scope(await reach_of(db, actor)))
     for code, column in ((filters.unit, col_unit), (filters.owner, col_owner)):
         if code.strip():
             unit = await _unit_by_code(db, code)
@@ -296,10 +319,7 @@ async def get_issue(
     if not rows:
         raise NotFound(N_("This issue does not exist."))
     row = rows[0]
-    if not reads_all(actor) and (
-        actor.unit_id is None
-        or actor.unit_id not in {row.unit.id if row.unit else None, row.owner.id if row.owner else None}
-    ):
+    if not (await reach_of(db, actor)).covers(row):
         raise Forbidden(N_("You may read the issues of your own unit only."))
     return row
 
@@ -370,7 +390,7 @@ async def report(db: AsyncSession, actor: Actor, data: ReportInput, *, now: date
         unit = await _unit_by_code(db, data.unit)
         if unit is None:
             errors.append(FieldError("unit", N_("Unknown unit %(code)s."), {"code": data.unit.strip()[:40]}))
-        elif unit.id != actor.unit_id and not reads_all(actor):
+        elif unit.id != actor.unit_id and not manages(actor):
             raise Forbidden(N_("A centre reports issues for itself only."))
         else:
             unit_id = unit.id
@@ -629,7 +649,7 @@ async def _mail_owner(
 
 def may_move(actor: Actor, row: IssueRow) -> bool:
     """Managers move every issue; the owner unit moves its own to in progress or resolved."""
-    return reads_all(actor) or (
+    return manages(actor) or (
         actor.can(Permission.ISSUES_REPORT) and row.owner is not None and row.owner.id == actor.unit_id
     )
 
@@ -652,7 +672,7 @@ async def set_status(
         wanted = IssueStatus(status)
     except ValueError as exc:
         raise InvalidInput([FieldError("status", N_("Choose a status from the list."))]) from exc
-    if not reads_all(actor) and wanted not in {IssueStatus.IN_PROGRESS, IssueStatus.RESOLVED}:
+    if not manages(actor) and wanted not in {IssueStatus.IN_PROGRESS, IssueStatus.RESOLVED}:
         raise Forbidden(N_("The owner marks an issue in progress or resolved; the meeting closes it."))
     resolution = normalize(resolution)
     if len(resolution) > MAX_TEXT:

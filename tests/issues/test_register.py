@@ -122,13 +122,22 @@ async def test_who_reads_and_moves_what(world: World) -> None:
     await world.logout()
     engineer = await world.person("dost@hue.example", Role.MEMBER, dost)
     await world.login(engineer.email)
-    assert (await (await world.client.get("/api/issues")).json())["issues"] == []
+    # A support team follows issues across centres: it reads the whole register, and moves
+    # only the issues its unit owns (none yet).
+    assert [i["id"] for i in (await (await world.client.get("/api/issues")).json())["issues"]] == [
+        mine,
+        theirs,
+    ]
+    assert (
+        await world.call("POST", f"/api/issues/{mine}/status", json={"status": "in_progress"})
+    ).status == 403
     await world.logout()
     await world.login(day.secretary.email)
     await world.call("POST", f"/api/issues/{mine}/assign", json={"owner": "DOST"})
     await world.logout()
     await world.login(engineer.email)
-    assert [i["id"] for i in (await (await world.client.get("/api/issues")).json())["issues"]] == [mine]
+    owned = await (await world.client.get("/api/issues?owner=DOST")).json()
+    assert [i["id"] for i in owned["issues"]] == [mine]
     assert (
         await world.call("POST", f"/api/issues/{mine}/status", json={"status": "in_progress"})
     ).status == 200

@@ -18,12 +18,12 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 async def approved_morning(world: World) -> int:
-    """Morning minutes of 7 January 2030, approved after P-PHUXUAN reported the 6th."""
+    """Morning minutes of 7 January 2030, approved after P-PHUXUAN reported Friday the 4th."""
     day = await make_day(world)
     async with world.db() as db:
         unit = await world_unit(db, "P-PHUXUAN")
         reported = figures.clean(
-            {"day": "2030-01-06", "received": 12, "resolved": 9, "overdue": 1, "backlog": 3},
+            {"day": "2030-01-04", "received": 12, "resolved": 9, "overdue": 1, "backlog": 3},
             date(2030, 1, 7),
         )
         await figures.submit(db, unit, reported, source="form", by="t", person_id=None, tz=TZ)
@@ -53,7 +53,7 @@ async def test_the_read_view_shows_the_frozen_figures(world: World) -> None:
         page = await response.text()
         assert 'id="minutes-figures"' in page and "Số liệu hồ sơ" in page, path
         block = page.split('id="minutes-figures"', 1)[1].split("</section>", 1)[0]
-        assert "2030-01-06" in block
+        assert "2030-01-04" in block
         assert "<td>P-PHUXUAN</td><td>12</td><td>9</td><td>1</td>" in block
         # The centres that did not report that day are named.
         assert "P-THUANHOA" in block
@@ -72,12 +72,12 @@ async def test_the_exports_carry_the_figures(world: World) -> None:
     md = await world.client.get(f"/minutes/{minutes_id}/export/md?version=1")
     assert md.status == 200
     text = await md.text()
-    assert "SỐ LIỆU HỒ SƠ NGÀY 06/01/2030" in text
+    assert "SỐ LIỆU HỒ SƠ NGÀY 04/01/2030" in text
     assert "P-PHUXUAN: tiếp nhận 12, đã giải quyết 9, quá hạn 1." in text
     assert "tỷ lệ giải quyết 60,0%" in text  # 9 ÷ (12 + 3)
     body = await (await world.client.get(f"/minutes/{minutes_id}/export/docx?version=1")).read()
     paragraphs = [p.text for p in docx.Document(io.BytesIO(body)).paragraphs]
-    assert "SỐ LIỆU HỒ SƠ NGÀY 06/01/2030" in paragraphs
+    assert "SỐ LIỆU HỒ SƠ NGÀY 04/01/2030" in paragraphs
 
 
 def test_figures_part_lists_totals_centres_and_who_did_not_report() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from aiohttp import web
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from meetings.accounts import service as accounts
 from meetings.accounts.permissions import Actor, Permission
 from meetings.directory.models import Unit, UnitKind
 from meetings.errors import N_, FieldError, Forbidden, InvalidInput
-from meetings.figures import service
+from meetings.figures import service, spreadsheet
 from web import keys
 from web.access import needs, token_authenticated
 from web.forms import form_fields, int_param, json_object
@@ -37,7 +37,11 @@ def today(request: web.Request) -> date:
     return datetime.now(request.app[keys.SETTINGS].tz).date()
 
 
-def _day_param(request: web.Request, name: str, default: date) -> date:
+@overload
+def _day_param(request: web.Request, name: str) -> date | None: ...
+@overload
+def _day_param(request: web.Request, name: str, default: date) -> date: ...
+def _day_param(request: web.Request, name: str, default: date | None = None) -> date | None:
     raw = request.query.get(name, "").strip()
     if not raw:
         return default
@@ -78,6 +82,8 @@ async def _report_page(
             "values": values,
             "errors": errors or {},
             "upload_errors": upload_errors or [],
+            "columns": spreadsheet.COLUMN_LABELS,
+            "vietnamese_names": ", ".join(spreadsheet.VIETNAMESE_NAMES.values()),
             "current": current,
             "history": history,
             "recent": recent,
@@ -178,18 +184,17 @@ async def api_report(request: web.Request) -> web.Response:
 @needs(Permission.FIGURES_READ)
 async def dashboard_page(request: web.Request) -> web.Response:
     """The morning meeting's dashboard: totals, rate, ranking, who has not reported, the trend."""
+    day = _day_param(request, "day")
     async with request.app[keys.DB]() as db:
-        default = await service.last_reported_day(db, today(request) - timedelta(days=1))
-        day = _day_param(request, "day", default)
-        board = await service.dashboard(db, day)
+        board = await service.dashboard_for(db, today(request), day)
     return render(
         request,
         "figures/dashboard.html",
         {
             "board": board,
             "chart": service.trend_chart(board.weeks),
-            "previous": day - timedelta(days=1),
-            "next": day + timedelta(days=1),
+            "previous": board.day - timedelta(days=1),
+            "next": board.day + timedelta(days=1),
         },
     )
 
@@ -198,6 +203,9 @@ def board_data(board: service.Dashboard) -> dict[str, Any]:
     """A dashboard as plain data."""
     return {
         "day": board.day.isoformat(),
+        "working_day": board.working,
+        "holiday": board.holiday,
+        "off_days_reported": [{"day": d.isoformat(), "centres": n} for d, n in board.off_days],
         "received": board.received,
         "resolved": board.resolved,
         "overdue": board.overdue,
@@ -229,11 +237,10 @@ def board_data(board: service.Dashboard) -> dict[str, Any]:
 @routes.get("/api/figures", name="api_figures")
 @needs(Permission.FIGURES_READ)
 async def api_dashboard(request: web.Request) -> web.Response:
-    """The dashboard as JSON (?day=YYYY-MM-DD; yesterday by default)."""
+    """The dashboard as JSON (?day=YYYY-MM-DD; by default the last working day reported before today)."""
+    day = _day_param(request, "day")
     async with request.app[keys.DB]() as db:
-        default = await service.last_reported_day(db, today(request) - timedelta(days=1))
-        day = _day_param(request, "day", default)
-        board = await service.dashboard(db, day)
+        board = await service.dashboard_for(db, today(request), day)
     return web.json_response(board_data(board))
 
 

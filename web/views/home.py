@@ -1,7 +1,8 @@
 """The home page by role: today's meetings for everyone; the register, the figures, the manual by role.
 
-The chair and the secretary see open issues by age and the centres' figures; a centre sees its
-own issues, its report for today and the manual; a support team sees the issues it owns.
+The chair and the secretary (and observers, administrators: whoever reads the whole register)
+see open issues by age and the centres' figures; a centre sees its own issues, its report for
+today and the manual; a support team sees the issues it owns.
 """
 
 from __future__ import annotations
@@ -79,11 +80,10 @@ async def role_panels(db: Any, who: Actor, today: date) -> dict[str, Any]:
         "owner_unit": None,
     }
     unit = await db.get(Unit, who.unit_id) if who.unit_id else None
-    if who.can(Permission.ISSUES_MANAGE):
+    if who.can(Permission.ISSUES_READ_ALL):
         panels["glance"] = await issues.at_a_glance(db, who)
     if who.can(Permission.FIGURES_READ):
-        day = await figures.last_reported_day(db, today - timedelta(days=1))
-        panels["board"] = await figures.dashboard(db, day, weeks=1)
+        panels["board"] = await figures.dashboard_for(db, today, weeks=1)
     if unit is not None and unit.kind == UnitKind.CENTRE:
         panels["centre"] = unit
         panels["unit_issues"] = await issues.list_issues(

@@ -68,6 +68,7 @@ async def list_page(request: web.Request) -> web.Response:
             filters = service.Filters()
         rows = await service.list_issues(db, who, filters)
         glance = await service.at_a_glance(db, who)
+        reach = await service.reach_of(db, who)
         await db.commit()  # register rows given to new minutes entries
     centres, owners = await _units(request)
     return render(
@@ -76,6 +77,7 @@ async def list_page(request: web.Request) -> web.Response:
         {
             "rows": rows,
             "glance": glance,
+            "reach": reach,
             "values": params,
             "errors": errors,
             "centres": centres,
@@ -147,12 +149,12 @@ async def issue_page(request: web.Request) -> web.Response:
             "articles": articles,
             "owners": owners,
             "may_move": service.may_move(who, row),
-            "manager": service.reads_all(who),
+            "manager": service.manages(who),
             "done": request.query.get("done", ""),
             "status_choices": [
                 s
                 for s in IssueStatus
-                if service.reads_all(who)
+                if service.manages(who)
                 or s in {IssueStatus.IN_PROGRESS, IssueStatus.RESOLVED}
                 or s == row.status
             ],
@@ -212,8 +214,10 @@ async def api_list(request: web.Request) -> web.Response:
     filters = service.parse_filters(params)
     async with request.app[keys.DB]() as db:
         rows = await service.list_issues(db, who, filters)
+        reach = await service.reach_of(db, who)
         await db.commit()
-    return web.json_response({"issues": [r.data() for r in rows]})
+    scope = "all" if reach.whole else (reach.unit.code if reach.unit else None)
+    return web.json_response({"scope": scope, "issues": [r.data() for r in rows]})
 
 
 @routes.post("/api/issues", name="api_issue_create")
