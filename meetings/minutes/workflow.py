@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.policy
 import hashlib
 import json
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any
@@ -268,15 +268,15 @@ async def publish(
     name = export.file_stem(data, approval)
     link = minutes_url(base_url, minutes.id, version.number)
     queued = 0
+    meeting_day = date.fromisoformat(data["header"]["date"]) if data["header"].get("date") else None
     for person in await invitees_of(db, series):
         with i18n.language(person.language):
+            day = i18n.fmt_date(meeting_day) if meeting_day else ""
             subject = (
                 "["
                 + i18n.gettext("Giao Ban")
                 + "] "
-                + i18n.gettext(
-                    "Minutes: %(title)s, %(date)s", title=series.title, date=data["header"].get("date", "")
-                )
+                + i18n.gettext("Minutes: %(title)s, %(date)s", title=series.title, date=day)
             )
             body = i18n.gettext(
                 "The approved minutes (version %(n)s) are attached as DOCX and PDF.\n"

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 
 from meetings import i18n
 from meetings.directory.models import Role
+from meetings.mail.models import OUTBOX_KIND_LABELS
 from meetings.minutes.models import ENTRY_KIND_LABELS, EntryChange, MinutesVersion
 from tests.conftest import World
 from tests.minutes.helpers import Day, make_day
@@ -232,3 +233,17 @@ async def test_favicon_is_an_image(world: World) -> None:
     assert icon is not None
     svg = await world.client.get(icon.group(1))
     assert svg.status == 200 and svg.headers["Content-Type"] == "image/svg+xml"
+
+
+def test_every_kind_of_mail_the_service_sends_has_a_name() -> None:
+    """The outbox's kind column is free text: each kind written in the code has a label."""
+    root = Path(__file__).resolve().parents[2] / "meetings"
+    kinds = set()
+    for path in root.rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        kinds |= set(re.findall(r'\bkind="([a-z_]+)"', source))
+        kinds |= set(re.findall(r'^MAIL_KIND = "([a-z_]+)"', source, re.MULTILINE))
+    assert {"invitation", "minutes", "issue_assigned", "reminder"} <= kinds
+    assert kinds <= set(OUTBOX_KIND_LABELS), kinds - set(OUTBOX_KIND_LABELS)
+    with i18n.language("vi"):
+        assert all(i18n.gettext(label) != label for label in OUTBOX_KIND_LABELS.values())
