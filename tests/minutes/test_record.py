@@ -209,6 +209,7 @@ async def test_kind_names_units_and_dates_read_the_same_on_the_page_and_in_the_d
     assert at is not None
     assert at.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%H:%M %d/%m/%Y") in html
     assert "Phường Phú Xuân" in html and "Vấn đề phát sinh" in html
+    assert "Tạo mục" in html and "Đã xoá" not in html  # a creation lists what was set
     assert "unit_id" not in html and "07/01/2030" in html and "2030-01-07" not in html.split("<main", 1)[1]
 
 

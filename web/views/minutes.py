@@ -312,7 +312,15 @@ async def history_page(request: web.Request) -> web.Response:
         minutes, entry, changes = await _history(db, who, request)
         data = await service.entry_data(db, entry)
         names = await _names(db, changes)
-    shown = [{**c, "before": _shown(c["before"], names), "after": _shown(c["after"], names)} for c in changes]
+    shown = [
+        {
+            **c,
+            "before": _shown(c["before"], names),
+            # A creation lists what was set, not every empty field.
+            "after": _shown(c["after"], names, skip_empty=not c["before"]),
+        }
+        for c in changes
+    ]
     return render(
         request,
         "minutes/history.html",
@@ -357,7 +365,9 @@ async def _names(db: AsyncSession, changes: list[dict[str, Any]]) -> dict[tuple[
     return names
 
 
-def _shown(values: dict[str, Any], names: dict[tuple[str, int], str]) -> list[tuple[str, str]]:
+def _shown(
+    values: dict[str, Any], names: dict[tuple[str, int], str], *, skip_empty: bool = False
+) -> list[tuple[str, str]]:
     """(field label, value) pairs of one side of a change, translated, units and people by name."""
     labels: dict[str, Any] = {
         "kind": ENTRY_KIND_LABELS,
@@ -368,6 +378,8 @@ def _shown(values: dict[str, Any], names: dict[tuple[str, int], str]) -> list[tu
     }
     shown = []
     for field, value in values.items():
+        if skip_empty and (value is None or value == "" or value is False):
+            continue
         if value is None or value == "":
             text = "—"
         elif field in labels and value in labels[field]:
