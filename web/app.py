@@ -28,6 +28,7 @@ from web.views import (
     directory,
     figures,
     home,
+    icons,
     issues,
     links,
     mail,
@@ -69,8 +70,8 @@ def setup_templates(app: web.Application) -> None:
     tz = app[keys.SETTINGS].tz
     env.filters["number"] = i18n.fmt_number
     env.filters["percent"] = i18n.fmt_percent
-    env.filters["date"] = i18n.fmt_date
-    env.filters["datetime"] = lambda v, style="short": i18n.fmt_datetime(v, tz, style)
+    env.filters["date"] = labels.date_text
+    env.filters["datetime"] = lambda v, style="short": labels.datetime_text(v, tz, style)
     env.filters["time"] = lambda v: i18n.fmt_time(v, tz)
     env.globals.update(labels.template_globals())
     env.filters["weekday_label"] = labels.weekday_label
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_templates(app)
     for module in (
         ops,
+        icons,
         auth,
         home,
         directory,

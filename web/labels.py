@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import date, datetime, tzinfo
 from typing import Any
 
+from meetings import i18n
 from meetings.directory.models import ROLE_LABELS, UNIT_KIND_LABELS, Role, Unit, UnitKind
 from meetings.i18n import gettext
 
@@ -42,6 +44,30 @@ def weekday_label(name: str) -> str:
     from meetings.schedule.workdays import WEEKDAY_NAMES
 
     return str(get_day_names("wide", locale=current_language())[WEEKDAY_NAMES.index(name)])
+
+
+def date_text(value: date | str | None, style: str = "short") -> str:
+    """A date, or an ISO 8601 date as stored in minutes (2026-12-06), as 06/12/2026 in Vietnamese."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        try:
+            return i18n.fmt_date(date.fromisoformat(value[:10]), style)
+        except ValueError:
+            return value
+    return i18n.fmt_date(value, style)
+
+
+def datetime_text(value: datetime | str | None, tz: tzinfo, style: str = "short") -> str:
+    """A moment, or an ISO 8601 moment as stored in JSON, in the city's time: 07:30 06/12/2026."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        try:
+            return i18n.fmt_datetime(datetime.fromisoformat(value), tz, style)
+        except ValueError:
+            return value
+    return i18n.fmt_datetime(value, tz, style)
 
 
 def template_globals() -> dict[str, Callable[..., Any]]:

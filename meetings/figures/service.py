@@ -836,10 +836,17 @@ async def snapshot(db: AsyncSession, day: date) -> dict[str, Any]:
         "backlog": board.backlog,
         "rate": round(board.rate, 4),
         "centres": [
-            {"code": c.unit.code, "received": c.received, "resolved": c.resolved, "overdue": c.overdue}
+            {
+                "code": c.unit.code,
+                "name": c.unit.name,
+                "received": c.received,
+                "resolved": c.resolved,
+                "overdue": c.overdue,
+            }
             for c in board.ranking
         ],
         "missing": [u.code for u in board.missing],
+        "missing_names": [u.name for u in board.missing],  # what a reader is shown
     }
 
 

@@ -28,6 +28,23 @@ OUTBOX_STATUS_LABELS = {
     OutboxStatus.FAILED: N_("Failed"),
 }
 
+# What each kind of mail is, for people reading the outbox (the kind column is free text; an
+# unknown kind is shown as it is stored).
+OUTBOX_KIND_LABELS = {
+    "invitation": N_("Meeting invitation"),
+    "update": N_("Meeting update"),
+    "moved": N_("Meeting moved"),
+    "occurrence_cancel": N_("Meeting cancelled"),
+    "series_cancel": N_("Series cancelled"),
+    "cancellation": N_("Cancellation"),
+    "reminder": N_("Meeting reminder"),
+    "minutes_due": N_("Minutes reminder"),
+    "minutes": N_("Minutes published"),
+    "issue_assigned": N_("Issue assigned"),
+    "answer": N_("Reply to an invitation"),
+    "notice": N_("Notice"),
+}
+
 
 class OutboxMessage(Base):
     """One email to one recipient, stored as the exact bytes that go on the wire."""

@@ -1,7 +1,9 @@
 """Minutes as documents: DOCX and PDF in the layout of Decree 30/2020/NĐ-CP, and Markdown.
 
 The official document is in Vietnamese whatever the reader's interface language, so its fixed
-words are written here in Vietnamese rather than looked up in the catalogs. Every export takes
+words are written here in Vietnamese; the names of entry kinds, categories and severities come
+from the same label tables as the web pages, read from the Vietnamese catalog, so a kind is
+called the same on the page and in the document. Every export takes
 the plain content of `meetings.minutes.workflow.content` (or an approved version of it), so an
 exported version is exactly what was approved. Entry text is user input: it goes into DOCX as
 XML text (python-docx escapes it), into the PDF as drawn glyphs, and into Markdown escaped, so
@@ -12,10 +14,14 @@ from __future__ import annotations
 
 import io
 import unicodedata
-from datetime import date
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from meetings import i18n
+from meetings.minutes.models import ENTRY_KIND_LABELS, ISSUE_CATEGORY_LABELS, SEVERITY_LABELS
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 ISSUING_PARENT = "ỦY BAN NHÂN DÂN"
@@ -29,25 +35,6 @@ TITLES = {
     "afternoon": "BIÊN BẢN HỌP GIAO BAN BUỔI CHIỀU",
     "adhoc": "BIÊN BẢN HỌP GIAO BAN ĐỘT XUẤT",
 }
-KINDS = {
-    "issue": "Vướng mắc",
-    "lesson": "Bài học",
-    "adjustment": "Điều chỉnh kế hoạch",
-    "decision": "Kết luận, chỉ đạo",
-    "action": "Nhiệm vụ",
-    "note": "Ghi chú",
-}
-CATEGORIES = {
-    "connectivity": "kết nối",
-    "data_sync": "đồng bộ dữ liệu",
-    "fees": "thu phí, lệ phí",
-    "signature": "chữ ký số",
-    "accounts": "tài khoản",
-    "procedure": "thủ tục",
-    "equipment": "thiết bị",
-    "other": "khác",
-}
-SEVERITIES = {"low": "thấp", "medium": "trung bình", "high": "cao", "critical": "nghiêm trọng"}
 STATES = {
     "present": "Có mặt",
     "late": "Đến muộn",
@@ -56,7 +43,34 @@ STATES = {
     "excused": "Vắng có lý do",
 }
 CARRIED_MARK = "[Chuyển tiếp]"
-ROMAN = ("I", "II", "III", "IV", "V")
+DOCUMENT_LANGUAGE = "vi"
+
+
+def label(table: Mapping[Any, str], value: str) -> str:
+    """A value's name from one of the models' label tables, in the document's language."""
+    msgid = table.get(value)
+    if msgid is None:
+        return value
+    with i18n.language(DOCUMENT_LANGUAGE):
+        return i18n.gettext(msgid)
+
+
+def kind_name(kind: str) -> str:
+    """The name of an entry kind, as the web pages show it in Vietnamese."""
+    return label(ENTRY_KIND_LABELS, kind)
+
+
+def vn_date(value: date) -> str:
+    """06/12/2026."""
+    return f"{value:%d/%m/%Y}"
+
+
+def zone_name(offset: timedelta | None) -> str:
+    """The zone of a local time for a reader: 'GMT+7'."""
+    minutes = int((offset or timedelta()).total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"GMT{sign}{hours}" + (f":{rest:02d}" if rest else "")
 
 
 def place_date(day: str) -> str:
@@ -71,28 +85,29 @@ def number_line(data: dict[str, Any]) -> str:
     return f"Số: {data['minutes_id']}/BB-GB"
 
 
-def file_stem(data: dict[str, Any]) -> str:
-    """A file name without extension: bien-ban-2026-12-01-12-v1."""
-    return f"bien-ban-{data['header'].get('date', '')}-{data['minutes_id']}-v{data['version']}"
+def file_stem(data: dict[str, Any], approval: dict[str, Any] | None = None) -> str:
+    """A file name without extension: bien-ban-2026-12-01-12-v1 (with -du-thao for a draft)."""
+    stem = f"bien-ban-{data['header'].get('date', '')}-{data['minutes_id']}-v{data['version']}"
+    return stem if approval else f"{stem}-du-thao"
 
 
 def entry_line(entry: dict[str, Any]) -> str:
     """One entry as one line of text: its kind, unit, text and particulars."""
-    parts = [f"[{KINDS.get(entry['kind'], entry['kind'])}]"]
+    parts = [f"[{kind_name(entry['kind'])}]"]
     if entry.get("unit"):
         parts.append(f"({entry['unit']['name']})")
     parts.append(entry["text"])
     extra = []
     if entry.get("category"):
-        extra.append("lĩnh vực: " + CATEGORIES.get(entry["category"], entry["category"]))
+        extra.append("lĩnh vực: " + label(ISSUE_CATEGORY_LABELS, entry["category"]).lower())
     if entry.get("severity"):
-        extra.append("mức độ: " + SEVERITIES.get(entry["severity"], entry["severity"]))
+        extra.append("mức độ: " + label(SEVERITY_LABELS, entry["severity"]).lower())
     owner = entry.get("owner_unit") or entry.get("owner_person")
     if owner:
         extra.append("chủ trì thực hiện: " + owner["name"])
     if entry.get("due_date"):
         d = date.fromisoformat(entry["due_date"])
-        extra.append(f"hạn: {d:%d/%m/%Y}")
+        extra.append(f"hạn: {vn_date(d)}")
     if entry.get("kind") in {"issue", "action"} and entry.get("status") == "closed":
         extra.append("đã xử lý xong")
     if extra:
@@ -103,12 +118,12 @@ def entry_line(entry: dict[str, Any]) -> str:
 def carried_line(entry: dict[str, Any]) -> str:
     """A carried entry: the line, when and by whom it was raised, and what was decided since."""
     raised = entry.get("raised_on", "")
-    when = f"{date.fromisoformat(raised):%d/%m/%Y}" if raised else ""
+    when = vn_date(date.fromisoformat(raised)) if raised else ""
     line = f"{CARRIED_MARK} {entry_line(entry)} (nêu ngày {when}" + (
         f", ghi bởi {entry['raised_by']})" if entry.get("raised_by") else ")"
     )
     for s in entry.get("since", []):
-        line += f"; {KINDS.get(s['kind'], s['kind']).lower()}: {s['text']}"
+        line += f"; {kind_name(s['kind']).lower()}: {s['text']}"
     return line
 
 
@@ -137,21 +152,22 @@ def figures_part(figures: dict[str, Any]) -> tuple[str, list[str]]:
         f"Tổng: tiếp nhận {figures['received']}, đã giải quyết {figures['resolved']}, "
         f"quá hạn {figures['overdue']}, tồn {figures.get('backlog', 0)}; tỷ lệ giải quyết {rate}%.",
         *(
-            f"- {c['code']}: tiếp nhận {c['received']}, "
+            f"- {c.get('name') or c['code']}: tiếp nhận {c['received']}, "
             f"đã giải quyết {c['resolved']}, quá hạn {c['overdue']}."
             for c in figures.get("centres", [])
         ),
     ]
-    if figures.get("missing"):
-        lines.append(f"Chưa báo cáo: {', '.join(figures['missing'])}.")
-    return (f"SỐ LIỆU HỒ SƠ NGÀY {day:%d/%m/%Y}", lines)
+    missing = figures.get("missing_names") or figures.get("missing")
+    if missing:
+        lines.append(f"Chưa báo cáo: {', '.join(missing)}.")
+    return (f"SỐ LIỆU HỒ SƠ NGÀY {vn_date(day)}", lines)
 
 
 def body(data: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """The body as (heading, paragraphs), in order; shared by every format."""
     h = data["header"]
     day = date.fromisoformat(h["date"]) if h.get("date") else None
-    when = f"{h.get('start', '')}, ngày {day:%d/%m/%Y}" if day else h.get("start", "")
+    when = f"{h.get('start', '')}, ngày {vn_date(day)}" if day else h.get("start", "")
     parts: list[tuple[str, list[str]]] = [
         (
             "I. THỜI GIAN, THÀNH PHẦN",
@@ -179,11 +195,37 @@ def body(data: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return parts
 
 
-def _approval_note(approval: dict[str, Any] | None) -> str:
+def is_correction(data: dict[str, Any]) -> bool:
+    """Whether the content is a later version than the first: a correction of approved minutes."""
+    return int(data.get("version") or 1) > 1
+
+
+def draft_mark(data: dict[str, Any], approval: dict[str, Any] | None) -> str:
+    """The mark above the title of a draft ('DỰ THẢO'), empty for an approved version."""
+    if approval:
+        return ""
+    return f"DỰ THẢO ĐÍNH CHÍNH (PHIÊN BẢN {data['version']})" if is_correction(data) else "DỰ THẢO"
+
+
+def approval_note(data: dict[str, Any], approval: dict[str, Any] | None) -> str:
+    """The closing line: who approved which version when (in the city's time), or that it is a draft.
+
+    `approval["at"]` is an ISO 8601 time with the city's offset (workflow.approval_of makes it).
+    """
     if not approval:
+        if is_correction(data):
+            n = int(data["version"])
+            return (
+                f"Bản dự thảo đính chính (phiên bản {n}), chưa được phê duyệt; "
+                f"bản đã phê duyệt hiện hành là phiên bản {n - 1}."
+            )
         return "Bản dự thảo, chưa được phê duyệt."
-    when = approval["at"][:16].replace("T", " ")
-    return f"Đã phê duyệt bởi {approval['by']} lúc {when} UTC; SHA-256: {approval['sha256']}"
+    at = datetime.fromisoformat(approval["at"])
+    return (
+        f"Phiên bản {data.get('version', 1)} đã được phê duyệt bởi {approval['by']} "
+        f"lúc {at:%H:%M} ngày {vn_date(at.date())} ({zone_name(at.utcoffset())}); "
+        f"SHA-256: {approval['sha256']}"
+    )
 
 
 # --- Markdown --------------------------------------------------------------------------------
@@ -210,6 +252,7 @@ def to_markdown(data: dict[str, Any], approval: dict[str, Any] | None = None) ->
         number_line(data) + "  ",
         f"*{place_date(h['date'])}*" if h.get("date") else "",
         "",
+        *([f"**{draft_mark(data, approval)}**", ""] if draft_mark(data, approval) else []),
         f"# {TITLES.get(data['template'], TITLES['adhoc'])}",
         "",
         f"**{_md(data['title'])}**",
@@ -225,7 +268,7 @@ def to_markdown(data: dict[str, Any], approval: dict[str, Any] | None = None) ->
         "| --- | --- |",
         f"| {_md(h.get('secretary', ''))} | {_md(h.get('chair', ''))} |",
         "",
-        f"*{_md(_approval_note(approval))}*",
+        f"*{_md(approval_note(data, approval))}*",
         "",
     ]
     return "\n".join(lines)
@@ -268,6 +311,11 @@ def to_docx(data: dict[str, Any], approval: dict[str, Any] | None = None) -> byt
     if h.get("date"):
         p.add_run(place_date(h["date"])).italic = True
 
+    mark = draft_mark(data, approval)
+    if mark:
+        marked = doc.add_paragraph()
+        marked.alignment = WD_ALIGN_PARAGRAPH.CENTER
+        marked.add_run(mark).bold = True
     title = doc.add_paragraph()
     title.alignment = WD_ALIGN_PARAGRAPH.CENTER
     run = title.add_run(TITLES.get(data["template"], TITLES["adhoc"]))
@@ -295,7 +343,7 @@ def to_docx(data: dict[str, Any], approval: dict[str, Any] | None = None) -> byt
         p.add_run("\n(Ký, ghi rõ họ tên)").italic = True
         p.add_run("\n\n\n\n" + name).bold = True
     note = doc.add_paragraph()
-    small = note.add_run(_approval_note(approval))
+    small = note.add_run(approval_note(data, approval))
     small.italic = True
     small.font.size = Pt(9)
     out = io.BytesIO()
@@ -361,6 +409,9 @@ def to_pdf(data: dict[str, Any], approval: dict[str, Any] | None = None) -> byte
     if h.get("date"):
         centred(place_date(h["date"]), right_w, x0 + left_w, "I")
     pdf.set_y(max(left_end, pdf.get_y()) + 8)
+    mark = draft_mark(data, approval)
+    if mark:
+        centred(mark, width, x0, "B", 11, 6)
     centred(TITLES.get(data["template"], TITLES["adhoc"]), width, x0, "B", 13, 7)
     centred(data["title"], width, x0, "B", 12, 6)
     pdf.ln(4)
@@ -385,6 +436,6 @@ def to_pdf(data: dict[str, Any], approval: dict[str, Any] | None = None) -> byte
         centred(name or "", half, x0 + i * half, "B")
     pdf.ln(8)
     pdf.set_font("Serif", "I", 8)
-    for line in _approval_note(approval).split("; "):
+    for line in approval_note(data, approval).split("; "):
         pdf.multi_cell(width, 4, _pdf_text(line), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())

@@ -175,7 +175,7 @@ class EntryChange(Base):
 
 
 CHANGE_LABELS = {
-    "create": N_("Created"),
+    "create": N_("Entry created"),
     "update": N_("Changed"),
     "move": N_("Moved"),
     "close": N_("Closed"),

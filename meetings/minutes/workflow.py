@@ -11,10 +11,11 @@ from __future__ import annotations
 import email.policy
 import hashlib
 import json
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -214,6 +215,37 @@ async def latest_version(db: AsyncSession, minutes_id: int) -> MinutesVersion | 
     return found[-1] if found else None
 
 
+async def record_version(db: AsyncSession, minutes: Minutes) -> MinutesVersion | None:
+    """The version that stands as the record now: the approved one while the minutes are
+    approved or published; None while they are a draft (the first, or a correction) or submitted."""
+    if minutes.status not in {MinutesStatus.APPROVED, MinutesStatus.PUBLISHED}:
+        return None
+    return await get_version(db, minutes.id, minutes.version_no)
+
+
+async def newest_published(db: AsyncSession, minutes_id: int) -> MinutesVersion | None:
+    """The newest version that was published, if any (what invitees read)."""
+    for version in reversed(await versions(db, minutes_id)):
+        if version.published_at is not None:
+            return version
+    return None
+
+
+async def zone_of(db: AsyncSession, minutes: Minutes) -> ZoneInfo:
+    """The time zone of the meeting (its series'), in which the record shows times."""
+    _occ, series = await context_of(db, minutes)
+    return ZoneInfo(series.timezone)
+
+
+def approval_of(version: MinutesVersion, zone: tzinfo) -> dict[str, Any]:
+    """Who approved a version, when (ISO 8601 in the city's time, with its offset) and its hash."""
+    return {
+        "by": version.approved_by_name,
+        "at": version.approved_at.astimezone(zone).isoformat(),
+        "sha256": version.sha256,
+    }
+
+
 async def correct(db: AsyncSession, actor: Actor, minutes_id: int) -> Minutes:
     """Open a correction of approved minutes: the next version starts as a draft."""
     minutes = await get_minutes(db, minutes_id)
@@ -256,26 +288,22 @@ async def publish(
         raise Conflict(N_("Only approved minutes can be published."))
     version = await get_version(db, minutes.id, minutes.version_no)
     data = version_content(version)
-    approval = {
-        "by": version.approved_by_name,
-        "at": version.approved_at.isoformat(),
-        "sha256": version.sha256,
-    }
+    occ, series = await context_of(db, minutes)
+    approval = approval_of(version, ZoneInfo(series.timezone))
     docx = export.to_docx(data, approval)
     pdf = export.to_pdf(data, approval)
-    name = export.file_stem(data)
-    occ, series = await context_of(db, minutes)
+    name = export.file_stem(data, approval)
     link = minutes_url(base_url, minutes.id, version.number)
     queued = 0
+    meeting_day = date.fromisoformat(data["header"]["date"]) if data["header"].get("date") else None
     for person in await invitees_of(db, series):
         with i18n.language(person.language):
+            day = i18n.fmt_date(meeting_day) if meeting_day else ""
             subject = (
                 "["
                 + i18n.gettext("Giao Ban")
                 + "] "
-                + i18n.gettext(
-                    "Minutes: %(title)s, %(date)s", title=series.title, date=data["header"].get("date", "")
-                )
+                + i18n.gettext("Minutes: %(title)s, %(date)s", title=series.title, date=day)
             )
             body = i18n.gettext(
                 "The approved minutes (version %(n)s) are attached as DOCX and PDF.\n"

@@ -119,7 +119,7 @@ async def test_ad_hoc_minutes_hold_no_other_items_and_the_series_carries_its_own
     body = part(text, "II. NỘI DUNG", "III. CÁC VẤN ĐỀ")
     carried = part(text, "III. CÁC VẤN ĐỀ", "Cuộc họp kết thúc")
     assert ISSUE.text not in body and "Mất kết nối mạng" not in text
-    assert "- [Chuyển tiếp] [Vướng mắc] (Phường Phú Xuân) Mất đồng bộ dữ liệu hồ sơ" in carried
+    assert "- [Chuyển tiếp] [Vấn đề phát sinh] (Phường Phú Xuân) Mất đồng bộ dữ liệu hồ sơ" in carried
     assert "(nêu ngày 07/01/2030, ghi bởi Trần Thị Thư Ký)" in carried
 
     # The read view marks it as carried too.

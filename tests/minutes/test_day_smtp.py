@@ -88,12 +88,13 @@ async def test_a_day_recorded_carried_approved_and_mailed(mailing_world: tuple[W
     assert recipients == ["chair@hue.example", "member@hue.example", "secretary@hue.example"]
     msg = email.message_from_bytes(minutes_mail[0][1], policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
-    assert msg["Subject"].startswith("[Giao ban]")
+    assert msg["Subject"].startswith("[Giao ban]") and msg["Subject"].endswith(", 07/01/2030")
     attachments = {part.get_filename(): part.get_payload(decode=True) for part in msg.iter_attachments()}
     docx_bytes = attachments[f"bien-ban-2030-01-07-{morning}-v1.docx"]
     pdf_bytes = attachments[f"bien-ban-2030-01-07-{morning}-v1.pdf"]
     assert isinstance(docx_bytes, bytes) and isinstance(pdf_bytes, bytes) and pdf_bytes.startswith(b"%PDF")
     text = "\n".join(p.text for p in docx.Document(io.BytesIO(docx_bytes)).paragraphs)
     assert "BIÊN BẢN HỌP GIAO BAN BUỔI SÁNG" in text and "Không thu được lệ phí trực tuyến" in text
+    assert "Phiên bản 1 đã được phê duyệt bởi" in text and "(GMT+7)" in text and "dự thảo" not in text
     body = msg.get_body(("plain",))
     assert body is not None and f"/minutes/{morning}/versions/1" in body.get_content()

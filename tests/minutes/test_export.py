@@ -13,7 +13,8 @@ import pytest
 
 from meetings.minutes import export
 
-APPROVAL = {"by": "Nguyễn Văn Chủ Trì", "at": "2030-01-07T02:00:00+00:00", "sha256": "ab" * 32}
+# As workflow.approval_of makes it: the time in the city's zone (09:00 in Huế is 02:00 UTC).
+APPROVAL = {"by": "Nguyễn Văn Chủ Trì", "at": "2030-01-07T09:00:00+07:00", "sha256": "ab" * 32}
 
 
 def sample(entries: int = 3) -> dict[str, Any]:
@@ -109,7 +110,8 @@ def test_docx_reads_back_with_its_layout_and_diacritics() -> None:
     text = "\n".join(p.text for p in document.paragraphs)
     assert "BIÊN BẢN HỌP GIAO BAN BUỔI CHIỀU" in text
     assert "1. Khó khăn, vướng mắc" in text
-    assert "[Vướng mắc] (Phường Phú Xuân) Mất đồng bộ dữ liệu hồ sơ <script>alert('x')</script>" in text
+    issue = "[Vấn đề phát sinh] (Phường Phú Xuân) Mất đồng bộ dữ liệu hồ sơ <script>alert('x')</script>"
+    assert issue in text
     assert "hạn: 08/01/2030" in text
     assert "Chữ ký số lỗi" in text and "(nêu ngày 07/01/2030, ghi bởi Trần Thị Thư Ký)" in text
     assert "kết luận, chỉ đạo: Giao Sở KH&CN" in text
@@ -117,6 +119,8 @@ def test_docx_reads_back_with_its_layout_and_diacritics() -> None:
     assert "THƯ KÝ" in signatures.cell(0, 0).text and "Trần Thị Thư Ký" in signatures.cell(0, 0).text
     assert "CHỦ TRÌ" in signatures.cell(0, 1).text and "Nguyễn Văn Chủ Trì" in signatures.cell(0, 1).text
     assert APPROVAL["sha256"] in text
+    assert "phê duyệt bởi Nguyễn Văn Chủ Trì lúc 09:00 ngày 07/01/2030 (GMT+7)" in text
+    assert "DỰ THẢO" not in text and "Bản dự thảo" not in text
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) not installed")

@@ -53,10 +53,10 @@ async def test_the_read_view_shows_the_frozen_figures(world: World) -> None:
         page = await response.text()
         assert 'id="minutes-figures"' in page and "Số liệu hồ sơ" in page, path
         block = page.split('id="minutes-figures"', 1)[1].split("</section>", 1)[0]
-        assert "2030-01-04" in block
-        assert "<td>P-PHUXUAN</td><td>12</td><td>9</td><td>1</td>" in block
-        # The centres that did not report that day are named.
-        assert "P-THUANHOA" in block
+        assert "04/01/2030" in block and "2030-01-04" not in block
+        # Centres by name (the code only as a tooltip), and those that did not report are named.
+        assert '<td title="P-PHUXUAN">Phường Phú Xuân</td><td>12</td><td>9</td><td>1</td>' in block
+        assert "Phường Thuận Hóa" in block
 
 
 async def test_minutes_without_figures_show_no_figures_block(world: World) -> None:
@@ -73,7 +73,8 @@ async def test_the_exports_carry_the_figures(world: World) -> None:
     assert md.status == 200
     text = await md.text()
     assert "SỐ LIỆU HỒ SƠ NGÀY 04/01/2030" in text
-    assert "P-PHUXUAN: tiếp nhận 12, đã giải quyết 9, quá hạn 1." in text
+    assert "Phường Phú Xuân: tiếp nhận 12, đã giải quyết 9, quá hạn 1." in text
+    assert "Chưa báo cáo: " in text and "Phường Thuận Hóa" in text and "P-THUANHOA" not in text
     assert "tỷ lệ giải quyết 60,0%" in text  # 9 ÷ (12 + 3)
     body = await (await world.client.get(f"/minutes/{minutes_id}/export/docx?version=1")).read()
     paragraphs = [p.text for p in docx.Document(io.BytesIO(body)).paragraphs]
@@ -89,13 +90,18 @@ def test_figures_part_lists_totals_centres_and_who_did_not_report() -> None:
             "overdue": 2,
             "backlog": 5,
             "rate": 0.4,
-            "centres": [{"code": "A", "received": 20, "resolved": 10, "overdue": 2}],
+            "centres": [
+                {"code": "A", "name": "Phường A", "received": 20, "resolved": 10, "overdue": 2},
+                {"code": "Z", "received": 1, "resolved": 1, "overdue": 0},  # approved before names were kept
+            ],
             "missing": ["B", "C"],
+            "missing_names": ["Phường B", "Phường C"],
         }
     )
     assert heading == "SỐ LIỆU HỒ SƠ NGÀY 06/01/2030"
     assert lines == [
         "Tổng: tiếp nhận 20, đã giải quyết 10, quá hạn 2, tồn 5; tỷ lệ giải quyết 40,0%.",
-        "- A: tiếp nhận 20, đã giải quyết 10, quá hạn 2.",
-        "Chưa báo cáo: B, C.",
+        "- Phường A: tiếp nhận 20, đã giải quyết 10, quá hạn 2.",
+        "- Z: tiếp nhận 1, đã giải quyết 1, quá hạn 0.",
+        "Chưa báo cáo: Phường B, Phường C.",
     ]

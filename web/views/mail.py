@@ -9,7 +9,7 @@ from aiohttp import web
 from meetings.accounts.permissions import Permission
 from meetings.errors import N_, NotFound
 from meetings.mail import catcher, outbox
-from meetings.mail.models import OUTBOX_STATUS_LABELS, OutboxStatus
+from meetings.mail.models import OUTBOX_KIND_LABELS, OUTBOX_STATUS_LABELS, OutboxStatus
 from web import keys
 from web.access import needs
 from web.forms import int_param
@@ -39,6 +39,7 @@ async def mail_outbox(request: web.Request) -> web.Response:
             "total": found.total,
             "status": status.value if status else "",
             "statuses": OUTBOX_STATUS_LABELS,
+            "kinds": OUTBOX_KIND_LABELS,
             "page": page,
             "pages": max(1, (found.total + PAGE - 1) // PAGE),
             "done": request.query.get("done", ""),

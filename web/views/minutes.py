@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meetings import i18n
 from meetings.accounts import service as accounts
 from meetings.accounts.permissions import Actor, Permission
-from meetings.directory.models import Unit
+from meetings.directory.models import Person, Unit
 from meetings.errors import N_, DomainError, FieldError, Forbidden, InvalidInput, NotFound
 from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import export, service, workflow
@@ -32,6 +32,7 @@ from meetings.minutes.models import (
     SEVERITY_LABELS,
     Minutes,
     MinutesStatus,
+    MinutesVersion,
 )
 from meetings.minutes.templates import sections_of
 from meetings.schedule.models import OccurrenceState
@@ -39,6 +40,7 @@ from meetings.schedule.service import get_occurrence
 from web import keys
 from web.access import needs
 from web.forms import int_param, json_object, text_field
+from web.labels import date_text
 from web.minutes_live import MinutesHub, Viewer
 from web.render import STATUS_TITLES, errors_json, jsonable, render
 from web.views.room_ws import origin_allowed
@@ -146,26 +148,42 @@ async def live_state(db: AsyncSession, minutes: Minutes) -> dict[str, Any]:
     }
 
 
-async def readable(db: AsyncSession, who: Actor, minutes: Minutes) -> dict[str, Any]:
-    """What this person reads: the live minutes for editors (and invitees during the meeting),
-    else the newest published version."""
+async def _reader_version(db: AsyncSession, who: Actor, minutes: Minutes) -> MinutesVersion | None:
+    """What this person reads: None for the live minutes (editors, and invitees during the
+    meeting), else the newest published version."""
     await service.check_read(db, who, minutes, live=True)
     if service.can_edit(who):
-        return await live_state(db, minutes)
+        return None
     occ = await get_occurrence(db, minutes.occurrence_id)
     if (
         occ.state in {OccurrenceState.OPEN, OccurrenceState.IN_PROGRESS}
         and minutes.status in service.EDITABLE
     ):
+        return None
+    version = await workflow.newest_published(db, minutes.id)
+    if version is None:
+        raise NotFound(N_("These minutes are not published yet."))
+    return version
+
+
+async def readable(db: AsyncSession, who: Actor, minutes: Minutes) -> dict[str, Any]:
+    """What this person reads: the live minutes for editors (and invitees during the meeting),
+    else the newest published version."""
+    found = await _reader_version(db, who, minutes)
+    if found is None:
         return await live_state(db, minutes)
-    for version in reversed(await workflow.versions(db, minutes.id)):
-        if version.published_at is not None:
-            return {
-                **workflow.version_content(version),
-                "status": MinutesStatus.PUBLISHED.value,
-                "versions": [],
-            }
-    raise NotFound(N_("These minutes are not published yet."))
+    return {**workflow.version_content(found), "status": MinutesStatus.PUBLISHED.value, "versions": []}
+
+
+async def document(
+    db: AsyncSession, who: Actor, minutes: Minutes
+) -> tuple[dict[str, Any], MinutesVersion | None]:
+    """What the default download gives: approved or published minutes as their approved version
+    (with its approval line); a draft, or a correction in progress, as that draft."""
+    found = await _reader_version(db, who, minutes) or await workflow.record_version(db, minutes)
+    if found is None:
+        return await workflow.content(db, minutes), None
+    return workflow.version_content(found), found
 
 
 def page_context() -> dict[str, Any]:
@@ -316,11 +334,89 @@ async def history_page(request: web.Request) -> web.Response:
     async with request.app[keys.DB]() as db:
         minutes, entry, changes = await _history(db, who, request)
         data = await service.entry_data(db, entry)
+        names = await _names(db, changes)
+    shown = [
+        {
+            **c,
+            "before": _shown(c["before"], names),
+            # A creation lists what was set, not every empty field.
+            "after": _shown(c["after"], names, skip_empty=not c["before"]),
+        }
+        for c in changes
+    ]
     return render(
         request,
         "minutes/history.html",
-        {"minutes": minutes, "entry": data, "changes": changes, **page_context()},
+        {"minutes": minutes, "entry": data, "changes": shown, **page_context()},
     )
+
+
+# The fields of an entry's history as a person reads them (the stored values are codes and ids).
+CHANGE_FIELDS = {
+    "kind": N_("Kind"),
+    "section": N_("Section"),
+    "text": N_("Text"),
+    "unit_id": N_("Unit"),
+    "category": N_("Category"),
+    "severity": N_("Severity"),
+    "owner_unit_id": N_("Owner unit"),
+    "owner_person_id": N_("Owner"),
+    "due_date": N_("Due date"),
+    "link_id": N_("Answers entry"),
+    "status": N_("Status"),
+    "position": N_("Position"),
+    "deleted": N_("Deleted"),
+}
+
+
+async def _names(db: AsyncSession, changes: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
+    """The names of the units and people a history mentions, by ("unit"|"person", id)."""
+    ids: dict[str, set[int]] = {"unit": set(), "person": set()}
+    for change in changes:
+        for values in (change["before"], change["after"]):
+            for field, key in (("unit_id", "unit"), ("owner_unit_id", "unit"), ("owner_person_id", "person")):
+                if isinstance(values.get(field), int):
+                    ids[key].add(values[field])
+    names: dict[tuple[str, int], str] = {}
+    if ids["unit"]:
+        for uid, name in await db.execute(select(Unit.id, Unit.name).where(Unit.id.in_(ids["unit"]))):
+            names[("unit", uid)] = name
+    if ids["person"]:
+        rows = await db.execute(select(Person.id, Person.name).where(Person.id.in_(ids["person"])))
+        for pid, name in rows:
+            names[("person", pid)] = name
+    return names
+
+
+def _shown(
+    values: dict[str, Any], names: dict[tuple[str, int], str], *, skip_empty: bool = False
+) -> list[tuple[str, str]]:
+    """(field label, value) pairs of one side of a change, translated, units and people by name."""
+    labels: dict[str, Any] = {
+        "kind": ENTRY_KIND_LABELS,
+        "category": ISSUE_CATEGORY_LABELS,
+        "severity": SEVERITY_LABELS,
+        "status": ENTRY_STATUS_LABELS,
+        "section": {s.key: s.label for t in ("morning", "afternoon", "adhoc") for s in sections_of(t)},
+    }
+    shown = []
+    for field, value in values.items():
+        if skip_empty and (value is None or value == "" or value is False):
+            continue
+        if value is None or value == "":
+            text = "—"
+        elif field in labels and value in labels[field]:
+            text = i18n.gettext(labels[field][value])
+        elif field in {"unit_id", "owner_unit_id", "owner_person_id"} and isinstance(value, int):
+            text = names.get(("person" if field == "owner_person_id" else "unit", value), "—")
+        elif field == "due_date":
+            text = date_text(str(value))
+        elif isinstance(value, bool):
+            text = i18n.gettext(N_("Yes") if value else N_("No"))
+        else:
+            text = str(value)
+        shown.append((i18n.gettext(CHANGE_FIELDS.get(field, field)), text))
+    return shown
 
 
 async def _history(
@@ -338,7 +434,9 @@ async def _history(
 @routes.get("/minutes/{id}/export/{format}", name="minutes_export")
 @needs(Permission.MEETINGS_READ)
 async def export_file(request: web.Request) -> web.Response:
-    """The minutes as DOCX, PDF or Markdown (?version=N for an approved version)."""
+    """The minutes as DOCX, PDF or Markdown: by default the record as it stands (the approved
+    version of approved or published minutes, else the draft, marked as one); ?version=N for one
+    approved version."""
     fmt = request.match_info["format"]
     if fmt not in FORMATS:
         raise NotFound(N_("This page does not exist."))
@@ -346,20 +444,16 @@ async def export_file(request: web.Request) -> web.Response:
     raw = request.query.get("version", "")
     async with request.app[keys.DB]() as db:
         minutes = await service.get_minutes(db, int_param(request))
-        approval: dict[str, Any] | None = None
+        version: MinutesVersion | None
         if raw.isdigit() and len(raw) < 6:
             await service.check_read(db, who, minutes)
             version = await workflow.get_version(db, minutes.id, int(raw))
             if not service.can_edit(who) and version.published_at is None:
                 raise NotFound(N_("This version does not exist."))
             data = workflow.version_content(version)
-            approval = {
-                "by": version.approved_by_name,
-                "at": version.approved_at.isoformat(),
-                "sha256": version.sha256,
-            }
         else:
-            data = await readable(db, who, minutes)
+            data, version = await document(db, who, minutes)
+        approval = workflow.approval_of(version, await workflow.zone_of(db, minutes)) if version else None
     loop = asyncio.get_running_loop()
     if fmt == "docx":
         body = await loop.run_in_executor(None, export.to_docx, data, approval)
@@ -367,7 +461,7 @@ async def export_file(request: web.Request) -> web.Response:
         body = await loop.run_in_executor(None, export.to_pdf, data, approval)
     else:
         body = export.to_markdown(data, approval).encode("utf-8")
-    name = f"{export.file_stem(data)}.{fmt}"
+    name = f"{export.file_stem(data, approval)}.{fmt}"
     return web.Response(
         body=body,
         headers={

@@ -32,6 +32,15 @@ function byId(id) {
   return el;
 }
 
+/**
+ * A stored date (2026-12-06) as the record shows it: 06/12/2026.
+ * @param {string} iso @returns {string}
+ */
+export function dayText(iso) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(iso || "");
+  return m ? `${m[3]}/${m[2]}/${m[1]}` : iso;
+}
+
 /** @param {string} id @returns {any} */
 function readJson(id) {
   return JSON.parse(byId(id).textContent || "{}");
@@ -356,14 +365,15 @@ class MinutesPage {
     badge.textContent = this.t[`kind_${entry.kind}`] || entry.kind;
     li.append(badge);
     if (entry.unit) {
-      const code = document.createElement("span");
-      code.className = "code";
-      code.textContent = entry.unit.code;
-      li.append(" ", code);
+      const unit = document.createElement("span");
+      unit.className = "unit";
+      unit.textContent = entry.unit.name || entry.unit.code;
+      unit.title = entry.unit.code;
+      li.append(" ", unit);
     }
     if (carried) {
       const text = document.createElement("span");
-      text.textContent = ` ${entry.text} (${entry.raised_on}, ${entry.raised_by})`;
+      text.textContent = ` ${entry.text} (${dayText(entry.raised_on)}, ${entry.raised_by})`;
       li.append(text);
     } else {
       const box = document.createElement("textarea");
