@@ -7,6 +7,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,6 +54,17 @@ class Settings:
     )
     login_window_minutes: int = _s(15, "Window for counting failed logins, in minutes.")
     shutdown_timeout: float = _s(10.0, "Seconds to let open requests finish on shutdown.")
+    metrics_allow: str = _s(
+        "127.0.0.1/32,::1/128",
+        "Comma-separated networks (CIDR) from which GET /metrics is answered without a token; "
+        "empty means none. A request that came through a proxy (it carries Forwarded or "
+        "X-Forwarded-For) is never let in by its address, only by the token.",
+    )
+    metrics_token: str = _s(
+        "",
+        "Bearer token that lets a scraper read GET /metrics from any address "
+        "(`Authorization: Bearer TOKEN`); empty means no token is accepted.",
+    )
     smtp_host: str = _s(
         "",
         "SMTP server that sends the mail. Empty means the built-in mail catcher: mail is kept "
@@ -169,7 +181,16 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
         raise SettingsError(f"setting {name}: cannot read {raw!r} as {kind_name}") from exc
 
 
+def networks(text: str, name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated CIDR networks; a bad one is a SettingsError naming the setting."""
+    try:
+        return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise SettingsError(f"setting {name}: {exc}") from exc
+
+
 def _validate(settings: Settings) -> None:
+    networks(settings.metrics_allow, "metrics_allow")
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
