@@ -1,0 +1,31 @@
+"""The app's media server gathers on the media_addresses setting (here 127.0.0.2) and media flows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from meetings.settings import Settings
+from tests.conftest import World
+from tests.rtc.clients import Client, wait_for
+from tests.rtc.test_addresses import host_candidates
+from tests.signaling.conftest import Meeting
+from tests.signaling.peers import Peer
+from web import keys
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, media_addresses="127.0.0.2")
+
+
+async def test_the_media_server_uses_the_media_addresses_setting(world: World, meeting: Meeting) -> None:
+    assert world.app[keys.MEDIA].config.media_addresses == ("127.0.0.2",)
+    a = meeting.peer(Peer(world, Client("a", amplitude=0.3, audio_slots=1, video_slots=0)))
+    b = meeting.peer(Peer(world, Client("b", amplitude=0.3, audio_slots=1, video_slots=0)))
+    for peer, person in ((a, meeting.a), (b, meeting.b)):
+        await peer.connect(meeting.occurrence, token=meeting.token(person), session=False)
+        await peer.negotiate()
+    assert set(host_candidates(a.client.pc.remoteDescription.sdp)) == {"127.0.0.2"}
+    assert await wait_for(lambda: a.client.frames("audio") > 10 and b.client.frames("audio") > 10, 15)
