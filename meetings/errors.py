@@ -47,10 +47,18 @@ class InvalidInput(DomainError):
     """Input failed validation; `errors` lists every problem found."""
 
     def __init__(
-        self, errors: list[FieldError], message: str = N_("Please correct the marked fields.")
+        self,
+        errors: list[FieldError],
+        message: str = N_("Please correct the marked fields."),
+        **params: Any,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, **params)
         self.errors = errors
+
+    @classmethod
+    def one(cls, error: FieldError) -> InvalidInput:
+        """A single problem that is also the summary message (its parameters filled in both)."""
+        return cls([error], error.message, **error.params)
 
 
 class RateLimited(DomainError):

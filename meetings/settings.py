@@ -7,6 +7,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,6 +54,17 @@ class Settings:
     )
     login_window_minutes: int = _s(15, "Window for counting failed logins, in minutes.")
     shutdown_timeout: float = _s(10.0, "Seconds to let open requests finish on shutdown.")
+    metrics_allow: str = _s(
+        "127.0.0.1/32,::1/128",
+        "Comma-separated networks (CIDR) from which GET /metrics is answered without a token; "
+        "empty means none. A request that came through a proxy (it carries Forwarded or "
+        "X-Forwarded-For) is never let in by its address, only by the token.",
+    )
+    metrics_token: str = _s(
+        "",
+        "Bearer token that lets a scraper read GET /metrics from any address "
+        "(`Authorization: Bearer TOKEN`); empty means no token is accepted.",
+    )
     smtp_host: str = _s(
         "",
         "SMTP server that sends the mail. Empty means the built-in mail catcher: mail is kept "
@@ -118,6 +130,17 @@ class Settings:
         "Seconds between pings on a meeting's signaling WebSocket; a client that has not answered "
         "half as long after a ping is taken as gone and leaves the room.",
     )
+    media_addresses: str = _s(
+        "127.0.0.1",
+        "Comma-separated local IP addresses on which the media server gathers its ICE host candidates "
+        "(the addresses browsers send media to). The default keeps media on this machine, like `host`; "
+        "`*` means every non-loopback interface. See docs/deployment.md.",
+    )
+    media_announced_address: str = _s(
+        "",
+        "Public IP address announced to browsers instead of the media address, for a media server "
+        "behind a 1:1 NAT (Janus's nat_1_1_mapping); empty means the gathered addresses as they are.",
+    )
     stun_urls: str = _s("", "Comma-separated STUN URLs given to browsers, e.g. stun:turn.hue.gov.vn:3478.")
     turn_urls: str = _s(
         "",
@@ -169,7 +192,35 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
         raise SettingsError(f"setting {name}: cannot read {raw!r} as {kind_name}") from exc
 
 
+def networks(text: str, name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated CIDR networks; a bad one is a SettingsError naming the setting."""
+    try:
+        return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise SettingsError(f"setting {name}: {exc}") from exc
+
+
+def media_addresses(settings: Settings) -> tuple[str, ...] | None:
+    """The local addresses to gather media candidates on; None for every non-loopback interface."""
+    parts = [part.strip() for part in settings.media_addresses.split(",") if part.strip()]
+    if parts == ["*"]:
+        return None
+    if not parts:
+        raise SettingsError("setting media_addresses: name at least one address, or *")
+    try:
+        return tuple(str(ip_address(part)) for part in parts)
+    except ValueError as exc:
+        raise SettingsError(f"setting media_addresses: {exc} (or * alone for every interface)") from exc
+
+
 def _validate(settings: Settings) -> None:
+    networks(settings.metrics_allow, "metrics_allow")
+    media_addresses(settings)
+    if settings.media_announced_address:
+        try:
+            ip_address(settings.media_announced_address)
+        except ValueError as exc:
+            raise SettingsError(f"setting media_announced_address: {exc}") from exc
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:

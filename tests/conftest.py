@@ -53,14 +53,6 @@ def backends() -> list[Any]:
     return params
 
 
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ICE in tests gathers 127.0.0.1 only: media between test peers never leaves loopback."""
-    import aioice.ice
-
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database migrated once, copied for each test."""
@@ -125,6 +117,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         log_format="text",
         mail_catcher_port=0,  # each app its own catcher on a free port
         scheduler_enabled=False,  # scheduler tests turn it on
+        media_addresses="127.0.0.1",  # the media server's candidates: media never leaves the machine
     )
 
 

@@ -109,6 +109,30 @@ def test_import_people_and_create_user(env: dict[str, str], tmp_path: Path) -> N
     assert missing.returncode != 0 and "cannot read" in missing.stderr
 
 
+def test_import_people_keeps_an_administrator_and_fills_messages(env: dict[str, str], tmp_path: Path) -> None:
+    run(["db", "upgrade"], env)
+    units = tmp_path / "u.csv"
+    units.write_text("code,kind,name\nP-PHONGDIEN,centre,Phường Phong Điền\n", encoding="utf-8")
+    run(["import-units", str(units)], env)
+    run(["create-user", "--email", "admin@hue.example", "--name", "Quản trị", "--role", "administrator",
+         "--password", "long enough pw"], env)  # fmt: skip
+    pwned = tmp_path / "pwned.csv"
+    pwned.write_text("email,name,role,unit\nadmin@hue.example,Pwned,member,P-PHONGDIEN\n", encoding="utf-8")
+    result = run(["import-people", str(pwned)], env, check=False)
+    assert result.returncode == 1
+    assert "line 2: role: At least one active administrator must remain" in result.stderr
+    for content, expected in (
+        ("name,email\nHà,ha@hue.example\n".encode("utf-16"), "(line 1)"),
+        (b"nom,courriel\nA,a@hue.example\n", "name, email, unit, phone, title, role, language"),
+    ):
+        bad = tmp_path / "bad.csv"
+        bad.write_bytes(content)
+        result = run(["import-people", str(bad)], env, check=False)
+        assert result.returncode == 1
+        summary = result.stderr.splitlines()[0]
+        assert expected in summary and "%(" not in summary, summary
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

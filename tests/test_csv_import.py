@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
-from meetings.directory.models import Person, Role, Unit
+from meetings.directory.models import Person, Role, Unit, UnitKind
 from tests.conftest import World
 
 UNITS = (
@@ -111,3 +112,90 @@ async def test_people_import_checks_units_and_emails(world: World) -> None:
     async with world.db() as db:
         hoa = await db.scalar(select(Person).where(Person.email == "hoa@hue.example"))
         assert hoa is not None and hoa.name == "Nguyễn Thị Hoà" and hoa.password_hash is None
+
+
+async def api_import(world: World, what: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    r = await world.call("POST", f"/api/import/{what}", data=data, headers={"Content-Type": "text/csv"})
+    return r.status, await r.json()
+
+
+async def test_import_messages_have_their_parameters_filled(world: World) -> None:
+    await admin_in(world)
+    for data, expected in (
+        ("code,kind,name\nP-A,centre,Phường\n".encode("utf-16"), "dòng 1"),
+        (b"kode,name\nA,B\n", "code, kind, name, parent"),
+        (b"code,kind,name\n" + b"P-A,centre,A\n" * 20_001, "20000"),
+    ):
+        status, body = await api_import(world, "units", data)
+        assert status == 422
+        message = body["error"]["message"]
+        assert expected in message and "%(" not in message, message
+        assert all("%(" not in f["message"] for f in body["error"]["fields"])
+    status, body = await api_import(world, "units", b"code,kind,name\nP-A,planet,X\n")
+    assert status == 422 and "1" in body["error"]["message"] and "%(" not in body["error"]["message"]
+
+
+async def test_a_people_file_cannot_demote_the_last_administrator(world: World) -> None:
+    await admin_in(world)
+    await world.unit("P-PHONGDIEN", UnitKind.CENTRE, "Phường Phong Điền")
+    pwned = b"email,name,role,unit\nadmin@hue.example,Pwned,member,P-PHONGDIEN\n"
+    status, body = await api_import(world, "people", pwned)
+    assert status == 422
+    messages = [f["message"] for f in body["error"]["fields"]]
+    assert "Phải còn ít nhất một quản trị viên đang hoạt động" in " ".join(messages), messages
+    status, page = await upload(world, "people", pwned)
+    assert status == 422 and "Phải còn ít nhất một quản trị viên đang hoạt động" in page
+    r = await world.call("GET", "/api/me")  # the next administrator request still works
+    assert r.status == 200 and (await r.json())["role"] == "administrator"
+    # another administrator may be demoted while one remains (the one importing)
+    await world.person("admin2@hue.example", Role.ADMINISTRATOR)
+    status, body = await api_import(world, "people", b"email,name,role\nadmin2@hue.example,Hai,observer\n")
+    assert status == 200, body
+
+
+async def test_a_units_file_cannot_make_a_parent_cycle(world: World) -> None:
+    await admin_in(world)
+    cycle = "code,kind,name,parent\nZZP1,department,Một,ZZP2\nZZP2,department,Hai,ZZP1\n".encode()
+    status, body = await api_import(world, "units", cycle)
+    assert status == 422
+    fields = body["error"]["fields"]
+    assert [(f["line"], f["field"]) for f in fields] == [(2, "parent")]
+    assert "ZZP1 → ZZP2 → ZZP1" in fields[0]["message"]
+    status, page = await upload(world, "units", cycle)
+    assert status == 422 and "ZZP1 → ZZP2 → ZZP1" in page
+    assert await count(world, Unit) == 0
+    # through a unit already stored
+    status, body = await api_import(world, "units", "code,kind,name,parent\nZZP1,department,Một,\n".encode())
+    assert status == 200
+    status, body = await api_import(world, "units", b"code,kind,name,parent\nZZP2,department,Hai,ZZP1\n")
+    assert status == 200
+    status, body = await api_import(
+        world, "units", "code,kind,name,parent\nZZP1,department,Một,ZZP2\n".encode()
+    )
+    assert status == 422 and "ZZP1 → ZZP2 → ZZP1" in body["error"]["fields"][0]["message"]
+
+
+async def test_control_characters_are_refused_in_imported_text(world: World) -> None:
+    await admin_in(world)
+    status, body = await api_import(world, "units", b"code,kind,name\nP-NUL,centre,Ph\x00uong\n")
+    assert status == 422
+    assert [(f["line"], f["field"]) for f in body["error"]["fields"]] == [(2, "name")]
+    assert "ký tự điều khiển" in body["error"]["fields"][0]["message"]
+    await world.unit("P-A", UnitKind.CENTRE, "Phường A")
+    bad_people = (
+        "name,email,unit,title,phone\n"
+        "Nguyễn\x01Văn,a@hue.example,P-A,,\n"
+        'Lê Thị B,b@hue.example,P-A,"Chuyên\nviên",\n'
+        "Trần C,c@hue.example,P-A,,090\x00123\n"
+    ).encode()
+    status, body = await api_import(world, "people", bad_people)
+    assert status == 422
+    assert [(f["line"], f["field"]) for f in body["error"]["fields"]] == [
+        (2, "name"),
+        (4, "title"),
+        (5, "phone"),
+    ]
+    status, page = await upload(world, "people", bad_people)
+    assert status == 422 and page.count("ký tự điều khiển") == 3
+    async with world.db() as db:
+        assert await db.scalar(select(func.count()).select_from(Person)) == 1

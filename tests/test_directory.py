@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from sqlalchemy import select
 
 from meetings.audit import AuditEntry
@@ -173,3 +176,132 @@ async def test_people_list_is_paged_and_keeps_the_query(world: World) -> None:
     assert "?q=nguoi&amp;page=2" in first and first.count("@hue.example</td>") == 50
     second = await (await world.client.get("/directory/people", params={"q": "nguoi", "page": "2"})).text()
     assert second.count("@hue.example</td>") == 6  # 55 + the administrator, "Người administrator"
+
+
+async def test_the_last_administrator_cannot_be_demoted_or_deactivated(world: World) -> None:
+    """The rule is the domain's: any actor (here the command line's) meets it, not only the web."""
+    from meetings.cli import CLI_ACTOR
+    from meetings.directory import service
+    from meetings.errors import Conflict, InvalidInput
+
+    admin = await world.person("admin@hue.example", Role.ADMINISTRATOR)
+    demote = service.PersonInput(name="Quản trị", email=admin.email, role="observer")
+    async with world.db() as db:
+        with pytest.raises(InvalidInput) as invalid:
+            await service.update_person(db, CLI_ACTOR, admin.id, demote)
+        assert [(e.field, e.message) for e in invalid.value.errors] == [("role", service.LAST_ADMINISTRATOR)]
+        with pytest.raises(Conflict) as conflict:
+            await service.set_person_active(db, CLI_ACTOR, admin.id, False)
+        assert conflict.value.message == service.LAST_ADMINISTRATOR
+        await db.rollback()
+    # with a second administrator, either may go
+    other = await world.person("admin2@hue.example", Role.ADMINISTRATOR)
+    async with world.db() as db:
+        await service.update_person(db, CLI_ACTOR, admin.id, demote)
+        await db.commit()
+    async with world.db() as db:
+        with pytest.raises(Conflict):
+            await service.set_person_active(db, CLI_ACTOR, other.id, False)
+
+
+async def test_two_administrators_cannot_demote_each_other_at_once(world: World, backend: str) -> None:
+    """The active administrators' rows are locked: the second demotion sees the first (PostgreSQL)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time; row locks are PostgreSQL's")
+    from meetings.accounts.service import actor_of
+    from meetings.directory import service
+    from meetings.errors import InvalidInput
+
+    one = await world.person("one@hue.example", Role.ADMINISTRATOR)
+    two = await world.person("two@hue.example", Role.ADMINISTRATOR)
+    async with world.db() as first, world.db() as second:
+        await service.update_person(
+            first, actor_of(one), two.id, service.PersonInput(name="Hai", email=two.email, role="observer")
+        )
+        racing = asyncio.create_task(
+            service.update_person(
+                second,
+                actor_of(two),
+                one.id,
+                service.PersonInput(name="Một", email=one.email, role="observer"),
+            )
+        )
+        await first.commit()  # the racing demotion was waiting for these rows
+        with pytest.raises(InvalidInput) as invalid:
+            await racing
+        assert invalid.value.errors[0].message == service.LAST_ADMINISTRATOR
+
+
+async def test_unit_form_and_api_refuse_a_parent_cycle(world: World) -> None:
+    await signed_in_admin(world)
+    top = await world.unit("ZZP1", UnitKind.DEPARTMENT, "Một")
+    below = await world.unit("ZZP2", UnitKind.DEPARTMENT, "Hai", parent_id=top.id)
+    await world.unit("ZZP3", UnitKind.DEPARTMENT, "Ba", parent_id=below.id)
+    r = await world.post_form(
+        f"/admin/units/{top.id}/edit",
+        {"code": "ZZP1", "kind": "department", "name": "Một", "parent_code": "ZZP3"},
+    )
+    assert r.status == 422 and "ZZP1 → ZZP3 → ZZP2 → ZZP1" in await r.text()
+    r = await world.call(
+        "PUT",
+        f"/api/units/{top.id}",
+        json={"code": "ZZP1", "kind": "department", "name": "Một", "parent_code": "ZZP2"},
+    )
+    assert r.status == 422
+    assert [f["field"] for f in (await r.json())["error"]["fields"]] == ["parent_code"]
+    # renaming a unit and putting it under its own old code is a cycle too
+    r = await world.call(
+        "PUT",
+        f"/api/units/{top.id}",
+        json={"code": "ZZP9", "kind": "department", "name": "Một", "parent_code": "ZZP1"},
+    )
+    assert r.status == 422
+    # moving a unit elsewhere, out of its own branch, is fine
+    r = await world.call(
+        "PUT",
+        f"/api/units/{below.id}",
+        json={"code": "ZZP2", "kind": "department", "name": "Hai", "parent_code": ""},
+    )
+    assert r.status == 200
+    r = await world.call(
+        "PUT",
+        f"/api/units/{top.id}",
+        json={"code": "ZZP1", "kind": "department", "name": "Một", "parent_code": "ZZP3"},
+    )
+    assert r.status == 200
+
+
+async def test_control_characters_are_refused_in_forms_and_the_api(world: World) -> None:
+    await signed_in_admin(world)
+    await world.unit("P-A", UnitKind.CENTRE, "Phường A")
+    r = await world.post_form("/admin/units/new", {"code": "P-B", "kind": "centre", "name": "Phường\x00B"})
+    assert r.status == 422 and "ký tự điều khiển" in await r.text()
+    r = await world.call(
+        "POST", "/api/units", json={"code": "P-B", "kind": "centre", "name": "Phường\u2028B"}
+    )
+    assert r.status == 422 and (await r.json())["error"]["fields"][0]["field"] == "name"
+    for field, value in (
+        ("name", "Lê\x00Văn"),
+        ("title", "Chuyên\tviên"),
+        ("phone", "090\x00"),
+        ("name", "\ud800"),
+    ):
+        person = {"name": "Lê Văn", "email": "lv@hue.example", "unit_code": "P-A", field: value}
+        r = await world.call("POST", "/api/people", json=person)
+        assert r.status == 422, (field, value)
+        fields = (await r.json())["error"]["fields"]
+        assert [(f["field"], "ký tự điều khiển" in f["message"]) for f in fields] == [(field, True)]
+    r = await world.post_form(
+        "/admin/people/new",
+        {
+            "name": "Lê Văn",
+            "email": "lv@hue.example",
+            "unit_code": "P-A",
+            "title": "A\x1bB",
+            "role": "member",
+        },
+    )
+    assert r.status == 422 and "ký tự điều khiển" in await r.text()
+    async with world.db() as db:
+        assert (await db.scalars(select(Unit.code).order_by(Unit.code))).all() == ["P-A"]
+        assert (await db.scalars(select(Person.email))).all() == ["admin@hue.example"]

@@ -17,7 +17,7 @@ from web import keys, labels, middlewares
 from web.access import check_every_route_declares
 from web.mail_ctx import mail_ctx
 from web.media_ctx import close_sockets, media_ctx
-from web.metrics import Metrics
+from web.metrics import Metrics, lag_sampler
 from web.minutes_live import close_minutes_sockets, minutes_ctx
 from web.scheduler_ctx import scheduler_ctx
 from web.views import (
@@ -51,6 +51,12 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.DB] = create_sessionmaker(engine)
     yield
     await engine.dispose()
+
+
+async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sample the event loop's lag for the metrics while the app runs."""
+    async with lag_sampler(app[keys.METRICS]):
+        yield
 
 
 def setup_templates(app: web.Application) -> None:
@@ -93,6 +99,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
+    app.cleanup_ctx.append(metrics_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(mail_ctx)
     app.cleanup_ctx.append(scheduler_ctx)

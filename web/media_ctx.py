@@ -8,6 +8,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -18,9 +19,11 @@ from meetings.rooms import service as rooms
 from meetings.rooms.participant import CloseCode
 from meetings.rooms.room import RoomRegistry
 from meetings.rtc.sfu import Sfu, SfuConfig, SfuEvent
+from meetings.settings import media_addresses
 from web import keys
 
 log = logging.getLogger("giaoban.media")
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SWEEP_SECONDS = 30.0
 T = TypeVar("T")
 
@@ -96,9 +99,22 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     # The SFU gathers host candidates; STUN helps when the media node itself is behind NAT.
     stun = tuple(RTCIceServer(urls=u.strip()) for u in settings.stun_urls.split(",") if u.strip())
+    addresses = media_addresses(settings)
+    only_loopback = addresses is not None and all(ip_address(a).is_loopback for a in addresses)
+    if only_loopback and settings.host not in LOOPBACK_HOSTS:  # pages served further than media
+        log.warning(
+            "media_addresses is %s: only browsers on this machine can send media; "
+            "set GIAOBAN_MEDIA_ADDRESSES (docs/deployment.md)",
+            settings.media_addresses,
+        )
     media = Media(
         registry=rooms.create_registry(settings, app[keys.DB]),
-        config=SfuConfig(ice_servers=stun, video_last_n=settings.video_last_n),
+        config=SfuConfig(
+            ice_servers=stun,
+            video_last_n=settings.video_last_n,
+            media_addresses=addresses,
+            announced_address=settings.media_announced_address,
+        ),
     )
     app[keys.MEDIA] = media
     sweeper = asyncio.create_task(_sweep(app, media), name="room-sweep")

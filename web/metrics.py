@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hmac
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address, ip_address
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+
+from meetings.settings import Settings, networks
+
+# How often the event loop's lag is sampled, in seconds.
+LAG_INTERVAL = 0.5
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For")
 
 
 @dataclass
 class Metrics:
-    """Request counts and latencies by route name, method and status."""
+    """Requests by route, and the process's own figures (memory, open files, tasks, loop lag)."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
@@ -27,12 +38,75 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
+        # process_resident_memory_bytes, process_open_fds, process_cpu_seconds_total... (Linux /proc)
+        ProcessCollector(registry=self.registry)
+        self.tasks = Gauge(
+            "giaoban_asyncio_tasks",
+            "asyncio tasks alive in the event loop (a number that only grows is a leak).",
+            registry=self.registry,
+        )
+        self.loop_lag = Gauge(
+            "giaoban_event_loop_lag_seconds",
+            f"How late the event loop ran a timer at the last sample (every {LAG_INTERVAL} s).",
+            registry=self.registry,
+        )
+        self.loop_lags = Histogram(
+            "giaoban_event_loop_lag_observed_seconds",
+            "Event-loop lag samples: how late a timer ran (a long tail means blocking work in the loop).",
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its duration."""
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)
 
+    def observe_lag(self, seconds: float) -> None:
+        """Record one event-loop lag sample."""
+        self.loop_lag.set(seconds)
+        self.loop_lags.observe(seconds)
+
     def exposition(self) -> bytes:
-        """The text format for a Prometheus scrape."""
+        """The text format for a Prometheus scrape (call it in the event loop: it counts its tasks)."""
+        self.tasks.set(len(asyncio.all_tasks()))
         return generate_latest(self.registry)
+
+
+async def sample_loop_lag(metrics: Metrics, interval: float = LAG_INTERVAL) -> None:
+    """Forever: sleep `interval` and record how much later than asked the loop woke us."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(interval)
+        metrics.observe_lag(max(0.0, loop.time() - started - interval))
+
+
+@contextlib.asynccontextmanager
+async def lag_sampler(metrics: Metrics, interval: float = LAG_INTERVAL) -> AsyncIterator[None]:
+    """Sample the event loop's lag while the block runs."""
+    task = asyncio.create_task(sample_loop_lag(metrics, interval), name="giaoban-loop-lag")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def may_scrape(settings: Settings, remote: str | None, headers: Mapping[str, str]) -> bool:
+    """True when a request carries the metrics token or comes straight from an allowed network."""
+    token = settings.metrics_token
+    if token:
+        given = headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return True
+    if any(h in headers for h in PROXY_HEADERS):
+        return False  # the proxy's address says nothing about the client's
+    try:
+        address = ip_address((remote or "").split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks(settings.metrics_allow, "metrics_allow"))

@@ -13,10 +13,15 @@ from meetings import audit
 from meetings.accounts.permissions import Actor, Permission
 from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.directory.service import (
+    CYCLE,
+    LAST_ADMINISTRATOR,
     PersonInput,
     UnitInput,
+    administrators_remain,
+    parent_cycle,
     person_search_text,
     require,
+    unit_parents,
     unit_search_text,
     validate_person,
     validate_unit,
@@ -46,9 +51,8 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InvalidInput(
-            [FieldError("file", N_("The file is not UTF-8 text (line %(line)s)."), {"line": line}, line)],
-            N_("The file is not UTF-8 text (line %(line)s)."),
+        raise InvalidInput.one(
+            FieldError("file", N_("The file is not UTF-8 text (line %(line)s)."), {"line": line}, line)
         ) from exc
 
 
@@ -58,7 +62,7 @@ def _rows(
     """Parse CSV bytes into (line number, row) after checking the header."""
     text = _decode(data)
     if not text.strip():
-        raise InvalidInput([FieldError("file", N_("The file is empty."), line=1)], N_("The file is empty."))
+        raise InvalidInput.one(FieldError("file", N_("The file is empty."), line=1))
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in required if c not in header]
@@ -70,14 +74,14 @@ def _rows(
             "missing": ", ".join(missing) or "-",
             "unknown": ", ".join(unknown) or "-",
         }
-        raise InvalidInput([FieldError("file", msg, params, 1)], msg)
+        raise InvalidInput.one(FieldError("file", msg, params, 1))
     reader.fieldnames = header
     rows: list[tuple[int, dict[str, str]]] = []
     try:
         for row in reader:
             if len(rows) >= MAX_ROWS:
                 msg = N_("The file has more than %(n)s rows.")
-                raise InvalidInput([FieldError("file", msg, {"n": MAX_ROWS})], msg)
+                raise InvalidInput.one(FieldError("file", msg, {"n": MAX_ROWS}))
             line = reader.line_num
             if None in row:
                 rows.append((line, {"__error__": "extra"}))
@@ -88,9 +92,7 @@ def _rows(
             rows.append((line, values))
     except csv.Error as exc:
         msg = N_("The file is not valid CSV (line %(line)s).")
-        raise InvalidInput(
-            [FieldError("file", msg, {"line": reader.line_num}, reader.line_num)], msg
-        ) from exc
+        raise InvalidInput.one(FieldError("file", msg, {"line": reader.line_num}, reader.line_num)) from exc
     return rows
 
 
@@ -104,7 +106,26 @@ def _fail(errors: list[FieldError]) -> InvalidInput:
     return InvalidInput(
         sorted(errors, key=lambda e: e.line or 0),
         N_("Nothing was imported: %(count)s problems, listed by line."),
+        count=len(errors),
     )
+
+
+async def _cycles(db: AsyncSession, cleaned: list[tuple[int, UnitInput]]) -> list[FieldError]:
+    """One error per parent cycle the file would make, on the first line of the cycle."""
+    parents = await unit_parents(db)
+    lines: dict[str, int] = {}
+    for line, clean in cleaned:
+        lines.setdefault(clean.code, line)
+        if clean.parent_code:  # an empty parent keeps the unit's parent
+            parents[clean.code] = clean.parent_code
+    errors: list[FieldError] = []
+    reported: set[str] = set()
+    for code, line in lines.items():
+        cycle = parent_cycle(parents, code)
+        if cycle and code not in reported:
+            reported.update(cycle)
+            errors.append(FieldError("parent", CYCLE, {"code": code, "cycle": " → ".join(cycle)}, line))
+    return errors
 
 
 async def import_units(db: AsyncSession, actor: Actor | None, data: bytes) -> ImportReport:
@@ -140,10 +161,10 @@ async def import_units(db: AsyncSession, actor: Actor | None, data: bytes) -> Im
         seen.setdefault(clean.code, line)
         errors += _with_line(problems, line)
         cleaned.append((line, clean))
+    if not errors:
+        errors += await _cycles(db, cleaned)
     if errors:
-        err = _fail(errors)
-        err.params = {"count": len(errors)}
-        raise err
+        raise _fail(errors)
     report = ImportReport(lines=len(cleaned))
     units: dict[str, Unit] = dict(existing)
     for _line, clean in cleaned:
@@ -191,6 +212,9 @@ async def import_people(db: AsyncSession, actor: Actor | None, data: bytes) -> I
     errors: list[FieldError] = []
     cleaned: list[PersonInput] = []
     seen: dict[str, int] = {}
+    admin = Role.ADMINISTRATOR.value
+    leaving: dict[int, int] = {}  # active administrators the file demotes: id -> line
+    joining = 0  # people the file makes active administrators
     for line, row in rows:
         if "__error__" in row:
             errors.append(FieldError("file", N_("Too many fields on this line."), line=line))
@@ -216,12 +240,20 @@ async def import_people(db: AsyncSession, actor: Actor | None, data: bytes) -> I
                 )
             )
         seen.setdefault(clean.email, line)
+        before = existing.get(clean.email)
+        was_admin = before is not None and before.role is Role.ADMINISTRATOR and before.active
+        if was_admin and before is not None and clean.role != admin:
+            if actor is not None and before.id == actor.id:
+                problems.append(FieldError("role", N_("You cannot remove your own administrator role.")))
+            leaving.setdefault(before.id, line)
+        elif clean.role == admin and not was_admin:
+            joining += 1
         errors += _with_line(problems, line)
         cleaned.append(clean)
+    if leaving and not await administrators_remain(db, set(leaving), joining):
+        errors.append(FieldError("role", LAST_ADMINISTRATOR, line=min(leaving.values())))
     if errors:
-        err = _fail(errors)
-        err.params = {"count": len(errors)}
-        raise err
+        raise _fail(errors)
     report = ImportReport(lines=len(cleaned))
     for clean in cleaned:
         person = existing.get(clean.email)

@@ -10,18 +10,25 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from meetings import audit
 from meetings.accounts.passwords import hash_password, password_problems
 from meetings.accounts.permissions import Actor, Permission
 from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.errors import N_, Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from meetings.text import fold, normalize
+from meetings.text import fold, has_control, normalize
 
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 PHONE_RE = re.compile(r"^[0-9 +().-]{0,32}$")
 MAX_NAME = 200
+
+
+CONTROL_CHARACTERS = N_("Control characters (such as NUL or a line break) are not allowed here.")
+LAST_ADMINISTRATOR = N_(
+    "At least one active administrator must remain: make someone else an administrator first."
+)
+CYCLE = N_("Unit %(code)s cannot be under itself (%(cycle)s).")
 
 
 def require(actor: Actor, permission: Permission) -> None:
@@ -50,6 +57,30 @@ def check_email(raw: str, field: str = "email") -> tuple[str, list[FieldError]]:
     except EmailNotValidError:
         return text, [FieldError(field, N_("This is not a valid email address."))]
     return result.normalized.lower(), []
+
+
+def without_controls(errors: list[FieldError], fields: Mapping[str, str]) -> list[FieldError]:
+    """The errors, where a field holding control characters has that one error instead of others."""
+    bad = [name for name, value in fields.items() if has_control(value)]
+    if not bad:
+        return errors
+    return [e for e in errors if e.field not in bad] + [FieldError(name, CONTROL_CHARACTERS) for name in bad]
+
+
+def parent_cycle(parents: Mapping[str, str], code: str) -> list[str]:
+    """The codes from `code` up through its parents back to `code`, or [] when it is not in a cycle."""
+    path = [code]
+    seen = {code}
+    current = parents.get(code, "")
+    while current:
+        path.append(current)
+        if current == code:
+            return path
+        if current in seen:  # a cycle above this unit, not through it
+            return []
+        seen.add(current)
+        current = parents.get(current, "")
+    return []
 
 
 @dataclass(frozen=True)
@@ -96,7 +127,8 @@ def validate_unit(data: UnitInput, known_codes: Mapping[str, Any]) -> tuple[Unit
         errors.append(FieldError("parent_code", N_("Unknown unit %(code)s."), {"code": parent}))
     if parent and parent == code:
         errors.append(FieldError("parent_code", N_("A unit cannot be its own parent.")))
-    return UnitInput(code=code, kind=kind, name=name, parent_code=parent), errors
+    raw = {"code": data.code, "kind": data.kind, "name": data.name, "parent_code": data.parent_code}
+    return UnitInput(code=code, kind=kind, name=name, parent_code=parent), without_controls(errors, raw)
 
 
 def validate_person(
@@ -137,13 +169,47 @@ def validate_person(
         role=role,
         language=language,
     )
-    return cleaned, errors
+    raw = {
+        "name": data.name,
+        "email": data.email,
+        "unit_code": data.unit_code,
+        "phone": data.phone,
+        "title": data.title,
+        "role": data.role,
+        "language": data.language,
+    }
+    return cleaned, without_controls(errors, raw)
 
 
 async def unit_codes(db: AsyncSession) -> dict[str, int]:
     """Every unit code with its id."""
     rows = await db.execute(select(Unit.code, Unit.id))
     return {code: uid for code, uid in rows}
+
+
+async def unit_parents(db: AsyncSession) -> dict[str, str]:
+    """Every unit code with its parent's code ('' for a top unit)."""
+    parent = aliased(Unit)
+    rows = await db.execute(select(Unit.code, parent.code).outerjoin(parent, Unit.parent_id == parent.id))
+    return {code: parent_code or "" for code, parent_code in rows}
+
+
+async def administrators_remain(db: AsyncSession, leaving: set[int], joining: int = 0) -> bool:
+    """False when taking `leaving` (person ids) out of the active administrators leaves none.
+
+    `joining` counts people who become active administrators in the same change. The active
+    administrators' rows are locked (PostgreSQL) so that two concurrent demotions cannot both pass.
+    """
+    admins = set(
+        await db.scalars(
+            select(Person.id)
+            .where(Person.role == Role.ADMINISTRATOR, Person.active.is_(True))
+            .with_for_update()
+        )
+    )
+    if not admins & leaving:
+        return True
+    return joining > 0 or bool(admins - leaving)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -250,6 +316,16 @@ async def update_unit(db: AsyncSession, actor: Actor, unit_id: int, data: UnitIn
     clean, errors = validate_unit(data, codes)
     if clean.code != unit.code and clean.code in codes:
         errors.append(FieldError("code", N_("A unit with code %(code)s exists."), {"code": clean.code}))
+    if not errors and clean.parent_code:
+
+        def renamed(code: str) -> str:  # the unit may change its code in the same edit
+            return clean.code if code == unit.code else code
+
+        parents = {renamed(c): renamed(p) for c, p in (await unit_parents(db)).items()}
+        parents[clean.code] = renamed(clean.parent_code)
+        cycle = parent_cycle(parents, clean.code)
+        if cycle:
+            errors.append(FieldError("parent_code", CYCLE, {"code": clean.code, "cycle": " → ".join(cycle)}))
     if errors:
         raise InvalidInput(errors)
     before = {"code": unit.code, "kind": unit.kind.value, "name": unit.name}
@@ -340,6 +416,8 @@ async def update_person(db: AsyncSession, actor: Actor, person_id: int, data: Pe
         errors.append(FieldError("email", N_("Someone with this email exists.")))
     if person.id == actor.id and clean.role != Role.ADMINISTRATOR.value:
         errors.append(FieldError("role", N_("You cannot remove your own administrator role.")))
+    elif clean.role != Role.ADMINISTRATOR.value and not await administrators_remain(db, {person.id}):
+        errors.append(FieldError("role", LAST_ADMINISTRATOR))
     if errors:
         raise InvalidInput(errors)
     before = {
@@ -373,6 +451,8 @@ async def set_person_active(db: AsyncSession, actor: Actor, person_id: int, acti
     person = await get_person(db, person_id)
     if person.id == actor.id and not active:
         raise Conflict(N_("You cannot deactivate yourself."))
+    if not active and not await administrators_remain(db, {person.id}):
+        raise Conflict(LAST_ADMINISTRATOR)
     person.active = active
     await audit.record(
         db,

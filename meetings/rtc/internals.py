@@ -52,6 +52,7 @@ ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 # Name-mangled private attributes (``self.__x`` in class C is stored as ``_C__x``).
 _R = "_RTCRtpReceiver__"
 _S = "_RTCRtpSender__"
+_P = "_RTCPeerConnection__"
 RECEIVER_ATTRS = (
     f"{_R}codecs",
     f"{_R}remote_streams",
@@ -181,6 +182,35 @@ def check_internals(*, strict_version: bool = False) -> None:
     _expect_names(aioice.ice.StunProtocol, "send_data", ["transport", "sendto"], problems)
     _expect_names(aioice.ice.StunProtocol, "datagram_received", ["receiver", "data_received"], problems)
     _expect_names(pylibsrtp.Session, "__init__", ["_cdata", "_srtp"], problems)
+    # gather_host_candidates_on: the peer connection gathers on each of its ICE transports'
+    # gatherer, which asks its aioice Connection; we replace that Connection's gather_candidates.
+    _expect_names(
+        RTCPeerConnection,
+        "_RTCPeerConnection__gather",
+        ["_RTCPeerConnection__iceTransports", "gather"],
+        problems,
+    )
+    _expect_names(
+        aiortc.rtcicetransport.RTCIceGatherer, "gather", ["_connection", "gather_candidates"], problems
+    )
+    _expect_names(
+        aioice.ice.Connection,
+        "gather_candidates",
+        [
+            "_local_candidates_start",
+            "get_host_addresses",
+            "_components",
+            "_local_candidates",
+            "_local_candidates_end",
+        ],
+        problems,
+    )
+    _expect_signature(
+        aioice.ice.Connection,
+        "get_component_candidates",
+        ["self", "component", "addresses", "timeout"],
+        problems,
+    )
     if not hasattr(aiortc.rtcdtlstransport, "State") or not hasattr(
         aiortc.rtcdtlstransport.State, "CONNECTED"
     ):
@@ -225,6 +255,47 @@ def _require(obj: object, attrs: Iterable[str]) -> None:
     missing = [a for a in attrs if not hasattr(obj, a)]
     if missing:
         raise InternalsError(f"{type(obj).__name__} lacks {missing}")
+
+
+# --- gathering ----------------------------------------------------------------------------
+
+
+def gather_host_candidates_on(pc: RTCPeerConnection, addresses: Iterable[str]) -> None:
+    """Make the peer connection gather host candidates on these local addresses only.
+
+    aioice gathers on every non-loopback interface (``aioice.ice.get_host_addresses``) and
+    aiortc offers no setting. Call this after the transceivers exist and before
+    ``setLocalDescription`` (which gathers): it replaces ``gather_candidates`` on the aioice
+    ``Connection`` of each ICE transport not gathered yet (``RTCPeerConnection.__iceTransports``,
+    ``RTCIceGatherer._connection``) with the same steps on the given addresses; server-reflexive
+    and relayed candidates are gathered as before (``get_component_candidates``).
+    """
+    chosen = list(addresses)
+    for transport in getattr(pc, f"{_P}iceTransports"):
+        connection: aioice.ice.Connection = transport.iceGatherer._connection
+        if connection._local_candidates_start:
+            continue
+        connection.gather_candidates = _gather_on(connection, chosen)  # type: ignore[method-assign]
+
+
+def _gather_on(
+    connection: aioice.ice.Connection, addresses: list[str]
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def gather_candidates() -> None:
+        if connection._local_candidates_start:
+            return
+        connection._local_candidates_start = True
+        found = await asyncio.gather(
+            *(
+                connection.get_component_candidates(component=component, addresses=addresses)
+                for component in connection._components
+            )
+        )
+        for candidates in found:
+            connection._local_candidates += candidates
+        connection._local_candidates_end = True
+
+    return gather_candidates
 
 
 # --- receiving from a publisher -----------------------------------------------------------

@@ -75,6 +75,10 @@ class SfuConfig:
     downlink_queue: int = 256
     pace_to_remb: bool = False
     ice_servers: tuple[RTCIceServer, ...] = ()
+    # Local addresses to gather host candidates on; None: every non-loopback interface (aioice).
+    media_addresses: tuple[str, ...] | None = ("127.0.0.1",)
+    # Public address announced in place of the host candidates' (1:1 NAT); "": as gathered.
+    announced_address: str = ""
     # Forward in C (meetings/rtc/_fastpath) when it is built; False: the Python reference path.
     native: bool = fwd.NATIVE
 
@@ -136,6 +140,28 @@ class _IdleTrack(MediaStreamTrack):
     async def recv(self) -> object:  # type: ignore[override]
         await asyncio.get_running_loop().create_future()
         raise AssertionError("unreachable")
+
+
+def announce_address(sdp: str, address: str) -> str:
+    """The SDP with each host candidate's address, and connection lines naming one, set to `address`.
+
+    What Janus's nat_1_1_mapping and mediasoup's announcedAddress do: behind a 1:1 NAT the
+    server gathers on its private address and tells the peer the public one (ports unchanged).
+    """
+    family = "IP6" if ":" in address else "IP4"
+    hosts: set[str] = set()
+    lines = sdp.split("\r\n")
+    for i, line in enumerate(lines):
+        parts = line.split(" ")
+        if line.startswith("a=candidate:") and len(parts) >= 8 and parts[6:8] == ["typ", "host"]:
+            hosts.add(parts[4])
+            parts[4] = address
+            lines[i] = " ".join(parts)
+    for i, line in enumerate(lines):
+        parts = line.split(" ")
+        if line.startswith("c=IN ") and len(parts) == 3 and parts[2] in hosts:
+            lines[i] = f"c=IN {family} {address}"
+    return "\r\n".join(lines)
 
 
 def offered_media(sdp: str) -> list[tuple[str, str, str]]:
@@ -415,6 +441,8 @@ class Sfu:
                 (False, True): "recvonly",
                 (False, False): "inactive",
             }[(receives, sends)]
+        if self.config.media_addresses is not None:
+            internals.gather_host_candidates_on(pc, self.config.media_addresses)
         await pc.setLocalDescription(await pc.createAnswer())
         transceivers = pc.getTransceivers()
         if transceivers:  # max-bundle: every transceiver shares the first one's transport
@@ -424,7 +452,12 @@ class Sfu:
                 internals.direct_rtp_receive(transport)  # media in without aiortc's queue and task
                 entry.downlink.set_send(entry.wire.send)
         self._select()
-        return pc.localDescription
+        answer = pc.localDescription
+        if self.config.announced_address:
+            return RTCSessionDescription(
+                sdp=announce_address(answer.sdp, self.config.announced_address), type=answer.type
+            )
+        return answer
 
     @staticmethod
     def _no_transport(header: bytes | bytearray, payload: bytes) -> None:

@@ -27,6 +27,7 @@ from meetings.rtc.forwarder import is_keyframe
 from meetings.rtc.sfu import Sfu, Source
 
 RATE = 48000
+LOOPBACK = ("127.0.0.1",)
 PTIME = 0.02
 
 
@@ -163,9 +164,19 @@ class Client:
                 await track.recv()
                 self.received[transceiver.mid or "?"].frames += 1
 
+    async def offer(self) -> None:
+        """Set the local offer, gathering on 127.0.0.1 only.
+
+        The server side chooses its addresses with the media_addresses setting; these test
+        clients are aiortc peers too, and aiortc gathers on every non-loopback interface unless
+        told otherwise, so they use the same helper the SFU uses (media stays on loopback).
+        """
+        internals.gather_host_candidates_on(self.pc, LOOPBACK)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+
     async def connect(self, sfu: Sfu) -> None:
         """Offer to the SFU, apply its answer, start reading the received tracks."""
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self.offer()
         answer = await sfu.join(self.name, self.pc.localDescription, self.sources_by_mid())
         first = self.pc.getTransceivers()[0]
         internals.observe_sent_rtp(first.sender.transport, lambda p: self.sent_payloads.append(p.payload))

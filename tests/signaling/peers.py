@@ -91,7 +91,7 @@ class Peer:
     async def negotiate(self) -> None:
         """Offer, apply the answer, start reading the slots."""
         pc = self.client.pc
-        await pc.setLocalDescription(await pc.createOffer())
+        await self.client.offer()
         await self.send(type="offer", sdp=pc.localDescription.sdp, sources=self.client.sources_by_mid())
         sdp = await asyncio.wait_for(self._answers.get(), 15)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))

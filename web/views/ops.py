@@ -9,8 +9,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from meetings.accounts.permissions import Permission
+from meetings.i18n import gettext as _
 from web import keys
 from web.access import needs
+from web.metrics import may_scrape
 
 routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.health")
@@ -32,6 +34,10 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/metrics", name="metrics")
 @needs(Permission.PUBLIC)
 async def metrics(request: web.Request) -> web.Response:
-    """Request counts and latencies in the Prometheus text format."""
+    """Request counts, latencies and process figures in the Prometheus text format, for allowed scrapers."""
+    if not may_scrape(request.app[keys.SETTINGS], request.remote, request.headers):
+        raise web.HTTPForbidden(
+            text=_("Metrics are only shown to an allowed network or with the metrics token.")
+        )
     body = request.app[keys.METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
