@@ -9,7 +9,6 @@ process that dies while sending loses its claim after CLAIM_SECONDS and the row 
 
 from __future__ import annotations
 
-import email.policy
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from meetings import audit
 from meetings.accounts.permissions import Actor, Permission
 from meetings.db.base import utcnow
 from meetings.errors import N_, Conflict, Forbidden, NotFound
+from meetings.mail import headers
 from meetings.mail.models import OutboxMessage, OutboxStatus
 
 CLAIM_SECONDS = 60
@@ -69,8 +69,8 @@ def envelope_of(message: Message) -> tuple[str, list[str]]:
 
 
 def wire_bytes(message: EmailMessage) -> bytes:
-    """The message as RFC 5322 bytes with CRLF line ends."""
-    return message.as_bytes(policy=email.policy.SMTP)
+    """The message as RFC 5322 bytes with CRLF line ends (non-ASCII headers read back exactly)."""
+    return headers.wire_bytes(message)
 
 
 async def enqueue(

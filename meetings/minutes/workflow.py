@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.policy
 import hashlib
 import json
-from datetime import datetime
+from datetime import date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any
@@ -240,22 +240,32 @@ async def publish(
     occ, series = await context_of(db, minutes)
     link = minutes_url(base_url, minutes.id, version.number)
     queued = 0
+    held_on = data["header"].get("date", "")
     for person in await invitees_of(db, series):
         with i18n.language(person.language):
+            day = i18n.fmt_date(date.fromisoformat(held_on)) if held_on else ""
             subject = (
                 "["
                 + i18n.gettext("Giao Ban")
                 + "] "
-                + i18n.gettext(
-                    "Minutes: %(title)s, %(date)s", title=series.title, date=data["header"].get("date", "")
-                )
+                + i18n.gettext("Minutes: %(title)s, %(date)s", title=series.title, date=day)
             )
-            body = i18n.gettext(
-                "The approved minutes (version %(n)s) are attached as DOCX and PDF.\n"
-                "Read them online: %(url)s\n\nSHA-256 of the approved content: %(sha)s\n",
-                n=version.number,
-                url=link,
-                sha=version.sha256,
+            # The content hash is printed in the approval line of both documents, where it
+            # can be checked; the mail itself speaks to a person.
+            body = (
+                i18n.gettext("Dear %(name)s,", name=person.name)
+                + "\n\n"
+                + i18n.gettext(
+                    "The minutes of %(title)s (%(date)s) have been approved (version %(n)s).\n"
+                    "They are attached as DOCX and PDF, and you can read them online:\n%(url)s\n",
+                    title=series.title,
+                    date=day,
+                    n=version.number,
+                    url=link,
+                )
+                + "\n-- \n"
+                + i18n.gettext("Giao Ban — the daily meetings of the City People's Committee")
+                + "\n"
             )
         msg = EmailMessage(policy=email.policy.SMTP)
         msg["From"] = Address(display_name=sender_name, addr_spec=sender_email)
