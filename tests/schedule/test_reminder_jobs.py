@@ -114,6 +114,24 @@ async def test_planned_jobs_and_states(world: World) -> None:
         assert first.state == OccurrenceState.ENDED
 
 
+async def test_a_late_reminder_is_planned_for_now_once_and_a_stale_job_does_nothing(world: World) -> None:
+    ctx, _series_id, occ_ids = await setup(world)
+    async with world.db() as db:
+        first = await db.get(Occurrence, occ_ids[0])
+        assert first is not None
+        late = first.start - timedelta(minutes=5)  # its reminder time passed 10 minutes ago
+        planned = {j.job_id: j for j in await jobs.planned_jobs(db, late, world.settings)}
+        assert planned[f"reminder:{first.id}"].run_at == late
+        await jobs.queue_reminders(db, first.id, service.Context(**{**ctx.__dict__, "now": late}))
+        await db.commit()
+        planned = {j.job_id: j for j in await jobs.planned_jobs(db, late, world.settings)}
+        assert f"reminder:{first.id}" not in planned  # already in the outbox: not again
+        assert f"minutes-due:{first.id}" in planned
+    # A job left at an old time (the meeting, in 2030, moved out of its window) sends nothing.
+    await jobs.reminder_job(occ_ids[1])
+    assert await kinds(world, "reminder") == ["a@hue.example", "b@hue.example", "sec@hue.example"]
+
+
 # --- reminders planned when a meeting is created or moved, through the running app ----------
 
 
