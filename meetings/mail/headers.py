@@ -71,6 +71,10 @@ class MailPolicy(EmailPolicy):
             words = encoded_words(str(value), MAX_LINE - len(name) - 2)
             return f"{name}: " + (self.linesep + " ").join(words) + self.linesep
         if isinstance(value, AddressHeader):
+            if any(g.display_name is not None for g in value.groups) or any(
+                not a.addr_spec.isascii() for a in value.addresses
+            ):
+                return None  # groups and internationalised addresses: the standard way
             return self._fold_addresses(name, value)
         return None  # parameters (filenames) use RFC 2231 and fold correctly already
 
