@@ -134,3 +134,25 @@ def test_encoded_words_cut_between_characters_and_fit_the_limit() -> None:
     words = encoded_words(text, 40)
     assert all(len(w) <= MAX_WORD for w in words) and len(words[0]) <= 40
     assert rfc2047(" ".join(words)) == text
+
+
+@pytest.mark.parametrize(
+    "kind", ["invitation", "update", "moved", "occurrence_cancel", "series_cancel", "reminder", "minutes_due"]
+)
+def test_every_scheduling_mail_addresses_the_reader_formally(kind: str) -> None:
+    start = datetime(2030, 1, 7, 0, 30, tzinfo=UTC)
+    facts = MailFacts(
+        kind=kind,
+        title="Họp giao ban sáng",
+        recipient_name="Nguyễn Văn An",
+        start=start,
+        end=start.replace(hour=1),
+        moved_from=start.replace(day=8),
+        join_url="https://giaoban.hue.example/j/x",
+        accept_url="https://giaoban.hue.example/a/x",
+        decline_url="https://giaoban.hue.example/d/x",
+    )
+    words = render(facts, "vi")
+    assert words.text.startswith("Kính gửi Ông/Bà Nguyễn Văn An,\n")
+    assert "Kính gửi Ông/Bà Nguyễn Văn An," in words.html
+    assert "bạn" not in words.text.casefold() and "bạn" not in words.html.casefold()
