@@ -118,6 +118,46 @@ class CaughtMessage:
     parts: list[CaughtPart]
     size: int
 
+    @property
+    def text_pieces(self) -> list[TextPiece]:
+        """The text body cut into plain text and web addresses, for a viewer that links them."""
+        return link_pieces(self.text)
+
+
+@dataclass(frozen=True)
+class TextPiece:
+    """A stretch of text; url is set when the stretch is a web address to link."""
+
+    text: str
+    url: str = ""
+
+
+# An http(s) address up to a space or a character that rarely belongs to one in prose.
+_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}"
+
+
+def link_pieces(text: str) -> list[TextPiece]:
+    """Text cut into plain pieces and http(s) addresses (trailing punctuation stays text).
+
+    The template escapes every piece; only the address of an http(s) link becomes an href.
+    """
+    pieces: list[TextPiece] = []
+    at = 0
+    for found in _URL.finditer(text):
+        url = found.group(0)
+        while url and url[-1] in _TRAILING and not (url[-1] == ")" and url.count("(") >= url.count(")")):
+            url = url[:-1]
+        if len(url) <= len("https://"):
+            continue
+        if found.start() > at:
+            pieces.append(TextPiece(text[at : found.start()]))
+        pieces.append(TextPiece(url, url=url))
+        at = found.start() + len(url)
+    if at < len(text):
+        pieces.append(TextPiece(text[at:]))
+    return pieces
+
 
 def _received(key: str, fallback: float = 0.0) -> datetime:
     found = _KEY_TIME.match(key)

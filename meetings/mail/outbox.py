@@ -9,7 +9,6 @@ process that dies while sending loses its claim after CLAIM_SECONDS and the row 
 
 from __future__ import annotations
 
-import email.policy
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from meetings import audit
 from meetings.accounts.permissions import Actor, Permission
 from meetings.db.base import utcnow
 from meetings.errors import N_, Conflict, Forbidden, NotFound
+from meetings.mail import headers
 from meetings.mail.models import OutboxMessage, OutboxStatus
 
 CLAIM_SECONDS = 60
@@ -69,8 +69,8 @@ def envelope_of(message: Message) -> tuple[str, list[str]]:
 
 
 def wire_bytes(message: EmailMessage) -> bytes:
-    """The message as RFC 5322 bytes with CRLF line ends."""
-    return message.as_bytes(policy=email.policy.SMTP)
+    """The message as RFC 5322 bytes with CRLF line ends (non-ASCII headers read back exactly)."""
+    return headers.wire_bytes(message)
 
 
 async def enqueue(
@@ -183,8 +183,9 @@ async def mark_failed_attempt(
     *,
     max_attempts: int,
     permanent: bool = False,
+    retry_at: datetime | None = None,
 ) -> OutboxStatus:
-    """Count a failed attempt: back to the queue with backoff, or failed for good."""
+    """Count a failed attempt: back to the queue with backoff (or at retry_at), or failed for good."""
     attempts = await db.scalar(select(OutboxMessage.attempts).where(OutboxMessage.id == message_id))
     attempts = int(attempts or 0) + 1
     status = OutboxStatus.FAILED if permanent or attempts >= max_attempts else OutboxStatus.QUEUED
@@ -194,13 +195,35 @@ async def mark_failed_attempt(
         .values(
             status=status,
             attempts=attempts,
-            next_attempt_at=now + backoff(attempts),
+            next_attempt_at=retry_at if retry_at is not None else now + backoff(attempts),
             claimed_until=None,
             last_error=error[:2000],
         )
         .execution_options(synchronize_session=False)
     )
     return status
+
+
+async def release(db: AsyncSession, message_id: int, reason: str) -> None:
+    """Give back a claim without counting an attempt: the SMTP server was not reached."""
+    await db.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.SENDING)
+        .values(status=OutboxStatus.QUEUED, claimed_until=None, last_error=reason[:2000])
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def note_waiting(db: AsyncSession, message_ids: list[int], reason: str) -> None:
+    """Say on queued messages why they wait (for the admin page); attempts and times unchanged."""
+    if not message_ids:
+        return
+    await db.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(message_ids), OutboxMessage.status == OutboxStatus.QUEUED)
+        .values(last_error=reason[:2000])
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def get_message(db: AsyncSession, message_id: int) -> OutboxMessage:

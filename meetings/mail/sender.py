@@ -1,4 +1,10 @@
-"""Delivers the outbox over SMTP (aiosmtplib): claimed row by row, retried with backoff."""
+"""Delivers the outbox over SMTP (aiosmtplib): claimed row by row, retried with backoff.
+
+A message is charged an attempt only for what happened to it: an answer of the server, or a
+connection that broke during its transaction (then the batch reconnects and it is sent again
+at once). A server that cannot be reached charges nobody: the batch stops, the mail waits, and
+the sender tries the server again after a short, growing pause.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +54,17 @@ class SmtpConfig:
 
 
 class _ConnectionLost(Exception):
-    """The SMTP connection broke; the rest of the batch waits for the next round."""
+    """The SMTP connection broke during a message; the batch reconnects and goes on."""
+
+
+class _Unreachable(Exception):
+    """No SMTP session could be opened; nothing in the batch is charged for it."""
+
+
+# After a round that could not reach the server, the next try waits 0.5 s, 1 s, 2 s … 60 s:
+# a blip of a few seconds costs a few seconds, a long outage is not hammered.
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 60.0
 
 
 def describe(exc: BaseException) -> str:
@@ -92,6 +108,8 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._batch_lock = asyncio.Lock()
+        self._reconnect_wait = 0.0  # > 0 while the server cannot be reached
+        self.unreachable_rounds = 0  # rounds that found no server (for logs and tests)
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (call after committing new mail)."""
@@ -117,8 +135,22 @@ class OutboxSender:
                 log.exception("outbox delivery round failed")
             if self._stopping:
                 break
+            if self._reconnect_wait:
+                # The server is away: new mail waits too, so a wake does not shorten this.
+                await self._sleep_unless_stopped(self._reconnect_wait)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not self._stopping:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)
 
     def _client(self) -> aiosmtplib.SMTP:
         c = self.smtp
@@ -144,29 +176,18 @@ class OutboxSender:
             return 0
         sent = 0
         client: aiosmtplib.SMTP | None = None
-        down: str | None = None  # why the server cannot be reached in this round
         try:
-            for message_id in ids:
-                data = await self._claim(message_id, now)
-                if data is None:
-                    continue  # another process took it
-                if client is None and down is None:
-                    try:
-                        client = self._client()
-                        await client.connect()
-                    except (aiosmtplib.SMTPException, OSError) as exc:
-                        client = None
-                        down = describe(exc)
-                        log.warning("SMTP server unreachable: %s", down)
-                if down is not None or client is None:
-                    await self._failed(message_id, now, down or "no connection", permanent=False)
-                    continue
+            for position, message_id in enumerate(ids):
                 try:
-                    if await self._send(client, message_id, data, now):
-                        sent += 1
-                except _ConnectionLost as exc:
-                    down = str(exc)
+                    client, accepted = await self._deliver_one(client, message_id, now)
+                except _Unreachable as exc:
+                    # Not the messages' fault: none is charged, they wait for the server.
                     client = None
+                    await self._server_unreachable(str(exc), ids[position + 1 :])
+                    break
+                sent += int(accepted)
+            else:
+                self._reconnect_wait = 0.0
         finally:
             if client is not None:
                 try:
@@ -174,6 +195,61 @@ class OutboxSender:
                 except (aiosmtplib.SMTPException, OSError):
                     client.close()
         return sent
+
+    async def _deliver_one(
+        self, client: aiosmtplib.SMTP | None, message_id: int, now: datetime
+    ) -> tuple[aiosmtplib.SMTP | None, bool]:
+        """Claim and send one message, reconnecting once if the connection breaks under it.
+
+        Returns the connection to go on with and whether the server accepted the message.
+        Raises _Unreachable (the claim given back uncharged) when no connection can be had.
+        """
+        data = await self._claim(message_id, now)
+        if data is None:
+            return client, False  # another process took it
+        for tries in (1, 2):
+            if client is None:
+                try:
+                    client = await self._connect()
+                except _Unreachable as exc:
+                    async with self.db() as db:
+                        await outbox.release(db, message_id, str(exc))
+                        await db.commit()
+                    raise
+            try:
+                return client, await self._send(client, message_id, data, now)
+            except _ConnectionLost as exc:
+                client.close()
+                client = None
+                if tries == 2:
+                    # Lost twice in a row: perhaps this message; it waits its backoff.
+                    await self._failed(message_id, now, str(exc), permanent=False)
+                    return None, False
+                # Maybe delivered, maybe not (at least once): counted, then sent again at once.
+                await self._failed(message_id, now, str(exc), permanent=False, retry_at=now)
+                data = await self._claim(message_id, now)
+                if data is None:
+                    return None, False
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = self._client()
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            client.close()
+            raise _Unreachable(describe(exc)) from exc
+        return client
+
+    async def _server_unreachable(self, reason: str, waiting: list[int]) -> None:
+        self.unreachable_rounds += 1
+        self._reconnect_wait = min(
+            RECONNECT_MAX_SECONDS, max(RECONNECT_FIRST_SECONDS, self._reconnect_wait * 2)
+        )
+        log.warning("SMTP server unreachable: %s (next try in %.1f s)", reason, self._reconnect_wait)
+        async with self.db() as db:
+            await outbox.note_waiting(db, waiting, reason)
+            await db.commit()
 
     async def _claim(self, message_id: int, now: datetime) -> bytes | None:
         async with self.db() as db:
@@ -195,9 +271,7 @@ class OutboxSender:
         try:
             refused, _reply = await client.sendmail(sender, recipients, data)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            reason = describe(exc)
-            await self._failed(message_id, now, reason, permanent=False)
-            raise _ConnectionLost(reason) from exc
+            raise _ConnectionLost(describe(exc)) from exc
         except aiosmtplib.SMTPException as exc:
             await self._failed(message_id, now, describe(exc), permanent=is_permanent(exc))
             return False
@@ -208,10 +282,24 @@ class OutboxSender:
         log.info("mail sent", extra={"outbox_id": message_id, "recipients": len(recipients)})
         return True
 
-    async def _failed(self, message_id: int, now: datetime, reason: str, *, permanent: bool) -> None:
+    async def _failed(
+        self,
+        message_id: int,
+        now: datetime,
+        reason: str,
+        *,
+        permanent: bool,
+        retry_at: datetime | None = None,
+    ) -> None:
         async with self.db() as db:
             status = await outbox.mark_failed_attempt(
-                db, message_id, now, reason, max_attempts=self.max_attempts, permanent=permanent
+                db,
+                message_id,
+                now,
+                reason,
+                max_attempts=self.max_attempts,
+                permanent=permanent,
+                retry_at=retry_at,
             )
             await db.commit()
         if status is OutboxStatus.FAILED:

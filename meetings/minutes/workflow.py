@@ -305,12 +305,22 @@ async def publish(
                 + "] "
                 + i18n.gettext("Minutes: %(title)s, %(date)s", title=series.title, date=day)
             )
-            body = i18n.gettext(
-                "The approved minutes (version %(n)s) are attached as DOCX and PDF.\n"
-                "Read them online: %(url)s\n\nSHA-256 of the approved content: %(sha)s\n",
-                n=version.number,
-                url=link,
-                sha=version.sha256,
+            # The content hash is printed in the approval line of both documents, where it
+            # can be checked; the mail itself speaks to a person.
+            body = (
+                i18n.gettext("Dear %(name)s,", name=person.name)
+                + "\n\n"
+                + i18n.gettext(
+                    "The minutes of %(title)s (%(date)s) have been approved (version %(n)s).\n"
+                    "They are attached as DOCX and PDF, and you can read them online:\n%(url)s\n",
+                    title=series.title,
+                    date=day,
+                    n=version.number,
+                    url=link,
+                )
+                + "\n-- \n"
+                + i18n.gettext("Giao Ban — the daily meetings of the City People's Committee")
+                + "\n"
             )
         msg = EmailMessage(policy=email.policy.SMTP)
         msg["From"] = Address(display_name=sender_name, addr_spec=sender_email)

@@ -15,12 +15,13 @@ from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from meetings.db.base import utcnow
 from meetings.directory.models import Person
 from meetings.jobs.context import current
 from meetings.jobs.scheduler import Scheduler, reconciler
+from meetings.mail.models import OutboxMessage
 from meetings.mail.outbox import enqueue, idempotency_key
 from meetings.minutes import reminders as minutes_reminders
 from meetings.schedule.emails import MailFacts, render
@@ -157,10 +158,29 @@ class PlannedJob:
     args: tuple[int, ...]
 
 
-async def planned_jobs(db: AsyncSession, now: datetime, settings: Settings) -> list[PlannedJob]:
-    """The reminder and minutes-due jobs of the meetings in the planning window."""
-    rows = await db.execute(
-        select(Occurrence, Series.reminder_minutes)
+async def reminder_queued(db: AsyncSession, occ: Occurrence, series: Series) -> bool:
+    """Whether the reminder of this meeting is already in the outbox (for any invitee)."""
+    keys = [
+        idempotency_key(series.uid, occ.original_start.isoformat(), 0, person.email, "reminder")
+        for person in await invitees_of(db, series)
+    ]
+    if not keys:
+        return False
+    found = await db.scalar(select(OutboxMessage.id).where(OutboxMessage.idempotency_key.in_(keys)).limit(1))
+    return found is not None
+
+
+async def planned_jobs(
+    db: AsyncSession, now: datetime, settings: Settings, *, series_id: int | None = None
+) -> list[PlannedJob]:
+    """The reminder and minutes-due jobs of the meetings in the planning window (of one series).
+
+    A reminder whose time has passed while its meeting has not started (the meeting was
+    created or moved inside its reminder window, or between two reconciles) is planned for
+    now, unless it is already in the outbox: it is sent late, and once.
+    """
+    query = (
+        select(Occurrence, Series)
         .join(Series, Series.id == Occurrence.series_id)
         .where(
             Series.status == SeriesStatus.ACTIVE,
@@ -170,14 +190,62 @@ async def planned_jobs(db: AsyncSession, now: datetime, settings: Settings) -> l
             Occurrence.start <= now + PLAN_AHEAD,
         )
     )
+    if series_id is not None:
+        query = query.where(Series.id == series_id)
     jobs: list[PlannedJob] = []
-    for occ, reminder_minutes in rows.all():
-        remind_at = occ.start - timedelta(minutes=reminder_minutes)
-        if reminder_minutes and occ.start > now:
-            jobs.append(PlannedJob(f"reminder:{occ.id}", f"{__name__}:reminder_job", remind_at, (occ.id,)))
+    for occ, series in (await db.execute(query)).all():
+        remind_at = occ.start - timedelta(minutes=series.reminder_minutes)
+        if series.reminder_minutes and occ.start > now:
+            if remind_at < now:
+                remind_at = now if not await reminder_queued(db, occ, series) else remind_at
+            if remind_at >= now:
+                jobs.append(
+                    PlannedJob(f"reminder:{occ.id}", f"{__name__}:reminder_job", remind_at, (occ.id,))
+                )
         due_at = occ.end + timedelta(minutes=settings.minutes_due_minutes)
         jobs.append(PlannedJob(f"minutes-due:{occ.id}", f"{__name__}:minutes_due_job", due_at, (occ.id,)))
     return jobs
+
+
+async def cancelled_in_window(db: AsyncSession, now: datetime, *, series_id: int | None = None) -> list[int]:
+    """Cancelled meetings near now whose jobs must go (of one series, or of all)."""
+    query = select(Occurrence.id).where(
+        Occurrence.state == OccurrenceState.CANCELLED,
+        Occurrence.start >= now - timedelta(days=1),
+        Occurrence.start <= now + PLAN_AHEAD,
+    )
+    if series_id is not None:
+        query = query.where(Occurrence.series_id == series_id)
+    return list(await db.scalars(query))
+
+
+async def apply_plan(
+    scheduler: Scheduler, jobs: list[PlannedJob], cancelled: list[int], now: datetime
+) -> None:
+    """Hold the planned jobs (replacing those with the same ids) and drop those of cancelled meetings."""
+    functions = {f"{__name__}:reminder_job": reminder_job, f"{__name__}:minutes_due_job": minutes_due_job}
+    for job in jobs:
+        # Past-due jobs already stored run by the misfire grace; re-adding them would repeat them.
+        if job.run_at >= now:
+            await scheduler.schedule_once(job.job_id, functions[job.func], job.run_at, job.args)
+    for occurrence_id in cancelled:
+        await scheduler.remove_job(f"reminder:{occurrence_id}")
+        await scheduler.remove_job(f"minutes-due:{occurrence_id}")
+
+
+async def plan_series(
+    scheduler: Scheduler,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    series_id: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Plan the jobs of a series (or of all) at once, after a change, not at the next reconcile."""
+    now = now or utcnow()
+    async with sessions() as db:
+        jobs = await planned_jobs(db, now, settings, series_id=series_id)
+        cancelled = await cancelled_in_window(db, now, series_id=series_id)
+    await apply_plan(scheduler, jobs, cancelled, now)
 
 
 # --- job functions (referenced by name in the job store) -----------------------------------
@@ -186,11 +254,27 @@ async def planned_jobs(db: AsyncSession, now: datetime, settings: Settings) -> l
 async def reminder_job(occurrence_id: int) -> None:
     """Job: remind every invitee that a meeting starts soon."""
     jc = current()
+    ctx = context_from(jc.settings)
     async with jc.db() as db:
-        count = await queue_reminders(db, occurrence_id, context_from(jc.settings))
+        if not await _reminder_time(db, occurrence_id, ctx.now):
+            return
+        count = await queue_reminders(db, occurrence_id, ctx)
         await db.commit()
     if count:
         jc.wake_outbox()
+
+
+# A job runs at its time or later, never earlier; this slack only absorbs clock steps.
+_EARLY = timedelta(seconds=60)
+
+
+async def _reminder_time(db: AsyncSession, occurrence_id: int, now: datetime) -> bool:
+    """False for a stale job: its meeting moved later than its reminder window (replanned then)."""
+    occ = await db.get(Occurrence, occurrence_id)
+    series = await db.get(Series, occ.series_id) if occ is not None else None
+    if occ is None or series is None:
+        return False
+    return occ.start - timedelta(minutes=series.reminder_minutes) <= now + _EARLY
 
 
 async def minutes_due_job(occurrence_id: int) -> None:
@@ -227,26 +311,6 @@ async def materialise_job() -> None:
 @reconciler
 async def reconcile_schedule(scheduler: Scheduler) -> None:
     """Hold a reminder and a minutes-due job for each meeting in the planning window."""
-    jc = current()
-    now = utcnow()
-    async with jc.db() as db:
-        jobs = await planned_jobs(db, now, jc.settings)
-        cancelled = list(
-            await db.scalars(
-                select(Occurrence.id).where(
-                    Occurrence.state == OccurrenceState.CANCELLED,
-                    Occurrence.start >= now - timedelta(days=1),
-                    Occurrence.start <= now + PLAN_AHEAD,
-                )
-            )
-        )
-    functions = {f"{__name__}:reminder_job": reminder_job, f"{__name__}:minutes_due_job": minutes_due_job}
-    for job in jobs:
-        # Past-due jobs already stored run by the misfire grace; re-adding them would repeat them.
-        if job.run_at >= now:
-            await scheduler.schedule_once(job.job_id, functions[job.func], job.run_at, job.args)
-    for occurrence_id in cancelled:
-        await scheduler.remove_job(f"reminder:{occurrence_id}")
-        await scheduler.remove_job(f"minutes-due:{occurrence_id}")
+    await plan_series(scheduler, current().db, current().settings)
     await scheduler.schedule_cron("schedule-tick", tick_job, minute="*")
     await scheduler.schedule_cron("schedule-materialise", materialise_job, hour=0, minute=5)

@@ -36,7 +36,11 @@ def invitation(to: str = "phuong.an.cuu@hue.example") -> EmailMessage:
         to_email=to,
         to_name="Trung tâm phường An Cựu",
         subject="Mời họp: Họp giao ban sáng — Thứ Sáu 27/11/2026",
-        text="Kính mời dự họp giao ban sáng.",
+        text=(
+            "Kính mời dự họp giao ban sáng.\n"
+            "Vào họp: https://giaoban.hue.example/join/abc?x=1&y=2.\n"
+            'Không phải liên kết: javascript:alert(1) <https://evil.example/"onmouseover="x>\n'
+        ),
         html="<p>Kính mời <b>dự họp</b> giao ban sáng.</p><script>alert(1)</script>",
         ics=ICS,
         method="REQUEST",

@@ -28,16 +28,19 @@ class Received:
 
 @dataclass
 class RecordingHandler:
-    """Keeps every message; refuses the recipients in `refuse` with a 550."""
+    """Keeps every message; refuses the recipients in `refuse` with a 550, `defer` with a 451."""
 
     received: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    defer: set[str] = field(default_factory=set)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         if address in self.refuse:
             return "550 5.1.1 No such user here"
+        if address in self.defer:
+            return "451 4.3.0 Try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -136,6 +136,15 @@ async def test_the_demo_catcher_keeps_the_mail_and_shows_it(world: World) -> Non
     assert "text/calendar; method=REQUEST" in html
     assert "BEGIN:VCALENDAR" in html and "SUMMARY:Họp giao ban sáng" in html
     assert "Kính mời dự họp giao ban sáng." in html
+    # Addresses in the text are links; the text around them stays escaped text.
+    link = "https://giaoban.hue.example/join/abc?x=1&amp;y=2"
+    assert f'<a href="{link}" rel="noopener noreferrer nofollow" target="_blank">{link}</a>.' in html
+    evil = "https://evil.example/"
+    assert (
+        f'&lt;<a href="{evil}" rel="noopener noreferrer nofollow" target="_blank">{evil}</a>&#34;onmouseover'
+        in html
+    )
+    assert 'href="javascript:' not in html and '"onmouseover' not in html
     # The HTML part is shown as escaped source, never as markup.
     assert "&lt;b&gt;dự họp&lt;/b&gt;" in html and "<script>alert(1)</script>" not in html
     assert "text/plain" in html and "text/html" in html

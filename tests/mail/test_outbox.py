@@ -116,25 +116,25 @@ async def test_smtp_down_keeps_the_mail_and_sends_it_once_later(db: async_sessio
             to = f"p{i}@hue.example"
             await outbox.enqueue(s, key=f"down:{i}", kind="notice", message=plain(to, "Thông báo khẩn"))
         await s.commit()
+    queued = await rows(db)
     sender = sender_for(db, server.port)
     t0 = utcnow()
     assert await sender.deliver_due(now=t0) == 0
     first = await rows(db)
-    assert all(r.status is OutboxStatus.QUEUED and r.attempts == 1 for r in first)
-    assert all(r.next_attempt_at == t0 + timedelta(seconds=30) for r in first)
-    assert all(r.last_error for r in first)
-    # Not due yet: nothing is tried.
-    assert await sender.deliver_due(now=t0 + timedelta(seconds=10)) == 0
-    assert [r.attempts for r in await rows(db)] == [1, 1]
+    # The server was not reached: no message is charged or put off, each says why it waits.
+    assert all(r.status is OutboxStatus.QUEUED and r.attempts == 0 for r in first)
+    assert [r.next_attempt_at for r in first] == [r.next_attempt_at for r in queued]
+    assert all("Connect" in r.last_error or "refused" in r.last_error for r in first)
+    assert sender.unreachable_rounds == 1
 
     server.start()
     try:
-        assert await sender.deliver_due(now=t0 + timedelta(seconds=31)) == 2
+        assert await sender.deliver_due(now=t0 + timedelta(seconds=1)) == 2
         assert await sender.deliver_due(now=t0 + timedelta(hours=3)) == 0
         assert sorted(r.rcpt_tos[0] for r in server.received) == ["p0@hue.example", "p1@hue.example"]
     finally:
         server.stop()
-    assert all(r.status is OutboxStatus.SENT and r.attempts == 2 for r in await rows(db))
+    assert all(r.status is OutboxStatus.SENT and r.attempts == 1 for r in await rows(db))
 
 
 async def test_a_permanent_refusal_fails_the_message_and_spares_the_others(
@@ -153,13 +153,19 @@ async def test_a_permanent_refusal_fails_the_message_and_spares_the_others(
     assert [r.rcpt_tos for r in smtp.received] == [["somebody@hue.example"]]
 
 
-async def test_after_max_attempts_a_message_fails(db: async_sessionmaker[AsyncSession]) -> None:
+async def test_after_max_attempts_a_message_fails(
+    db: async_sessionmaker[AsyncSession], smtp: SmtpServer
+) -> None:
+    smtp.handler.defer.add("x@hue.example")  # a 451 each time: the server answers, and defers
     async with db() as s:
         await outbox.enqueue(s, key="k:max", kind="notice", message=plain("x@hue.example", "C"))
         await s.commit()
-    sender = sender_for(db, SmtpServer().port, max_attempts=2)
+    sender = sender_for(db, smtp.port, max_attempts=2)
     now = utcnow()
     await sender.deliver_due(now=now)
+    (row,) = await rows(db)
+    assert row.status is OutboxStatus.QUEUED and row.attempts == 1 and "451" in row.last_error
+    assert row.next_attempt_at == now + outbox.backoff(1)
     await sender.deliver_due(now=now + timedelta(minutes=5))
     (row,) = await rows(db)
     assert row.status is OutboxStatus.FAILED and row.attempts == 2

@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import io
+import re
 from email.message import EmailMessage
 
 import docx
@@ -98,3 +99,9 @@ async def test_a_day_recorded_carried_approved_and_mailed(mailing_world: tuple[W
     assert "Phiên bản 1 đã được phê duyệt bởi" in text and "(GMT+7)" in text and "dự thảo" not in text
     body = msg.get_body(("plain",))
     assert body is not None and f"/minutes/{morning}/versions/1" in body.get_content()
+    # A letter to a person: greeted by name, formally; the content hash is in the documents.
+    recipient = msg["To"].addresses[0].display_name
+    assert body.get_content().startswith(f"Kính gửi Ông/Bà {recipient},\r\n")
+    assert re.search(r"[0-9a-f]{64}", body.get_content()) is None and "SHA" not in body.get_content()
+    assert "(07/01/2030) đã được phê duyệt" in body.get_content() and msg["Subject"].endswith(", 07/01/2030")
+    assert re.search(r"SHA-256: [0-9a-f]{64}", text)

@@ -20,6 +20,7 @@ from aiosmtpd.smtp import Envelope, Session
 from meetings.directory.models import Role, UnitKind
 from meetings.settings import Settings
 from tests.conftest import World
+from tests.mail.test_headers import TITLE_200
 from web.app import create_app
 
 
@@ -121,3 +122,49 @@ async def test_one_mail_per_invitee_reaches_the_smtp_server(mailing_world: tuple
         assert str(attendee).removeprefix("mailto:") == rcpts[0]
     page = await (await world.client.get("/admin/mail", params={"status": "sent"})).text()
     assert page.count("c0@hue.example") >= 1
+
+
+async def test_the_longest_title_arrives_intact_and_the_invitation_is_formal(
+    mailing_world: tuple[World, Inbox],
+) -> None:
+    """A 200-character Vietnamese title (the form's limit), through the outbox and SMTP."""
+    world, inbox = mailing_world
+    centre = await world.unit(
+        "P-THUANAN", UnitKind.CENTRE, "Trung tâm phục vụ hành chính công phường Thuận An"
+    )
+    await world.person("tho@hue.example", Role.MEMBER, centre, name="Tôn Nữ Hoàng Phương Thảo", language="vi")
+    admin = await world.person("admin@hue.example", Role.ADMINISTRATOR)
+    await world.login(admin.email)
+    form = {
+        "title": TITLE_200,
+        "kind": "morning",
+        "start_time": "07:30",
+        "duration_minutes": "45",
+        "start_date": "2030-01-07",
+        "end_date": "",
+        "timezone": "Asia/Ho_Chi_Minh",
+        "chair_email": "",
+        "secretary_email": "",
+        "reminder_minutes": "15",
+        "description": "",
+        "weekdays": ["MO", "TU", "WE", "TH", "FR"],
+        "unit_codes": ["P-THUANAN"],
+        "person_emails": "",
+    }
+    r = await world.post_form("/meetings/series/new", form)
+    assert r.status == 303
+    for _ in range(100):
+        if inbox.messages:
+            break
+        await asyncio.sleep(0.1)
+    assert len(inbox.messages) == 1
+    msg = email.message_from_bytes(inbox.messages[0][1], policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    assert msg["Subject"] == f"[Giao ban] Giấy mời: {TITLE_200}"
+    assert msg["To"].addresses[0].display_name == "Tôn Nữ Hoàng Phương Thảo"
+    body = msg.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert text.startswith("Kính gửi Ông/Bà Tôn Nữ Hoàng Phương Thảo,")
+    assert "Trân trọng kính mời Ông/Bà tham dự" in text
+    assert " bạn" not in text.casefold()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from meetings.accounts import service as accounts
 from meetings.accounts.permissions import Permission
@@ -15,6 +17,7 @@ from meetings.db.base import utcnow
 from meetings.directory import service as directory
 from meetings.directory.models import Person, UnitKind
 from meetings.errors import N_, FieldError, Forbidden, InvalidInput
+from meetings.schedule import jobs as schedule_jobs
 from meetings.schedule import service
 from meetings.schedule.models import (
     OCCURRENCE_STATE_LABELS,
@@ -32,6 +35,7 @@ from web.forms import int_param
 from web.render import field_errors, render
 
 routes = web.RouteTableDef()
+log = logging.getLogger("giaoban.schedule")
 
 SERIES_FIELDS = (
     "title",
@@ -213,7 +217,7 @@ async def _create(request: web.Request, *, adhoc: bool) -> web.StreamResponse:
             return await _series_form(
                 request, values, field_errors(exc.errors), None, adhoc=adhoc, status=422
             )
-    wake_mail(request)
+    await changed(request, series.id)
     raise web.HTTPSeeOther(request.app.router["series"].url_for(id=str(series.id)).with_query(done="created"))
 
 
@@ -331,7 +335,7 @@ async def series_update(request: web.Request) -> web.StreamResponse:
                 adhoc=series.kind == SeriesKind.ADHOC,
                 status=422,
             )
-    wake_mail(request)
+    await changed(request, series_id)
     raise web.HTTPSeeOther(request.app.router["series"].url_for(id=str(series_id)).with_query(done="saved"))
 
 
@@ -343,7 +347,7 @@ async def series_cancel(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.DB]() as db:
         await service.cancel_series(db, accounts.actor_of(me(request)), series_id, schedule_context(request))
         await db.commit()
-    wake_mail(request)
+    await changed(request, series_id)
     raise web.HTTPSeeOther(
         request.app.router["series"].url_for(id=str(series_id)).with_query(done="cancelled")
     )
@@ -413,7 +417,7 @@ async def occurrence_move(request: web.Request) -> web.StreamResponse:
                 raise InvalidInput(
                     [FieldError("date", N_("Write the date as YYYY-MM-DD and the time as HH:MM."))]
                 ) from exc
-            await service.move_occurrence(
+            moved = await service.move_occurrence(
                 db, accounts.actor_of(me(request)), occurrence_id, new_start, schedule_context(request)
             )
             await db.commit()
@@ -424,7 +428,7 @@ async def occurrence_move(request: web.Request) -> web.StreamResponse:
             errors = field_errors(exc.errors)
             errors.setdefault("date", []).extend(errors.pop("start", []))
             return _occurrence_view(request, occ, series, True, values, errors, "", 422)
-    wake_mail(request)
+    await changed(request, moved.series_id)
     raise web.HTTPSeeOther(
         request.app.router["occurrence"].url_for(id=str(occurrence_id)).with_query(done="moved")
     )
@@ -436,11 +440,11 @@ async def occurrence_cancel(request: web.Request) -> web.StreamResponse:
     """Cancel one meeting."""
     occurrence_id = int_param(request)
     async with request.app[keys.DB]() as db:
-        await service.cancel_occurrence(
+        cancelled = await service.cancel_occurrence(
             db, accounts.actor_of(me(request)), occurrence_id, schedule_context(request)
         )
         await db.commit()
-    wake_mail(request)
+    await changed(request, cancelled.series_id)
     raise web.HTTPSeeOther(
         request.app.router["occurrence"].url_for(id=str(occurrence_id)).with_query(done="cancelled")
     )
@@ -500,7 +504,7 @@ async def calendar_day_add(request: web.Request) -> web.StreamResponse:
         except InvalidInput as exc:
             await db.rollback()
             return await _calendar_page(request, values, field_errors(exc.errors), 422)
-    wake_mail(request)
+    await changed(request, None)
     raise web.HTTPSeeOther(request.app.router["calendar_days"].url_for())
 
 
@@ -514,7 +518,7 @@ async def calendar_day_remove(request: web.Request) -> web.StreamResponse:
             db, accounts.actor_of(me(request)), day_id, schedule_context(request)
         )
         await db.commit()
-    wake_mail(request)
+    await changed(request, None)
     raise web.HTTPSeeOther(request.app.router["calendar_days"].url_for())
 
 
@@ -523,3 +527,23 @@ def wake_mail(request: web.Request) -> None:
     sender = request.app.get(keys.OUTBOX)
     if sender is not None:
         sender.wake()
+
+
+async def changed(request: web.Request, series_id: int | None) -> None:
+    """After a committed change: mail goes out, and the series' jobs are planned now.
+
+    Reminders are planned here rather than only by the minutely reconcile, which skips what is
+    already due: a meeting created 30 s before its reminder time would never be reminded.
+    series_id None plans every series (a change of the working calendar moves many).
+    """
+    wake_mail(request)
+    scheduler = request.app.get(keys.SCHEDULER)
+    if scheduler is None:
+        return
+    try:
+        await schedule_jobs.plan_series(
+            scheduler, request.app[keys.DB], request.app[keys.SETTINGS], series_id
+        )
+    except (SQLAlchemyError, OSError):
+        # The change is saved; the next reconcile plans its jobs (a late reminder is still sent).
+        log.warning("jobs of series %s not planned now", series_id, exc_info=True)
