@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
+import chromium
 from meetings.accounts.passwords import hash_password
 from meetings.db import create_engine
 from meetings.db.base import Base
@@ -33,6 +34,19 @@ PASSWORD = "correct horse battery"
 PASSWORD_HASH = hash_password(PASSWORD)
 
 import_all()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Playwright finds no downloaded browser: the browser tests launch Debian's Chromium or fail."""
+    chromium.isolate_playwright()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The browser the browser tests drive, first thing in the run."""
+    path = chromium.executable()
+    if path is None:
+        return [f"browser: none (the browser tests skip; {chromium.INSTALL_HINT})"]
+    return [f"browser: {chromium.version_line(path)} ({path})"]
 
 
 def backends() -> list[Any]:

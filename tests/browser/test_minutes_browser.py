@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 from sqlalchemy import select
 
 from meetings.minutes.models import Entry, Minutes
@@ -44,7 +45,7 @@ async def test_secretary_types_entries_without_leaving_the_keyboard(
         await page.goto(f"{live_url}/meetings/occurrences/{day.afternoons[0].id}/minutes")
         minutes_id = page.url.rsplit("/", 1)[1]
         await page.goto(f"{live_url}/minutes/{minutes_id}/edit")
-        await page.wait_for_function("document.getElementById('live-status').textContent !== '…'")
+        await expect(page.locator("#live-status")).not_to_have_text("…", timeout=10_000)
         # Kind and unit by shortcut, text, Enter; the focus stays in the text field.
         await page.focus("#c-text")
         await page.keyboard.type("/i @P-PHUXUAN Mất đồng bộ dữ liệu <b>hồ sơ</b>")

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.async_api import expect
 
 from meetings.directory.models import Person, Role, UnitKind
 from meetings.schedule.links import JoinLink, make_join_token
@@ -90,11 +91,7 @@ async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, 
     b = await enter(browser, live_url, tokens["b"])
     for page in (a, b):
         await until(lambda page=page: page.locator("#participants li").count(), 10, "the participants")
-        await until(
-            lambda page=page: page.evaluate("document.querySelectorAll('#participants li').length === 2"),
-            15,
-            "both in each list",
-        )
+        await expect(page.locator("#participants li")).to_have_count(2, timeout=15_000)
 
     async def flowing(page: Any) -> dict[str, int]:
         stats: dict[str, int] = await page.evaluate(STATS)
@@ -122,11 +119,7 @@ async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, 
     )
     await a.fill("#chat-text", "Phường Phong Điền xin phát biểu")
     await a.press("#chat-text", "Enter")
-    await until(
-        lambda: b.evaluate("document.getElementById('chat-log').textContent.includes('xin phát biểu')"),
-        10,
-        "the chat message",
-    )
+    await expect(b.locator("#chat-log")).to_contain_text("xin phát biểu", timeout=10_000)
 
     # Phone-sized: nothing wider than the screen.
     await b.set_viewport_size({"width": 375, "height": 740})
@@ -135,9 +128,7 @@ async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, 
 
     # A leaves; B sees one participant.
     await a.click("#leave")
-    await until(
-        lambda: b.evaluate("document.querySelectorAll('#participants li').length === 1"), 15, "A gone"
-    )
+    await expect(b.locator("#participants li")).to_have_count(1, timeout=15_000)
     for page in (a, b):
         await page.context.close()
 
