@@ -160,3 +160,41 @@ async def test_chair_gives_the_floor_and_mutes(world: World, live_url: str, brow
     await c.wait_for_selector(f"#participants li[data-person='{member}'][data-muted='true']", timeout=10_000)
     for page in (a, c):
         await page.context.close()
+
+
+async def test_a_removed_participant_sees_an_end_screen_not_the_room(
+    world: World, live_url: str, browser: Any
+) -> None:
+    _series, people, tokens = await open_meeting(world)
+    c = await enter(browser, live_url, tokens["chair"], centre=False)
+    a = await enter(browser, live_url, tokens["a"])
+    member = people["a"].id
+    try:
+        await c.click(f"#participants li[data-person='{member}'] button[data-action='remove']")
+        over = a.locator("#over")
+        await expect(over).to_be_visible(timeout=10_000)
+        assert await over.get_attribute("data-reason") == "removed"
+        # The room (stage, controls, chat) is gone from the page; what happened and what next are said.
+        for hidden in ("#room", "#grid", ".controls", "#chat-form", "#prejoin"):
+            await expect(a.locator(hidden)).to_be_hidden()
+        await expect(a.locator("#over-title")).to_have_text("Bạn đã bị mời ra khỏi cuộc họp")
+        await expect(a.locator("#over-message")).to_have_text("Người điều hành đã mời bạn ra khỏi cuộc họp.")
+        await expect(a.locator("#over-next")).to_contain_text("phòng chờ")
+        await expect(a.locator("#over-home")).to_have_attribute("href", "/")
+        rejoin = a.locator("#over-rejoin")
+        await expect(rejoin).to_have_text("Xin vào lại")
+        await a.screenshot(path=artifact("room-removed.png"))
+        # Asking again goes back to the pre-join screen of the same room (the lobby comes after).
+        await rejoin.click()
+        await a.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
+
+        # The chair leaves: the end screen says so and offers to join again.
+        await c.click("#leave")
+        await expect(c.locator("#over")).to_have_attribute("data-reason", "left", timeout=10_000)
+        await expect(c.locator("#room")).to_be_hidden()
+        await expect(c.locator("#over-title")).to_have_text("Bạn đã rời cuộc họp")
+        await expect(c.locator("#over-message")).to_be_hidden()
+        await expect(c.locator("#over-rejoin")).to_have_text("Tham gia lại")
+    finally:
+        for page in (a, c):
+            await page.context.close()
