@@ -122,6 +122,18 @@ async def test_deactivated_person_cannot_sign_in_and_loses_the_session(world: Wo
     await world.login(admin.email)
 
 
+async def test_a_browser_asking_for_english_gets_vietnamese_until_the_person_chooses(world: World) -> None:
+    english = {"Accept-Language": "en-US,en;q=0.9"}
+    page = await (await world.client.get("/login", headers=english)).text()
+    assert '<html lang="vi">' in page and "Đăng nhập" in page
+    # The switch is on the login page, and the choice holds from then on.
+    assert 'action="/language"' in page
+    r = await world.post_form("/language", {"language": "en", "next": "/login"})
+    assert r.status == 303
+    page = await (await world.client.get("/login", headers={"Accept-Language": "vi"})).text()
+    assert '<html lang="en">' in page and "Sign in" in page
+
+
 async def test_language_is_chosen_and_remembered(world: World) -> None:
     member = await world.person("member@hue.example")
     await world.login(member.email)
