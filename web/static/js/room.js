@@ -316,6 +316,7 @@ function showOver(why, message) {
   const said = $("over-message");
   said.textContent = message;
   said.hidden = !message;
+  said.classList.toggle("warning", why === "removed" || why === "denied" || why === "closed");
   $("over-next").textContent = t[`over_${why}_next`];
   const rejoin = /** @type {HTMLAnchorElement} */ ($("over-rejoin"));
   const label = why === "removed" ? t.rejoin_lobby : why === "ended" || why === "denied" ? "" : t.rejoin;
