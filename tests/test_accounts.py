@@ -8,7 +8,7 @@ from meetings.accounts.models import LoginSession
 from meetings.audit import AuditEntry
 from meetings.directory.models import Person, Role
 from tests.conftest import PASSWORD, World
-from web.middlewares import SESSION_COOKIE
+from web.middlewares import LANGUAGE_COOKIE, SESSION_COOKIE
 
 
 async def test_sign_in_and_out(world: World) -> None:
@@ -132,6 +132,14 @@ async def test_a_browser_asking_for_english_gets_vietnamese_until_the_person_cho
     assert r.status == 303
     page = await (await world.client.get("/login", headers={"Accept-Language": "vi"})).text()
     assert '<html lang="en">' in page and "Sign in" in page
+
+
+async def test_an_account_that_chose_english_gets_english_without_the_cookie(world: World) -> None:
+    member = await world.person("member@hue.example", language="en")
+    await world.login(member.email)
+    world.client.session.cookie_jar.clear(lambda cookie: cookie.key == LANGUAGE_COOKIE)
+    page = await (await world.client.get("/", headers={"Accept-Language": "vi"})).text()
+    assert '<html lang="en">' in page and "Sign out" in page
 
 
 async def test_language_is_chosen_and_remembered(world: World) -> None:
