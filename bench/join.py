@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import chromium
+
 NAME = "join"
 DEFAULT_SIZES = [10]
 QUICK_SIZES = [4]
@@ -38,15 +40,6 @@ SECRET = "bench-join-secret-key-not-for-production"
 JOIN_TIMEOUT_S = 30.0  # one join that has not shown media by then counts as failed
 BUDGET_S = 170.0  # the whole benchmark stops starting joins after this (set-up included)
 START_TIMEOUT_S = 60.0
-CHROMIUM_ARGS = [  # as in tests/browser/conftest.py
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-sandbox",
-    "--disable-gpu",
-]
 
 # Carried by every page from its first line: records (Date.now(), ms) the first remote video frame
 # decoded and the first remote audio samples received on the room's peer connection.
@@ -266,12 +259,13 @@ async def _one(browser: Any, url: str, token: str, audio_only: bool) -> Join:
 async def _measure(url: str, meeting: Meeting, n: int, deadline: float) -> list[Mode]:
     from playwright.async_api import async_playwright
 
-    path = shutil.which("chromium")
+    path = chromium.executable()
     if path is None:
-        raise RuntimeError("Chromium is not installed (apt-get install chromium)")
+        raise RuntimeError(f"Chromium is not installed ({chromium.INSTALL_HINT})")
+    chromium.isolate_playwright()
     modes = [Mode("full", False), Mode("audio-only", True)]
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        browser = await chromium.launch(pw, path)
         try:
             chair = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="vi-VN")
             page = await chair.new_page()

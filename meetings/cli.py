@@ -21,7 +21,7 @@ from meetings.db.migrate import upgrade_sync
 from meetings.directory import csv_import, demo, service
 from meetings.directory.models import Role
 from meetings.errors import DomainError, InvalidInput
-from meetings.logs import setup_logging
+from meetings.logs import access_logger, setup_logging
 from meetings.schedule.service import Context
 from meetings.settings import Settings, SettingsError, ensure_secret_key, load_settings, settings_markdown
 
@@ -64,7 +64,7 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout,
         print=None,
-        access_log=None,
+        access_log=access_logger(settings.access_log),
     )
     return 0
 
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     i18n.set_language("en")  # messages on the terminal stay in English, like the options
     try:

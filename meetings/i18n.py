@@ -80,15 +80,6 @@ def ngettext(singular: str, plural: str, n: int, **params: Any) -> str:
 _ = gettext
 
 
-def best_language(accept_language: str) -> str | None:
-    """The first supported language in an Accept-Language header, if any."""
-    for part in accept_language.split(","):
-        tag = part.split(";")[0].strip().lower()
-        if tag[:2] in LANGUAGES:
-            return tag[:2]
-    return None
-
-
 def babel_locale() -> Locale:
     """The Babel locale of the current language."""
     return Locale.parse(current_language())

@@ -29,8 +29,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure the root logger once for the process."""
+ACCESS_LOGGER = "aiohttp.access"
+
+
+def setup_logging(level: str = "INFO", fmt: str = "json", access_log: bool = False) -> None:
+    """Configure the root logger once for the process (`access_log`: one line per request)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -39,7 +42,14 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Chatty libraries at INFO: aiohttp's access log (our metrics cover it), aiosmtpd's
-    # per-command log of the demo mail catcher, APScheduler's "running job" lines.
-    for name in ("aiohttp.access", "mail.log", "apscheduler"):
+    # Chatty libraries at INFO: aiosmtpd's per-command log of the demo mail catcher,
+    # APScheduler's "running job" lines; aiohttp's access log unless asked for (our metrics
+    # count requests). The terminal of `make demo` stays readable.
+    for name in ("mail.log", "apscheduler"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if access_log else logging.WARNING)
+
+
+def access_logger(enabled: bool) -> logging.Logger | None:
+    """The logger the web server writes one line per request to, or None for no access log."""
+    return logging.getLogger(ACCESS_LOGGER) if enabled else None

@@ -46,6 +46,9 @@ class Settings:
     default_language: str = _s("vi", "Interface language when the visitor has not chosen one (vi or en).")
     log_level: str = _s("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
     log_format: str = _s("json", "Log line format: json (one object a line) or text.")
+    access_log: bool = _s(
+        False, "Log one line per HTTP request (aiohttp's access log); off by default, /metrics counts them."
+    )
     max_body_bytes: int = _s(5 * 1024 * 1024, "Largest request body accepted, in bytes (CSV uploads).")
     session_hours: int = _s(12, "How long a login session lasts without activity, in hours.")
     cookie_secure: bool = _s(False, "Mark cookies Secure (set true behind HTTPS).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
+import chromium
 from meetings.accounts.passwords import hash_password
 from meetings.db import create_engine
 from meetings.db.base import Base
@@ -33,6 +35,31 @@ PASSWORD = "correct horse battery"
 PASSWORD_HASH = hash_password(PASSWORD)
 
 import_all()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Playwright finds no downloaded browser: the browser tests launch Debian's Chromium or fail."""
+    chromium.isolate_playwright()
+
+
+@functools.cache
+def browser_line() -> str:
+    """Which browser the browser tests drive, said first thing in the run."""
+    path = chromium.executable()
+    if path is None:
+        return f"browser: none (the browser tests skip; {chromium.INSTALL_HINT})"
+    return f"browser: {chromium.version_line(path)} ({path})"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [browser_line()]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """`pytest -q` (as `make test` runs it) shows no header: say which browser anyway."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and session.config.option.verbose < 0:
+        reporter.write_line(browser_line())
 
 
 def backends() -> list[Any]:

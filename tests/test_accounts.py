@@ -8,7 +8,7 @@ from meetings.accounts.models import LoginSession
 from meetings.audit import AuditEntry
 from meetings.directory.models import Person, Role
 from tests.conftest import PASSWORD, World
-from web.middlewares import SESSION_COOKIE
+from web.middlewares import LANGUAGE_COOKIE, SESSION_COOKIE
 
 
 async def test_sign_in_and_out(world: World) -> None:
@@ -120,6 +120,26 @@ async def test_deactivated_person_cannot_sign_in_and_loses_the_session(world: Wo
     r = await world.post_form("/login", {"email": member.email, "password": PASSWORD})
     assert r.status == 401
     await world.login(admin.email)
+
+
+async def test_a_browser_asking_for_english_gets_vietnamese_until_the_person_chooses(world: World) -> None:
+    english = {"Accept-Language": "en-US,en;q=0.9"}
+    page = await (await world.client.get("/login", headers=english)).text()
+    assert '<html lang="vi">' in page and "Đăng nhập" in page
+    # The switch is on the login page, and the choice holds from then on.
+    assert 'action="/language"' in page
+    r = await world.post_form("/language", {"language": "en", "next": "/login"})
+    assert r.status == 303
+    page = await (await world.client.get("/login", headers={"Accept-Language": "vi"})).text()
+    assert '<html lang="en">' in page and "Sign in" in page
+
+
+async def test_an_account_that_chose_english_gets_english_without_the_cookie(world: World) -> None:
+    member = await world.person("member@hue.example", language="en")
+    await world.login(member.email)
+    world.client.session.cookie_jar.clear(lambda cookie: cookie.key == LANGUAGE_COOKIE)
+    page = await (await world.client.get("/", headers={"Accept-Language": "vi"})).text()
+    assert '<html lang="en">' in page and "Sign out" in page
 
 
 async def test_language_is_chosen_and_remembered(world: World) -> None:

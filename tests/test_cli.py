@@ -139,8 +139,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_server_starts_serves_and_shuts_down_gracefully(env: dict[str, str]) -> None:
-    run(["db", "upgrade"], env)
+def serve_and_stop(env: dict[str, str]) -> tuple[str, str, int]:
+    """Run server.py, wait until /healthz answers, stop it with SIGTERM: (stdout, stderr, port)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "server.py"],
@@ -162,10 +162,25 @@ def test_server_starts_serves_and_shuts_down_gracefully(env: dict[str, str]) -> 
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
-        out, _err = proc.communicate(timeout=30)
-        assert proc.returncode == 0
-        assert f"running at http://127.0.0.1:{port}/" in out
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        return out, err, port
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.communicate()
+            proc.communicate()
+
+
+def test_server_starts_serves_and_shuts_down_gracefully(env: dict[str, str]) -> None:
+    run(["db", "upgrade"], env)
+    out, err, port = serve_and_stop(env)
+    assert f"running at http://127.0.0.1:{port}/" in out
+    # No line per request by default: the demo's terminal stays readable.
+    assert "GET /healthz" not in err
+
+
+def test_the_access_log_setting_logs_each_request(env: dict[str, str]) -> None:
+    run(["db", "upgrade"], env)
+    _out, err, _port = serve_and_stop({**env, "GIAOBAN_ACCESS_LOG": "true"})
+    lines = [line for line in err.splitlines() if "GET /healthz" in line]
+    assert lines and "aiohttp.access" in lines[0], err

@@ -75,12 +75,14 @@ async def metrics_and_errors(request: web.Request, handler: Handler) -> web.Stre
 
 @web.middleware
 async def language(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Pick the language: cookie, then the account, then Accept-Language, then the default."""
+    """Pick the language: the person's choice (cookie, then the account), else the default.
+
+    Not Accept-Language: a browser set up in English would otherwise show the city's staff an
+    English login page; Vietnamese comes first and the language switch is one click away.
+    """
     settings = request.app[keys.SETTINGS]
     chosen = request.cookies.get(LANGUAGE_COOKIE, "")
-    if chosen not in i18n.LANGUAGES:
-        chosen = i18n.best_language(request.headers.get("Accept-Language", "")) or ""
-    lang = chosen or settings.default_language
+    lang = chosen if chosen in i18n.LANGUAGES else settings.default_language
     request[keys.LANGUAGE] = lang
     token = i18n.set_language(lang)
     try:

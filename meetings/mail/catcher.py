@@ -52,7 +52,7 @@ class MaildirHandler:
         trace = f"Return-Path: <{envelope.mail_from}>\r\n".encode()
         trace += b"".join(f"Delivered-To: {rcpt}\r\n".encode() for rcpt in envelope.rcpt_tos)
         key = await asyncio.to_thread(self._store, trace + data)
-        log.info("mail caught", extra={"key": key, "recipients": len(envelope.rcpt_tos)})
+        log.debug("mail caught", extra={"key": key, "recipients": len(envelope.rcpt_tos)})
         return "250 OK: caught"
 
 

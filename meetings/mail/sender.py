@@ -279,7 +279,7 @@ class OutboxSender:
         async with self.db() as db:
             await outbox.mark_sent(db, message_id, now, note)
             await db.commit()
-        log.info("mail sent", extra={"outbox_id": message_id, "recipients": len(recipients)})
+        log.debug("mail sent", extra={"outbox_id": message_id, "recipients": len(recipients)})
         return True
 
     async def _failed(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,39 +10,31 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+import chromium
 from meetings.settings import Settings
 from web.app import create_app
 
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-sandbox",
-    "--disable-gpu",
-]
 ARTIFACTS = Path(__file__).parent.parent.parent / "test-artifacts"
 
 
 def chromium_path() -> str:
     """Debian's Chromium; its absence skips browser tests on a developer machine, fails CI."""
-    path = shutil.which("chromium")
+    path = chromium.executable()
     if path is None:
         if os.environ.get("CI"):
-            raise RuntimeError("CI must run the browser tests: apt-get install chromium")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+            raise RuntimeError(f"CI must run the browser tests: {chromium.INSTALL_HINT}")
+        pytest.skip(f"Chromium is not installed ({chromium.INSTALL_HINT})")
     return path
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    """A headless Chromium."""
+    """A headless Chromium (Debian's)."""
     from playwright.async_api import async_playwright
 
     path = chromium_path()
     async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        instance = await chromium.launch(pw, path)
         try:
             yield instance
         finally:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 from sqlalchemy import select
 
 from meetings.minutes.models import Entry, Minutes
@@ -44,7 +47,7 @@ async def test_secretary_types_entries_without_leaving_the_keyboard(
         await page.goto(f"{live_url}/meetings/occurrences/{day.afternoons[0].id}/minutes")
         minutes_id = page.url.rsplit("/", 1)[1]
         await page.goto(f"{live_url}/minutes/{minutes_id}/edit")
-        await page.wait_for_function("document.getElementById('live-status').textContent !== '…'")
+        await expect(page.locator("#live-status")).not_to_have_text("…", timeout=10_000)
         # Kind and unit by shortcut, text, Enter; the focus stays in the text field.
         await page.focus("#c-text")
         await page.keyboard.type("/i @P-PHUXUAN Mất đồng bộ dữ liệu <b>hồ sơ</b>")
@@ -90,5 +93,76 @@ async def test_secretary_types_entries_without_leaving_the_keyboard(
         await page.goto(f"{live_url}/minutes/{minutes_id}")
         assert "Mất đồng bộ dữ liệu, đã khắc phục" in await page.inner_text("main")
         await page.screenshot(path=artifact("minutes-view.png"), full_page=True)
+    finally:
+        await page.close()
+
+
+async def test_a_second_header_change_waits_for_the_first_instead_of_conflicting(
+    world: World, live_url: str, browser: Any
+) -> None:
+    day = await make_day(world)
+    page = await browser.new_page()
+    # The minutes socket goes through the test, which can hold the server's answers back:
+    # a second change is then made before the first one's answer (and its new header_version).
+    link: dict[str, Any] = {"holding": False, "held": [], "page": None}
+    sent: list[dict[str, Any]] = []
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+        link["page"] = ws
+
+        def from_server(message: str | bytes) -> None:
+            if link["holding"]:
+                link["held"].append(message)
+            else:
+                ws.send(message)
+
+        def from_page(message: str | bytes) -> None:
+            sent.append(json.loads(message))
+            server.send(message)
+
+        server.on_message(from_server)
+        ws.on_message(from_page)
+
+    await page.route_web_socket(re.compile(r"/minutes/\d+/ws$"), route)
+    try:
+        await page.goto(f"{live_url}/login")
+        await page.fill("#f-email", day.secretary.email)
+        await page.fill("#f-password", PASSWORD)
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(f"{live_url}/")
+        await page.goto(f"{live_url}/meetings/occurrences/{day.afternoons[0].id}/minutes")
+        minutes_id = int(page.url.rsplit("/", 1)[1])
+        await page.goto(f"{live_url}/minutes/{minutes_id}/edit")
+        await expect(page.locator("#live-status")).not_to_have_text("…", timeout=10_000)
+        await page.click("#header-panel summary")
+        absent = page.locator('#h-attendance input[data-unit="P-PHUXUAN"][data-state="absent"]')
+        await expect(absent).to_have_value("Lê Văn Thành Viên")
+
+        link["holding"] = True
+        await absent.fill("")
+        await page.keyboard.press("Tab")  # the first change goes out; its answer is held
+        for _ in range(100):
+            if [m for m in sent if m.get("op") == "header"]:
+                break
+            await asyncio.sleep(0.05)
+        await page.keyboard.type("Lê Văn Thành Viên")  # into "excused", next to "absent"
+        await page.keyboard.press("Tab")
+        link["holding"] = False
+        for message in link["held"]:
+            link["page"].send(message)
+
+        unit: dict[str, Any] = {}
+        for _ in range(100):
+            async with world.db() as db:
+                minutes = await db.get(Minutes, minutes_id)
+                assert minutes is not None
+                unit = next(u for u in minutes.header["attendance"] if u["unit_code"] == "P-PHUXUAN")
+            if unit["excused"]:
+                break
+            await asyncio.sleep(0.1)
+        assert (unit["absent"], unit["excused"]) == ([], ["Lê Văn Thành Viên"])
+        headers = [m for m in sent if m.get("op") == "header"]
+        assert [m["header_version"] for m in headers] == [1, 2]
     finally:
         await page.close()

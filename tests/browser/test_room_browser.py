@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.async_api import expect
 
 from meetings.directory.models import Person, Role, UnitKind
 from meetings.schedule.links import JoinLink, make_join_token
@@ -90,11 +91,7 @@ async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, 
     b = await enter(browser, live_url, tokens["b"])
     for page in (a, b):
         await until(lambda page=page: page.locator("#participants li").count(), 10, "the participants")
-        await until(
-            lambda page=page: page.evaluate("document.querySelectorAll('#participants li').length === 2"),
-            15,
-            "both in each list",
-        )
+        await expect(page.locator("#participants li")).to_have_count(2, timeout=15_000)
 
     async def flowing(page: Any) -> dict[str, int]:
         stats: dict[str, int] = await page.evaluate(STATS)
@@ -122,11 +119,7 @@ async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, 
     )
     await a.fill("#chat-text", "Phường Phong Điền xin phát biểu")
     await a.press("#chat-text", "Enter")
-    await until(
-        lambda: b.evaluate("document.getElementById('chat-log').textContent.includes('xin phát biểu')"),
-        10,
-        "the chat message",
-    )
+    await expect(b.locator("#chat-log")).to_contain_text("xin phát biểu", timeout=10_000)
 
     # Phone-sized: nothing wider than the screen.
     await b.set_viewport_size({"width": 375, "height": 740})
@@ -135,9 +128,7 @@ async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, 
 
     # A leaves; B sees one participant.
     await a.click("#leave")
-    await until(
-        lambda: b.evaluate("document.querySelectorAll('#participants li').length === 1"), 15, "A gone"
-    )
+    await expect(b.locator("#participants li")).to_have_count(1, timeout=15_000)
     for page in (a, b):
         await page.context.close()
 
@@ -169,3 +160,41 @@ async def test_chair_gives_the_floor_and_mutes(world: World, live_url: str, brow
     await c.wait_for_selector(f"#participants li[data-person='{member}'][data-muted='true']", timeout=10_000)
     for page in (a, c):
         await page.context.close()
+
+
+async def test_a_removed_participant_sees_an_end_screen_not_the_room(
+    world: World, live_url: str, browser: Any
+) -> None:
+    _series, people, tokens = await open_meeting(world)
+    c = await enter(browser, live_url, tokens["chair"], centre=False)
+    a = await enter(browser, live_url, tokens["a"])
+    member = people["a"].id
+    try:
+        await c.click(f"#participants li[data-person='{member}'] button[data-action='remove']")
+        over = a.locator("#over")
+        await expect(over).to_be_visible(timeout=10_000)
+        assert await over.get_attribute("data-reason") == "removed"
+        # The room (stage, controls, chat) is gone from the page; what happened and what next are said.
+        for hidden in ("#room", "#grid", ".controls", "#chat-form", "#prejoin"):
+            await expect(a.locator(hidden)).to_be_hidden()
+        await expect(a.locator("#over-title")).to_have_text("Bạn đã bị mời ra khỏi cuộc họp")
+        await expect(a.locator("#over-message")).to_have_text("Người điều hành đã mời bạn ra khỏi cuộc họp.")
+        await expect(a.locator("#over-next")).to_contain_text("phòng chờ")
+        await expect(a.locator("#over-home")).to_have_attribute("href", "/")
+        rejoin = a.locator("#over-rejoin")
+        await expect(rejoin).to_have_text("Xin vào lại")
+        await a.screenshot(path=artifact("room-removed.png"))
+        # Asking again goes back to the pre-join screen of the same room (the lobby comes after).
+        await rejoin.click()
+        await a.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
+
+        # The chair leaves: the end screen says so and offers to join again.
+        await c.click("#leave")
+        await expect(c.locator("#over")).to_have_attribute("data-reason", "left", timeout=10_000)
+        await expect(c.locator("#room")).to_be_hidden()
+        await expect(c.locator("#over-title")).to_have_text("Bạn đã rời cuộc họp")
+        await expect(c.locator("#over-message")).to_be_hidden()
+        await expect(c.locator("#over-rejoin")).to_have_text("Tham gia lại")
+    finally:
+        for page in (a, c):
+            await page.context.close()

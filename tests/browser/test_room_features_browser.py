@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import expect
 from sqlalchemy import select
 
+import chromium
 from meetings.rooms.models import Attendance
 from meetings.schedule.models import Occurrence
 from meetings.settings import Settings
-from tests.browser.conftest import CHROMIUM_ARGS, artifact, chromium_path
+from tests.browser.conftest import artifact, chromium_path
 from tests.browser.test_room_browser import STATS, open_meeting, until
 from tests.conftest import PASSWORD, World
 from web import keys
@@ -60,9 +62,8 @@ async def cameras_browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     path = chromium_path()
-    args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream=device-count=4"]
     async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=path, headless=True, args=args)
+        instance = await chromium.launch(pw, path, ["--use-fake-device-for-media-stream=device-count=4"])
         try:
             yield instance
         finally:
@@ -312,9 +313,7 @@ async def test_screen_share_audio_only_and_connection_quality(world: World, live
     await a.wait_for_selector(
         f"#participants li[data-person='{people['b'].id}'][data-camera='false']", timeout=10_000
     )
-    await until(
-        lambda: b.evaluate("document.querySelectorAll('#grid .tile.no-video').length === 2"), 10, "names"
-    )
+    await expect(b.locator("#grid .tile.no-video")).to_have_count(2, timeout=10_000)
     assert "NA" in await b.locator(f"#grid .tile[data-person='{people['a'].id}']").inner_text()
     await asyncio.sleep(2)  # let the renegotiation settle
     before = await media(b)

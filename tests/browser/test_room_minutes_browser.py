@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 
 from meetings.directory.models import Role, UnitKind
 from tests.browser.conftest import artifact
-from tests.browser.test_room_browser import until
 from tests.conftest import PASSWORD, World
 
 pytestmark = pytest.mark.browser
@@ -64,7 +64,7 @@ async def test_a_participant_sees_the_secretarys_entry_appear_live(
         editor = await opened.value
         await editor.wait_for_load_state()
         assert "/edit" in editor.url
-        await editor.wait_for_function("document.getElementById('live-status').textContent !== '…'")
+        await expect(editor.locator("#live-status")).not_to_have_text("…", timeout=10_000)
         await editor.focus("#c-text")
         await editor.keyboard.type("/n Đường truyền <b>ổn định</b> từ 8 giờ")
         await editor.keyboard.press("Enter")
@@ -79,13 +79,7 @@ async def test_a_participant_sees_the_secretarys_entry_appear_live(
         box = editor.locator("#entries textarea").first
         await box.fill("Đường truyền ổn định từ 8 giờ 15")
         await editor.keyboard.press("Tab")
-        await until(
-            lambda: member_page.evaluate(
-                "document.getElementById('minutes-sections').textContent.includes('từ 8 giờ 15')"
-            ),
-            10,
-            "the changed entry",
-        )
+        await expect(member_page.locator("#minutes-sections")).to_contain_text("từ 8 giờ 15", timeout=10_000)
         assert await member_page.locator("#minutes-sections li.minutes-entry").count() == 1
         await member_page.screenshot(path=artifact("room-minutes.png"))
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from playwright.async_api import expect
 from sqlalchemy import select
 
 from meetings import i18n
@@ -400,11 +401,7 @@ async def test_chair_mutes_removes_and_admits_from_the_lobby(world: World, live:
         await prejoin(guest, mic=False)
         with i18n.language("vi"):
             waiting = i18n.gettext("You are waiting in the lobby until a moderator lets you in.")
-        await until(
-            lambda: guest.evaluate("(text) => document.body.innerText.includes(text)", waiting),
-            EVENT_MS / 1000,
-            "the lobby notice",
-        )
+        await expect(guest.locator("body")).to_contain_text(waiting, timeout=EVENT_MS)
         assert await guest.locator("#room").is_hidden()
         waiting_entry = chair.locator(f"#lobby li[data-person='{visitor.id}']")
         await waiting_entry.wait_for(timeout=EVENT_MS)
@@ -425,11 +422,7 @@ async def test_chair_mutes_removes_and_admits_from_the_lobby(world: World, live:
         with i18n.language("vi"):
             removed = i18n.gettext("A moderator removed you from the meeting.")
         await chair.click(f"{listed(people['a'])} button[data-action='remove']")
-        await until(
-            lambda: a.evaluate("(text) => document.body.innerText.includes(text)", removed),
-            EVENT_MS / 1000,
-            "the removal notice",
-        )
+        await expect(a.locator("body")).to_contain_text(removed, timeout=EVENT_MS)
         for page in (chair, b, guest):
             await page.wait_for_selector(listed(people["a"]), state="detached", timeout=EVENT_MS)
         await asyncio.sleep(6)  # long enough for any reconnection attempt

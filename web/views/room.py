@@ -46,6 +46,23 @@ STRINGS: dict[str, str] = {
     "left": N_("You left the meeting."),
     "ended": N_("The meeting has ended."),
     "closed": N_("The connection to the meeting was closed."),
+    # The screen shown once the meeting is over for this page: a title and what to do next.
+    "over_left": N_("You have left the meeting"),
+    "over_left_next": N_("You can join again while the meeting is open."),
+    "over_removed": N_("You were removed from the meeting"),
+    "over_removed_next": N_(
+        "If you ask to join again, you will wait in the lobby until a moderator lets you in."
+    ),
+    "over_ended": N_("The meeting has ended"),
+    "over_ended_next": N_("The minutes are sent by email once they are published."),
+    "over_denied": N_("You were not let in"),
+    "over_denied_next": N_("Contact the chair of the meeting if you should take part."),
+    "over_replaced": N_("The meeting continues in another window"),
+    "over_replaced_next": N_("You joined from another window or device: continue there, or join here again."),
+    "over_closed": N_("You are no longer in the meeting"),
+    "over_closed_next": N_("You can try to join again."),
+    "rejoin": N_("Join again"),
+    "rejoin_lobby": N_("Ask to join again"),
     "no_devices": N_("Camera or microphone not available: you can still join and listen."),
     "speaking": N_("speaking"),
     "shortcuts": N_("Shortcuts: M microphone, V camera, H hand."),

@@ -81,6 +81,10 @@ class MinutesPage {
     /** @type {Set<number>} entries with unsaved local text */
     this.dirty = new Set();
     this.nextRef = 1;
+    /** @type {number|null} the header save awaiting its answer */
+    this.headerRef = null;
+    /** a header change made while one was awaiting its answer */
+    this.headerAgain = false;
     /** @type {WebSocket|null} */
     this.ws = null;
     this.retry = 500;
@@ -116,6 +120,7 @@ class MinutesPage {
     ws.addEventListener("message", (ev) => this.receive(JSON.parse(String(ev.data))));
     ws.addEventListener("close", () => {
       this.live(false);
+      this.headerRef = null;
       setTimeout(() => this.connect(), this.retry);
       this.retry = Math.min(this.retry * 2, 10000);
     });
@@ -136,6 +141,10 @@ class MinutesPage {
 
   /** @param {any} msg */
   receive(msg) {
+    if (msg.ref != null && msg.ref === this.headerRef && ["ack", "conflict", "error"].includes(msg.type)) {
+      this.headerRef = null;
+      if (this.headerAgain) { this.headerAgain = false; this.saveHeader(); }
+    }
     if (msg.type === "state") this.load(msg.state);
     else if (msg.type === "entry") this.upsert(msg.entry);
     else if (msg.type === "order") { for (const e of msg.entries) this.upsert(e, false); this.render(); }
@@ -159,7 +168,8 @@ class MinutesPage {
     /** @param {HTMLInputElement} input @param {string} value */
     const put = (input, value) => {
       // The field being typed in keeps the person's text; its change is sent on leaving it.
-      if (document.activeElement !== input) input.value = value;
+      // A change waiting to be sent keeps the whole form as the person left it.
+      if (document.activeElement !== input && !this.headerAgain) input.value = value;
     };
     put(/** @type {HTMLInputElement} */ (byId("h-chair")), h.chair || "");
     put(/** @type {HTMLInputElement} */ (byId("h-secretary")), h.secretary || "");
@@ -196,6 +206,9 @@ class MinutesPage {
   }
 
   saveHeader() {
+    // One header save at a time: a second change made before the first's answer (and its new
+    // header_version) arrives would be refused as a conflict, so it waits and goes out then.
+    if (this.headerRef !== null) { this.headerAgain = true; return; }
     // Only names moved into a column are sent: each becomes a correction of the room's record
     // (sending every column would turn a stale page into corrections of people who just joined).
     /** @type {Record<string, Record<string, string[]>>} */
@@ -211,13 +224,15 @@ class MinutesPage {
       attendance[code] = attendance[code] || {};
       attendance[code][state] = added;
     }
-    this.send({
+    const ref = this.nextRef;
+    if (!this.send({
       op: "header", header_version: this.state.header_version,
       chair: /** @type {HTMLInputElement} */ (byId("h-chair")).value,
       secretary: /** @type {HTMLInputElement} */ (byId("h-secretary")).value,
       reason: /** @type {HTMLInputElement} */ (byId("h-reason")).value,
       attendance,
-    });
+    })) return;
+    this.headerRef = ref;
   }
 
   /**

@@ -19,6 +19,8 @@
 //              #lobby li[data-person], button[data-action]
 //   chat       #chat-log, #chat-form, #chat-text
 //   minutes    #minutes-panel, #toggle-minutes (see room/minutes.js)
+//   over       #over[data-reason="left|removed|ended|denied|replaced|closed"] (the room and the
+//              pre-join screen hidden), #over-title, #over-message, #over-next, #over-rejoin, #over-home
 //   window.__giaoban = {signaling, state, pc, conn}: pc is the current RTCPeerConnection
 import { Signaling } from "./signaling.js";
 import { Call } from "./room/call.js";
@@ -265,6 +267,11 @@ function closeCall() {
   $("audio-sink").replaceChildren();
 }
 
+/** @typedef {"left" | "removed" | "ended" | "denied" | "replaced" | "closed"} OverReason */
+
+/** @type {Map<number, OverReason>} the room's final close codes (docs/signaling.md) */
+const OVER_BY_CODE = new Map([[4100, "ended"], [4101, "removed"], [4102, "denied"], [4103, "replaced"]]);
+
 /** @param {{code: number, reason: string}} detail the current socket closed */
 function onClose({ code, reason }) {
   if (!conn.welcomed) return; // the first join failed: prejoin() says why and lets one try again
@@ -272,21 +279,52 @@ function onClose({ code, reason }) {
     lost();
     return;
   }
-  finish(code === 1000 ? "" : reason || t.closed);
+  const why = OVER_BY_CODE.get(code) || "closed";
+  // The title says "ended" already; a removal's reason says who removed.
+  finish(why, why === "ended" || code === 1000 ? "" : reason || t.closed);
 }
 
 /**
- * The meeting is over for this page (left, ended, removed, refused): no more reconnects.
- * @param {string} message
+ * The meeting is over for this page (left, ended, removed, refused): no more reconnects, the
+ * camera and microphone released, and a screen that says so in place of the room.
+ * @param {OverReason} why @param {string} message
  */
-function finish(message) {
+function finish(why, message) {
   conn.over = true;
   if (conn.timer !== null) clearTimeout(conn.timer);
   conn.timer = null;
   minutesPanel.stop();
   closeCall();
   setConnection("closed");
-  if (message) banner(message);
+  if (state.screen) state.screen.stop();
+  stopStream(state.local);
+  showOver(why, message);
+}
+
+/**
+ * The end screen: what happened, what to do next, and a way back in where there is one
+ * (after a removal, asking again means waiting in the lobby). The first reason shown stays.
+ * @param {OverReason} why @param {string} message
+ */
+function showOver(why, message) {
+  const over = $("over");
+  if (!over.hidden) return;
+  $("room").hidden = true;
+  $("prejoin").hidden = true;
+  over.dataset.reason = why;
+  $("over-title").textContent = t[`over_${why}`];
+  const said = $("over-message");
+  said.textContent = message;
+  said.hidden = !message;
+  said.classList.toggle("warning", why === "removed" || why === "denied" || why === "closed");
+  $("over-next").textContent = t[`over_${why}_next`];
+  const rejoin = /** @type {HTMLAnchorElement} */ ($("over-rejoin"));
+  const label = why === "removed" ? t.rejoin_lobby : why === "ended" || why === "denied" ? "" : t.rejoin;
+  rejoin.textContent = label;
+  rejoin.href = location.href;
+  rejoin.hidden = !label;
+  over.hidden = false;
+  $("over-title").focus();
 }
 
 /** @param {"connecting" | "connected" | "reconnecting" | "closed"} status */
@@ -500,13 +538,7 @@ function toggleLayout() {
 function leave() {
   conn.over = true;
   signaling.leave();
-  if (state.screen) state.screen.stop();
-  stopStream(state.local);
-  finish(t.left);
-  $("chair-panel").hidden = true;
-  for (const button of Array.from(document.querySelectorAll(".controls button"))) {
-    /** @type {HTMLButtonElement} */ (button).disabled = true;
-  }
+  finish("left", "");
 }
 
 // ---- Drawing ----------------------------------------------------------------------------------
