@@ -82,6 +82,7 @@ async def enter(browser: Any, live_url: str, token: str, shot: str = "", centre:
     await page.check("#want-audio")
     await page.click("#join-button")
     await page.wait_for_selector("#room:not([hidden])", timeout=15_000)
+    await page.click("#open-participants")  # the list is a side panel, closed at first
     return page
 
 

@@ -88,6 +88,7 @@ async def join(page: Any, microphone: bool = True) -> None:
     await page.click("#join-button")
     await page.wait_for_selector("#room:not([hidden])", timeout=15_000)
     await page.wait_for_selector("#room[data-connection='connected']", timeout=20_000)
+    await page.click("#open-participants")  # the list is a side panel, closed at first
 
 
 async def enter(browser: Any, url: str, token: str, microphone: bool = True) -> Any:

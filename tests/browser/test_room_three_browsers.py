@@ -196,6 +196,7 @@ async def enter(
     await page.click("#join-room")
     await prejoin(page, mic, shot)
     await page.wait_for_selector("#room:not([hidden])", timeout=EVENT_MS)
+    await page.click("#open-participants")  # the list is a side panel, closed at first
     return page
 
 
@@ -412,6 +413,7 @@ async def test_chair_mutes_removes_and_admits_from_the_lobby(world: World, live:
         # The chair admits the visitor: seated, listed everywhere.
         await waiting_entry.locator("button[data-action='admit']").click()
         await guest.wait_for_selector("#room:not([hidden])", timeout=EVENT_MS)
+        await guest.click("#open-participants")
         for page in (chair, a, b, guest):
             await page.wait_for_selector(listed(visitor), timeout=EVENT_MS)
         await chair.wait_for_selector(

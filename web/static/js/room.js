@@ -398,6 +398,8 @@ function showStatus(what, message = "") {
   const banner = $("connection-banner");
   banner.textContent = t.reconnecting;
   banner.hidden = what !== "reconnecting";
+  // The pre-join screen again only when a first join failed.
+  $("prejoin").hidden = Boolean(what) || !$("room").hidden || !$("over").hidden;
   if (!what) return;
   $("status-title").textContent = t[`status_${what}`];
   $("status-message").textContent = message;
