@@ -349,6 +349,7 @@ async def test_hands_queue_in_order_the_floor_unmutes_and_chat_is_kept(
 
         # B writes in the chat: everyone sees it, and it is kept with the occurrence.
         text = "Phường Phong Điền xin báo cáo tình hình"
+        await b.click("#open-chat")  # the chat is a side panel
         await b.fill("#chat-text", text)
         await b.press("#chat-text", "Enter")
         for page in (chair, a, b):
