@@ -57,6 +57,10 @@ COVERAGE = """() => {
 }"""
 
 OVERFLOW = "document.documentElement.scrollWidth > window.innerWidth"
+# Every tile with a picture shows frames (for the screenshots).
+PICTURES = (
+    "Array.from(document.querySelectorAll('#grid .tile:not(.no-video) video')).every(v => v.videoWidth > 0)"
+)
 
 
 class Meeting:
@@ -211,6 +215,7 @@ async def test_the_stage_fills_the_window_for_1_2_6_and_12(
         await measure(1)
         b = await enter(stack, browser, live.url, meeting.token(meeting.people[2]), (1100, 800))
         await expect(a.locator("#grid .tile:not(.no-video)")).to_have_count(2, timeout=EVENT_MS)
+        await until(lambda: a.evaluate(PICTURES), 30, "the pictures")
         await measure(2)
         await add_sockets(sockets, live, meeting, meeting.people[3:7])
         await measure(6)
@@ -244,6 +249,8 @@ async def test_a_phone_keeps_the_control_bar_in_view(
         await add_sockets(sockets, live, meeting, meeting.people[3:4])
         await expect(a.locator("#grid .tile")).to_have_count(3, timeout=EVENT_MS)
         await until(lambda: covered(a, 3), 20, "three tiles laid out")
+        await expect(a.locator("#grid .tile:not(.no-video)")).to_have_count(2, timeout=EVENT_MS)
+        await until(lambda: a.evaluate(PICTURES), 30, "the pictures")
         await a.screenshot(path=artifact("room-phone-390x844.png"))
         assert await a.evaluate(OVERFLOW) is False
         # Every control in the window, no scrolling, at least 44 px each way.
