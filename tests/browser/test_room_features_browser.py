@@ -299,6 +299,11 @@ async def test_screen_share_audio_only_and_connection_quality(world: World, live
     await b.wait_for_selector(screen, state="attached", timeout=20_000)
     await until(lambda: b.evaluate(f"document.querySelector({screen!r}).videoWidth > 0"), 20, "screen frames")
     await b.wait_for_selector(f"#participants li[data-person='{people['a'].id}'][data-screen='true']")
+    # The screen takes the stage, the one speaking (else the other person) in its corner.
+    await expect(b.locator("#grid .tile.screen.main")).to_have_count(1)
+    await expect(
+        b.locator(f"#grid .tile.screen.main .tile.pip[data-person='{people['a'].id}']")
+    ).to_have_count(1)
     await b.screenshot(path=artifact("room-screen-share.png"))
     # Stopping drops it (another renegotiation).
     await a.click("#toggle-screen")

@@ -932,6 +932,8 @@ function drawGrid() {
     const p = state.participants.get(personId);
     setText(tile, ".tile-name", `${t.screen}: ${p ? p.name : ""}`);
   }
+  // A tile in a shared screen's corner goes back to the stage first (the screen may be going).
+  for (const node of Array.from(grid.querySelectorAll(".tile .tile"))) place($("stage-main"), /** @type {HTMLElement} */ (node));
   for (const node of Array.from(grid.querySelectorAll(".tile"))) {
     const tile = /** @type {HTMLElement} */ (node);
     const key = tile.dataset.screen !== undefined ? `s${tile.dataset.screen}` : `p${tile.dataset.person}`;
@@ -972,9 +974,9 @@ function drawGrid() {
       main.classList.add("main");
       place(box.main, main);
     }
-    if (arrangement === "share" && speakerTile && speakerTile !== main) {
-      speakerTile.classList.add("pip");
-      place(box.main, speakerTile);
+    if (arrangement === "share" && main && speakerTile && speakerTile !== main) {
+      speakerTile.classList.add("pip"); // in the shared screen's corner
+      place(main, speakerTile);
     }
     const fit = speakerLayout(width, height, others.length, { gap: GAP });
     const compact = fit.strip.width < 140;
