@@ -142,6 +142,10 @@ async def test_the_page_reconnects_by_itself_keeping_mute_and_hand(
     await a.wait_for_selector("#connection-banner:not([hidden])", timeout=10_000)
     assert await a.locator("#connection-banner").inner_text() == "Đang kết nối lại…"
     assert await a.get_attribute("#room", "data-connection") == "reconnecting"
+    # A screen of its own says what is retried and that nothing needs doing.
+    await expect(a.locator("#status")).to_have_attribute("data-state", "reconnecting")
+    await expect(a.locator("#status-message")).to_contain_text("lần thử")
+    await a.screenshot(path=artifact("state-reconnecting.png"))
     # Back by itself: no pre-join screen, the banner gone, media flowing both ways again.
     await a.wait_for_selector("#room[data-connection='connected']", timeout=30_000)
     assert await a.locator("#connection-banner").is_hidden()
