@@ -1,18 +1,44 @@
-"""Engine and session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+"""Engine and session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+SQLite has one writer at a time. Left to itself, every waiting writer polls the file lock in
+its own thread (busy_timeout: sleeps of up to 100 ms, first come not first served), so under
+a meeting's load some writers wait past the timeout and fail with "database is locked". Here
+the writers of one engine queue instead: the first write statement of a transaction waits its
+turn on an asyncio lock (first in, first out, no polling), then opens the transaction with
+`BEGIN IMMEDIATE`, and the lock passes on at COMMIT or ROLLBACK. Reads before the first write
+run outside any transaction, as the driver's own deferred BEGIN did, so page views never queue
+and a transaction never has to upgrade a read snapshot to a write (the classic cause of
+"database is locked" despite busy_timeout). busy_timeout still covers other processes on the
+same file (the command line, a second server).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
+
+log = logging.getLogger("giaoban.db")
+
+BUSY_TIMEOUT_MS = 5000
+# How long a writer waits for its turn in this process before giving up ("database is locked").
+WRITE_QUEUE_TIMEOUT_S = 30.0
+# Statements that write (or, for SAVEPOINT, open a transaction that will): they start a write
+# transaction. Everything else (SELECT, PRAGMA reads) runs in autocommit until then.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "SAVEPOINT")
+_HOLDS = "giaoban_write_turn"
 
 
 def is_sqlite(url: str) -> bool:
@@ -20,17 +46,97 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def is_locked(error: BaseException) -> bool:
+    """Whether an error is SQLite's "database is locked" (another writer held the file too long)."""
+    return isinstance(error, exc.OperationalError) and "database is locked" in str(error.orig)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     # WAL lets readers run beside the single writer; foreign keys are off by default in SQLite.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout, its folder created."""
+class _WriteQueue:
+    """One writer at a time for an engine's connections, in arrival order (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.lock: asyncio.Lock | None = None
+
+    def _lock(self) -> asyncio.Lock:
+        if self.lock is None:
+            self.lock = asyncio.Lock()
+        return self.lock
+
+    def connect(self, dbapi_conn: Any, _record: Any) -> None:
+        # The driver must not open transactions itself: we open them, at the first write.
+        dbapi_conn.isolation_level = None
+
+    def before_execute(
+        self, conn: Connection, cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
+        if conn.info.get(_HOLDS) or not statement.lstrip()[:9].upper().startswith(_WRITES):
+            return
+        lock = self._lock()
+        try:
+            await_only(asyncio.wait_for(lock.acquire(), WRITE_QUEUE_TIMEOUT_S))
+        except TimeoutError as error:
+            raise sqlite3.OperationalError("database is locked") from error
+        conn.info[_HOLDS] = True
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release(conn.info)
+            raise
+
+    def _release(self, info: dict[Any, Any]) -> None:
+        if info.pop(_HOLDS, False) and self.lock is not None and self.lock.locked():
+            self.lock.release()
+
+    def end(self, conn: Connection, statement: str) -> None:
+        """COMMIT or ROLLBACK the write transaction ourselves, then pass the turn on."""
+        if not conn.info.get(_HOLDS):
+            return
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(statement)
+        except Exception as error:
+            if statement == "COMMIT":
+                raise  # still in the transaction: SQLAlchemy rolls it back, which ends our turn
+            log.warning("rollback failed: %s", error)
+        finally:
+            cursor.close()
+        self._release(conn.info)
+
+    def commit(self, conn: Connection) -> None:
+        self.end(conn, "COMMIT")
+
+    def rollback(self, conn: Connection) -> None:
+        self.end(conn, "ROLLBACK")
+
+    def checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        # A connection back in the pool with the turn still held (closed without commit or
+        # rollback): the pool's reset has rolled it back; pass the turn on.
+        if record is not None:
+            self._release(record.info)
+
+
+def _serialise_writers(engine: AsyncEngine) -> None:
+    queue = _WriteQueue()
+    sync = engine.sync_engine
+    event.listen(sync, "connect", queue.connect)
+    event.listen(sync, "before_cursor_execute", queue.before_execute)
+    event.listen(sync, "commit", queue.commit)
+    event.listen(sync, "rollback", queue.rollback)
+    event.listen(sync.pool, "checkin", queue.checkin)
+
+
+def create_engine(url: str, *, queue_writers: bool = True) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, foreign keys, a busy timeout and queued writers
+    (`queue_writers=False` leaves transactions to the driver: the bench measures both)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -38,6 +144,8 @@ def create_engine(url: str) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if queue_writers:
+            _serialise_writers(engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 

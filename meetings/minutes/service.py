@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings.accounts.permissions import Actor, Permission
@@ -510,12 +511,54 @@ async def _record(
     await db.flush()
 
 
+ADD_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+ADD_KEY_MAX = 64
+
+
+def check_add_key(key: str | None) -> str | None:
+    """An add's idempotency key as sent (None or ''→ none); up to 64 letters, digits, '-' and '_'."""
+    if key is None or key == "":
+        return None
+    if len(key) > ADD_KEY_MAX or not set(key) <= ADD_KEY_CHARS:
+        raise InvalidInput(
+            [FieldError("key", N_("The key of an addition is up to 64 letters, digits, '-' or '_'."))]
+        )
+    return key
+
+
+async def _added_with(db: AsyncSession, minutes_id: int, key: str) -> Entry | None:
+    return await db.scalar(select(Entry).where(Entry.minutes_id == minutes_id, Entry.add_key == key))
+
+
 async def add_entry(
     db: AsyncSession, actor: Actor, minutes_id: int, data: EntryInput, *, now: datetime | None = None
 ) -> Entry:
     """Add an entry at the end of the minutes (or of its section)."""
+    entry, _new = await add_entry_once(db, actor, minutes_id, data, key=None, now=now)
+    return entry
+
+
+async def add_entry_once(
+    db: AsyncSession,
+    actor: Actor,
+    minutes_id: int,
+    data: EntryInput,
+    *,
+    key: str | None,
+    now: datetime | None = None,
+) -> tuple[Entry, bool]:
+    """Add an entry, at most once per idempotency key: (the entry, whether this call made it).
+
+    An add sent again with its key (an editor resending after a reconnect) finds the entry the
+    first one made, even if the minutes were approved since, instead of making a second one.
+    """
     now = now or utcnow()
+    key = check_add_key(key)
     minutes = await get_minutes(db, minutes_id)
+    if not can_edit(actor):
+        raise Forbidden(N_("Only the secretary and the chair write the minutes."))
+    if key is not None and (found := await _added_with(db, minutes.id, key)) is not None:
+        return found, False
     check_edit(actor, minutes)
     _occ, series = await context_of(db, minutes)
     clean = await clean_entry(db, minutes, data, now.astimezone(ZoneInfo(series.timezone)).date())
@@ -537,13 +580,26 @@ async def add_entry(
         version=1,
         deleted=False,
         created_by_id=actor.id or None,
+        add_key=key,
         created_at=now,
         updated_at=now,
     )
-    db.add(entry)
-    await db.flush()
+    if key is None:
+        db.add(entry)
+        await db.flush()
+    else:
+        # The same key arriving twice at once: the unique index lets one insert through; the
+        # other finds the entry it made.
+        try:
+            async with db.begin_nested():
+                db.add(entry)
+        except IntegrityError:
+            found = await _added_with(db, minutes.id, key)
+            if found is None:
+                raise
+            return found, False
     await _record(db, actor, entry, minutes.id, "create", {}, now)
-    return entry
+    return entry, True
 
 
 async def _locked_entry(db: AsyncSession, entry_id: int) -> Entry:
