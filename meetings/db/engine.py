@@ -35,6 +35,7 @@ log = logging.getLogger("giaoban.db")
 BUSY_TIMEOUT_MS = 5000
 # How long a writer waits for its turn in this process before giving up ("database is locked").
 WRITE_QUEUE_TIMEOUT_S = 30.0
+SQLITE_POOL, SQLITE_OVERFLOW = 10, 40
 # Statements that write (or, for SAVEPOINT, open a transaction that will): they start a write
 # transaction. Everything else (SELECT, PRAGMA reads) runs in autocommit until then.
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "SAVEPOINT")
@@ -142,7 +143,9 @@ def create_engine(url: str, *, queue_writers: bool = True) -> AsyncEngine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        # Connections are cheap (a thread each) and a writer waiting its turn holds one: room
+        # enough that readers never wait behind queued writers for a connection.
+        engine = create_async_engine(url, pool_size=SQLITE_POOL, max_overflow=SQLITE_OVERFLOW)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if queue_writers:
             _serialise_writers(engine)

@@ -492,6 +492,15 @@ async def _record(
     before: dict[str, Any],
     now: datetime,
 ) -> None:
+    # Inside the write transaction, the minutes must still be open to edits: an approval that
+    # came between the reading (check_edit) and this write either waits for this transaction
+    # (PostgreSQL: FOR SHARE against its UPDATE; SQLite: writers take turns) or wins, and then
+    # this edit is refused instead of slipping into approved minutes.
+    status = await db.scalar(
+        select(Minutes.status).where(Minutes.id == minutes_id).with_for_update(read=True)
+    )
+    if status not in EDITABLE:
+        raise Conflict(N_("Approved minutes are locked; open a correction to change them."))
     after = _tracked(entry)
     changed = {k: v for k, v in after.items() if before.get(k) != v}
     db.add(

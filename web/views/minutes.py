@@ -574,34 +574,35 @@ async def apply_edit(
     ):
         raise InvalidInput([FieldError("id", N_("Say which entry."))])
     async with app[keys.DB]() as db:
-        push: dict[str, Any]
+        push: dict[str, Any] = {}
+        changed: list[Any] = []  # entries to push, read after the commit
+        new = True
         if op == "add":
             key = message.get("key")
             if key is not None and not isinstance(key, str):
                 raise InvalidInput([FieldError("key", N_("This field must be text."))])
             entry, new = await service.add_entry_once(db, who, minutes_id, entry_input(message), key=key)
-            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
-            if not new:
-                return {**push, "new": False}
+            changed = [entry]
         elif op == "save":
             assert isinstance(entry_id, int)
-            entry = await service.update_entry(
-                db, who, minutes_id, entry_id, version_of(message), entry_input(message)
-            )
-            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+            changed = [
+                await service.update_entry(
+                    db, who, minutes_id, entry_id, version_of(message), entry_input(message)
+                )
+            ]
         elif op == "status":
             assert isinstance(entry_id, int)
-            entry = await service.set_status(
-                db, who, minutes_id, entry_id, version_of(message), text_field(message, "status")
-            )
-            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+            changed = [
+                await service.set_status(
+                    db, who, minutes_id, entry_id, version_of(message), text_field(message, "status")
+                )
+            ]
         elif op == "move":
             assert isinstance(entry_id, int)
             position = message.get("position")
             if not isinstance(position, int) or isinstance(position, bool):
                 raise InvalidInput([FieldError("position", N_("Give the new place as a number."))])
-            ordered = await service.move_entry(db, who, minutes_id, entry_id, version_of(message), position)
-            push = {"type": "order", "entries": [await service.entry_data(db, e) for e in ordered]}
+            changed = await service.move_entry(db, who, minutes_id, entry_id, version_of(message), position)
         elif op == "delete":
             assert isinstance(entry_id, int)
             entry = await service.delete_entry(db, who, minutes_id, entry_id, version_of(message))
@@ -626,6 +627,12 @@ async def apply_edit(
         else:
             raise InvalidInput([FieldError("op", N_("Unknown action."))])
         await db.commit()
+        # Read what to push after the commit: on SQLite the next writer's turn comes sooner.
+        if changed:
+            data = [await service.entry_data(db, e) for e in changed]
+            push = {"type": "order", "entries": data} if op == "move" else {"type": "entry", "entry": data[0]}
+    if not new:
+        return {**push, "new": False}
     app[keys.MINUTES_HUB].push(minutes_id, push)
     return push
 
