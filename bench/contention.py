@@ -7,7 +7,10 @@ database named after it with ``_bench`` appended) and each N, one run side by si
 - **baseline**: the engine as it was before issue 14 (SQLite: WAL, foreign keys, busy_timeout
   5000 ms, the driver's own deferred BEGIN at the first write; a copy kept in this file and put in
   place of ``meetings.db.create_engine`` for that run only);
-- **ours**: ``meetings.db.create_engine`` as it is.
+- **immediate** (SQLite only): our engine with ``sqlite_writers="immediate"``: ``BEGIN
+  IMMEDIATE`` at the first write, but the writers wait in SQLite's busy handler (no queue);
+- **ours**: ``meetings.db.create_engine`` as it is (writers take turns on a FIFO queue, then
+  ``BEGIN IMMEDIATE``).
 
 The rest of the app is the same code in both. Each run: a fresh database, the real app on
 127.0.0.1 (in this process), a meeting in progress and its minutes, 60 participants signed in and
@@ -96,7 +99,10 @@ def _engine_of(variant: str) -> Iterator[None]:
         yield
         return
     original = web.app.create_engine
-    web.app.create_engine = baseline_engine
+    if variant == "immediate":
+        web.app.create_engine = lambda url: create_engine(url, sqlite_writers="immediate")
+    else:
+        web.app.create_engine = baseline_engine
     try:
         yield
     finally:
@@ -356,7 +362,8 @@ def run(sizes: Sequence[int]) -> int:
     )
     for database in databases:
         for editors in sizes:
-            results = {v: _run_on(database, editors, v) for v in ("baseline", "ours")}
+            variants = ("baseline", "immediate", "ours") if database == "sqlite" else ("baseline", "ours")
+            results = {v: _run_on(database, editors, v) for v in variants}
             print(f"{database}, {editors} concurrent editors:")
             print(
                 f"  {'engine':<9}{'writes':>7}{'w p50':>9}{'w p99':>9}{'w max':>9}{'r p50':>9}{'r p99':>9}"

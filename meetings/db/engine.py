@@ -64,8 +64,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class _WriteQueue:
     """One writer at a time for an engine's connections, in arrival order (see the module doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, queue: bool = True) -> None:
         self.lock: asyncio.Lock | None = None
+        self.queue = queue  # False: BEGIN IMMEDIATE only, waiting in SQLite's busy handler
 
     def _lock(self) -> asyncio.Lock:
         if self.lock is None:
@@ -81,11 +82,11 @@ class _WriteQueue:
     ) -> None:
         if conn.info.get(_HOLDS) or not statement.lstrip()[:9].upper().startswith(_WRITES):
             return
-        lock = self._lock()
-        try:
-            await_only(asyncio.wait_for(lock.acquire(), WRITE_QUEUE_TIMEOUT_S))
-        except TimeoutError as error:
-            raise sqlite3.OperationalError("database is locked") from error
+        if self.queue:
+            try:
+                await_only(asyncio.wait_for(self._lock().acquire(), WRITE_QUEUE_TIMEOUT_S))
+            except TimeoutError as error:
+                raise sqlite3.OperationalError("database is locked") from error
         conn.info[_HOLDS] = True
         try:
             cursor.execute("BEGIN IMMEDIATE")
@@ -97,26 +98,20 @@ class _WriteQueue:
         if info.pop(_HOLDS, False) and self.lock is not None and self.lock.locked():
             self.lock.release()
 
-    def end(self, conn: Connection, statement: str) -> None:
-        """COMMIT or ROLLBACK the write transaction ourselves, then pass the turn on."""
-        if not conn.info.get(_HOLDS):
-            return
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(statement)
-        except Exception as error:
-            if statement == "COMMIT":
-                raise  # still in the transaction: SQLAlchemy rolls it back, which ends our turn
-            log.warning("rollback failed: %s", error)
-        finally:
-            cursor.close()
-        self._release(conn.info)
-
     def commit(self, conn: Connection) -> None:
-        self.end(conn, "COMMIT")
+        """Commit the write transaction here (SQLAlchemy's own commit after it finds none open),
+        then pass the turn on."""
+        if conn.info.get(_HOLDS):
+            conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+            self._release(conn.info)  # not reached if COMMIT failed: the rollback ends the turn
 
     def rollback(self, conn: Connection) -> None:
-        self.end(conn, "ROLLBACK")
+        """Roll the write transaction back here, then pass the turn on."""
+        if conn.info.get(_HOLDS):
+            try:
+                conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+            finally:
+                self._release(conn.info)
 
     def checkin(self, _dbapi_conn: Any, record: Any) -> None:
         # A connection back in the pool with the turn still held (closed without commit or
@@ -125,19 +120,23 @@ class _WriteQueue:
             self._release(record.info)
 
 
-def _serialise_writers(engine: AsyncEngine) -> None:
-    queue = _WriteQueue()
+def _serialise_writers(engine: AsyncEngine, *, queue: bool) -> None:
+    queue_ = _WriteQueue(queue=queue)
     sync = engine.sync_engine
-    event.listen(sync, "connect", queue.connect)
-    event.listen(sync, "before_cursor_execute", queue.before_execute)
-    event.listen(sync, "commit", queue.commit)
-    event.listen(sync, "rollback", queue.rollback)
-    event.listen(sync.pool, "checkin", queue.checkin)
+    event.listen(sync, "connect", queue_.connect)
+    event.listen(sync, "before_cursor_execute", queue_.before_execute)
+    event.listen(sync, "commit", queue_.commit)
+    event.listen(sync, "rollback", queue_.rollback)
+    event.listen(sync.pool, "checkin", queue_.checkin)
 
 
-def create_engine(url: str, *, queue_writers: bool = True) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys, a busy timeout and queued writers
-    (`queue_writers=False` leaves transactions to the driver: the bench measures both)."""
+def create_engine(url: str, *, sqlite_writers: str = "queue") -> AsyncEngine:
+    """An async engine; SQLite gets WAL, foreign keys, a busy timeout and writers in turn.
+
+    `sqlite_writers` is for the contention benchmark, which measures each: "queue" (the
+    default: FIFO turn, then BEGIN IMMEDIATE), "immediate" (BEGIN IMMEDIATE at the first write,
+    waiting in SQLite's busy handler) or "driver" (the driver's own deferred BEGIN).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -147,8 +146,8 @@ def create_engine(url: str, *, queue_writers: bool = True) -> AsyncEngine:
         # enough that readers never wait behind queued writers for a connection.
         engine = create_async_engine(url, pool_size=SQLITE_POOL, max_overflow=SQLITE_OVERFLOW)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        if queue_writers:
-            _serialise_writers(engine)
+        if sqlite_writers != "driver":
+            _serialise_writers(engine, queue=sqlite_writers == "queue")
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 

@@ -496,9 +496,13 @@ async def _record(
     # came between the reading (check_edit) and this write either waits for this transaction
     # (PostgreSQL: FOR SHARE against its UPDATE; SQLite: writers take turns) or wins, and then
     # this edit is refused instead of slipping into approved minutes.
-    status = await db.scalar(
-        select(Minutes.status).where(Minutes.id == minutes_id).with_for_update(read=True)
-    )
+    # Both reads leave the entry's pending changes alone (no autoflush): one flush at the end
+    # writes them with the history line, so that a writer's turn stays short.
+    with db.no_autoflush:
+        status = await db.scalar(
+            select(Minutes.status).where(Minutes.id == minutes_id).with_for_update(read=True)
+        )
+        codes = await _unit_codes(db, entry)
     if status not in EDITABLE:
         raise Conflict(N_("Approved minutes are locked; open a correction to change them."))
     after = _tracked(entry)
@@ -516,7 +520,7 @@ async def _record(
             after=changed if before else after,
         )
     )
-    entry.search_text = fold(" ".join([entry.text, *await _unit_codes(db, entry)]))
+    entry.search_text = fold(" ".join([entry.text, *codes]))
     await db.flush()
 
 
@@ -593,6 +597,7 @@ async def add_entry_once(
         created_at=now,
         updated_at=now,
     )
+    entry.search_text = fold(" ".join([entry.text, *await _unit_codes(db, entry)]))  # before the write
     if key is None:
         db.add(entry)
         await db.flush()
