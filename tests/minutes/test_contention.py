@@ -26,7 +26,13 @@ ROUNDS = 5
 
 
 async def _editor(
-    world: World, http: aiohttp.ClientSession, minutes_id: int, n: int, statuses: list[int], acked: list[str]
+    world: World,
+    http: aiohttp.ClientSession,
+    minutes_id: int,
+    n: int,
+    statuses: list[int],
+    acked: list[str],
+    texts: dict[str, str],
 ) -> None:
     seed = next(c.value for c in http.cookie_jar if c.key == csrf.COOKIE)
     headers = {csrf.HEADER: csrf.token_for(world.settings.secret_key, seed)}
@@ -48,6 +54,8 @@ async def _editor(
         save = {"kind": "note", "text": f"biên tập {n}, mục {i}, sửa", "version": entry["version"]}
         async with http.put(f"{url}/{entry['id']}", json=save, headers=headers) as saved:
             statuses.append(saved.status)
+            if saved.status == 200:
+                texts[key] = save["text"]
         async with http.get(world.client.make_url(f"/api/minutes/{minutes_id}")) as read:
             statuses.append(read.status)
 
@@ -62,18 +70,23 @@ async def test_concurrent_editors_get_no_5xx_and_every_acknowledged_add_is_store
         )
     statuses: list[int] = []
     acked: list[str] = []
+    texts: dict[str, str] = {}  # the text of each acknowledged save, by its entry's key
     async with AsyncExitStack() as stack:
         sessions = [await stack.enter_async_context(signed_in(world, email)) for email in emails]
         await asyncio.gather(
-            *(_editor(world, http, minutes_id, n, statuses, acked) for n, http in enumerate(sessions))
+            *(_editor(world, http, minutes_id, n, statuses, acked, texts) for n, http in enumerate(sessions))
         )
     assert [s for s in statuses if s >= 500] == []
     assert set(statuses) <= {200, 201}, sorted(set(statuses))
     assert len(acked) == EDITORS * ROUNDS
     async with world.db() as db:
-        stored = list(await db.scalars(select(Entry.add_key).where(Entry.minutes_id == minutes_id)))
+        rows = (
+            await db.execute(select(Entry.add_key, Entry.text).where(Entry.minutes_id == minutes_id))
+        ).all()
+    stored = [key for key, _text in rows]
     assert sorted(k for k in stored if k) == sorted(acked)  # each acknowledged add once, nothing else
     assert len(stored) == len(acked)
+    assert len(texts) == len(acked) and {key: text for key, text in rows if key} == texts  # every save
 
 
 async def test_two_simultaneous_approvals_give_one_success_and_one_409(world: World) -> None:
