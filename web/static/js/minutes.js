@@ -125,6 +125,7 @@ class MinutesPage {
     ws.addEventListener("message", (ev) => this.receive(JSON.parse(String(ev.data))));
     ws.addEventListener("close", () => {
       this.live(false);
+      this.refKeys.clear(); // answers on this socket will not come; its adds stay pending
       setTimeout(() => this.connect(), this.retry);
       this.retry = Math.min(this.retry * 2, 10000);
     });
