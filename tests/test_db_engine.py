@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from meetings.db import create_engine, create_sessionmaker
+from web.render import database_clash
 
 
 async def _table(path: Path) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
@@ -57,3 +59,18 @@ async def test_a_turn_passes_on_after_rollback_error_or_an_abandoned_session(tmp
         rows = (await db.execute(text("SELECT n FROM t ORDER BY n"))).scalars().all()
     assert rows == [2, 4]
     await engine.dispose()
+
+
+def test_database_clashes_are_409_or_503_never_500() -> None:
+    def status(error: BaseException) -> int | None:
+        clash = database_clash(error)
+        return clash[0] if clash else None
+
+    class Raced(Exception):
+        sqlstate = "40001"
+
+    assert status(IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))) == 409
+    assert status(OperationalError("UPDATE", {}, Exception("database is locked"))) == 503
+    assert status(OperationalError("UPDATE", {}, Raced("could not serialize access"))) == 409
+    assert status(OperationalError("SELECT", {}, Exception("no such table"))) is None
+    assert status(ValueError("x")) is None
