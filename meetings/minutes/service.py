@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings.accounts.permissions import Actor, Permission
@@ -602,16 +601,21 @@ async def add_entry_once(
         db.add(entry)
         await db.flush()
     else:
-        # The same key arriving twice at once: the unique index lets one insert through; the
-        # other finds the entry it made.
-        try:
-            async with db.begin_nested():
-                db.add(entry)
-        except IntegrityError:
+        # The same key arriving twice at once: the unique index lets one insert through
+        # (ON CONFLICT DO NOTHING, one statement); the other finds the entry it made.
+        values = {c.key: getattr(entry, c.key) for c in Entry.__table__.columns if c.key != "id"}
+        insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+        made = await db.scalar(
+            insert(Entry)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["minutes_id", "add_key"])
+            .returning(Entry)
+        )
+        if made is None:
             found = await _added_with(db, minutes.id, key)
-            if found is None:
-                raise
+            assert found is not None
             return found, False
+        entry = made
     await _record(db, actor, entry, minutes.id, "create", {}, now)
     return entry, True
 
