@@ -4,12 +4,14 @@ SQLite has one writer at a time. Left to itself, every waiting writer polls the 
 its own thread (busy_timeout: sleeps of up to 100 ms, first come not first served), so under
 a meeting's load some writers wait past the timeout and fail with "database is locked". Here
 the writers of one engine queue instead: the first write statement of a transaction waits its
-turn on an asyncio lock (first in, first out, no polling), then opens the transaction with
-`BEGIN IMMEDIATE`, and the lock passes on at COMMIT or ROLLBACK. Reads before the first write
-run outside any transaction, as the driver's own deferred BEGIN did, so page views never queue
-and a transaction never has to upgrade a read snapshot to a write (the classic cause of
-"database is locked" despite busy_timeout). busy_timeout still covers other processes on the
-same file (the command line, a second server).
+turn on an asyncio lock (first in, first out, no polling), then the transaction opens with
+`BEGIN IMMEDIATE` (the driver's own, `isolation_level="IMMEDIATE"`, in the same call as the
+statement; ours before a SAVEPOINT or DDL), and the lock passes on at COMMIT or ROLLBACK.
+Reads before the first write run outside any transaction, as with the driver's deferred
+BEGIN before, so page views never queue and a transaction never has to upgrade a read
+snapshot to a write (the classic cause of "database is locked" despite busy_timeout).
+busy_timeout still covers other processes on the same file (the command line, a second
+server).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ SQLITE_POOL, SQLITE_OVERFLOW = 10, 40
 # Statements that write (or, for SAVEPOINT, open a transaction that will): they start a write
 # transaction. Everything else (SELECT, PRAGMA reads) runs in autocommit until then.
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "SAVEPOINT")
+_OPENS_ITSELF = ("INSERT", "UPDATE", "DELETE", "REPLACE")  # the driver's implicit BEGIN IMMEDIATE
 _HOLDS = "giaoban_write_turn"
 
 
@@ -74,8 +77,9 @@ class _WriteQueue:
         return self.lock
 
     def connect(self, dbapi_conn: Any, _record: Any) -> None:
-        # The driver must not open transactions itself: we open them, at the first write.
-        dbapi_conn.isolation_level = None
+        # The driver opens the transaction with BEGIN IMMEDIATE before the first INSERT, UPDATE
+        # or DELETE, in the same call as the statement (no extra round trip in the turn).
+        dbapi_conn.isolation_level = "IMMEDIATE"
 
     def before_execute(
         self, conn: Connection, cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
@@ -88,6 +92,10 @@ class _WriteQueue:
             except TimeoutError as error:
                 raise sqlite3.OperationalError("database is locked") from error
         conn.info[_HOLDS] = True
+        if statement.lstrip()[:9].upper().startswith(_OPENS_ITSELF):
+            return
+        # The driver opens no transaction before a SAVEPOINT or DDL: open it here, so that a
+        # savepoint nests in it and a migration's statements commit together.
         try:
             cursor.execute("BEGIN IMMEDIATE")
         except BaseException:
