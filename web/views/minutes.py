@@ -42,7 +42,7 @@ from web.access import needs
 from web.forms import int_param, json_object, text_field
 from web.labels import date_text
 from web.minutes_live import MinutesHub, Viewer
-from web.render import STATUS_TITLES, errors_json, jsonable, render
+from web.render import STATUS_TITLES, database_clash, errors_json, jsonable, render
 from web.views.room_ws import origin_allowed
 from web.views.schedule import me
 
@@ -617,9 +617,16 @@ async def api_search(request: web.Request) -> web.Response:
 @routes.post("/api/minutes/{id}/entries", name="api_minutes_entry_create")
 @needs(Permission.MINUTES_EDIT)
 async def api_entry_create(request: web.Request) -> web.Response:
-    """Add an entry."""
+    """Add an entry: 201; the same idempotency key again (body "key" or an Idempotency-Key
+    header) answers 200 with the entry the first add made."""
     data = await json_object(request)
-    return await _apply(request, {"op": "add", **data}, status=201)
+    if "key" not in data and request.headers.get("Idempotency-Key"):
+        data["key"] = request.headers["Idempotency-Key"]
+    try:
+        result = await apply_edit(request.app, actor(request), int_param(request), {**data, "op": "add"})
+    except service.EntryConflict as exc:
+        return conflict_response(exc)
+    return web.json_response(result, status=201 if result.pop("new", True) else 200)
 
 
 @routes.put("/api/minutes/{id}/entries/{entry}", name="api_minutes_entry_update")
@@ -681,13 +688,13 @@ async def api_history(request: web.Request) -> web.Response:
     return web.json_response({"entry": data, "changes": changes})
 
 
-async def _apply(request: web.Request, message: dict[str, Any], *, status: int = 200) -> web.Response:
+async def _apply(request: web.Request, message: dict[str, Any]) -> web.Response:
     """Run one edit for the HTTP API; conflicts answer 409 with the current entry."""
     try:
         result = await apply_edit(request.app, actor(request), int_param(request), message)
     except service.EntryConflict as exc:
         return conflict_response(exc)
-    return web.json_response(result, status=status)
+    return web.json_response(result)
 
 
 async def apply_edit(
@@ -696,6 +703,7 @@ async def apply_edit(
     """One edit (add, save, status, move, delete, header) in one transaction, then pushed live.
 
     The one path for HTTP and WebSocket edits, so both check versions and push the same way.
+    An add repeated with its idempotency key pushes nothing and answers with "new": false.
     """
     op = message.get("op")
     entry_id = message.get("id")
@@ -704,29 +712,35 @@ async def apply_edit(
     ):
         raise InvalidInput([FieldError("id", N_("Say which entry."))])
     async with app[keys.DB]() as db:
-        push: dict[str, Any]
+        push: dict[str, Any] = {}
+        changed: list[Any] = []  # entries to push, read after the commit
+        new = True
         if op == "add":
-            entry = await service.add_entry(db, who, minutes_id, entry_input(message))
-            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+            key = message.get("key")
+            if key is not None and not isinstance(key, str):
+                raise InvalidInput([FieldError("key", N_("This field must be text."))])
+            entry, new = await service.add_entry_once(db, who, minutes_id, entry_input(message), key=key)
+            changed = [entry]
         elif op == "save":
             assert isinstance(entry_id, int)
-            entry = await service.update_entry(
-                db, who, minutes_id, entry_id, version_of(message), entry_input(message)
-            )
-            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+            changed = [
+                await service.update_entry(
+                    db, who, minutes_id, entry_id, version_of(message), entry_input(message)
+                )
+            ]
         elif op == "status":
             assert isinstance(entry_id, int)
-            entry = await service.set_status(
-                db, who, minutes_id, entry_id, version_of(message), text_field(message, "status")
-            )
-            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+            changed = [
+                await service.set_status(
+                    db, who, minutes_id, entry_id, version_of(message), text_field(message, "status")
+                )
+            ]
         elif op == "move":
             assert isinstance(entry_id, int)
             position = message.get("position")
             if not isinstance(position, int) or isinstance(position, bool):
                 raise InvalidInput([FieldError("position", N_("Give the new place as a number."))])
-            ordered = await service.move_entry(db, who, minutes_id, entry_id, version_of(message), position)
-            push = {"type": "order", "entries": [await service.entry_data(db, e) for e in ordered]}
+            changed = await service.move_entry(db, who, minutes_id, entry_id, version_of(message), position)
         elif op == "delete":
             assert isinstance(entry_id, int)
             entry = await service.delete_entry(db, who, minutes_id, entry_id, version_of(message))
@@ -770,6 +784,12 @@ async def apply_edit(
         else:
             raise InvalidInput([FieldError("op", N_("Unknown action."))])
         await db.commit()
+        # Read what to push after the commit: on SQLite the next writer's turn comes sooner.
+        if changed:
+            data = [await service.entry_data(db, e) for e in changed]
+            push = {"type": "order", "entries": data} if op == "move" else {"type": "entry", "entry": data[0]}
+    if not new:
+        return {**push, "new": False}
     app[keys.MINUTES_HUB].push(minutes_id, push)
     return push
 
@@ -805,10 +825,18 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
                 break
             try:
                 answer = await _socket_message(request.app, who, minutes_id, msg.data, language)
-            except Exception:  # one bad message must not end everyone's editing session
-                log.exception("minutes socket message failed", extra={"minutes": minutes_id})
+            except Exception as exc:  # one bad message must not end everyone's editing session
+                clash = database_clash(exc)
+                if clash is None:
+                    log.exception("minutes socket message failed", extra={"minutes": minutes_id})
                 with i18n.language(language):
-                    answer = {"type": "error", "ref": None, "message": i18n.gettext(STATUS_TITLES[500])}
+                    text = i18n.gettext(clash[1] if clash else STATUS_TITLES[500])
+                    answer = {
+                        "type": "error",
+                        "ref": _ref_of(msg.data),
+                        "message": text,
+                        "retry": clash is not None,
+                    }
             viewer.post(json.dumps(answer, ensure_ascii=False))
     finally:
         live.remove(viewer)
@@ -816,6 +844,15 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(writer, timeout=5)
     return ws
+
+
+def _ref_of(raw: str) -> Any:
+    """The ref of a client message, if it has one (to answer a failed message by its ref)."""
+    try:
+        message = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return message.get("ref") if isinstance(message, dict) else None
 
 
 async def _socket_message(
