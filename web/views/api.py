@@ -12,7 +12,7 @@ from meetings.directory.models import Person, Unit
 from meetings.errors import N_, FieldError, InvalidInput
 from web import keys
 from web.access import needs
-from web.forms import int_param, json_object, text_field
+from web.forms import int_param, json_object, read_body, text_field
 from web.views.admin import actor
 
 routes = web.RouteTableDef()
@@ -212,7 +212,7 @@ async def _import(request: web.Request, units: bool) -> web.Response:
         raise InvalidInput(
             [FieldError("body", N_("Send the CSV file as the body (Content-Type: text/csv)."))]
         )
-    data = await request.read()
+    data = await read_body(request)
     importer = csv_import.import_units if units else csv_import.import_people
     async with request.app[keys.DB]() as db:
         report = await importer(db, actor(request), data)
