@@ -3,9 +3,10 @@
 Every view reads its body through here, never with `request.post()`, `request.json()`,
 `request.text()` or `request.multipart()` directly. Whatever a client sends, the answer is a
 clear 4xx in the request's language: 400 for a body that cannot be read (broken multipart, an
-unknown charset, invalid UTF-8, JSON that is not JSON or is nested too deep), 413 for one that
-is too large, 422 for well-formed input of the wrong type or size (a list where text is
-expected, a file sent as a plain field, an over-long value).
+unknown charset, invalid UTF-8 or a NUL character in a form), 413 for one that is too large,
+422 for JSON that is not sensible JSON (the API's contract: field "body") and for well-formed
+input of the wrong type or size (a list where text is expected, a file sent as a plain field,
+an over-long value).
 """
 
 from __future__ import annotations
@@ -192,8 +193,12 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _bad_json(message: str) -> InvalidInput:
+    return InvalidInput([FieldError("body", message)], message)
+
+
 def parse_json(raw: str | bytes) -> Any:
-    """JSON text as plain values: MalformedBody (400) for anything that is not sensible JSON.
+    """JSON text as plain values; InvalidInput (422, field "body") for anything that is not sensible JSON.
 
     Refuses what Python's parser accepts but nothing of ours can use: nesting deeper than
     MAX_JSON_DEPTH (which would exhaust the stack further on), NaN and Infinity, integers beyond a
@@ -203,11 +208,11 @@ def parse_json(raw: str | bytes) -> Any:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         data = json.loads(text, parse_constant=_no_constants)
     except UnicodeDecodeError as exc:
-        raise MalformedBody(N_("The body is not valid UTF-8 text.")) from exc
+        raise _bad_json(N_("The body is not valid UTF-8 text.")) from exc
     except RecursionError as exc:
-        raise MalformedBody(N_("The JSON is nested too deeply.")) from exc
+        raise _bad_json(N_("The JSON is nested too deeply.")) from exc
     except ValueError as exc:  # JSONDecodeError, NaN, integers of more than 4,300 digits
-        raise MalformedBody(N_("The body is not valid JSON.")) from exc
+        raise _bad_json(N_("The body is not valid JSON.")) from exc
     _check_json(data)
     return data
 
@@ -219,7 +224,7 @@ def _check_json(data: Any) -> None:
         value, depth = stack.pop()
         if isinstance(value, dict | list):
             if depth >= MAX_JSON_DEPTH:
-                raise MalformedBody(N_("The JSON is nested too deeply."))
+                raise _bad_json(N_("The JSON is nested too deeply."))
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if isinstance(key, str):
@@ -231,18 +236,18 @@ def _check_json(data: Any) -> None:
             continue
         elif isinstance(value, int):
             if not -MAX_INT <= value <= MAX_INT:
-                raise MalformedBody(N_("A number in the body is too large."))
+                raise _bad_json(N_("A number in the body is too large."))
         elif isinstance(value, float) and (not math.isfinite(value) or abs(value) > 1e15):
-            raise MalformedBody(N_("A number in the body is too large."))
+            raise _bad_json(N_("A number in the body is too large."))
 
 
 def _check_string(value: str) -> None:
     if "\x00" in value:
-        raise MalformedBody(N_("The request contains a NUL character."))
+        raise _bad_json(N_("The request contains a NUL character."))
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise MalformedBody(N_("The body is not valid UTF-8 text.")) from exc
+        raise _bad_json(N_("The body is not valid UTF-8 text.")) from exc
 
 
 async def read_body(request: web.Request) -> bytes:

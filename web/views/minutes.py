@@ -37,7 +37,7 @@ from meetings.schedule.models import OccurrenceState
 from meetings.schedule.service import get_occurrence
 from web import keys
 from web.access import needs
-from web.forms import MalformedBody, int_param, json_object, parse_json, text_field, whole_number
+from web.forms import int_param, json_object, parse_json, text_field, whole_number
 from web.minutes_live import MinutesHub, Viewer
 from web.render import STATUS_TITLES, errors_json, jsonable, render
 from web.views.room_ws import origin_allowed
@@ -677,10 +677,7 @@ async def _socket_message(
     try:
         if len(raw) > MAX_WS_MESSAGE:
             raise InvalidInput([FieldError("body", N_("The message is too large."))])
-        try:
-            message = parse_json(raw)
-        except MalformedBody as exc:
-            return {"type": "error", "ref": None, "message": exc.text, "fields": []}
+        message = parse_json(raw)
         if not isinstance(message, dict):
             raise InvalidInput(
                 [FieldError("body", N_("Send a JSON object (Content-Type: application/json)."))]
