@@ -111,6 +111,8 @@ def bad_value(rng: random.Random) -> Any:
             True,
             None,
             "x" * HUGE,
+            "x" * 300,
+            "x" * 4000,
             "a\x00b",
             "\ud800",  # a lone surrogate: valid JSON, not encodable as UTF-8
             "\u202e\u0000",
@@ -138,7 +140,9 @@ def json_value(rng: random.Random) -> Any:
 def text_value(rng: random.Random) -> str:
     if rng.random() >= 0.3:
         return rng.choice(GOOD_VALUES)
-    return rng.choice(["x" * HUGE, "a\x00b", "\udcff", "-1", "99999999999999999999", "\r\n", "%"])
+    return rng.choice(
+        ["x" * HUGE, "x" * 300, "x" * 4000, "a\x00b", "\udcff", "-1", "99999999999999999999", "\r\n", "%"]
+    )
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,10 @@ def fixed_bodies(token: str) -> list[Body]:
             *multipart([(csrf.FIELD, t, False), *((n, b"x" * 12_000, False) for n in FIELDS)]),
         ),
         Body(
+            "multipart, every field 300 characters",
+            *multipart([(csrf.FIELD, t, False), *((n, b"x" * 300, False) for n in FIELDS)]),
+        ),
+        Body(
             "multipart, every field bytes",
             *multipart([(csrf.FIELD, t, False), *((n, b"x", None) for n in FIELDS)]),
         ),
@@ -252,6 +260,7 @@ SHORT_BODIES = frozenset(
         "JSON, every field long",
         "multipart, every field a file",
         "multipart, every field long",
+        "multipart, every field 300 characters",
         "form, every field twice and NUL",
     }
 )
