@@ -106,3 +106,13 @@ async def test_the_room_socket_closes_deep_json_before_join_with_the_protocol_er
     while not ws.closed:
         await ws.receive(timeout=10)
     assert ws.close_code == 4000
+
+
+async def test_a_nul_in_the_query_and_a_huge_offset_are_4xx(world: World) -> None:
+    """Found by the long fuzz on PostgreSQL: NUL in a search and an offset beyond int64 were 500s."""
+    await signed_in_as(world, Role.SECRETARY)
+    for path in ("/manual?q=a%00b", "/api/manual/search?q=%00", "/admin/mail?q=%00"):
+        response = await world.client.get(path, allow_redirects=False)
+        assert response.status == 400, path
+    response = await world.client.get("/api/people?offset=99999999999999999999")
+    assert response.status == 422

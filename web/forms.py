@@ -173,6 +173,12 @@ def _clean_text(value: str) -> str:
     return value
 
 
+def check_address(request: web.Request) -> None:
+    """Refuse a NUL character in the path or the query (no database stores one): a 400."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items()):
+        raise MalformedBody(N_("The request contains a NUL character."))
+
+
 async def form_fields(request: web.Request, *names: str) -> dict[str, str]:
     """Named text fields of a posted form ('' when absent); every field problem is reported."""
     form = await read_form(request)

@@ -16,7 +16,7 @@ from meetings.errors import Conflict, DomainError, Forbidden, InvalidInput, NotF
 from meetings.i18n import gettext as _
 from web import csrf, keys
 from web.access import is_token_authenticated, permission_of
-from web.forms import FORM_TYPES, read_form
+from web.forms import FORM_TYPES, check_address, read_form
 from web.render import error_response, wants_json
 
 log = logging.getLogger("giaoban.http")
@@ -49,6 +49,7 @@ async def metrics_and_errors(request: web.Request, handler: Handler) -> web.Stre
     status = 500
     try:
         try:
+            check_address(request)
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:
