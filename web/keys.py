@@ -14,6 +14,7 @@ from meetings.settings import Settings
 from web.metrics import Metrics
 
 if TYPE_CHECKING:
+    from web.forms import Form
     from web.media_ctx import Media
     from web.minutes_live import MinutesHub
 
@@ -31,3 +32,4 @@ SESSION_TOKEN = web.RequestKey("session_token", str)
 CSRF_SEED = web.RequestKey("csrf_seed", str)
 NEW_CSRF_SEED = web.RequestKey("new_csrf_seed", bool)
 LANGUAGE = web.RequestKey("language", str)
+FORM: web.RequestKey[Form] = web.RequestKey("form")  # the posted form, read once (web/forms.py)

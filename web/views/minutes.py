@@ -39,7 +39,7 @@ from meetings.schedule.models import OccurrenceState
 from meetings.schedule.service import get_occurrence
 from web import keys
 from web.access import needs
-from web.forms import int_param, json_object, text_field
+from web.forms import int_param, json_object, parse_json, text_field, whole_number
 from web.labels import date_text
 from web.minutes_live import MinutesHub, Viewer
 from web.render import STATUS_TITLES, database_clash, errors_json, jsonable, render
@@ -445,9 +445,10 @@ async def export_file(request: web.Request) -> web.Response:
     async with request.app[keys.DB]() as db:
         minutes = await service.get_minutes(db, int_param(request))
         version: MinutesVersion | None
-        if raw.isdigit() and len(raw) < 6:
+        number = whole_number(raw, 99_999)
+        if number is not None:
             await service.check_read(db, who, minutes)
-            version = await workflow.get_version(db, minutes.id, int(raw))
+            version = await workflow.get_version(db, minutes.id, number)
             if not service.can_edit(who) and version.published_at is None:
                 raise NotFound(N_("This version does not exist."))
             data = workflow.version_content(version)
@@ -658,7 +659,7 @@ async def api_entry_move(request: web.Request) -> web.Response:
 async def api_entry_delete(request: web.Request) -> web.Response:
     """Remove an entry (its history stays)."""
     raw = request.query.get("version", "")
-    data: dict[str, Any] = {"version": int(raw) if raw.isdigit() and len(raw) < 9 else None}
+    data: dict[str, Any] = {"version": whole_number(raw)}
     return await _apply(request, {**data, "op": "delete", "id": int_param(request, "entry")})
 
 
@@ -697,6 +698,9 @@ async def _apply(request: web.Request, message: dict[str, Any]) -> web.Response:
     return web.json_response(result)
 
 
+EDIT_OPS = frozenset({"add", "save", "status", "move", "delete", "header", "attendance", "correct"})
+
+
 async def apply_edit(
     app: web.Application, who: Actor, minutes_id: int, message: dict[str, Any]
 ) -> dict[str, Any]:
@@ -706,6 +710,8 @@ async def apply_edit(
     An add repeated with its idempotency key pushes nothing and answers with "new": false.
     """
     op = message.get("op")
+    if not isinstance(op, str) or op not in EDIT_OPS:
+        raise InvalidInput([FieldError("op", N_("Unknown action."))])
     entry_id = message.get("id")
     if op in {"save", "status", "move", "delete"} and (
         not isinstance(entry_id, int) or isinstance(entry_id, bool)
@@ -801,7 +807,9 @@ async def apply_edit(
 @needs(Permission.MEETINGS_READ)  # the session decides; editing needs MINUTES_EDIT, checked per message
 async def minutes_ws(request: web.Request) -> web.StreamResponse:
     """Live minutes: every change pushed to every viewer; editors save entries with their versions."""
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_WS_MESSAGE)
+    # Frames up to 1 MiB reach _socket_message, which refuses those over MAX_WS_MESSAGE with an
+    # error and keeps the socket open; only larger ones get aiohttp's "message too big" (1009).
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16 * MAX_WS_MESSAGE)
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this address is a WebSocket")
     if not origin_allowed(request):
@@ -861,15 +869,19 @@ async def _socket_message(
     """One client message: the answer to send back to that client (pushes go to everyone)."""
     ref: Any = None
     try:
-        try:
-            message = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput([FieldError("body", N_("The body is not valid JSON."))]) from exc
+        if len(raw) > MAX_WS_MESSAGE:
+            raise InvalidInput([FieldError("body", N_("The message is too large."))])
+        message = parse_json(raw)
         if not isinstance(message, dict):
             raise InvalidInput(
                 [FieldError("body", N_("Send a JSON object (Content-Type: application/json)."))]
             )
         ref = message.get("ref")
+        if ref is not None and (
+            isinstance(ref, bool) or not isinstance(ref, str | int) or len(str(ref)) > 100
+        ):
+            ref = None
+            raise InvalidInput([FieldError("ref", N_("This field is not valid."))])
         if not who.can(Permission.MINUTES_EDIT):
             raise Forbidden(N_("Only the secretary and the chair write the minutes."))
         result = await apply_edit(app, who, minutes_id, message)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -24,7 +24,7 @@ from meetings import i18n
 from meetings.accounts.permissions import Permission
 from meetings.db.base import utcnow
 from meetings.directory.models import Person
-from meetings.errors import N_, Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from meetings.errors import N_, Conflict, DomainError, FieldError, Forbidden, InvalidInput, NotFound
 from meetings.rooms import service as rooms
 from meetings.rooms.errors import NotInRoom
 from meetings.rooms.participant import CloseCode as RoomClose
@@ -37,6 +37,7 @@ from meetings.schedule.links import LinkError, read_join_token
 from meetings.schedule.models import Occurrence, Series
 from web import keys
 from web.access import needs
+from web.forms import int_param, whole_number
 from web.media_ctx import Media
 from web.minutes_live import push_attendance
 
@@ -44,10 +45,20 @@ routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.signaling")
 
 JOIN_TIMEOUT = 15.0
+WS_FRAME_LIMIT = 1024 * 1024
 SEND_QUEUE = 200  # messages; a client this far behind is too slow to follow the room
 # The peer connection failed or was closed under a live socket (network change, frozen tab, the
 # browser closed it): the client reconnects. Belongs with proto.CloseCode once rtc/ is unfrozen.
 MEDIA_LOST = int(proto.CloseCode.MEDIA_LOST)
+
+
+class BadOffer(InvalidInput):
+    """An offer or a candidate that the media server could not use (the socket stays open)."""
+
+    code: ClassVar[str] = "bad_sdp"
+
+    def __init__(self, message: str) -> None:
+        super().__init__([FieldError("sdp", message)], message)
 
 
 def close_code_for(exc: BaseException) -> int:
@@ -165,16 +176,15 @@ async def room_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         # A client that stops answering pings is gone: heartbeat, then half of it for the pong.
         heartbeat=request.app[keys.SETTINGS].signaling_heartbeat_seconds,
-        max_msg_size=proto.MAX_MESSAGE_BYTES,
+        # Frames up to 1 MiB reach the parser, which refuses those over 64 KiB with the protocol
+        # error (4000); only larger ones get aiohttp's own "message too big" (1009).
+        max_msg_size=WS_FRAME_LIMIT,
     )
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this address is a WebSocket")
     if not origin_allowed(request):
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
-    raw_id = request.match_info["id"]
-    if not raw_id.isdigit() or len(raw_id) > 12:
-        raise web.HTTPNotFound()
-    occurrence_id = int(raw_id)
+    occurrence_id = int_param(request)
     media: Media = request.app[keys.MEDIA]
     await ws.prepare(request)
     media.sockets.add(ws)
@@ -288,6 +298,7 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
             isinstance(event, ConnectionStateChanged)
             and event.participant == conn.id
             and event.state in {"failed", "closed"}
+            and conn.id in sfu.participants()  # not the server letting go (a refused first offer)
         ):
             # ICE consent lost or DTLS closed: end the session now rather than at the socket's
             # heartbeat, so the others see `left` and the SFU lets go within seconds.
@@ -403,10 +414,21 @@ async def _handle(
             raise proto.ProtocolError("the server only answers offers")
         offer = RTCSessionDescription(sdp=message.sdp, type="offer")
         sources = dict(message.sources)
-        if conn.id in sfu.participants():
-            answer = await sfu.renegotiate(conn.id, offer, sources)
-        else:
-            answer = await sfu.join(conn.id, offer, sources)
+        renegotiating = conn.id in sfu.participants()
+        try:
+            if renegotiating:
+                answer = await sfu.renegotiate(conn.id, offer, sources)
+            else:
+                answer = await sfu.join(conn.id, offer, sources)
+        except Exception:
+            # aiortc refuses a malformed SDP with whatever its parser raises (ValueError,
+            # IndexError, KeyError, OperationError…): the client gets an `error` and may offer
+            # again. A first offer that failed leaves nothing behind, so the next is a fresh join.
+            log.warning("offer refused", exc_info=True, extra={"participant": conn.id})
+            if not renegotiating:
+                await sfu.leave(conn.id)
+            raise BadOffer(N_("The offer could not be used: its session description is not valid.")) from None
+        if not renegotiating:
             if conn.pinned:
                 sfu.set_pinned({conn.id})
             state = room.state_of(conn.person_id)
@@ -418,10 +440,14 @@ async def _handle(
         await room.set_media(conn, screen_sharing="screen" in sources.values())
     elif isinstance(message, proto.Candidate):
         if conn.id in sfu.participants() and message.candidate:
-            candidate = candidate_from_sdp(message.candidate.removeprefix("candidate:"))
-            candidate.sdpMid = message.sdp_mid
-            candidate.sdpMLineIndex = message.sdp_mline_index
-            await sfu.add_ice_candidate(conn.id, candidate)
+            try:
+                candidate = candidate_from_sdp(message.candidate.removeprefix("candidate:"))
+                candidate.sdpMid = message.sdp_mid
+                candidate.sdpMLineIndex = message.sdp_mline_index
+                await sfu.add_ice_candidate(conn.id, candidate)
+            except Exception:  # as for offers: aiortc's parser raises what it raises
+                log.warning("candidate refused", exc_info=True, extra={"participant": conn.id})
+                raise BadOffer(N_("This ICE candidate is not valid.")) from None
     elif isinstance(message, proto.Mute):
         _seated(room, conn)
         await room.set_media(conn, audio_muted=message.audio, video_muted=message.video)
@@ -478,9 +504,10 @@ def _sync_mute(room: Room, sfu: Any, person_id: int) -> None:
 
 
 def _target(message: proto.Moderate) -> int:
-    if message.target is None or not message.target.isdigit():
+    person_id = whole_number(message.target or "")
+    if person_id is None:
         raise proto.ProtocolError("'target' must be a person id")
-    return int(message.target)
+    return person_id
 
 
 async def _moderate(
