@@ -39,7 +39,7 @@ from meetings.schedule.models import OccurrenceState
 from meetings.schedule.service import get_occurrence
 from web import keys
 from web.access import needs
-from web.forms import int_param, json_object, parse_json, text_field, whole_number
+from web.forms import int_param, json_object, parse_json, read_form, text_field, whole_number
 from web.labels import date_text
 from web.minutes_live import MinutesHub, Viewer
 from web.render import STATUS_TITLES, database_clash, errors_json, jsonable, render
@@ -480,8 +480,8 @@ async def _workflow(request: web.Request, action: str) -> web.Response:
     who = actor(request)
     minutes_id = int_param(request)
     settings = request.app[keys.SETTINGS]
-    form = await request.post()
-    confirmed = form.get("confirm_attendance") == "1"
+    form = await read_form(request)
+    confirmed = form.text("confirm_attendance") == "1"
     try:
         status = await _run_workflow(request, who, minutes_id, action, confirmed, settings)
     except minutes_attendance.AttendanceDisagrees as warning:
