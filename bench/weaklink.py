@@ -170,6 +170,25 @@ def _serve(
         asyncio.run(main())
 
 
+def _detailed_video(path: Path, frames: int = 50, width: int = 640, height: int = 360) -> None:
+    """A Y4M clip for the publisher's fake camera: moving detail, so the encoder needs bits.
+
+    Chromium's own fake camera (a simple animation) encodes to ~215 kbit/s, under every
+    profile but the lowest; this clip (noise scrolling over a gradient) asks for as much as
+    the publisher's bandwidth estimate allows.
+    """
+    import random
+
+    noise = random.Random(SEED).randbytes(height * width * 2)  # rows twice as wide, to scroll
+    chroma = bytes([128]) * (width * height // 2)
+    with path.open("wb") as clip:
+        clip.write(f"YUV4MPEG2 W{width} H{height} F20:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            shift = (i * 8) % width
+            rows = (noise[y * 2 * width + shift : y * 2 * width + shift + width] for y in range(height))
+            clip.write(b"FRAME\n" + b"".join(rows) + chroma)
+
+
 # --- one receiver -------------------------------------------------------------------------------
 
 
@@ -244,8 +263,10 @@ async def _measure(
         raise RuntimeError(f"Chromium is not installed ({chromium.INSTALL_HINT})")
     chromium.isolate_playwright()
     results: dict[str, Result] = {}
+    clip = Path(tempfile.mkdtemp(prefix="bench-weaklink-clip-")) / "detail.y4m"
+    _detailed_video(clip)
     async with async_playwright() as pw:
-        browser = await chromium.launch(pw, path)
+        browser = await chromium.launch(pw, path, [f"--use-file-for-fake-video-capture={clip}"])
         try:
             chair = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="vi-VN")
             page = await chair.new_page()
@@ -266,6 +287,7 @@ async def _measure(
             await chair.close()
         finally:
             await browser.close()
+            shutil.rmtree(clip.parent, ignore_errors=True)
     return results
 
 
