@@ -46,7 +46,7 @@ HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 JOIN_TIMEOUT_S = 45.0  # from the invitation link to remote audio and video, unshaped
 SEED = 16
-WARMUP_S = 15.0  # the publisher's bandwidth estimate grows for a while after it joins
+WARMUP_S = 30.0  # the publisher's bandwidth estimate (and so its rate) grows for a while after it joins
 
 
 @dataclass(frozen=True)
