@@ -131,16 +131,12 @@ class Prepared:
     message: bytes
 
 
-# Rows per INSERT: 12 columns each, well under SQLite's 32,766 and PostgreSQL's 32,767 parameters.
-BULK_ROWS = 500
-
-
 async def enqueue_many(db: AsyncSession, items: Sequence[Prepared], now: datetime | None = None) -> int:
     """Add many prepared messages to the caller's transaction; how many were new.
 
-    The bulk form of `enqueue` (same rows, same skip of a key already in the outbox, the first
-    of two equal keys kept), in multi-row INSERTs of BULK_ROWS. The messages must already carry
-    their Date and Message-ID.
+    The bulk form of `enqueue`: the same rows, the same skip of a key already in the outbox
+    (and of the second of two equal keys). The messages must already carry their Date and
+    Message-ID.
     """
     now = now or utcnow()
     rows: dict[str, dict[str, object]] = {}
@@ -170,16 +166,17 @@ async def enqueue_many(db: AsyncSession, items: Sequence[Prepared], now: datetim
     if dialect not in {"postgresql", "sqlite"}:  # pragma: no cover - the two supported databases
         raise RuntimeError(f"unsupported database {dialect}")
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    values = list(rows.values())
-    added = 0
-    for start in range(0, len(values), BULK_ROWS):
-        stmt = (
-            insert(OutboxMessage)
-            .values(values[start : start + BULK_ROWS])
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        )
-        added += _rowcount(await db.execute(stmt))
-    return added
+    if not rows:
+        return 0
+    # One statement compiled once, its rows sent in batches (SQLAlchemy's "insertmanyvalues");
+    # RETURNING names the rows that were new, a key already stored returns nothing.
+    stmt = (
+        insert(OutboxMessage)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(OutboxMessage.id)
+    )
+    result = await db.execute(stmt, list(rows.values()))
+    return len(result.all())
 
 
 def _rowcount(result: object) -> int:

@@ -58,7 +58,13 @@ def _lines(text: str) -> list[str]:
 
 
 def _fold(line: str) -> bytes:
-    """A content line folded at 75 octets by icalendar itself."""
+    """A content line folded at 75 octets, as icalendar folds it.
+
+    An ASCII line without a backslash or caret (a link) is cut every 74 characters, which is
+    what icalendar's character-by-character folder does with it; anything else goes to it.
+    """
+    if line.isascii() and "\\" not in line and "^" not in line:
+        return "\r\n ".join([line[i : i + 74] for i in range(0, len(line), 74)]).encode("ascii")
     folded: bytes = Contentline(line).to_ical()  # type: ignore[no-untyped-call]
     return folded
 
@@ -265,7 +271,7 @@ class MessageTemplate:
         """One copy's wire bytes, with the recipient and subject the outbox stores."""
         if to_email.casefold() == self.sender_email.casefold():
             raise ValueError("an invitation is not sent to its own organiser")
-        to = POLICY.header_factory("To", Address(display_name=to_name, addr_spec=to_email))
+        to_line, recipient = _to_header(to_name, to_email)
         message_id = make_msgid(domain=self.message_id_domain)
         boundary = Generator._make_boundary()  # type: ignore[attr-defined]
         out: list[bytes] = []
@@ -273,7 +279,7 @@ class MessageTemplate:
             if isinstance(item, bytes):
                 out.append(item.replace(self._boundary.encode("ascii"), boundary.encode("ascii")))
             elif item == "To":
-                out.append(POLICY.fold_binary("To", to))
+                out.append(to_line)
             elif item == "Date":
                 out.append(self._date())
             else:
@@ -287,10 +293,37 @@ class MessageTemplate:
             f"\r\n--{boundary}--\r\n"
         )
         out.append(body.encode("ascii"))
-        recipients = [addr for _name, addr in getaddresses([str(to)]) if addr]
-        if not recipients:
-            raise ValueError("a message needs at least one To address")
-        return Built(recipient=", ".join(recipients)[:254], subject=self.subject[:300], wire=b"".join(out))
+        return Built(recipient=recipient[:254], subject=self.subject[:300], wire=b"".join(out))
+
+
+# A display name of words and single spaces (Vietnamese letters included) needs no quoting and
+# reads back unchanged; an address of these characters too. Such a non-ASCII name is written by
+# MailPolicy._fold_addresses, as the email package would after parsing it.
+_PLAIN_NAME = re.compile(r"\w+(?: \w+)*")
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+@dataclass(frozen=True)
+class _Mailbox:
+    display_name: str
+    addr_spec: str
+
+
+@dataclass(frozen=True)
+class _Mailboxes:
+    addresses: tuple[_Mailbox, ...]
+
+
+def _to_header(name: str, address: str) -> tuple[bytes, str]:
+    """The folded To header and the envelope recipient, as outbox.enqueue would find it."""
+    if not name.isascii() and _PLAIN_NAME.fullmatch(name) and _PLAIN_ADDRESS.fullmatch(address):
+        folded = POLICY._fold_addresses("To", _Mailboxes((_Mailbox(name, address),)))  # type: ignore[arg-type]
+        return folded.encode("ascii"), address
+    to = POLICY.header_factory("To", Address(display_name=name, addr_spec=address))
+    recipients = [addr for _name, addr in getaddresses([str(to)]) if addr]
+    if not recipients:
+        raise ValueError("a message needs at least one To address")
+    return POLICY.fold_binary("To", to), ", ".join(recipients)
 
 
 def _message_id_line(message_id: str) -> bytes:

@@ -222,3 +222,40 @@ async def test_a_send_queued_twice_adds_nothing_the_second_time(world: World) ->
         assert await invitations.send_series(db, series, calendar, ctx, kind="invitation") == 0
         assert await db.scalar(select(func.count()).select_from(OutboxMessage)) == queued
         await db.commit()
+
+
+@pytest.mark.parametrize("length", [0, 1, 73, 74, 75, 76, 147, 148, 149, 150, 300])
+@pytest.mark.parametrize("fill", ["a", "https://x/", "a\\,b", "^a"])
+def test_the_quick_fold_is_icalendars_fold(length: int, fill: str) -> None:
+    from icalendar.parser import Contentline
+
+    from meetings.schedule.bulk import _fold
+
+    line = ("LOCATION:" + fill * 300)[:length]
+    assert _fold(line) == Contentline(line).to_ical()  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Nguyễn Văn Thành",
+        "Tôn Nữ Thị Hoàng Phương Thảo Nguyên Diệu Huyền Như Ý Tôn Nữ Thị Hoàng Phương Thảo",
+        "Lê_Văn 2",
+        "Ông  Hai",
+        "John Smith",
+        "Đặng, Văn",
+        "",
+    ],
+)
+def test_the_quick_to_header_is_the_email_packages(name: str) -> None:
+    from email.headerregistry import Address
+    from email.utils import getaddresses
+
+    from meetings.mail.headers import POLICY
+    from meetings.schedule.bulk import _to_header
+
+    header = POLICY.header_factory("To", Address(display_name=name, addr_spec="can.bo@hue.example"))
+    assert _to_header(name, "can.bo@hue.example") == (
+        POLICY.fold_binary("To", header),
+        ", ".join(a for _n, a in getaddresses([str(header)])),
+    )
