@@ -33,6 +33,9 @@ from meetings.schedule.workdays import WEEKDAY_NAMES, WorkingCalendar
 if TYPE_CHECKING:
     from meetings.schedule.service import Context
 
+# Copies built before they are written to the outbox (about 7 KiB each).
+QUEUE_BATCH = 1000
+
 # How far ahead holidays are written as EXDATEs for a series without an end date; updates
 # re-send the series, and the yearly refresh job keeps it ahead.
 OPEN_SERIES_HORIZON = timedelta(days=400)
@@ -209,9 +212,16 @@ class _Fanout:
         )
         self.prepared.append(Prepared(key, self.kind, built.recipient, built.subject, built.wire))
 
-    async def queue(self, db: AsyncSession) -> int:
-        """Write every copy to the outbox in bulk, in the caller's transaction."""
-        return await enqueue_many(db, self.prepared)
+    async def queue(self, db: AsyncSession, *, unless_fewer: int = 0) -> int:
+        """Write the copies built so far to the outbox in bulk, in the caller's transaction.
+
+        With unless_fewer, wait until that many are ready (memory stays bounded at any N).
+        """
+        if not self.prepared or len(self.prepared) < unless_fewer:
+            return 0
+        added = await enqueue_many(db, self.prepared)
+        self.prepared = []
+        return added
 
 
 def _chair_attendee(chair: Person | None) -> Attendee | None:
@@ -271,12 +281,14 @@ async def send_series(
         facts=facts,
         chair=_chair_attendee(chair_person),
     )
+    queued = 0
     for person in targets:
         link = join_url(series, person, ctx, occurrence if series.kind == SeriesKind.ADHOC else None)
         accept = answer_url(series, person, ctx, "accepted")
         decline = answer_url(series, person, ctx, "declined")
         fanout.add(person, chair_person, link, accept, decline)
-    return await fanout.queue(db)
+        queued += await fanout.queue(db, unless_fewer=QUEUE_BATCH)
+    return queued + await fanout.queue(db)
 
 
 async def send_occurrence_cancel(
@@ -312,9 +324,11 @@ async def send_occurrence_cancel(
         facts=facts,
         chair=_chair_attendee(chair_person),
     )
+    queued = 0
     for person in people:
         fanout.add(person, chair_person, join_url(series, person, ctx))
-    return await fanout.queue(db)
+        queued += await fanout.queue(db, unless_fewer=QUEUE_BATCH)
+    return queued + await fanout.queue(db)
 
 
 async def send_series_cancel(
@@ -347,6 +361,8 @@ async def send_series_cancel(
         recurrence_id="",
         facts=facts,
     )
+    queued = 0
     for person in targets:
         fanout.add(person, None, "")
-    return await fanout.queue(db)
+        queued += await fanout.queue(db, unless_fewer=QUEUE_BATCH)
+    return queued + await fanout.queue(db)

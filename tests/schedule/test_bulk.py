@@ -111,6 +111,7 @@ async def test_bulk_builder_writes_the_reference_bytes(world: World, monkeypatch
     for i, (address, name, role, language) in enumerate(PEOPLE):
         await world.person(address, role, dept if i % 2 else centre, name=name, language=language)
     twin = Twin(monkeypatch)
+    monkeypatch.setattr(invitations, "QUEUE_BATCH", 3)  # several bulk INSERTs per send
     ctx = service.Context(
         base_url="https://giaoban.hue.example",
         secret="s3cret",
