@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, getaddresses, make_msgid
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -97,26 +98,16 @@ async def enqueue(
     if "Message-ID" not in message:
         sender_domain = _sender.rpartition("@")[2] or "localhost"
         message["Message-ID"] = make_msgid(domain=sender_domain)
-    values = {
-        "idempotency_key": key,
-        "kind": kind[:32],
-        "recipient": ", ".join(recipients)[:254],
-        "subject": str(message.get("Subject", ""))[:300],
-        "message": wire_bytes(message),
-        "status": OutboxStatus.QUEUED.value,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "claimed_until": None,
-        "last_error": "",
-        "created_at": now,
-        "sent_at": None,
-    }
-    dialect = db.get_bind().dialect.name
-    if dialect not in {"postgresql", "sqlite"}:  # pragma: no cover - the two supported databases
-        raise RuntimeError(f"unsupported database {dialect}")
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    result = await db.execute(stmt)
+    values = _row(
+        key=key,
+        kind=kind,
+        recipient=", ".join(recipients),
+        subject=str(message.get("Subject", "")),
+        message=wire_bytes(message),
+        now=now,
+    )
+    stmt = _insert(db)(OutboxMessage).values(**values)
+    result = await db.execute(stmt.on_conflict_do_nothing(index_elements=["idempotency_key"]))
     return _rowcount(result) == 1
 
 
@@ -147,36 +138,54 @@ async def enqueue_many(db: AsyncSession, items: Sequence[Prepared], now: datetim
             raise ValueError("a message needs at least one To address")
         rows.setdefault(
             item.key,
-            {
-                "idempotency_key": item.key,
-                "kind": item.kind[:32],
-                "recipient": item.recipient[:254],
-                "subject": item.subject[:300],
-                "message": item.message,
-                "status": OutboxStatus.QUEUED.value,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "claimed_until": None,
-                "last_error": "",
-                "created_at": now,
-                "sent_at": None,
-            },
+            _row(
+                key=item.key,
+                kind=item.kind,
+                recipient=item.recipient,
+                subject=item.subject,
+                message=item.message,
+                now=now,
+            ),
         )
-    dialect = db.get_bind().dialect.name
-    if dialect not in {"postgresql", "sqlite"}:  # pragma: no cover - the two supported databases
-        raise RuntimeError(f"unsupported database {dialect}")
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     if not rows:
         return 0
     # One statement compiled once, its rows sent in batches (SQLAlchemy's "insertmanyvalues");
     # RETURNING names the rows that were new, a key already stored returns nothing.
     stmt = (
-        insert(OutboxMessage)
+        _insert(db)(OutboxMessage)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(OutboxMessage.id)
     )
     result = await db.execute(stmt, list(rows.values()))
     return len(result.all())
+
+
+def _row(
+    *, key: str, kind: str, recipient: str, subject: str, message: bytes, now: datetime
+) -> dict[str, object]:
+    """The outbox row of a message just queued (columns cut to their sizes)."""
+    return {
+        "idempotency_key": key,
+        "kind": kind[:32],
+        "recipient": recipient[:254],
+        "subject": subject[:300],
+        "message": message,
+        "status": OutboxStatus.QUEUED.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "claimed_until": None,
+        "last_error": "",
+        "created_at": now,
+        "sent_at": None,
+    }
+
+
+def _insert(db: AsyncSession) -> Any:
+    """The dialect's INSERT with ON CONFLICT (the two supported databases)."""
+    dialect = db.get_bind().dialect.name
+    if dialect not in {"postgresql", "sqlite"}:  # pragma: no cover - the two supported databases
+        raise RuntimeError(f"unsupported database {dialect}")
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def _rowcount(result: object) -> int:
