@@ -35,27 +35,24 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import web.app
+from bench._minutes_world import PASSWORD, SECRET, login, meeting_minutes
 from meetings.accounts.passwords import hash_password
-from meetings.accounts.permissions import Actor
 from meetings.db import create_engine
 from meetings.db.migrate import upgrade, upgrade_sync
 from meetings.db.models import import_all
 from meetings.directory.models import Person, Role, Unit, UnitKind
-from meetings.minutes import service
 from meetings.minutes.models import Entry
-from meetings.schedule import service as schedule
-from meetings.schedule.models import Occurrence, OccurrenceState
 from meetings.settings import load_settings
 from web import csrf, keys
 from web.app import create_app
@@ -66,8 +63,6 @@ QUICK_SIZES = [8]
 ROUNDS = 20
 PARTICIPANTS = 60
 RUN_LIMIT_S = 240.0
-PASSWORD = "bench password"
-SECRET = "bench-secret"
 PG_ENV = "GIAOBAN_TEST_POSTGRES_URL"
 
 
@@ -134,45 +129,7 @@ async def _setup(server: TestServer, editors: int) -> tuple[int, list[str], list
                 Person(email=email, name=email, role=Role.MEMBER, unit_id=centre.id, password_hash=password)
             )
         await db.commit()
-        now = datetime.now(UTC)
-        ctx = schedule.Context(
-            base_url="http://b", secret=SECRET, organizer_email="o@bench.example", organizer_name="O", now=now
-        )
-        start = now + timedelta(minutes=5)
-        series = await schedule.create_adhoc(
-            db,
-            Actor(id=0, email="cli", name="cli", role=Role.ADMINISTRATOR, unit_id=None),
-            schedule.SeriesInput(
-                title="Bench",
-                start_date=start.date().isoformat(),
-                start_time=start.strftime("%H:%M"),
-                timezone="UTC",
-                duration_minutes="60",
-                unit_codes=["P-BENCH"],
-            ),
-            ctx,
-        )
-        await db.execute(
-            update(Occurrence)
-            .where(Occurrence.series_id == series.id)
-            .values(state=OccurrenceState.IN_PROGRESS)
-        )
-        occurrence = await db.scalar(select(Occurrence).where(Occurrence.series_id == series.id))
-        assert occurrence is not None
-        minutes = await service.ensure_minutes(db, occurrence)
-        await db.commit()
-        return minutes.id, writers, watchers
-
-
-async def _login(server: TestServer, email: str) -> tuple[aiohttp.ClientSession, str]:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    await http.get(server.make_url("/login"))
-    seed = next(c.value for c in http.cookie_jar if c.key == csrf.COOKIE)
-    token = csrf.token_for(SECRET, seed)
-    form = {"email": email, "password": PASSWORD, "next": "/", "csrf_token": token}
-    response = await http.post(server.make_url("/login"), data=form, allow_redirects=False)
-    assert response.status == 303, await response.text()
-    return http, token
+        return await meeting_minutes(db), writers, watchers
 
 
 class Tally:
@@ -266,11 +223,11 @@ async def _one_run(url: str, editors: int, var_dir: Path) -> dict[str, Any]:
         ws_url = server.make_url(f"/minutes/{minutes_id}/ws")
         watching = []
         for email in watchers:
-            http, _ = await _login(server, email)
+            http, _ = await login(server, email)
             sessions.append(http)
             ws = await http.ws_connect(ws_url, headers={"Origin": origin})
             watching.append(asyncio.create_task(_watch(ws)))
-        logged = [await _login(server, email) for email in writers]
+        logged = [await login(server, email) for email in writers]
         sessions += [h for h, _ in logged]
         deadline = time.monotonic() + RUN_LIMIT_S
         started = time.perf_counter()

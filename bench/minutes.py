@@ -20,22 +20,18 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select, update
 
+from bench._minutes_world import PASSWORD, SECRET, login, meeting_minutes
 from meetings.accounts.passwords import hash_password
-from meetings.accounts.permissions import Actor
 from meetings.db.migrate import upgrade_sync
 from meetings.db.models import import_all
 from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.minutes import export, service
-from meetings.schedule import service as schedule
-from meetings.schedule.models import Occurrence, OccurrenceState
 from meetings.settings import load_settings
 from web import csrf, keys
 from web.app import create_app
@@ -47,8 +43,6 @@ EDITORS = 3
 SAVES_PER_EDITOR = 60
 EXPORT_ENTRIES = 200
 PHASE_LIMIT_S = 30.0
-PASSWORD = "bench password"
-SECRET = "bench-secret"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -70,45 +64,7 @@ async def _setup(server: TestServer, viewers: int) -> tuple[int, list[str], list
             role = (Role.CHAIR if i == 0 else Role.SECRETARY) if i < EDITORS else Role.MEMBER
             db.add(Person(email=email, name=email, role=role, unit_id=centre.id, password_hash=password))
         await db.commit()
-        now = datetime.now(UTC)
-        ctx = schedule.Context(
-            base_url="http://b", secret=SECRET, organizer_email="o@bench.example", organizer_name="O", now=now
-        )
-        start = now + timedelta(minutes=5)
-        series = await schedule.create_adhoc(
-            db,
-            Actor(id=0, email="cli", name="cli", role=Role.ADMINISTRATOR, unit_id=None),
-            schedule.SeriesInput(
-                title="Bench",
-                start_date=start.date().isoformat(),
-                start_time=start.strftime("%H:%M"),
-                timezone="UTC",
-                duration_minutes="60",
-                unit_codes=["P-BENCH"],
-            ),
-            ctx,
-        )
-        await db.execute(
-            update(Occurrence)
-            .where(Occurrence.series_id == series.id)
-            .values(state=OccurrenceState.IN_PROGRESS)
-        )
-        occurrence = await db.scalar(select(Occurrence).where(Occurrence.series_id == series.id))
-        assert occurrence is not None
-        minutes = await service.ensure_minutes(db, occurrence)
-        await db.commit()
-        return minutes.id, editors, watchers
-
-
-async def _login(server: TestServer, email: str) -> tuple[aiohttp.ClientSession, str]:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    await http.get(server.make_url("/login"))
-    seed = next(c.value for c in http.cookie_jar if c.key == csrf.COOKIE)
-    token = csrf.token_for(SECRET, seed)
-    form = {"email": email, "password": PASSWORD, "next": "/", "csrf_token": token}
-    response = await http.post(server.make_url("/login"), data=form, allow_redirects=False)
-    assert response.status == 303, await response.text()
-    return http, token
+        return await meeting_minutes(db), editors, watchers
 
 
 class Watcher:
@@ -194,7 +150,7 @@ async def _saves(viewers: int, folder: Path) -> dict[str, Any]:
         minutes_id, editors, watchers = await _setup(server, viewers)
         origin = str(server.make_url("/")).rstrip("/")
         ws_url = server.make_url(f"/minutes/{minutes_id}/ws")
-        logged = [await _login(server, e) for e in editors]
+        logged = [await login(server, e) for e in editors]
         sessions += [h for h, _ in logged]
         entries = []
         for http, token in logged:
@@ -206,7 +162,7 @@ async def _saves(viewers: int, folder: Path) -> dict[str, Any]:
             entries.append((await response.json())["entry"])
         watcher_list = []
         for email in watchers:
-            http, _ = await _login(server, email)
+            http, _ = await login(server, email)
             sessions.append(http)
             watcher_list.append(Watcher(await http.ws_connect(ws_url, headers={"Origin": origin})))
         sockets = [await h.ws_connect(ws_url, headers={"Origin": origin}) for h, _ in logged]
