@@ -7,8 +7,6 @@ LISTEN/NOTIFY); docs/minutes.md says so. One cleanup context owns the hub's sock
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -20,44 +18,28 @@ from aiohttp import web
 from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import service as minutes_service
 from web import keys
+from web.socket_writer import SocketWriter
 
 log = logging.getLogger("giaoban.minutes")
 SEND_QUEUE = 500  # messages; a viewer this far behind is closed and reloads
 GOING_AWAY = 1001
 
 
-@dataclass(eq=False)
 class Viewer:
     """One WebSocket watching one minutes, with its own send queue (a slow viewer holds nobody up)."""
 
-    ws: web.WebSocketResponse
-    minutes_id: int
-    person_id: int
-    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
+    def __init__(self, ws: web.WebSocketResponse, minutes_id: int, person_id: int, language: str) -> None:
+        self.minutes_id = minutes_id
+        self.person_id = person_id
+        self.out = SocketWriter(ws, limit=SEND_QUEUE, language=language, name=f"minutes-ws-{minutes_id}")
 
     def post(self, text: str) -> None:
-        """Queue a message; a viewer whose queue is full is dropped."""
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            log.warning("minutes viewer too slow, closing", extra={"minutes": self.minutes_id})
-            self.close()
+        """Queue a message; a viewer whose queue is full is closed and reloads."""
+        self.out.post(text)
 
     def close(self) -> None:
-        """Ask the writer to close the socket after what is queued."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
-
-    async def writer(self) -> None:
-        """Send queued messages in order until closed."""
-        with contextlib.suppress(ConnectionError):
-            while True:
-                item = await self.queue.get()
-                if item is None or self.ws.closed:
-                    if not self.ws.closed:
-                        await self.ws.close(code=GOING_AWAY)
-                    return
-                await self.ws.send_str(item)
+        """Close the socket after what is queued (going away: the page reconnects or reloads)."""
+        self.out.end(GOING_AWAY, "")
 
 
 @dataclass

@@ -7,7 +7,6 @@ A stale save answers 409 with the current entry, over HTTP and over the WebSocke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -794,10 +793,10 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
         snapshot = await readable(db, who, minutes)
     language = request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)
     await ws.prepare(request)
-    viewer = Viewer(ws, minutes_id, who.id)
+    viewer = Viewer(ws, minutes_id, who.id, language)
     live = hub(request)
     live.add(viewer)
-    writer = asyncio.create_task(viewer.writer(), name=f"minutes-ws-{minutes_id}")
+    viewer.out.start()
     viewer.post(json.dumps({"type": "state", "state": jsonable(snapshot)}, ensure_ascii=False))
     try:
         async for msg in ws:
@@ -813,8 +812,7 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
     finally:
         live.remove(viewer)
         viewer.close()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(writer, timeout=5)
+        await viewer.out.wait()
     return ws
 
 

@@ -6,7 +6,6 @@ meetings.rooms; media in meetings.rtc.sfu. This module only connects them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
@@ -39,6 +38,7 @@ from web import keys
 from web.access import needs
 from web.media_ctx import Media
 from web.minutes_live import push_attendance
+from web.socket_writer import SocketWriter
 
 routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.signaling")
@@ -85,8 +85,7 @@ class Connection:
         self._person = person
         self._role = role
         self.language = language
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
-        self.closed = False
+        self.out = SocketWriter(ws, limit=SEND_QUEUE, language=language, name=f"ws-writer-{self._id}")
         self.pinned = False  # the chair: every receiver gets this video first
 
     @property
@@ -109,6 +108,10 @@ class Connection:
     def role(self) -> RoomRole:
         return self._role
 
+    @property
+    def closed(self) -> bool:
+        return self.out.closed
+
     async def send(self, message: dict[str, Any]) -> None:
         """Queue a message (a slow client never holds up the room)."""
         self.post(
@@ -118,15 +121,8 @@ class Connection:
         )
 
     def post(self, text: str) -> None:
-        """Queue encoded text; a client whose queue is full is closed."""
-        if self.closed:
-            return
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            log.warning("client too slow, closing", extra={"participant": self._id})
-            self.closed = True
-            asyncio.get_running_loop().create_task(self.ws.close(code=int(proto.CloseCode.GOING_AWAY)))
+        """Queue encoded text; a client whose queue is full is closed and told to reload."""
+        self.out.post(text)
 
     async def close(self, code: int, reason: str) -> None:
         """Close the socket once, after what is queued (safe to call twice)."""
@@ -134,28 +130,7 @@ class Connection:
 
     def end(self, code: int, reason: str) -> None:
         """`close` for callers that cannot await (SFU events); the first code given wins."""
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
-        with i18n.language(self.language):
-            text = i18n.gettext(reason)
-        self._close_args = (code, text.encode("utf-8")[:120])
-
-    async def writer(self) -> None:
-        """Send queued messages in order, then close when asked."""
-        # A client gone without a close (no pong, reset) ends the writer quietly.
-        with contextlib.suppress(ConnectionError):
-            while True:
-                item = await self.queue.get()
-                if item is None:
-                    code, message = getattr(self, "_close_args", (1000, b""))
-                    await self.ws.close(code=code, message=message)
-                    return
-                if self.ws.closed:
-                    return
-                await self.ws.send_str(item)
+        self.out.end(code, reason)
 
 
 @routes.get("/rooms/{id}/ws", name="room_ws")
@@ -224,7 +199,7 @@ async def _who(request: web.Request, join: proto.Join, occurrence_id: int) -> Pe
 async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media, occurrence_id: int) -> None:
     settings = request.app[keys.SETTINGS]
     language = request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)
-    writer: asyncio.Task[None] | None = None
+    conn: Connection | None = None
     try:
         join = await _first_join(ws)
         person = await _who(request, join, occurrence_id)
@@ -232,7 +207,7 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
             admission = await rooms.admit(db, media.registry, occurrence_id, person, utcnow())
             conn = Connection(ws, person, admission.role, language)
             conn.pinned = await _chair_of(db, occurrence_id) == person.id
-            writer = asyncio.create_task(conn.writer(), name=f"ws-writer-{conn.id}")
+            conn.out.start()
             conn.post(
                 proto.encode(
                     "welcome",
@@ -259,8 +234,8 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
         if result.placement is Placement.SEATED:
             await _tell_qualities(admission.room, conn)
     except (TimeoutError, proto.ProtocolError, DomainError) as exc:
-        if writer is not None:
-            writer.cancel()
+        if conn is not None:
+            conn.out.cancel()
         await _refuse(ws, exc, language)
         return
     room = admission.room
@@ -340,8 +315,7 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
             # connection (its UDP sockets) or an attendance record still marked connected.
             await media.finish(clean_up())
         finally:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(writer, 5)
+            await conn.out.wait()
 
 
 async def _chair_of(db: AsyncSession, occurrence_id: int) -> int | None:
