@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from meetings.errors import N_, FieldError, InvalidInput
 from meetings.rooms.errors import NoSuchParticipant, NotInRoom, NotModerator, RoomClosed, RoomFull
+from meetings.rooms.media import MediaControl, NoMedia
 from meetings.rooms.participant import (
     CloseCode,
     ConnectionQuality,
@@ -145,8 +146,13 @@ class Room:
         rules: RoomRules | None = None,
         chat_store: ChatStore | None = None,
         ended_at: datetime | None = None,
+        media: MediaControl | None = None,
+        pinned_person: int | None = None,
     ) -> None:
         self.occurrence_id = occurrence_id
+        # The media plane follows the room: every change of a seat's state reaches it here.
+        self.media: MediaControl = media or NoMedia()
+        self.pinned_person = pinned_person  # the chair: every receiver gets their video first
         self.title = title
         self.timezone = timezone
         self.rules = rules or RoomRules()
@@ -245,6 +251,25 @@ class Room:
             message["lobby"] = self._lobby_view()
         return message
 
+    # --- media ---------------------------------------------------------------------------
+
+    def attach_media(self, media: MediaControl) -> None:
+        """The media plane this room drives from now on (the live session attaches its SFU)."""
+        self.media = media
+
+    def media_connected(self, participant: Participant) -> None:
+        """A seated connection's media has arrived: the media plane learns the room's state for it."""
+        self._apply_media(self._seat_of(participant))
+        self._apply_pins()
+
+    def _apply_media(self, seat: _Seat) -> None:
+        self.media.set_muted(seat.participant.id, "audio", seat.state.audio_muted)
+        self.media.set_muted(seat.participant.id, "video", seat.state.video_muted)
+
+    def _apply_pins(self) -> None:
+        seat = self._seats.get(self.pinned_person) if self.pinned_person is not None else None
+        self.media.set_pinned({seat.participant.id} if seat is not None else set())
+
     # --- joining and leaving -------------------------------------------------------------
 
     async def join(self, participant: Participant, *, invited: bool, now: datetime) -> JoinResult:
@@ -306,6 +331,7 @@ class Room:
         seat.participant = participant
         seat.state.screen_sharing = False  # the new connection has no screen track yet
         await old.close(CloseCode.REPLACED, N_("You joined again from another window."))
+        await self._safe_disconnect(old)
         await self._safe_send(participant, self.snapshot(participant))
         await self._broadcast(
             {"type": "joined", "participant": self._view(seat), "replaces": old.id}, exclude=participant
@@ -332,6 +358,7 @@ class Room:
         if seat is not None and seat.participant.id == participant.id:
             del self._seats[pid]
             self._departed[pid] = _Departed(seat.state, now)
+            await self._safe_disconnect(participant)
             await self._broadcast(
                 {"type": "left", "participant_id": participant.id, "person_id": pid, "reason": "left"}
             )
@@ -480,6 +507,7 @@ class Room:
         self._removed.add(person_id)
         self._admitted.discard(person_id)
         await seat.participant.close(CloseCode.REMOVED, N_("A moderator removed you from the meeting."))
+        await self._safe_disconnect(seat.participant)  # after the close, which gives the reason
         await self._broadcast(
             {
                 "type": "left",
@@ -544,6 +572,8 @@ class Room:
         for participant in [p for p, _ in seated] + waiting:
             await self._safe_send(participant, message)
             await self._safe_close(participant, CloseCode.ENDED, reason)
+        for participant, _ in seated:  # after the close: a dropped peer connection is no lost link
+            await self._safe_disconnect(participant)
         return seated
 
     async def shutdown(self) -> None:
@@ -606,6 +636,7 @@ class Room:
         return (s.participant for s in self._seats.values() if s.participant.role is RoomRole.MODERATOR)
 
     async def _state_changed(self, seat: _Seat, *, by: Participant | None) -> None:
+        self._apply_media(seat)  # the media plane first: what is announced is already true
         await self._broadcast(
             {"type": "state", "participant": self._view(seat), "by": by.person_id if by else None}
         )
@@ -631,6 +662,16 @@ class Room:
         except Exception:
             log.warning(
                 "room event not delivered",
+                exc_info=True,
+                extra={"occurrence_id": self.occurrence_id, "participant": participant.id},
+            )
+
+    async def _safe_disconnect(self, participant: Participant) -> None:
+        try:
+            await self.media.disconnect(participant.id)
+        except Exception:
+            log.warning(
+                "media not released",
                 exc_info=True,
                 extra={"occurrence_id": self.occurrence_id, "participant": participant.id},
             )
@@ -667,6 +708,7 @@ class RoomRegistry:
         title: str = "",
         timezone: str = "Asia/Ho_Chi_Minh",
         ended_at: datetime | None = None,
+        pinned_person: int | None = None,
     ) -> Room:
         """The room of an occurrence, created on first use; a moved meeting moves its window."""
         room = self._rooms.get(occurrence_id)
@@ -680,10 +722,12 @@ class RoomRegistry:
                 rules=self.rules,
                 chat_store=self.chat_store,
                 ended_at=ended_at,
+                pinned_person=pinned_person,
             )
             self._rooms[occurrence_id] = room
         else:
             room.starts_at, room.ends_at, room.title = start, end, title
+            room.pinned_person = pinned_person
         return room
 
     def release(self, room: Room, now: datetime) -> bool:

@@ -16,14 +16,13 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 from aiortc import RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings import i18n
 from meetings.accounts.permissions import Permission
 from meetings.db.base import utcnow
 from meetings.directory.models import Person
 from meetings.errors import N_, Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from meetings.live.media import SfuMedia
 from meetings.rooms import service as rooms
 from meetings.rooms.errors import NotInRoom
 from meetings.rooms.participant import CloseCode as RoomClose
@@ -33,7 +32,7 @@ from meetings.rtc import signaling as proto
 from meetings.rtc.ice import ice_servers
 from meetings.rtc.sfu import ConnectionStateChanged, DominantSpeakerChanged, SfuEvent, StreamAssigned
 from meetings.schedule.links import LinkError, read_join_token
-from meetings.schedule.models import Occurrence, Series
+from meetings.schedule.models import Occurrence
 from web import keys
 from web.access import needs
 from web.media_ctx import Media
@@ -86,7 +85,6 @@ class Connection:
         self._role = role
         self.language = language
         self.out = SocketWriter(ws, limit=SEND_QUEUE, language=language, name=f"ws-writer-{self._id}")
-        self.pinned = False  # the chair: every receiver gets this video first
 
     @property
     def id(self) -> str:
@@ -206,7 +204,6 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
         async with request.app[keys.DB]() as db:
             admission = await rooms.admit(db, media.registry, occurrence_id, person, utcnow())
             conn = Connection(ws, person, admission.role, language)
-            conn.pinned = await _chair_of(db, occurrence_id) == person.id
             conn.out.start()
             conn.post(
                 proto.encode(
@@ -269,6 +266,7 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
             conn.end(MEDIA_LOST, N_("The connection to the meeting was lost. Reconnecting…"))
 
     sfu = media.acquire(occurrence_id, on_media)
+    room.attach_media(SfuMedia(sfu))  # the room drives its media from now on
     if sfu.dominant_speaker is not None:
         # Speaking events come on changes only: a newcomer is told who is speaking now.
         on_media(DominantSpeakerChanged(sfu.dominant_speaker))
@@ -316,15 +314,6 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
             await media.finish(clean_up())
         finally:
             await conn.out.wait()
-
-
-async def _chair_of(db: AsyncSession, occurrence_id: int) -> int | None:
-    """The chair of the series an occurrence belongs to."""
-    return await db.scalar(
-        select(Series.chair_id)
-        .join(Occurrence, Occurrence.series_id == Series.id)
-        .where(Occurrence.id == occurrence_id)
-    )
 
 
 def _person_of(room: Room, participant_id: str | None) -> int | None:
@@ -381,12 +370,7 @@ async def _handle(
             answer = await sfu.renegotiate(conn.id, offer, sources)
         else:
             answer = await sfu.join(conn.id, offer, sources)
-            if conn.pinned:
-                sfu.set_pinned({conn.id})
-            state = room.state_of(conn.person_id)
-            if state is not None:
-                sfu.set_muted(conn.id, "audio", state.audio_muted)
-                sfu.set_muted(conn.id, "video", state.video_muted)
+            room.media_connected(conn)  # the room tells the SFU what to forward and pin
         conn.post(proto.encode("answer", sdp=answer.sdp))
         # The client lists the m-sections it sends on: a "screen" one is a screen share.
         await room.set_media(conn, screen_sharing="screen" in sources.values())
@@ -399,7 +383,6 @@ async def _handle(
     elif isinstance(message, proto.Mute):
         _seated(room, conn)
         await room.set_media(conn, audio_muted=message.audio, video_muted=message.video)
-        _sync_mute(room, sfu, conn.person_id)
     elif isinstance(message, proto.Hand):
         if message.raised:
             await room.raise_hand(conn, now)
@@ -421,7 +404,7 @@ async def _handle(
     elif isinstance(message, proto.AudioOnly):
         conn.post(proto.encode("audio_only", enabled=message.enabled))  # the client drops its video slots
     elif isinstance(message, proto.Moderate):
-        await _moderate(request, room, sfu, conn, message, now)
+        await _moderate(request, room, conn, message, now)
 
 
 def _level(quality: ConnectionQuality) -> str | None:
@@ -441,16 +424,6 @@ async def _tell_qualities(room: Room, conn: Connection) -> None:
             await conn.send(_quality_event(other.id, other.person_id, level))
 
 
-def _sync_mute(room: Room, sfu: Any, person_id: int) -> None:
-    """Make the SFU forward what the room says is unmuted, and nothing else."""
-    target = room.participant(person_id)
-    state = room.state_of(person_id)
-    if target is None or state is None or target.id not in sfu.participants():
-        return
-    sfu.set_muted(target.id, "audio", state.audio_muted)
-    sfu.set_muted(target.id, "video", state.video_muted)
-
-
 def _target(message: proto.Moderate) -> int:
     if message.target is None or not message.target.isdigit():
         raise proto.ProtocolError("'target' must be a person id")
@@ -458,20 +431,17 @@ def _target(message: proto.Moderate) -> int:
 
 
 async def _moderate(
-    request: web.Request, room: Room, sfu: Any, conn: Connection, message: proto.Moderate, now: datetime
+    request: web.Request, room: Room, conn: Connection, message: proto.Moderate, now: datetime
 ) -> None:
     action = message.action
     if action == "mute":
         await room.mute(conn, _target(message))
-        _sync_mute(room, sfu, _target(message))
     elif action == "mute_all":
-        for person_id in await room.mute_all(conn):
-            _sync_mute(room, sfu, person_id)
+        await room.mute_all(conn)
     elif action == "lower_hands":
         await room.lower_all_hands(conn)
     elif action == "give_floor":
         await room.give_floor(conn, _target(message))
-        _sync_mute(room, sfu, _target(message))
     elif action in {"lock", "unlock"}:
         await room.set_locked(conn, action == "lock")
     elif action == "deny":
