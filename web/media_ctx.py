@@ -12,7 +12,6 @@ from ipaddress import ip_address
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiortc import RTCIceServer
 
 from meetings.db.base import utcnow
 from meetings.rooms import service as rooms
@@ -98,7 +97,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     """Create the node's rooms and SFUs; on shutdown close every socket, SFU and room."""
     settings = app[keys.SETTINGS]
     # The SFU gathers host candidates; STUN helps when the media node itself is behind NAT.
-    stun = tuple(RTCIceServer(urls=u.strip()) for u in settings.stun_urls.split(",") if u.strip())
+    stun = tuple(u.strip() for u in settings.stun_urls.split(",") if u.strip())
     addresses = media_addresses(settings)
     only_loopback = addresses is not None and all(ip_address(a).is_loopback for a in addresses)
     if only_loopback and settings.host not in LOOPBACK_HOSTS:  # pages served further than media
