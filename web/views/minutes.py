@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings import i18n
-from meetings.accounts import service as accounts
 from meetings.accounts.permissions import Actor, Permission
 from meetings.directory.models import Person, Unit
 from meetings.errors import N_, DomainError, FieldError, Forbidden, InvalidInput, NotFound
@@ -38,12 +37,11 @@ from meetings.schedule.models import OccurrenceState
 from meetings.schedule.service import get_occurrence
 from web import keys
 from web.access import needs
+from web.common import actor, origin_allowed
 from web.forms import int_param, json_object, text_field
 from web.labels import date_text
 from web.minutes_live import MinutesHub, Viewer
 from web.render import STATUS_TITLES, errors_json, jsonable, render
-from web.views.room_ws import origin_allowed
-from web.views.schedule import me
 
 routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.minutes")
@@ -83,11 +81,6 @@ STRINGS: dict[str, str] = {
     "error": N_("Not saved"),
     "header_conflict": N_("Someone else changed the header first. Reload to see it."),
 }
-
-
-def actor(request: web.Request) -> Actor:
-    """The signed-in person as the domain sees them."""
-    return accounts.actor_of(me(request))
 
 
 def hub(request: web.Request) -> MinutesHub:

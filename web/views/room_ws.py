@@ -11,11 +11,8 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
-from aiortc import RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
 
 from meetings import i18n
 from meetings.accounts.permissions import Permission
@@ -31,10 +28,11 @@ from meetings.rooms.room import Placement, Room
 from meetings.rtc import signaling as proto
 from meetings.rtc.ice import ice_servers
 from meetings.rtc.sfu import ConnectionStateChanged, DominantSpeakerChanged, SfuEvent, StreamAssigned
-from meetings.schedule.links import LinkError, read_join_token
+from meetings.schedule.links import LinkError, join_link_holder
 from meetings.schedule.models import Occurrence
 from web import keys
 from web.access import needs
+from web.common import origin_allowed
 from web.media_ctx import Media
 from web.minutes_live import push_attendance
 from web.socket_writer import SocketWriter
@@ -62,17 +60,6 @@ def close_code_for(exc: BaseException) -> int:
     if isinstance(exc, Conflict):
         return int(RoomClose.ENDED)
     return int(proto.CloseCode.INTERNAL)
-
-
-def origin_allowed(request: web.Request) -> bool:
-    """Same origin as the request, or the configured public URL (refuses cross-site sockets)."""
-    origin = request.headers.get("Origin", "")
-    if not origin:
-        return False
-    parsed = urlsplit(origin)
-    same = f"{parsed.scheme}://{parsed.netloc}"
-    public = urlsplit(request.app[keys.SETTINGS].base_url)
-    return same in {f"{request.scheme}://{request.host}", f"{public.scheme}://{public.netloc}"}
 
 
 class Connection:
@@ -175,19 +162,13 @@ async def _who(request: web.Request, join: proto.Join, occurrence_id: int) -> Pe
     if join.occurrence != occurrence_id:
         raise proto.ProtocolError("'occurrence' differs from the room's", proto.CloseCode.BAD_MESSAGE)
     if join.token:
-        link = read_join_token(request.app[keys.SETTINGS].secret_key, join.token)
         async with request.app[keys.DB]() as db:
             occurrence = await db.get(Occurrence, occurrence_id)
-            person = await db.get(Person, link.person_id)
-        if occurrence is None:
-            raise NotFound("This meeting does not exist.")
-        if occurrence.series_id != link.series_id or (
-            link.occurrence_id is not None and link.occurrence_id != occurrence_id
-        ):
-            raise LinkError("This link is not valid.")
-        if person is None:
-            raise LinkError("This link is not valid.")
-        return person
+            if occurrence is None:
+                raise NotFound("This meeting does not exist.")
+            secret = request.app[keys.SETTINGS].secret_key
+            _, holder = await join_link_holder(db, secret, join.token, occurrence)
+        return holder
     person = request[keys.PERSON]
     if person is None:
         raise proto.ProtocolError("sign in or use your join link", proto.CloseCode.UNAUTHORIZED)
@@ -364,22 +345,18 @@ async def _handle(
         _seated(room, conn)
         if message.kind != "offer":
             raise proto.ProtocolError("the server only answers offers")
-        offer = RTCSessionDescription(sdp=message.sdp, type="offer")
         sources = dict(message.sources)
         if conn.id in sfu.participants():
-            answer = await sfu.renegotiate(conn.id, offer, sources)
+            answer = await sfu.renegotiate(conn.id, message.sdp, sources)
         else:
-            answer = await sfu.join(conn.id, offer, sources)
+            answer = await sfu.join(conn.id, message.sdp, sources)
             room.media_connected(conn)  # the room tells the SFU what to forward and pin
-        conn.post(proto.encode("answer", sdp=answer.sdp))
+        conn.post(proto.encode("answer", sdp=answer))
         # The client lists the m-sections it sends on: a "screen" one is a screen share.
         await room.set_media(conn, screen_sharing="screen" in sources.values())
     elif isinstance(message, proto.Candidate):
         if conn.id in sfu.participants() and message.candidate:
-            candidate = candidate_from_sdp(message.candidate.removeprefix("candidate:"))
-            candidate.sdpMid = message.sdp_mid
-            candidate.sdpMLineIndex = message.sdp_mline_index
-            await sfu.add_ice_candidate(conn.id, candidate)
+            await sfu.add_ice_candidate(conn.id, message.candidate, message.sdp_mid, message.sdp_mline_index)
     elif isinstance(message, proto.Mute):
         _seated(room, conn)
         await room.set_media(conn, audio_muted=message.audio, video_muted=message.video)
