@@ -7,14 +7,12 @@ LISTEN/NOTIFY); docs/minutes.md says so. One cleanup context owns the hub's sock
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
+from meetings.live.minutes import MinutesHub
 from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import service as minutes_service
 from web import keys
@@ -40,44 +38,6 @@ class Viewer:
     def close(self) -> None:
         """Close the socket after what is queued (going away: the page reconnects or reloads)."""
         self.out.end(GOING_AWAY, "")
-
-
-@dataclass
-class MinutesHub:
-    """The viewers of every minutes on this node."""
-
-    viewers: dict[int, set[Viewer]] = field(default_factory=dict)
-
-    def add(self, viewer: Viewer) -> None:
-        """Start pushing to a viewer."""
-        self.viewers.setdefault(viewer.minutes_id, set()).add(viewer)
-
-    def remove(self, viewer: Viewer) -> None:
-        """Stop pushing to a viewer."""
-        group = self.viewers.get(viewer.minutes_id)
-        if group is not None:
-            group.discard(viewer)
-            if not group:
-                del self.viewers[viewer.minutes_id]
-
-    def count(self, minutes_id: int) -> int:
-        """How many viewers a minutes has on this node."""
-        return len(self.viewers.get(minutes_id, ()))
-
-    def push(self, minutes_id: int, message: dict[str, Any]) -> None:
-        """Send a message to every viewer of a minutes (encoded once)."""
-        group = self.viewers.get(minutes_id)
-        if not group:
-            return
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-        for viewer in list(group):
-            viewer.post(text)
-
-    def close_all(self) -> None:
-        """Close every viewer (shutdown)."""
-        for group in list(self.viewers.values()):
-            for viewer in list(group):
-                viewer.close()
 
 
 async def push_attendance(app: web.Application, occurrence_id: int) -> None:

@@ -19,6 +19,7 @@ from meetings import i18n
 from meetings.accounts.permissions import Actor, Permission
 from meetings.directory.models import Person, Unit
 from meetings.errors import N_, DomainError, FieldError, Forbidden, InvalidInput, NotFound
+from meetings.live.minutes import MinutesHub
 from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import export, service, workflow
 from meetings.minutes.models import (
@@ -40,7 +41,7 @@ from web.access import needs
 from web.common import actor, origin_allowed
 from web.forms import int_param, json_object, text_field
 from web.labels import date_text
-from web.minutes_live import MinutesHub, Viewer
+from web.minutes_live import Viewer
 from web.render import STATUS_TITLES, errors_json, jsonable, render
 
 routes = web.RouteTableDef()

@@ -19,7 +19,7 @@ from meetings.accounts.permissions import Permission
 from meetings.db.base import utcnow
 from meetings.directory.models import Person
 from meetings.errors import N_, Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from meetings.live.media import SfuMedia
+from meetings.live.registry import LiveMeetings
 from meetings.rooms import service as rooms
 from meetings.rooms.errors import NotInRoom
 from meetings.rooms.participant import CloseCode as RoomClose
@@ -33,7 +33,6 @@ from meetings.schedule.models import Occurrence
 from web import keys
 from web.access import needs
 from web.common import origin_allowed
-from web.media_ctx import Media
 from web.minutes_live import push_attendance
 from web.socket_writer import SocketWriter
 
@@ -135,9 +134,9 @@ async def room_ws(request: web.Request) -> web.StreamResponse:
     if not raw_id.isdigit() or len(raw_id) > 12:
         raise web.HTTPNotFound()
     occurrence_id = int(raw_id)
-    media: Media = request.app[keys.MEDIA]
+    media = request.app[keys.MEDIA]
     await ws.prepare(request)
-    media.sockets.add(ws)
+    request.app[keys.ROOM_SOCKETS].add(ws)
     try:
         await _session(request, ws, media, occurrence_id)
     except Exception:
@@ -175,7 +174,9 @@ async def _who(request: web.Request, join: proto.Join, occurrence_id: int) -> Pe
     return person
 
 
-async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media, occurrence_id: int) -> None:
+async def _session(
+    request: web.Request, ws: web.WebSocketResponse, media: LiveMeetings, occurrence_id: int
+) -> None:
     settings = request.app[keys.SETTINGS]
     language = request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)
     conn: Connection | None = None
@@ -246,8 +247,7 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, media: Media
             # heartbeat, so the others see `left` and the SFU lets go within seconds.
             conn.end(MEDIA_LOST, N_("The connection to the meeting was lost. Reconnecting…"))
 
-    sfu = media.acquire(occurrence_id, on_media)
-    room.attach_media(SfuMedia(sfu))  # the room drives its media from now on
+    sfu = media.acquire(room, on_media)  # the room drives it from now on
     if sfu.dominant_speaker is not None:
         # Speaking events come on changes only: a newcomer is told who is speaking now.
         on_media(DominantSpeakerChanged(sfu.dominant_speaker))
@@ -424,7 +424,7 @@ async def _moderate(
     elif action == "deny":
         await room.deny(conn, _target(message))
     else:
-        media: Media = request.app[keys.MEDIA]
+        media = request.app[keys.MEDIA]
 
         async def transaction() -> None:
             async with request.app[keys.DB]() as db:
