@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 # The ground floor: anything may use these; they use no domain package.
-FOUNDATION = {"db", "settings", "errors", "i18n", "text", "logs"}
+FOUNDATION = {"db", "settings", "errors", "i18n", "text", "logs", "wire"}
 # Above the domain packages: the live meeting, the demo city and the CLI put several together.
 ABOVE_DOMAIN = {"live", "demo", "cli"}
 

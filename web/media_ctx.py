@@ -8,6 +8,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator
+from functools import partial
 from ipaddress import ip_address
 from typing import TypeVar
 
@@ -16,10 +17,11 @@ from aiohttp import web
 from meetings.db.base import utcnow
 from meetings.live.registry import LiveMeetings
 from meetings.rooms import service as rooms
-from meetings.rooms.participant import CloseCode
 from meetings.rtc.sfu import SfuConfig
 from meetings.settings import media_addresses
+from meetings.wire import CloseCode
 from web import keys
+from web.minutes_live import push_attendance
 
 log = logging.getLogger("giaoban.media")
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -54,6 +56,10 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     media = LiveMeetings(
         registry=rooms.create_registry(settings, app[keys.DB]),
+        settings=settings,
+        sessions=app[keys.DB],
+        # A seat, a leave or the end changes the attendance the minutes' live viewers see.
+        attendance_changed=partial(push_attendance, app),
         config=SfuConfig(
             ice_servers=stun,
             video_last_n=settings.video_last_n,

@@ -12,15 +12,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from meetings.live.minutes import MinutesHub
+from meetings.live.minutes import Header, MinutesHub
 from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import service as minutes_service
+from meetings.wire import CloseCode
 from web import keys
 from web.socket_writer import SocketWriter
 
 log = logging.getLogger("giaoban.minutes")
 SEND_QUEUE = 500  # messages; a viewer this far behind is closed and reloads
-GOING_AWAY = 1001
 
 
 class Viewer:
@@ -37,7 +37,7 @@ class Viewer:
 
     def close(self) -> None:
         """Close the socket after what is queued (going away: the page reconnects or reloads)."""
-        self.out.end(GOING_AWAY, "")
+        self.out.end(CloseCode.GOING_AWAY, "")
 
 
 async def push_attendance(app: web.Application, occurrence_id: int) -> None:
@@ -57,7 +57,7 @@ async def push_attendance(app: web.Application, occurrence_id: int) -> None:
         return
     header = {k: v for k, v in minutes.header.items() if k != minutes_attendance.ROOM_KEY}
     header["attendance"] = rows
-    hub.push(minutes.id, {"type": "header", "header": header, "header_version": minutes.header_version})
+    hub.push(minutes.id, Header(header, minutes.header_version))
 
 
 async def minutes_ctx(app: web.Application) -> AsyncIterator[None]:

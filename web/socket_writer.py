@@ -15,7 +15,7 @@ from aiohttp import web
 
 from meetings import i18n
 from meetings.errors import N_
-from meetings.rtc.signaling import CloseCode
+from meetings.wire import CloseCode
 
 log = logging.getLogger("giaoban.sockets")
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from meetings.rtc.signaling import CloseCode
+from meetings.live.messages import Pong
+from meetings.wire import CloseCode
 from tests.conftest import World
 from tests.signaling.conftest import Meeting
 from tests.signaling.peers import Peer
@@ -30,8 +29,8 @@ async def test_a_slow_participant_is_closed_and_the_others_keep_receiving(
     slow = room.participant(meeting.a.id)
     assert isinstance(slow, Connection)
     # More than the queue holds, without giving the writer a turn: A's client cannot keep up.
-    for n in range(SEND_QUEUE + 1):
-        slow.post(json.dumps({"type": "pong", "n": n}))
+    for _ in range(SEND_QUEUE + 1):
+        slow.post(Pong())
     await b.send(type="chat", text="Còn ai nghe không?")
     assert await b.event("chat", lambda e: e["text"] == "Còn ai nghe không?")
     assert await a.closed() == CloseCode.GOING_AWAY

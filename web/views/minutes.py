@@ -19,6 +19,7 @@ from meetings import i18n
 from meetings.accounts.permissions import Actor, Permission
 from meetings.directory.models import Person, Unit
 from meetings.errors import N_, DomainError, FieldError, Forbidden, InvalidInput, NotFound
+from meetings.live import minutes as protocol
 from meetings.live.minutes import MinutesHub
 from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import export, service, workflow
@@ -36,6 +37,7 @@ from meetings.minutes.models import (
 from meetings.minutes.templates import sections_of
 from meetings.schedule.models import OccurrenceState
 from meetings.schedule.service import get_occurrence
+from meetings.wire import ServerMessage, encode
 from web import keys
 from web.access import needs
 from web.common import actor, origin_allowed
@@ -114,10 +116,10 @@ def version_of(data: dict[str, Any]) -> int:
     return value
 
 
-def header_push(minutes: Minutes) -> dict[str, Any]:
+def header_push(minutes: Minutes) -> protocol.Header:
     """The header as pushed to live viewers (the frozen room records stay on the server)."""
     header = {k: v for k, v in minutes.header.items() if k != minutes_attendance.ROOM_KEY}
-    return {"type": "header", "header": header, "header_version": minutes.header_version}
+    return protocol.Header(header, minutes.header_version)
 
 
 async def live_state(db: AsyncSession, minutes: Minutes) -> dict[str, Any]:
@@ -481,7 +483,7 @@ async def _workflow(request: web.Request, action: str) -> web.Response:
         return await _read_view(request, minutes_id, warning=warning, action=action)
     if action == "publish" and keys.OUTBOX in request.app:
         request.app[keys.OUTBOX].wake()
-    hub(request).push(minutes_id, {"type": "status", "status": status})
+    hub(request).push(minutes_id, protocol.Status(status))
     # Leave the transaction first, then redirect (a redirect raised inside would roll back).
     raise web.HTTPSeeOther(str(request.app.router["minutes"].url_for(id=str(minutes_id))))
 
@@ -697,33 +699,33 @@ async def apply_edit(
     ):
         raise InvalidInput([FieldError("id", N_("Say which entry."))])
     async with app[keys.DB]() as db:
-        push: dict[str, Any]
+        push: protocol.MinutesPush
         if op == "add":
             entry = await service.add_entry(db, who, minutes_id, entry_input(message))
-            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+            push = protocol.EntryChanged(await service.entry_data(db, entry))
         elif op == "save":
             assert isinstance(entry_id, int)
             entry = await service.update_entry(
                 db, who, minutes_id, entry_id, version_of(message), entry_input(message)
             )
-            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+            push = protocol.EntryChanged(await service.entry_data(db, entry))
         elif op == "status":
             assert isinstance(entry_id, int)
             entry = await service.set_status(
                 db, who, minutes_id, entry_id, version_of(message), text_field(message, "status")
             )
-            push = {"type": "entry", "entry": await service.entry_data(db, entry)}
+            push = protocol.EntryChanged(await service.entry_data(db, entry))
         elif op == "move":
             assert isinstance(entry_id, int)
             position = message.get("position")
             if not isinstance(position, int) or isinstance(position, bool):
                 raise InvalidInput([FieldError("position", N_("Give the new place as a number."))])
             ordered = await service.move_entry(db, who, minutes_id, entry_id, version_of(message), position)
-            push = {"type": "order", "entries": [await service.entry_data(db, e) for e in ordered]}
+            push = protocol.Order(tuple([await service.entry_data(db, e) for e in ordered]))
         elif op == "delete":
             assert isinstance(entry_id, int)
             entry = await service.delete_entry(db, who, minutes_id, entry_id, version_of(message))
-            push = {"type": "deleted", "id": entry.id, "version": entry.version}
+            push = protocol.Deleted(entry.id, entry.version)
         elif op == "header":
             expected = message.get("header_version")
             if not isinstance(expected, int) or isinstance(expected, bool):
@@ -764,7 +766,7 @@ async def apply_edit(
             raise InvalidInput([FieldError("op", N_("Unknown action."))])
         await db.commit()
     app[keys.MINUTES_HUB].push(minutes_id, push)
-    return push
+    return push.as_dict()
 
 
 # --- live socket -----------------------------------------------------------------------------
@@ -791,7 +793,7 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
     live = hub(request)
     live.add(viewer)
     viewer.out.start()
-    viewer.post(json.dumps({"type": "state", "state": jsonable(snapshot)}, ensure_ascii=False))
+    viewer.post(encode(protocol.MinutesState(jsonable(snapshot))))
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -801,8 +803,8 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
             except Exception:  # one bad message must not end everyone's editing session
                 log.exception("minutes socket message failed", extra={"minutes": minutes_id})
                 with i18n.language(language):
-                    answer = {"type": "error", "ref": None, "message": i18n.gettext(STATUS_TITLES[500])}
-            viewer.post(json.dumps(answer, ensure_ascii=False))
+                    answer = protocol.Error(None, i18n.gettext(STATUS_TITLES[500]))
+            viewer.post(encode(answer))
     finally:
         live.remove(viewer)
         viewer.close()
@@ -812,7 +814,7 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
 
 async def _socket_message(
     app: web.Application, who: Actor, minutes_id: int, raw: str, language: str
-) -> dict[str, Any]:
+) -> ServerMessage:
     """One client message: the answer to send back to that client (pushes go to everyone)."""
     ref: Any = None
     try:
@@ -828,13 +830,13 @@ async def _socket_message(
         if not who.can(Permission.MINUTES_EDIT):
             raise Forbidden(N_("Only the secretary and the chair write the minutes."))
         result = await apply_edit(app, who, minutes_id, message)
-        return {"type": "ack", "ref": ref, "result": result}
+        return protocol.Ack(ref, result)
     except service.EntryConflict as exc:
         with i18n.language(language):
             text = i18n.gettext(exc.message)
-        return {"type": "conflict", "ref": ref, "message": text, "current": exc.current}
+        return protocol.Conflict(ref, text, exc.current)
     except DomainError as exc:
         with i18n.language(language):
             text = i18n.gettext(exc.message, **exc.params)
             fields = errors_json(exc.errors) if isinstance(exc, InvalidInput) else []
-        return {"type": "error", "ref": ref, "message": text, "fields": fields}
+        return protocol.Error(ref, text, tuple(fields))
