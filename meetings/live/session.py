@@ -7,6 +7,7 @@ SDP to the SFU and fans the SFU's events out to the room's connections.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,8 @@ from meetings.rooms.participant import ConnectionQuality, Participant
 from meetings.rooms.room import JoinResult, Placement, Room, RoomRegistry
 from meetings.rtc.sfu import ConnectionStateChanged, DominantSpeakerChanged, SfuEvent, StreamAssigned
 from meetings.wire import CloseCode, ServerMessage
+
+log = logging.getLogger("giaoban.live")
 
 
 class Client(Participant, Protocol):
@@ -114,6 +117,8 @@ class MeetingSession:
         quality = self.quality.pop(client.id, ConnectionQuality())
         try:
             await self.sfu.leave(client.id)
+        except Exception:  # the seat and the attendance must be let go of whatever the media did
+            log.warning("media not released", exc_info=True, extra={"participant": client.id})
         finally:
             async with self.sessions() as db:
                 await rooms.leave(db, self.registry, self.room, client, utcnow(), quality)

@@ -54,6 +54,7 @@ class Connection:
     """One room socket: a room participant and a live-session client (meetings.live.session.Client)."""
 
     def __init__(self, ws: web.WebSocketResponse, person: Person, role: RoomRole, language: str) -> None:
+        self.ws = ws
         self._id = uuid.uuid4().hex[:12]
         self._person = person
         self._role = role
