@@ -32,6 +32,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 	scripts/checkjs.sh
+	scripts/jstest.sh
 
 # PostgreSQL half: set GIAOBAN_TEST_POSTGRES_URL, or run as root and it is started here.
 test: install

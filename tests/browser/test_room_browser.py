@@ -82,6 +82,7 @@ async def enter(browser: Any, live_url: str, token: str, shot: str = "", centre:
     await page.check("#want-audio")
     await page.click("#join-button")
     await page.wait_for_selector("#room:not([hidden])", timeout=15_000)
+    await page.click("#open-participants")  # the list is a side panel, closed at first
     return page
 
 
@@ -117,6 +118,7 @@ async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, 
     await b.wait_for_selector(
         f"#participants li[data-person='{people['a'].id}'][data-hand='true']", timeout=10_000
     )
+    await a.click("#open-chat")  # the chat is a side panel
     await a.fill("#chat-text", "Phường Phong Điền xin phát biểu")
     await a.press("#chat-text", "Enter")
     await expect(b.locator("#chat-log")).to_contain_text("xin phát biểu", timeout=10_000)

@@ -88,6 +88,7 @@ async def join(page: Any, microphone: bool = True) -> None:
     await page.click("#join-button")
     await page.wait_for_selector("#room:not([hidden])", timeout=15_000)
     await page.wait_for_selector("#room[data-connection='connected']", timeout=20_000)
+    await page.click("#open-participants")  # the list is a side panel, closed at first
 
 
 async def enter(browser: Any, url: str, token: str, microphone: bool = True) -> Any:
@@ -141,6 +142,10 @@ async def test_the_page_reconnects_by_itself_keeping_mute_and_hand(
     await a.wait_for_selector("#connection-banner:not([hidden])", timeout=10_000)
     assert await a.locator("#connection-banner").inner_text() == "Đang kết nối lại…"
     assert await a.get_attribute("#room", "data-connection") == "reconnecting"
+    # A screen of its own says what is retried and that nothing needs doing.
+    await expect(a.locator("#status")).to_have_attribute("data-state", "reconnecting")
+    await expect(a.locator("#status-message")).to_contain_text("lần thử")
+    await a.screenshot(path=artifact("state-reconnecting.png"))
     # Back by itself: no pre-join screen, the banner gone, media flowing both ways again.
     await a.wait_for_selector("#room[data-connection='connected']", timeout=30_000)
     assert await a.locator("#connection-banner").is_hidden()
@@ -298,6 +303,11 @@ async def test_screen_share_audio_only_and_connection_quality(world: World, live
     await b.wait_for_selector(screen, state="attached", timeout=20_000)
     await until(lambda: b.evaluate(f"document.querySelector({screen!r}).videoWidth > 0"), 20, "screen frames")
     await b.wait_for_selector(f"#participants li[data-person='{people['a'].id}'][data-screen='true']")
+    # The screen takes the stage, the one speaking (else the other person) in its corner.
+    await expect(b.locator("#grid .tile.screen.main")).to_have_count(1)
+    await expect(
+        b.locator(f"#grid .tile.screen.main .tile.pip[data-person='{people['a'].id}']")
+    ).to_have_count(1)
     await b.screenshot(path=artifact("room-screen-share.png"))
     # Stopping drops it (another renegotiation).
     await a.click("#toggle-screen")

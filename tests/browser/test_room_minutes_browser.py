@@ -43,6 +43,7 @@ async def test_a_participant_sees_the_secretarys_entry_appear_live(
     secretary_page = await signed_in_room(browser, live_url, secretary.email, occurrence.id)
     try:
         # The member's panel: folded at first, opened by keyboard; no editor link for them.
+        await member_page.click("#open-minutes")  # the minutes are a side panel
         toggle = member_page.locator("#toggle-minutes")
         assert await toggle.inner_text() == "Biên bản"
         assert await toggle.get_attribute("aria-expanded") == "false"
@@ -54,6 +55,7 @@ async def test_a_participant_sees_the_secretarys_entry_appear_live(
         assert await member_page.locator("#minutes-note").is_hidden()
 
         # The secretary opens the editor from the room, in a second window.
+        await secretary_page.click("#open-minutes")
         await secretary_page.click("#toggle-minutes")
         link = secretary_page.locator("#minutes-editor")
         await link.wait_for(state="visible", timeout=10_000)
@@ -115,6 +117,7 @@ async def test_a_join_link_guest_gets_a_short_note_not_an_error(
         await page.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
         await page.click("#join-button")
         await page.wait_for_selector("#room:not([hidden])", timeout=15_000)
+        await page.click("#open-minutes")
         await page.click("#toggle-minutes")
         note = page.locator("#minutes-note")
         await note.wait_for(state="visible", timeout=5000)

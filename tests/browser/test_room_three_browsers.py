@@ -196,6 +196,7 @@ async def enter(
     await page.click("#join-room")
     await prejoin(page, mic, shot)
     await page.wait_for_selector("#room:not([hidden])", timeout=EVENT_MS)
+    await page.click("#open-participants")  # the list is a side panel, closed at first
     return page
 
 
@@ -348,6 +349,7 @@ async def test_hands_queue_in_order_the_floor_unmutes_and_chat_is_kept(
 
         # B writes in the chat: everyone sees it, and it is kept with the occurrence.
         text = "Phường Phong Điền xin báo cáo tình hình"
+        await b.click("#open-chat")  # the chat is a side panel
         await b.fill("#chat-text", text)
         await b.press("#chat-text", "Enter")
         for page in (chair, a, b):
@@ -412,6 +414,7 @@ async def test_chair_mutes_removes_and_admits_from_the_lobby(world: World, live:
         # The chair admits the visitor: seated, listed everywhere.
         await waiting_entry.locator("button[data-action='admit']").click()
         await guest.wait_for_selector("#room:not([hidden])", timeout=EVENT_MS)
+        await guest.click("#open-participants")
         for page in (chair, a, b, guest):
             await page.wait_for_selector(listed(visitor), timeout=EVENT_MS)
         await chair.wait_for_selector(

@@ -106,6 +106,37 @@ STRINGS: dict[str, str] = {
     "minutes_unavailable": N_("The minutes are not shown here."),
     "minutes_sign_in": N_("Sign in to follow the minutes here."),
     "carried": N_("Carried over from earlier meetings"),
+    # The control bar's short labels and the side panels.
+    "chair_short": N_("Chair"),
+    "close": N_("Close"),
+    "hands_count": N_("hands raised"),
+    "unread": N_("unread"),
+    # The chair's roll call by unit.
+    "rollcall": N_("Roll call"),
+    "rollcall_present": N_("present"),
+    "rollcall_absent": N_("not yet"),
+    "rollcall_weak": N_("weak link"),
+    "rollcall_audio": N_("audio only"),
+    "lobby_waiting": N_("waiting in the lobby"),
+    # Screens of their own: connecting, reconnecting, the lobby, not started yet.
+    "status_connecting": N_("Connecting to the meeting…"),
+    "status_connecting_next": N_(
+        "This takes a few seconds. Allow the camera and microphone if the browser asks."
+    ),
+    "status_reconnecting": N_("The connection was interrupted"),
+    "status_reconnecting_next": N_(
+        "Stay on this page: it comes back by itself, with your microphone, camera and hand as they were."
+    ),
+    "retry_server": N_("Reconnecting to the meeting server"),
+    "retry_media": N_("Restoring the sound and picture"),
+    "attempt": N_("attempt"),
+    "status_lobby": N_("Waiting for the chair to admit you"),
+    "status_lobby_next": N_("Keep this page open: the meeting opens here as soon as you are admitted."),
+    "status_not-started": N_("The meeting has not started yet"),
+    "status_not-started_next": N_("Come back at the opening time, or try again then."),
+    "try_again": N_("Try again"),
+    "cancel": N_("Cancel"),
+    "back_home": N_("Back to the home page"),
 }
 
 
@@ -148,6 +179,7 @@ async def room_page(request: web.Request) -> web.StreamResponse:
             occ = await service.get_occurrence(db, occurrence_id)
         series = await service.get_series(db, occ.series_id)
         units = list(await db.scalars(select(Unit)))
+        invited = await service.invited_units(db, series)
     unit = next((u for u in units if u.id == person.unit_id), None)
     config: dict[str, Any] = {
         "occurrence": occ.id,
@@ -160,6 +192,10 @@ async def room_page(request: web.Request) -> web.StreamResponse:
         "mutedByDefault": unit is not None and unit.kind is UnitKind.CENTRE,
         "units": {str(u.id): {"name": u.name, "centre": u.kind is UnitKind.CENTRE} for u in units},
         "minutes": minutes_config(request, occ.id, reader),
+        # The chair's roll call: the invited units, present or not yet.
+        "invited": [u.id for u in invited],
+        # Before it, a refused join means "not started yet" rather than "ended".
+        "start": occ.start.isoformat(),
     }
     return render(
         request,

@@ -19,6 +19,13 @@
 //              #lobby li[data-person], button[data-action]
 //   chat       #chat-log, #chat-form, #chat-text
 //   minutes    #minutes-panel, #toggle-minutes (see room/minutes.js)
+//   panels     #open-participants|chat|minutes|chair[aria-expanded] (.count: unread chat, hands, lobby),
+//              #drawer, #panel-participants|chat|minutes|chair (hidden when closed; Escape closes)
+//   chair strip #chair-strip, #rollcall li[data-unit][data-status="present|absent|weak|audio"],
+//              #rollcall-summary, #queue (give the floor), #lobby-count
+//   stage      #stage, #grid > #stage-main (large tiles) + #filmstrip (the strip, compact tiles)
+//   status     #status[data-state="connecting|reconnecting|lobby|not-started"], #status-title,
+//              #connection-banner (what is retried, while reconnecting), #status-retry, #status-leave
 //   over       #over[data-reason="left|removed|ended|denied|replaced|closed"] (the room and the
 //              pre-join screen hidden), #over-title, #over-message, #over-next, #over-rejoin, #over-home
 //   window.__giaoban = {signaling, state, pc, conn}: pc is the current RTCPeerConnection
@@ -28,6 +35,7 @@ import { backoffDelay, shouldReconnect } from "./room/backoff.js";
 import { fillDeviceSelect, openDevices, stopStream } from "./room/devices.js";
 import { ConnectionProbe } from "./room/stats.js";
 import { MinutesPanel } from "./room/minutes.js";
+import { fitGrid, speakerLayout, splitTiles } from "./room/layout.js";
 
 /**
  * @typedef {{id: string, person_id: number, unit_id: number | null, name: string, role: string,
@@ -36,7 +44,7 @@ import { MinutesPanel } from "./room/minutes.js";
  *   reason: string}} Waiting
  * @typedef {{occurrence: number, token: string, ws: string, name: string, personId: number, unit: string,
  *   mutedByDefault: boolean, units: Record<string, {name: string, centre: boolean}>,
- *   minutes?: {api: string, editor: boolean}}} RoomConfig
+ *   minutes?: {api: string, editor: boolean}, invited?: number[], start?: string}} RoomConfig
  * @typedef {{kind: string, personId: number | null, source: string, track: MediaStreamTrack | null}} Slot
  */
 
@@ -126,7 +134,20 @@ const conn = {
   /** @type {number} Date.now() of the last ping sent on the current socket (0: none) */
   pingAt: 0,
   probe: new ConnectionProbe(),
+  /** @type {{code: string, message: string} | null} the last `error` the server sent */
+  lastError: null,
 };
+
+/** The side panels, and what is waiting in them. */
+const panels = {
+  /** @type {Set<string>} */
+  open: new Set(),
+  unreadChat: 0,
+  openedOnce: false,
+};
+const PANELS = ["participants", "chair", "chat", "minutes"];
+const phone = window.matchMedia("(max-width: 40rem)");
+const wide = window.matchMedia("(min-width: 64rem)");
 
 /** @type {Signaling} */
 const signaling = new Signaling(config.ws);
@@ -174,18 +195,34 @@ async function prejoin() {
   const button = /** @type {HTMLButtonElement} */ ($("join-button"));
   button.disabled = false;
   button.addEventListener("click", () => {
-    button.disabled = true;
-    button.textContent = t.joining;
     state.audioMuted = !audioBox.checked;
     state.videoMuted = !videoBox.checked;
     applyLocalMute();
-    setConnection("connecting");
-    connect().catch((error) => {
-      if (conn.welcomed) return; // the close handler reconnects
-      banner(String(error.message || error));
-      button.disabled = false;
-      button.textContent = t.join;
-    });
+    startJoin();
+  });
+}
+
+/** The first join (from the pre-join screen, or "try again" when the meeting had not started). */
+function startJoin() {
+  const button = /** @type {HTMLButtonElement} */ ($("join-button"));
+  button.disabled = true;
+  button.textContent = t.joining;
+  conn.lastError = null;
+  setConnection("connecting");
+  connect().catch((error) => {
+    if (conn.welcomed) return; // the close handler reconnects
+    button.disabled = false;
+    button.textContent = t.join;
+    const refused = conn.lastError;
+    const early = config.start ? Date.now() < Date.parse(config.start) : false;
+    if (refused && refused.code === "room_closed" && early) {
+      showStatus("not-started", refused.message);
+    } else if (refused && refused.code === "room_closed") {
+      finish("ended", refused.message);
+    } else {
+      showStatus("");
+      banner(refused ? refused.message : String(error.message || error));
+    }
   });
 }
 
@@ -224,19 +261,22 @@ function onMediaState(call) {
     conn.attempt = 0;
     setConnection("connected");
   } else if (now === "failed") {
-    lost();
+    lost("media");
   } else if (now === "disconnected" && conn.mediaTimer === null) {
     conn.mediaTimer = setTimeout(() => {
       conn.mediaTimer = null;
-      if (call === conn.call && call.pc.connectionState !== "connected") lost();
+      if (call === conn.call && call.pc.connectionState !== "connected") lost("media");
     }, MEDIA_GRACE_MS);
   }
 }
 
-/** The connection is lost: say so, and try again after a growing, jittered wait. */
-function lost() {
+/**
+ * The connection is lost: say so (and what is retried), and try again after a growing, jittered wait.
+ * @param {"server" | "media"} [what] the signaling socket, or the sound and picture (peer connection)
+ */
+function lost(what = "server") {
   if (conn.over || conn.timer !== null) return;
-  setConnection("reconnecting");
+  setConnection("reconnecting", what);
   conn.timer = setTimeout(reconnect, backoffDelay(conn.attempt++));
 }
 
@@ -309,6 +349,7 @@ function finish(why, message) {
 function showOver(why, message) {
   const over = $("over");
   if (!over.hidden) return;
+  showStatus("");
   $("room").hidden = true;
   $("prejoin").hidden = true;
   over.dataset.reason = why;
@@ -327,12 +368,47 @@ function showOver(why, message) {
   $("over-title").focus();
 }
 
-/** @param {"connecting" | "connected" | "reconnecting" | "closed"} status */
-function setConnection(status) {
+/**
+ * @param {"connecting" | "connected" | "reconnecting" | "closed"} status
+ * @param {"server" | "media"} [what] while reconnecting: what is retried
+ */
+function setConnection(status, what = "server") {
   $("room").dataset.connection = status;
-  const note = $("connection-banner");
-  note.textContent = t.reconnecting;
-  note.hidden = status !== "reconnecting";
+  const shown = $("status").dataset.state;
+  if (status === "connecting" && $("room").hidden) showStatus("connecting");
+  else if (status === "reconnecting") {
+    showStatus("reconnecting", `${what === "media" ? t.retry_media : t.retry_server} (${t.attempt} ${conn.attempt + 1})…`);
+  } else if (status === "connected" || status === "closed") {
+    if (shown === "reconnecting" || shown === "connecting") showStatus("");
+  }
+}
+
+/** @typedef {"" | "connecting" | "reconnecting" | "lobby" | "not-started"} StatusScreen */
+
+/**
+ * A screen of its own over the page while not in the live room (or while coming back): what is
+ * happening, what to do next, a way out. "" hides it.
+ * @param {StatusScreen} what @param {string} [message]
+ */
+function showStatus(what, message = "") {
+  const screen = $("status");
+  const before = screen.dataset.state;
+  screen.dataset.state = what;
+  screen.hidden = !what;
+  const banner = $("connection-banner");
+  banner.textContent = t.reconnecting;
+  banner.hidden = what !== "reconnecting";
+  // The pre-join screen again only when a first join failed.
+  $("prejoin").hidden = Boolean(what) || !$("room").hidden || !$("over").hidden;
+  if (!what) return;
+  $("status-title").textContent = t[`status_${what}`];
+  $("status-message").textContent = message;
+  $("status-next").textContent = t[`status_${what}_next`];
+  const retry = $("status-retry");
+  retry.textContent = t.try_again;
+  retry.hidden = what !== "not-started";
+  $("status-leave").textContent = what === "not-started" ? t.back_home : what === "connecting" ? t.cancel : t.leave;
+  if (before !== what) (what === "not-started" ? retry : $("status-title")).focus();
 }
 
 /** Every few seconds: measure the connection and tell the server; check the socket is alive. */
@@ -351,7 +427,7 @@ function keepAlive() {
   const unanswered = conn.pingAt > 0 && signaling.lastHeard < conn.pingAt;
   if (unanswered && Date.now() - conn.pingAt > SILENCE_MS) {
     signaling.forget();
-    lost();
+    lost("server");
   } else if (!unanswered) {
     conn.pingAt = Date.now();
     signaling.ping();
@@ -373,6 +449,12 @@ async function onRoom(room) {
   $("prejoin").hidden = true;
   $("room").hidden = false;
   $("banner").hidden = true;
+  if ($("status").dataset.state !== "reconnecting") showStatus("");
+  if (!panels.openedOnce) {
+    panels.openedOnce = true;
+    // The chair's panel beside the stage on a wide screen; everything else on demand.
+    if (state.role === "moderator" && wide.matches) setPanel("chair", true, false);
+  }
   minutesPanel.start();
   if (back) {
     // The room kept our state if we were away briefly; after a server restart it did not.
@@ -392,7 +474,7 @@ async function negotiate() {
   try {
     await call.negotiate({ local: state.local, screen: state.screen, audioOnly: state.audioOnly });
   } catch (error) {
-    if (call === conn.call && !conn.over) lost();
+    if (call === conn.call && !conn.over) lost("media");
     return;
   }
   if (call !== conn.call) return;
@@ -541,6 +623,43 @@ function leave() {
   finish("left", "");
 }
 
+// ---- The side panels --------------------------------------------------------------------------
+
+/**
+ * Open or close one side panel (on a phone, one at a time: a full-height sheet). Opening moves
+ * the focus into it, closing back to its button in the control bar.
+ * @param {string} name @param {boolean} open @param {boolean} [focus]
+ */
+function setPanel(name, open, focus = true) {
+  if (open && phone.matches) for (const other of panels.open) if (other !== name) setPanel(other, false, false);
+  $(`panel-${name}`).hidden = !open;
+  if (open) panels.open.add(name);
+  else panels.open.delete(name);
+  $(`open-${name}`).setAttribute("aria-expanded", String(open));
+  $("drawer").hidden = panels.open.size === 0;
+  if (open && name === "chat") panels.unreadChat = 0;
+  drawCounts();
+  if (!focus) return;
+  if (!open) $(`open-${name}`).focus();
+  else if (name === "chat") $("chat-text").focus();
+  else $(`${name}-title`).focus();
+}
+
+/** The control bar's counts: unread chat, hands raised, people waiting in the lobby. */
+function drawCounts() {
+  /** @param {string} name @param {number} count @param {string} what */
+  const count = (name, count, what) => {
+    const badge = /** @type {HTMLElement} */ ($(`open-${name}`).querySelector(".count"));
+    badge.textContent = count > 0 ? String(count) : "";
+    badge.hidden = count === 0;
+    badge.title = `${count} ${what}`;
+    $(`open-${name}`).setAttribute("aria-description", count > 0 ? `${count} ${what}` : "");
+  };
+  count("chat", panels.unreadChat, t.unread);
+  count("participants", state.queue.length, t.hands_count);
+  count("chair", state.lobby.length, t.lobby_waiting);
+}
+
 // ---- Drawing ----------------------------------------------------------------------------------
 
 /** @param {string} text */
@@ -586,7 +705,16 @@ function actionButton(text, action, target, className = "secondary small") {
 function drawChair() {
   const panel = $("chair-panel");
   panel.hidden = !moderator() || $("room").hidden || conn.over;
+  $("open-chair").hidden = !moderator();
+  $("chair-strip").hidden = panel.hidden;
+  if (!moderator() && panels.open.has("chair")) setPanel("chair", false, false);
+  drawCounts();
   if (panel.hidden) return;
+  drawRollcall();
+  const lobbyCount = $("lobby-count");
+  lobbyCount.textContent = `${t.lobby}: ${state.lobby.length}`;
+  lobbyCount.dataset.waiting = String(state.lobby.length > 0);
+  lobbyCount.setAttribute("aria-expanded", String(panels.open.has("chair")));
   $("chair-title").textContent = t.chair_panel;
   $("mute-all").textContent = t.mute_all;
   $("lower-hands").textContent = t.lower_hands;
@@ -597,12 +725,12 @@ function drawChair() {
   note.textContent = t.locked;
   note.hidden = !state.locked;
 
-  $("queue-title").textContent = `${t.queue} (${state.queue.length})`;
+  $("queue-title").textContent = `${t.queue} (${state.queue.length}):`;
   const queue = state.queue.map((personId) => {
     const p = state.participants.get(personId);
     const item = el("li");
     item.dataset.person = String(personId);
-    item.append(el("span", p ? p.name : String(personId), "queue-name"), " ");
+    item.append(el("span", `${state.queue.indexOf(personId) + 1}. ${p ? p.name : String(personId)}`, "queue-name"), " ");
     item.append(actionButton(t.give_floor, "give_floor", personId, "small"));
     return item;
   });
@@ -621,6 +749,67 @@ function drawChair() {
   $("lobby").replaceChildren(...lobby);
 }
 
+/** The roll call by invited unit: present, not yet, on a weak link, audio only (camera off). */
+function drawRollcall() {
+  /** @type {Map<number, Participant[]>} */
+  const byUnit = new Map();
+  for (const p of state.participants.values()) {
+    if (p.unit_id === null) continue;
+    const list = byUnit.get(p.unit_id) || [];
+    list.push(p);
+    byUnit.set(p.unit_id, list);
+  }
+  const counts = { present: 0, absent: 0, weak: 0, audio: 0 };
+  const items = (config.invited || []).map((unitId) => {
+    const members = byUnit.get(unitId) || [];
+    /** @type {"present" | "absent" | "weak" | "audio"} */
+    let status = "present";
+    if (members.length === 0) status = "absent";
+    else if (members.some((p) => state.quality.get(p.person_id) === "poor")) status = "weak";
+    else if (members.every((p) => p.video_muted)) status = "audio";
+    counts[status]++;
+    const item = el("li", unitName(unitId));
+    item.dataset.unit = String(unitId);
+    item.dataset.status = status;
+    item.title = `${unitName(unitId)}: ${t[`rollcall_${status}`]}`;
+    item.setAttribute("aria-label", item.title);
+    return item;
+  });
+  // Not yet here first: that is what the chair looks for.
+  items.sort((a, b) => Number(b.dataset.status === "absent") - Number(a.dataset.status === "absent"));
+  $("rollcall").replaceChildren(...items);
+  const here = counts.present + counts.weak + counts.audio;
+  $("rollcall-summary").textContent =
+    `${t.rollcall}: ${here}/${items.length} ${t.rollcall_present} · ${counts.absent} ${t.rollcall_absent}` +
+    ` · ${counts.weak} ${t.rollcall_weak} · ${counts.audio} ${t.rollcall_audio}`;
+}
+
+/**
+ * An icon from the page's sprite (#i-mic, …).
+ * @param {string} name @param {string} [className]
+ */
+function icon(name, className = "") {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", `icon ${className}`.trim());
+  svg.setAttribute("aria-hidden", "true");
+  const use = document.createElementNS(ns, "use");
+  use.setAttribute("href", `#i-${name}`);
+  svg.append(use);
+  return svg;
+}
+
+/**
+ * A small mark on a tile: an icon with a tooltip.
+ * @param {string} name @param {string} className @param {string} text
+ */
+function mark(name, className, text) {
+  const node = el("span", "", className);
+  node.title = text;
+  node.append(icon(name));
+  return node;
+}
+
 /** Initials for a tile without video ("Nguyễn Văn An" → "NA"). @param {string} name */
 function initials(name) {
   const words = name.trim().split(/\s+/).filter(Boolean);
@@ -631,7 +820,7 @@ function initials(name) {
 }
 
 /**
- * A tile, made on first use: video, placeholder, caption.
+ * A tile, made on first use: video, placeholder (large initials), a one-line caption.
  * @param {HTMLElement} grid @param {string} selector @param {(tile: HTMLElement) => void} mark
  * @returns {HTMLElement}
  */
@@ -646,10 +835,13 @@ function tileFor(grid, selector, mark) {
   video.playsInline = true;
   const placeholder = el("div", "", "tile-placeholder");
   placeholder.setAttribute("aria-hidden", "true");
+  placeholder.append(el("span", "", "tile-initials"));
   const caption = el("figcaption");
-  caption.append(el("strong", "", "tile-name"), el("span", "", "tile-unit"), el("span", "", "tile-state"));
+  const label = el("span", "", "tile-label");
+  label.append(el("strong", "", "tile-name"), el("span", "", "tile-unit"));
+  caption.append(label, el("span", "", "tile-icons"), el("span", "", "tile-state"));
   tile.append(video, placeholder, caption);
-  grid.append(tile);
+  $("stage-main").append(tile);
   return tile;
 }
 
@@ -665,7 +857,27 @@ function showVideo(tile, track, show) {
   tile.classList.toggle("no-video", video.hidden);
 }
 
-/** One tile per participant, one per screen share; in speaker view the main one is big. */
+/**
+ * Put a tile in a box of the stage (the big area or the strip), keeping its video playing.
+ * @param {HTMLElement} box @param {HTMLElement} tile
+ */
+function place(box, tile) {
+  box.append(tile); // at the end: the order asked for
+  const video = /** @type {HTMLVideoElement} */ (tile.querySelector("video"));
+  if (video.srcObject && video.paused) video.play().catch(() => {});
+}
+
+/** @param {HTMLElement} tile @param {string} selector @param {string} text */
+function setText(tile, selector, text) {
+  /** @type {HTMLElement} */ (tile.querySelector(selector)).textContent = text;
+}
+
+/**
+ * One tile per participant, one per screen share, laid out to fill the stage: a grid (the
+ * videos large, the others compact once the room is crowded), the speaker view (the speaker or
+ * the chair large, a strip of the others), or a screen share on the stage with the speaker in
+ * its corner. The sizes come from the stage's own size (room/layout.js), redrawn on resize.
+ */
 function drawGrid() {
   const grid = $("grid");
   /** @type {Map<number, MediaStreamTrack>} */
@@ -687,18 +899,27 @@ function drawGrid() {
     const mine = p.id === state.me;
     const track = mine ? state.local?.getVideoTracks()[0] : cameraOf.get(p.person_id);
     showVideo(tile, state.audioOnly ? undefined : track, !(mine ? state.videoMuted : p.video_muted));
-    /** @type {HTMLElement} */ (tile.querySelector(".tile-placeholder")).textContent = initials(p.name);
-    /** @type {HTMLElement} */ (tile.querySelector(".tile-name")).textContent = mine ? `${p.name} (${t.you})` : p.name;
-    /** @type {HTMLElement} */ (tile.querySelector(".tile-unit")).textContent = unitName(p.unit_id);
-    const marks = [
-      p.audio_muted ? t.muted : "",
-      p.hand_raised ? t.hand_raised : "",
-      state.speaking === p.person_id ? t.speaking : "",
-    ].filter(Boolean);
-    /** @type {HTMLElement} */ (tile.querySelector(".tile-state")).textContent = marks.join(" · ");
-    tile.classList.toggle("speaking", state.speaking === p.person_id);
-    tile.dataset.speaking = String(state.speaking === p.person_id);
+    const speaking = state.speaking === p.person_id;
+    setText(tile, ".tile-initials", initials(p.name));
+    setText(tile, ".tile-name", mine ? `${p.name} (${t.you})` : p.name);
+    setText(tile, ".tile-unit", unitName(p.unit_id));
+    const level = state.quality.get(p.person_id);
+    const icons = [];
+    if (p.audio_muted) icons.push(mark("mic-off", "muted-mic", t.muted));
+    if (p.hand_raised) icons.push(mark("hand", "hand", t.hand_raised));
+    if (level) {
+      const dot = el("span", "", "quality-dot");
+      dot.dataset.level = level;
+      dot.title = qualityText(level);
+      icons.push(dot);
+    }
+    /** @type {HTMLElement} */ (tile.querySelector(".tile-icons")).replaceChildren(...icons);
+    const marks = [p.audio_muted ? t.muted : "", p.hand_raised ? t.hand_raised : "", speaking ? t.speaking : ""];
+    setText(tile, ".tile-state", marks.filter(Boolean).join(" · "));
+    tile.classList.toggle("speaking", speaking);
+    tile.dataset.speaking = String(speaking);
     tile.dataset.muted = String(p.audio_muted);
+    tile.dataset.hand = String(p.hand_raised);
   }
   for (const [personId, track] of screenOf) {
     const key = String(personId);
@@ -709,27 +930,91 @@ function drawGrid() {
     });
     showVideo(tile, track, true);
     const p = state.participants.get(personId);
-    /** @type {HTMLElement} */ (tile.querySelector(".tile-name")).textContent = `${t.screen}: ${p ? p.name : ""}`;
+    setText(tile, ".tile-name", `${t.screen}: ${p ? p.name : ""}`);
   }
+  // A tile in a shared screen's corner goes back to the stage first (the screen may be going).
+  for (const node of Array.from(grid.querySelectorAll(".tile .tile"))) place($("stage-main"), /** @type {HTMLElement} */ (node));
   for (const node of Array.from(grid.querySelectorAll(".tile"))) {
     const tile = /** @type {HTMLElement} */ (node);
     const key = tile.dataset.screen !== undefined ? `s${tile.dataset.screen}` : `p${tile.dataset.person}`;
     if (!seen.has(key)) tile.remove();
   }
   // Speaker view: a screen share first, else the one speaking (or who spoke last) other than us,
-  // else anyone but us: one's own picture is in the strip.
+  // else the chair, else anyone but us: one's own picture is in the strip.
   if (state.speaking !== null && state.speaking !== config.personId) state.lastSpeaker = state.speaking;
-  const main =
-    (screenOf.size > 0 ? grid.querySelector(".tile.screen") : null) ||
+  const chair = Array.from(state.participants.values()).find((p) => p.role === "moderator" && p.id !== state.me);
+  const speakerTile = /** @type {HTMLElement | null} */ (
     (state.lastSpeaker !== null ? grid.querySelector(`.tile[data-person="${state.lastSpeaker}"]`) : null) ||
-    grid.querySelector(`.tile[data-person]:not([data-person="${config.personId}"])`) ||
-    grid.querySelector(".tile");
-  for (const tile of Array.from(grid.querySelectorAll(".tile"))) {
-    tile.classList.toggle("main", state.layout === "speaker" && tile === main);
+    (chair ? grid.querySelector(`.tile[data-person="${chair.person_id}"]`) : null) ||
+    grid.querySelector(`.tile[data-person]:not([data-person="${config.personId}"])`));
+  const screenTile = screenOf.size > 0 ? grid.querySelector(".tile.screen") : null;
+  const main = /** @type {HTMLElement | null} */ (screenTile || speakerTile || grid.querySelector(".tile"));
+  const arrangement = screenTile ? "share" : state.layout;
+  const tiles = /** @type {HTMLElement[]} */ (Array.from(grid.querySelectorAll(".tile")));
+  for (const tile of tiles) tile.classList.remove("main", "pip", "compact");
+  const box = { main: $("stage-main"), strip: $("filmstrip") };
+  const { width, height } = stageSize();
+  if (arrangement === "grid") {
+    // The pictures first (ours, then those the server forwards), then the others.
+    const ordered = tiles.slice().sort((a, b) => Number(a.classList.contains("no-video")) - Number(b.classList.contains("no-video")));
+    const videos = ordered.filter((tile) => !tile.classList.contains("no-video")).length;
+    const split = splitTiles(ordered.length, videos, width, height);
+    ordered.forEach((tile, i) => {
+      tile.classList.toggle("compact", i >= split.large);
+      place(i < split.large ? box.main : box.strip, tile);
+    });
+    grid.dataset.strip = "bottom";
+    const band = compactBand(split.compact, width, height);
+    const fit = fitGrid(width, height - band - (band > 0 ? GAP : 0), split.large, { gap: GAP });
+    grid.style.setProperty("--tile-w", `${fit.width}px`);
+    grid.style.setProperty("--tile-h", `${fit.height}px`);
+  } else {
+    const others = tiles.filter((tile) => tile !== main && !(arrangement === "share" && tile === speakerTile));
+    if (main) {
+      main.classList.add("main");
+      place(box.main, main);
+    }
+    if (arrangement === "share" && main && speakerTile && speakerTile !== main) {
+      speakerTile.classList.add("pip"); // in the shared screen's corner
+      place(main, speakerTile);
+    }
+    const fit = speakerLayout(width, height, others.length, { gap: GAP });
+    const compact = fit.strip.width < 140;
+    for (const tile of others) {
+      tile.classList.toggle("compact", compact);
+      place(box.strip, tile);
+    }
+    grid.dataset.strip = fit.stripSide;
+    grid.style.setProperty("--main-w", `${fit.main.width}px`);
+    grid.style.setProperty("--main-h", `${fit.main.height}px`);
+    grid.style.setProperty("--strip-tile-w", `${fit.strip.width}px`);
+    grid.style.setProperty("--strip-tile-h", `${fit.strip.height}px`);
+    grid.style.setProperty("--strip-w", `${compact ? 180 : Math.max(120, Math.round(width * 0.2))}px`);
   }
   grid.dataset.layout = state.layout;
-  grid.classList.toggle("speaker-view", state.layout === "speaker");
+  grid.dataset.arrangement = arrangement;
+  grid.classList.toggle("speaker-view", arrangement !== "grid");
   grid.dataset.count = String(state.participants.size);
+}
+
+const GAP = 8;
+const COMPACT = { width: 176, height: 56, gap: 6 };
+
+/** The stage's inner size in CSS pixels (the grid's box). */
+function stageSize() {
+  const grid = $("grid");
+  return { width: grid.clientWidth, height: grid.clientHeight };
+}
+
+/**
+ * The height the compact tiles' band takes under the large tiles (it scrolls beyond 40 %).
+ * @param {number} count @param {number} width @param {number} height
+ */
+function compactBand(count, width, height) {
+  if (count <= 0) return 0;
+  const cols = Math.max(1, Math.floor((width + COMPACT.gap) / (COMPACT.width + COMPACT.gap)));
+  const rows = Math.ceil(count / cols);
+  return Math.min(rows * COMPACT.height + (rows - 1) * COMPACT.gap, Math.floor(height * 0.4));
 }
 
 /** @param {string | undefined} level */
@@ -803,8 +1088,18 @@ function drawParticipants() {
  */
 function setToggle(id, pressed, text) {
   const button = $(id);
-  button.textContent = text;
+  setLabel(id, text);
   button.setAttribute("aria-pressed", String(pressed));
+}
+
+/**
+ * A control bar button's label (shown under its icon, as a tooltip, and read out).
+ * @param {string} id @param {string} text
+ */
+function setLabel(id, text) {
+  const button = $(id);
+  /** @type {HTMLElement} */ (button.querySelector(".ctl-label")).textContent = text;
+  button.title = text;
 }
 
 function drawControls() {
@@ -815,7 +1110,14 @@ function drawControls() {
   setToggle("toggle-screen", state.screen !== null, state.screen ? t.stop_share : t.share_screen);
   setToggle("toggle-audio-only", state.audioOnly, state.audioOnly ? t.audio_only_off : t.audio_only_on);
   setToggle("toggle-layout", state.layout === "speaker", state.layout === "speaker" ? t.grid_view : t.speaker_view);
-  $("leave").textContent = t.leave;
+  setLabel("leave", t.leave);
+  setLabel("open-participants", t.participants);
+  setLabel("open-chat", t.chat);
+  setLabel("open-minutes", t.minutes);
+  setLabel("open-chair", t.chair_short);
+  for (const name of PANELS) {
+    /** @type {HTMLElement} */ ($(`panel-${name}`).querySelector(".panel-close") || $("open-chair")).title = t.close;
+  }
   $("room").dataset.audioOnly = String(state.audioOnly);
   const level = state.quality.get(config.personId);
   const quality = $("quality");
@@ -835,6 +1137,10 @@ function onChat(message) {
   const log = $("chat-log");
   log.append(item);
   log.scrollTop = log.scrollHeight;
+  if (!panels.open.has("chat")) {
+    panels.unreadChat++;
+    drawCounts();
+  }
 }
 
 // ---- Wiring -----------------------------------------------------------------------------------
@@ -848,7 +1154,7 @@ function on(type, handler) {
 }
 
 on("room", (room) => onRoom(room));
-on("waiting", () => banner(t.waiting));
+on("waiting", () => showStatus("lobby", t.waiting));
 on("joined", (detail) => upsert(detail.participant));
 on("state", onState);
 on("left", (detail) => {
@@ -875,6 +1181,8 @@ on("quality", (detail) => {
   else state.quality.delete(detail.person_id);
   drawParticipants();
   drawControls();
+  drawGrid();
+  if (moderator()) drawRollcall();
 });
 on("lobby", (detail) => {
   state.lobby = detail.lobby || [];
@@ -889,7 +1197,10 @@ on("ended", () => {
   conn.over = true;
   banner(t.ended);
 });
-on("error", (detail) => banner(detail.message));
+on("error", (detail) => {
+  conn.lastError = { code: String(detail.code || ""), message: String(detail.message || "") };
+  banner(detail.message);
+});
 on("close", onClose);
 
 $("toggle-audio").addEventListener("click", toggleAudio);
@@ -906,6 +1217,30 @@ $("end-meeting").addEventListener("click", () => {
   if (window.confirm(t.end_confirm)) signaling.moderate("end");
 });
 $("shortcuts").textContent = t.shortcuts;
+for (const name of PANELS) {
+  $(`open-${name}`).addEventListener("click", () => setPanel(name, !panels.open.has(name)));
+  const close = $(`panel-${name}`).querySelector(".panel-close");
+  if (close) {
+    close.textContent = t.close;
+    close.addEventListener("click", () => setPanel(name, false));
+  }
+}
+$("lobby-count").addEventListener("click", () => setPanel("chair", true));
+$("drawer").addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  const panel = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (event.target).closest(".panel"));
+  if (panel && panel.dataset.panel) setPanel(panel.dataset.panel, false);
+});
+$("status-retry").addEventListener("click", () => startJoin());
+$("status-leave").addEventListener("click", () => {
+  const what = $("status").dataset.state;
+  if (what === "not-started") location.assign(/** @type {HTMLAnchorElement} */ ($("over-home")).href);
+  else if (conn.welcomed) leave();
+  else location.reload(); // still connecting: back to the pre-join screen
+});
+new ResizeObserver(() => {
+  if (!$("room").hidden) drawGrid();
+}).observe($("stage"));
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = /** @type {HTMLInputElement} */ ($("chat-text"));
