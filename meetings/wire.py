@@ -21,6 +21,7 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000  # after `leave`, or the page went away
     GOING_AWAY = 1001  # the client was too slow to follow: reload
+    MESSAGE_TOO_BIG = 1009  # a frame over 1 MiB (aiohttp closes before the parser sees it)
     BAD_MESSAGE = 4000  # the protocol error: not JSON, unknown type, a binary frame, no `join` first
     UNAUTHORIZED = 4001  # not signed in, or the join link is tampered with or expired
     FORBIDDEN = 4003  # e.g. an inactive account

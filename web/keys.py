@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -14,6 +15,9 @@ from meetings.live.registry import LiveMeetings
 from meetings.mail.sender import OutboxSender
 from meetings.settings import Settings
 from web.metrics import Metrics
+
+if TYPE_CHECKING:
+    from web.forms import Form
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -31,3 +35,4 @@ SESSION_TOKEN = web.RequestKey("session_token", str)
 CSRF_SEED = web.RequestKey("csrf_seed", str)
 NEW_CSRF_SEED = web.RequestKey("new_csrf_seed", bool)
 LANGUAGE = web.RequestKey("language", str)
+FORM: web.RequestKey[Form] = web.RequestKey("form")  # the posted form, read once (web/forms.py)

@@ -16,7 +16,8 @@ from meetings.errors import Conflict, DomainError, Forbidden, InvalidInput, NotF
 from meetings.i18n import gettext as _
 from web import csrf, keys
 from web.access import is_token_authenticated, permission_of
-from web.render import error_response, wants_json
+from web.forms import FORM_TYPES, check_address, read_form
+from web.render import database_clash, error_response, wants_json
 
 log = logging.getLogger("giaoban.http")
 
@@ -48,6 +49,7 @@ async def metrics_and_errors(request: web.Request, handler: Handler) -> web.Stre
     status = 500
     try:
         try:
+            check_address(request)
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:
@@ -59,9 +61,17 @@ async def metrics_and_errors(request: web.Request, handler: Handler) -> web.Stre
             with i18n.language(request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)):
                 message = _(exc.message, **exc.params)
             response = error_response(request, code, message, exc=exc)
-        except Exception:
-            log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-            response = error_response(request, 500)
+        except Exception as exc:
+            clash = database_clash(exc)
+            if clash is None:
+                log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+                response = error_response(request, 500)
+            else:
+                log.warning("database clash: %s", exc.__class__.__name__, extra={"path": request.path})
+                with i18n.language(request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)):
+                    response = error_response(request, clash[0], _(clash[1]))
+                if clash[0] == 503:
+                    response.headers["Retry-After"] = "1"
         status = response.status
         return response
     except web.HTTPException as exc:
@@ -147,13 +157,8 @@ async def csrf_protect(request: web.Request, handler: Handler) -> web.StreamResp
     ):
         secret = request.app[keys.SETTINGS].secret_key
         token = request.headers.get(csrf.HEADER, "")
-        if not token and request.content_type in {
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        }:
-            form = await request.post()
-            value = form.get(csrf.FIELD, "")
-            token = value if isinstance(value, str) else ""
+        if not token and request.content_type in FORM_TYPES:
+            token = (await read_form(request)).fields.get(csrf.FIELD, "")
         if not csrf.valid(secret, seed, token):
             raise web.HTTPForbidden(
                 text=_("The form has expired or did not come from this site. Reload the page and try again.")

@@ -8,9 +8,11 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from meetings import i18n
 from meetings.accounts.permissions import Permission, allowed
+from meetings.db.engine import is_locked
 from meetings.errors import N_, DomainError, FieldError, InvalidInput
 from web import csrf, keys
 
@@ -25,7 +27,25 @@ STATUS_TITLES = {
     422: N_("Please correct the marked fields."),
     429: N_("Too many attempts. Please wait and try again."),
     500: N_("Something went wrong on our side. It has been logged."),
+    503: N_("The server is busy. Please try again in a moment."),
 }
+
+
+RACED = N_("Someone else changed this at the same moment. Reload the page and try again.")
+# PostgreSQL's serialization failure and deadlock: the transaction lost a race, nothing is broken.
+RACE_SQLSTATES = {"40001", "40P01"}
+
+
+def database_clash(error: BaseException) -> tuple[int, str] | None:
+    """A database error that only means "someone else was first" or "busy", as (status, msgid):
+    a unique or foreign key clash or a lost race is a 409, SQLite still locked a 503."""
+    if isinstance(error, IntegrityError):
+        return 409, RACED
+    if is_locked(error):
+        return 503, STATUS_TITLES[503]
+    if isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in RACE_SQLSTATES:
+        return 409, RACED
+    return None
 
 
 def jsonable(value: Any) -> Any:

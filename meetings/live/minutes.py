@@ -83,13 +83,14 @@ class Conflict(ServerMessage):
 
 @dataclass(frozen=True)
 class Error(ServerMessage):
-    """An edit refused (`fields`: which field and why)."""
+    """An edit refused (`fields`: which field and why; `retry`: a database clash, try again)."""
 
     TYPE = "error"
-    OPTIONAL = frozenset({"fields"})
+    OPTIONAL = frozenset({"fields", "retry"})
     ref: Any
     message: str
     fields: tuple[dict[str, Any], ...] | None = None
+    retry: bool | None = None
 
 
 MinutesPush = EntryChanged | Order | Deleted | Header | Status

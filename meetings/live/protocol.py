@@ -161,7 +161,9 @@ def parse(text: str | bytes) -> ClientMessage:
         raise ProtocolError("message too large", CloseCode.BAD_MESSAGE)
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except RecursionError as exc:
+        raise ProtocolError("JSON nested too deeply", CloseCode.BAD_MESSAGE) from exc
+    except ValueError as exc:  # JSONDecodeError, integers of more than 4,300 digits
         raise ProtocolError("not JSON", CloseCode.BAD_MESSAGE) from exc
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("a message is a JSON object with a 'type'", CloseCode.BAD_MESSAGE)
@@ -198,7 +200,7 @@ def _sdp(d: dict[str, Any]) -> Sdp:
         raise ProtocolError("'sources' must map at most 16 mids to a source")
     sources = []
     for mid, source in raw.items():
-        if len(mid) > 16 or source not in SOURCES:
+        if len(mid) > 16 or not isinstance(source, str) or source not in SOURCES:
             raise ProtocolError("'sources' values are microphone, camera or screen")
         sources.append((mid, source))
     return Sdp(kind=d["type"], sdp=sdp, sources=tuple(sorted(sources)))

@@ -11,12 +11,12 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from meetings.db.base import utcnow
-from meetings.errors import N_
+from meetings.errors import N_, FieldError, InvalidInput
 from meetings.live import protocol as proto
 from meetings.live.messages import Answer, AudioOnly, Pong, Quality, Speaking, Stream
 from meetings.rooms import service as rooms
@@ -27,6 +27,18 @@ from meetings.rtc.sfu import ConnectionStateChanged, DominantSpeakerChanged, Sfu
 from meetings.wire import CloseCode, ServerMessage
 
 log = logging.getLogger("giaoban.live")
+
+
+MAX_PERSON_ID = 2**31 - 1
+
+
+class BadOffer(InvalidInput):
+    """An offer or a candidate that the media server could not use (the socket stays open)."""
+
+    code: ClassVar[str] = "bad_sdp"
+
+    def __init__(self, message: str) -> None:
+        super().__init__([FieldError("sdp", message)], message)
 
 
 class Client(Participant, Protocol):
@@ -138,9 +150,13 @@ class MeetingSession:
             await self._offer(client, message)
         elif isinstance(message, proto.Candidate):
             if client.id in self.sfu.participants() and message.candidate:
-                await self.sfu.add_ice_candidate(
-                    client.id, message.candidate, message.sdp_mid, message.sdp_mline_index
-                )
+                try:
+                    await self.sfu.add_ice_candidate(
+                        client.id, message.candidate, message.sdp_mid, message.sdp_mline_index
+                    )
+                except Exception:  # as for offers: aiortc's parser raises what it raises
+                    log.warning("candidate refused", exc_info=True, extra={"participant": client.id})
+                    raise BadOffer(N_("This ICE candidate is not valid.")) from None
         elif isinstance(message, proto.Mute):
             self._seated(client)
             await room.set_media(client, audio_muted=message.audio, video_muted=message.video)
@@ -163,10 +179,21 @@ class MeetingSession:
         if message.kind != "offer":
             raise proto.ProtocolError("the server only answers offers")
         sources = dict(message.sources)
-        if client.id in self.sfu.participants():
-            answer = await self.sfu.renegotiate(client.id, message.sdp, sources)
-        else:
-            answer = await self.sfu.join(client.id, message.sdp, sources)
+        renegotiating = client.id in self.sfu.participants()
+        try:
+            if renegotiating:
+                answer = await self.sfu.renegotiate(client.id, message.sdp, sources)
+            else:
+                answer = await self.sfu.join(client.id, message.sdp, sources)
+        except Exception:
+            # aiortc refuses a malformed SDP with whatever its parser raises (ValueError,
+            # IndexError, KeyError, OperationError…): the client gets an `error` and may offer
+            # again. A first offer that failed leaves nothing behind, so the next is a fresh join.
+            log.warning("offer refused", exc_info=True, extra={"participant": client.id})
+            if not renegotiating:
+                await self.sfu.leave(client.id)
+            raise BadOffer(N_("The offer could not be used: its session description is not valid.")) from None
+        if not renegotiating:
             self.room.media_connected(client)  # the room tells the SFU what to forward and pin
         client.post(Answer(answer))
         # The client lists the m-sections it sends on: a "screen" one is a screen share.
@@ -239,7 +266,8 @@ class MeetingSession:
                 client.post(message)
         elif isinstance(event, ConnectionStateChanged) and event.state in {"failed", "closed"}:
             client = self.clients.get(event.participant)
-            if client is not None:
+            # Not the server letting go (a refused first offer): only a peer connection still held.
+            if client is not None and event.participant in self.sfu.participants():
                 # ICE consent lost or DTLS closed: end the session now rather than at the socket's
                 # heartbeat, so the others see `left` and the SFU lets go within seconds.
                 client.end(CloseCode.MEDIA_LOST, N_("The connection to the meeting was lost. Reconnecting…"))
@@ -275,6 +303,8 @@ def _level(quality: ConnectionQuality) -> str | None:
 
 
 def _target(message: proto.Moderate) -> int:
-    if message.target is None or not message.target.isdigit():
+    target = message.target or ""
+    # ASCII digits, within a database integer (str.isdigit alone takes "²" and "١٢").
+    if not target.isascii() or not target.isdigit() or len(target) > 10 or int(target) > MAX_PERSON_ID:
         raise proto.ProtocolError("'target' must be a person id")
-    return int(message.target)
+    return int(target)

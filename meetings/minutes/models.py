@@ -130,7 +130,10 @@ class Entry(Base):
     """One typed item of minutes; issues and actions live on, carried, until closed."""
 
     __tablename__ = "minutes_entries"
-    __table_args__ = (Index("ix_minutes_entries_minutes_position", "minutes_id", "position"),)
+    __table_args__ = (
+        Index("ix_minutes_entries_minutes_position", "minutes_id", "position"),
+        Index("uq_minutes_entries_minutes_add_key", "minutes_id", "add_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # The minutes where the entry was raised (its home); carried entries appear on later ones too.
@@ -153,6 +156,9 @@ class Entry(Base):
     deleted: Mapped[bool] = mapped_column(default=False)
     search_text: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    # The editor's idempotency key for the add (one per add, resent unchanged after a reconnect):
+    # a repeat finds this entry instead of making a second one. NULL for entries added without one.
+    add_key: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

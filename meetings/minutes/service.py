@@ -526,6 +526,19 @@ async def _record(
     before: dict[str, Any],
     now: datetime,
 ) -> None:
+    # Inside the write transaction, the minutes must still be open to edits: an approval that
+    # came between the reading (check_edit) and this write either waits for this transaction
+    # (PostgreSQL: FOR SHARE against its UPDATE; SQLite: writers take turns) or wins, and then
+    # this edit is refused instead of slipping into approved minutes.
+    # Both reads leave the entry's pending changes alone (no autoflush): one flush at the end
+    # writes them with the history line, so that a writer's turn stays short.
+    with db.no_autoflush:
+        status = await db.scalar(
+            select(Minutes.status).where(Minutes.id == minutes_id).with_for_update(read=True)
+        )
+        codes = await _unit_codes(db, entry)
+    if status not in EDITABLE:
+        raise Conflict(N_("Approved minutes are locked; open a correction to change them."))
     after = _tracked(entry)
     changed = {k: v for k, v in after.items() if before.get(k) != v}
     db.add(
@@ -541,16 +554,58 @@ async def _record(
             after=changed if before else after,
         )
     )
-    entry.search_text = fold(" ".join([entry.text, *await _unit_codes(db, entry)]))
+    entry.search_text = fold(" ".join([entry.text, *codes]))
     await db.flush()
+
+
+ADD_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+ADD_KEY_MAX = 64
+
+
+def check_add_key(key: str | None) -> str | None:
+    """An add's idempotency key as sent (None or ''→ none); up to 64 letters, digits, '-' and '_'."""
+    if key is None or key == "":
+        return None
+    if len(key) > ADD_KEY_MAX or not set(key) <= ADD_KEY_CHARS:
+        raise InvalidInput(
+            [FieldError("key", N_("The key of an addition is up to 64 letters, digits, '-' or '_'."))]
+        )
+    return key
+
+
+async def _added_with(db: AsyncSession, minutes_id: int, key: str) -> Entry | None:
+    return await db.scalar(select(Entry).where(Entry.minutes_id == minutes_id, Entry.add_key == key))
 
 
 async def add_entry(
     db: AsyncSession, actor: Actor, minutes_id: int, data: EntryInput, *, now: datetime | None = None
 ) -> Entry:
     """Add an entry at the end of the minutes (or of its section)."""
+    entry, _new = await add_entry_once(db, actor, minutes_id, data, key=None, now=now)
+    return entry
+
+
+async def add_entry_once(
+    db: AsyncSession,
+    actor: Actor,
+    minutes_id: int,
+    data: EntryInput,
+    *,
+    key: str | None,
+    now: datetime | None = None,
+) -> tuple[Entry, bool]:
+    """Add an entry, at most once per idempotency key: (the entry, whether this call made it).
+
+    An add sent again with its key (an editor resending after a reconnect) finds the entry the
+    first one made, even if the minutes were approved since, instead of making a second one.
+    """
     now = now or utcnow()
+    key = check_add_key(key)
     minutes = await get_minutes(db, minutes_id)
+    if not can_edit(actor):
+        raise Forbidden(N_("Only the secretary and the chair write the minutes."))
+    if key is not None and (found := await _added_with(db, minutes.id, key)) is not None:
+        return found, False
     check_edit(actor, minutes)
     _occ, series = await context_of(db, minutes)
     clean = await clean_entry(db, minutes, data, now.astimezone(ZoneInfo(series.timezone)).date())
@@ -572,13 +627,32 @@ async def add_entry(
         version=1,
         deleted=False,
         created_by_id=actor.id or None,
+        add_key=key,
         created_at=now,
         updated_at=now,
     )
-    db.add(entry)
-    await db.flush()
+    entry.search_text = fold(" ".join([entry.text, *await _unit_codes(db, entry)]))  # before the write
+    if key is None:
+        db.add(entry)
+        await db.flush()
+    else:
+        # The same key arriving twice at once: the unique index lets one insert through
+        # (ON CONFLICT DO NOTHING, one statement); the other finds the entry it made.
+        values = {c.key: getattr(entry, c.key) for c in Entry.__table__.columns if c.key != "id"}
+        insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+        made = await db.scalar(
+            insert(Entry)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["minutes_id", "add_key"])
+            .returning(Entry)
+        )
+        if made is None:
+            found = await _added_with(db, minutes.id, key)
+            assert found is not None
+            return found, False
+        entry = made
     await _record(db, actor, entry, minutes.id, "create", {}, now)
-    return entry
+    return entry, True
 
 
 async def _locked_entry(db: AsyncSession, entry_id: int) -> Entry:

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings import audit, i18n
@@ -114,6 +114,27 @@ async def _check_attendance(db: AsyncSession, minutes: Minutes, confirmed: bool)
     return [minutes_attendance.difference_data(d) for d in found]
 
 
+async def _move(
+    db: AsyncSession,
+    minutes: Minutes,
+    came_from: MinutesStatus,
+    to: MinutesStatus,
+    refused: str,
+    **values: Any,
+) -> None:
+    """Compare-and-set the status: of two people acting at once, one moves the minutes on and
+    the other gets a Conflict (409), on every database (the UPDATE … WHERE status is atomic)."""
+    result = await db.execute(
+        update(Minutes)
+        .where(Minutes.id == minutes.id, Minutes.status == came_from)
+        .values(status=to, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict(refused)
+    await db.refresh(minutes)
+
+
 async def submit(
     db: AsyncSession, actor: Actor, minutes_id: int, now: datetime | None = None, *, confirmed: bool = False
 ) -> Minutes:
@@ -121,12 +142,19 @@ async def submit(
     minutes = await get_minutes(db, minutes_id)
     if not can_edit(actor):
         raise Forbidden(N_("Only the secretary and the chair write the minutes."))
+    refused = N_("Only a draft can be submitted.")
     if minutes.status != MinutesStatus.DRAFT:
-        raise Conflict(N_("Only a draft can be submitted."))
+        raise Conflict(refused)
     confirmed_differences = await _check_attendance(db, minutes, confirmed)
-    minutes.status = MinutesStatus.SUBMITTED
-    minutes.submitted_at = now or utcnow()
-    minutes.submitted_by_id = actor.id or None
+    await _move(
+        db,
+        minutes,
+        MinutesStatus.DRAFT,
+        MinutesStatus.SUBMITTED,
+        refused,
+        submitted_at=now or utcnow(),
+        submitted_by_id=actor.id or None,
+    )
     await _audit(db, actor, "submit", minutes, attendance_differences=confirmed_differences)
     await db.flush()
     return minutes
@@ -137,9 +165,10 @@ async def return_to_draft(db: AsyncSession, actor: Actor, minutes_id: int) -> Mi
     minutes = await get_minutes(db, minutes_id)
     if not can_edit(actor):
         raise Forbidden(N_("Only the secretary and the chair write the minutes."))
+    refused = N_("Only submitted minutes go back to the draft.")
     if minutes.status != MinutesStatus.SUBMITTED:
-        raise Conflict(N_("Only submitted minutes go back to the draft."))
-    minutes.status = MinutesStatus.DRAFT
+        raise Conflict(refused)
+    await _move(db, minutes, MinutesStatus.SUBMITTED, MinutesStatus.DRAFT, refused)
     await _audit(db, actor, "return", minutes)
     await db.flush()
     return minutes
@@ -153,9 +182,12 @@ async def approve(
     if not actor.can(Permission.MINUTES_APPROVE):
         raise Forbidden(N_("Only the chair approves the minutes."))
     minutes = await get_minutes(db, minutes_id)
+    refused = N_("Only submitted minutes can be approved.")
     if minutes.status != MinutesStatus.SUBMITTED:
-        raise Conflict(N_("Only submitted minutes can be approved."))
+        raise Conflict(refused)
     confirmed_differences = await _check_attendance(db, minutes, confirmed)
+    # Claimed first: a second approval at the same moment gets a 409, never a second version.
+    await _move(db, minutes, MinutesStatus.SUBMITTED, MinutesStatus.APPROVED, refused)
     await minutes_attendance.materialise(db, minutes)
     if minutes.template == "morning":
         # The daily figures the morning meeting saw are kept in its approved, hashed content.
@@ -173,7 +205,6 @@ async def approve(
         approved_at=now or utcnow(),
     )
     db.add(version)
-    minutes.status = MinutesStatus.APPROVED
     await _audit(
         db, actor, "approve", minutes, sha256=version.sha256, attendance_differences=confirmed_differences
     )
@@ -251,10 +282,10 @@ async def correct(db: AsyncSession, actor: Actor, minutes_id: int) -> Minutes:
     minutes = await get_minutes(db, minutes_id)
     if not can_edit(actor):
         raise Forbidden(N_("Only the secretary and the chair write the minutes."))
+    refused = N_("Only approved minutes are corrected; a draft is simply edited.")
     if minutes.status not in {MinutesStatus.APPROVED, MinutesStatus.PUBLISHED}:
-        raise Conflict(N_("Only approved minutes are corrected; a draft is simply edited."))
-    minutes.status = MinutesStatus.DRAFT
-    minutes.version_no += 1
+        raise Conflict(refused)
+    await _move(db, minutes, minutes.status, MinutesStatus.DRAFT, refused, version_no=minutes.version_no + 1)
     await _audit(db, actor, "correct", minutes)
     await db.flush()
     return minutes

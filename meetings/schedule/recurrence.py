@@ -81,11 +81,16 @@ class Occurrence:
     moved: bool
 
 
+MAX_ZONE_NAME = 64  # the longest IANA name is about 30 characters
+
+
 def zone_of(name: str) -> ZoneInfo:
     """The ZoneInfo for an IANA name, or a ScheduleError."""
     try:
+        if len(name) > MAX_ZONE_NAME:  # ZoneInfo would ask the file system (OSError: name too long)
+            raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ScheduleError("unknown_timezone", "Unknown time zone: %(tz)s.", {"tz": name}) from None
 
 

@@ -166,3 +166,64 @@ async def test_a_second_header_change_waits_for_the_first_instead_of_conflicting
         assert [m["header_version"] for m in headers] == [1, 2]
     finally:
         await page.close()
+
+
+async def test_an_add_whose_ack_is_lost_is_resent_with_its_key_and_stored_once(
+    world: World, live_url: str, browser: Any
+) -> None:
+    """The link drops after the server stored an add but before its ack reached the page: the
+    page sends the add again on the new socket, same key, and the minutes hold it once."""
+    day = await make_day(world)
+    page = await browser.new_page()
+    seen: dict[str, Any] = {"sockets": 0, "adds": []}
+    first: list[Any] = []
+
+    async def route(ws: Any) -> None:
+        seen["sockets"] += 1
+        number = seen["sockets"]
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            data = json.loads(message)
+            if data.get("op") == "add":
+                seen["adds"].append((number, data["key"], data["text"]))
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            if number == 1 and seen["adds"]:
+                return  # the ack (and anything after it) is lost with the link
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+        if number == 1:
+            first.append(ws)
+
+    try:
+        await page.route_web_socket(re.compile(r".*/minutes/\d+/ws$"), route)
+        await page.goto(f"{live_url}/login")
+        await page.fill("#f-email", day.secretary.email)
+        await page.fill("#f-password", PASSWORD)
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(f"{live_url}/")
+        await page.goto(f"{live_url}/meetings/occurrences/{day.afternoons[0].id}/minutes")
+        minutes_id = page.url.rsplit("/", 1)[1]
+        await page.goto(f"{live_url}/minutes/{minutes_id}/edit")
+        await expect(page.locator("#live-status")).not_to_have_text("…")
+        await page.focus("#c-text")
+        await page.keyboard.type("/n Mất kết nối giữa chừng")
+        await page.keyboard.press("Enter")
+        await wait_for_entries(world, 1)  # stored by the server; the page has no ack
+        await first[0].close()  # the link drops
+        for _ in range(100):
+            if len(seen["adds"]) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        (s1, key1, text1), (s2, key2, text2) = seen["adds"][:2]
+        assert (s1, s2) == (1, 2) and key1 == key2 and text1 == text2 == "Mất kết nối giữa chừng"
+        await expect(page.locator("#save-status")).to_have_text("Đã lưu")
+        await expect(page.locator("#entries textarea")).to_have_count(1)
+        entries = await stored(world)
+        assert [(e.text, e.add_key) for e in entries] == [("Mất kết nối giữa chừng", key1)]
+    finally:
+        await page.close()

@@ -15,7 +15,7 @@ from meetings.errors import N_, FieldError, InvalidInput
 from web import keys
 from web.access import needs
 from web.common import actor, see_other
-from web.forms import form_fields, int_param
+from web.forms import form_fields, int_param, read_form, whole_number
 from web.render import field_errors, render
 
 routes = web.RouteTableDef()
@@ -237,13 +237,13 @@ async def import_form(request: web.Request) -> web.Response:
 @needs(Permission.DIRECTORY_MANAGE)
 async def import_submit(request: web.Request) -> web.Response:
     """Import an uploaded CSV all-or-nothing; show what was done or every bad line."""
-    form = await request.post()
-    what = form.get("what", "units")
+    form = await read_form(request)
+    what = form.text("what") or "units"
     if what not in {"units", "people"}:
         what = "units"
-    upload = form.get("file")
+    upload = form.file("file")
     context: dict[str, Any] = {"report": None, "errors": [], "what": what}
-    data = upload.file.read() if upload is not None and hasattr(upload, "file") else b""
+    data = upload.data if upload is not None else b""
     if not data:
         context["errors"] = [FieldError("file", N_("Choose a CSV file to upload."))]
         return render(request, "admin/import.html", context, status=422)
@@ -264,7 +264,7 @@ async def import_submit(request: web.Request) -> web.Response:
 async def audit_log(request: web.Request) -> web.Response:
     """The newest administrative changes."""
     raw = request.query.get("page", "1")
-    page = max(1, int(raw)) if raw.isdigit() and len(raw) < 7 else 1
+    page = max(1, whole_number(raw, 999_999) or 1)
     async with request.app[keys.DB]() as db:
         entries, total = await audit.recent(db, limit=100, offset=(page - 1) * 100)
     return render(

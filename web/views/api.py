@@ -13,7 +13,7 @@ from meetings.errors import N_, FieldError, InvalidInput
 from web import keys
 from web.access import needs
 from web.common import actor
-from web.forms import int_param, json_object, text_field
+from web.forms import int_param, json_object, read_body, text_field, whole_number
 
 routes = web.RouteTableDef()
 
@@ -139,14 +139,12 @@ async def unit_deactivate(request: web.Request) -> web.Response:
 async def people(request: web.Request) -> web.Response:
     """People, filtered by ?q= and ?unit_id=, paged by ?limit= and ?offset=."""
     q = request.query
-    try:
-        limit = min(500, max(1, int(q.get("limit", "100"))))
-        offset = max(0, int(q.get("offset", "0")))
-        unit_id = int(q["unit_id"]) if q.get("unit_id") else None
-    except ValueError as exc:
-        raise InvalidInput(
-            [FieldError("query", N_("limit, offset and unit_id must be whole numbers."))]
-        ) from exc
+    limit = whole_number(q.get("limit", "100"))
+    offset = whole_number(q.get("offset", "0"))
+    unit_id = whole_number(q["unit_id"]) if q.get("unit_id") else None
+    if limit is None or offset is None or (q.get("unit_id") and unit_id is None):
+        raise InvalidInput([FieldError("query", N_("limit, offset and unit_id must be whole numbers."))])
+    limit = min(500, max(1, limit))
     async with request.app[keys.DB]() as db:
         found, total = await service.list_people(
             db,
@@ -212,7 +210,7 @@ async def _import(request: web.Request, units: bool) -> web.Response:
         raise InvalidInput(
             [FieldError("body", N_("Send the CSV file as the body (Content-Type: text/csv)."))]
         )
-    data = await request.read()
+    data = await read_body(request)
     importer = csv_import.import_units if units else csv_import.import_people
     async with request.app[keys.DB]() as db:
         report = await importer(db, actor(request), data)

@@ -11,7 +11,7 @@ from meetings.directory import service
 from meetings.directory.models import ROLE_LABELS, UNIT_KIND_LABELS, UnitKind
 from web import keys
 from web.access import needs
-from web.forms import int_param
+from web.forms import int_param, whole_number
 from web.render import render
 
 routes = web.RouteTableDef()
@@ -21,7 +21,7 @@ PAGE = 50
 def page_number(request: web.Request) -> int:
     """The ?page= number, at least 1."""
     raw = request.query.get("page", "1")
-    return max(1, int(raw)) if raw.isdigit() and len(raw) < 7 else 1
+    return max(1, whole_number(raw, 999_999) or 1)
 
 
 @routes.get("/directory", name="directory")

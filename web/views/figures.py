@@ -15,7 +15,7 @@ from meetings.figures import service, spreadsheet
 from web import keys
 from web.access import needs, token_authenticated
 from web.common import actor
-from web.forms import form_fields, int_param, json_object
+from web.forms import form_fields, int_param, json_object, read_form
 from web.render import field_errors, render
 
 routes = web.RouteTableDef()
@@ -121,9 +121,8 @@ async def report_submit(request: web.Request) -> web.Response:
 @needs(Permission.REPORT_FIGURES)
 async def upload(request: web.Request) -> web.Response:
     """A CSV of figures for the centre: all lines stored, or none (errors by line number)."""
-    form = await request.post()
-    file = form.get("file")
-    raw = file.file.read(MAX_UPLOAD + 1) if isinstance(file, web.FileField) else b""
+    upload = (await read_form(request)).file("file")
+    raw = upload.data if upload is not None else b""
     who = actor(request)
     tz = request.app[keys.SETTINGS].tz
     async with request.app[keys.DB]() as db:

@@ -13,7 +13,7 @@ from meetings.mail.models import OUTBOX_KIND_LABELS, OUTBOX_STATUS_LABELS, Outbo
 from web import keys
 from web.access import needs
 from web.common import actor, see_other
-from web.forms import int_param
+from web.forms import int_param, whole_number
 from web.render import render
 
 routes = web.RouteTableDef()
@@ -27,7 +27,7 @@ async def mail_outbox(request: web.Request) -> web.Response:
     raw = request.query.get("status", "")
     status = OutboxStatus(raw) if raw in set(OutboxStatus) else None
     raw_page = request.query.get("page", "1")
-    page = max(1, int(raw_page)) if raw_page.isdigit() and len(raw_page) < 7 else 1
+    page = max(1, whole_number(raw_page, 999_999) or 1)
     async with request.app[keys.DB]() as db:
         found = await outbox.list_messages(db, status, limit=PAGE, offset=(page - 1) * PAGE)
     return render(

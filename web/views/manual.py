@@ -12,7 +12,7 @@ from meetings.manual.models import ARTICLE_STATUS_LABELS, TOPICS, Article
 from web import keys
 from web.access import needs
 from web.common import actor
-from web.forms import form_fields, int_param
+from web.forms import form_fields, int_param, whole_number
 from web.render import field_errors, render
 
 routes = web.RouteTableDef()
@@ -147,11 +147,10 @@ async def update(request: web.Request) -> web.Response:
     revision = values.pop("revision")
     async with request.app[keys.DB]() as db:
         try:
-            if not revision.isdigit() or len(revision) > 9:
+            number = whole_number(revision)
+            if number is None:
                 raise InvalidInput([FieldError("revision", N_("This field is not valid."))])
-            await service.update(
-                db, actor(request), article_id, service.ArticleInput(**values), int(revision)
-            )
+            await service.update(db, actor(request), article_id, service.ArticleInput(**values), number)
             await db.commit()
         except InvalidInput as exc:
             await db.rollback()

@@ -41,10 +41,10 @@ from meetings.wire import ServerMessage, encode
 from web import keys
 from web.access import needs
 from web.common import actor, origin_allowed
-from web.forms import int_param, json_object, text_field
+from web.forms import int_param, json_object, parse_json, read_form, text_field, whole_number
 from web.labels import date_text
 from web.minutes_live import Viewer
-from web.render import STATUS_TITLES, errors_json, jsonable, render
+from web.render import STATUS_TITLES, database_clash, errors_json, jsonable, render
 
 routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.minutes")
@@ -440,9 +440,10 @@ async def export_file(request: web.Request) -> web.Response:
     async with request.app[keys.DB]() as db:
         minutes = await service.get_minutes(db, int_param(request))
         version: MinutesVersion | None
-        if raw.isdigit() and len(raw) < 6:
+        number = whole_number(raw, 99_999)
+        if number is not None:
             await service.check_read(db, who, minutes)
-            version = await workflow.get_version(db, minutes.id, int(raw))
+            version = await workflow.get_version(db, minutes.id, number)
             if not service.can_edit(who) and version.published_at is None:
                 raise NotFound(N_("This version does not exist."))
             data = workflow.version_content(version)
@@ -474,8 +475,8 @@ async def _workflow(request: web.Request, action: str) -> web.Response:
     who = actor(request)
     minutes_id = int_param(request)
     settings = request.app[keys.SETTINGS]
-    form = await request.post()
-    confirmed = form.get("confirm_attendance") == "1"
+    form = await read_form(request)
+    confirmed = form.text("confirm_attendance") == "1"
     try:
         status = await _run_workflow(request, who, minutes_id, action, confirmed, settings)
     except minutes_attendance.AttendanceDisagrees as warning:
@@ -612,9 +613,18 @@ async def api_search(request: web.Request) -> web.Response:
 @routes.post("/api/minutes/{id}/entries", name="api_minutes_entry_create")
 @needs(Permission.MINUTES_EDIT)
 async def api_entry_create(request: web.Request) -> web.Response:
-    """Add an entry."""
+    """Add an entry: 201; the same idempotency key again (body "key" or an Idempotency-Key
+    header) answers 200 with the entry the first add made."""
     data = await json_object(request)
-    return await _apply(request, {"op": "add", **data}, status=201)
+    if "key" not in data and request.headers.get("Idempotency-Key"):
+        data["key"] = request.headers["Idempotency-Key"]
+    if data.get("op", "add") != "add":  # this address only adds (h6's 422 on a wrong `op` kept)
+        raise InvalidInput([FieldError("op", N_("Unknown action."))])
+    try:
+        result = await apply_edit(request.app, actor(request), int_param(request), {**data, "op": "add"})
+    except service.EntryConflict as exc:
+        return conflict_response(exc)
+    return web.json_response(result, status=201 if result.pop("new", True) else 200)
 
 
 @routes.put("/api/minutes/{id}/entries/{entry}", name="api_minutes_entry_update")
@@ -646,7 +656,7 @@ async def api_entry_move(request: web.Request) -> web.Response:
 async def api_entry_delete(request: web.Request) -> web.Response:
     """Remove an entry (its history stays)."""
     raw = request.query.get("version", "")
-    data: dict[str, Any] = {"version": int(raw) if raw.isdigit() and len(raw) < 9 else None}
+    data: dict[str, Any] = {"version": whole_number(raw)}
     return await _apply(request, {**data, "op": "delete", "id": int_param(request, "entry")})
 
 
@@ -676,13 +686,16 @@ async def api_history(request: web.Request) -> web.Response:
     return web.json_response({"entry": data, "changes": changes})
 
 
-async def _apply(request: web.Request, message: dict[str, Any], *, status: int = 200) -> web.Response:
+async def _apply(request: web.Request, message: dict[str, Any]) -> web.Response:
     """Run one edit for the HTTP API; conflicts answer 409 with the current entry."""
     try:
         result = await apply_edit(request.app, actor(request), int_param(request), message)
     except service.EntryConflict as exc:
         return conflict_response(exc)
-    return web.json_response(result, status=status)
+    return web.json_response(result)
+
+
+EDIT_OPS = frozenset(protocol.MINUTES_OPS)
 
 
 async def apply_edit(
@@ -691,37 +704,46 @@ async def apply_edit(
     """One edit (add, save, status, move, delete, header) in one transaction, then pushed live.
 
     The one path for HTTP and WebSocket edits, so both check versions and push the same way.
+    An add repeated with its idempotency key pushes nothing and answers with "new": false.
     """
     op = message.get("op")
+    if not isinstance(op, str) or op not in EDIT_OPS:
+        raise InvalidInput([FieldError("op", N_("Unknown action."))])
     entry_id = message.get("id")
     if op in {"save", "status", "move", "delete"} and (
         not isinstance(entry_id, int) or isinstance(entry_id, bool)
     ):
         raise InvalidInput([FieldError("id", N_("Say which entry."))])
     async with app[keys.DB]() as db:
-        push: protocol.MinutesPush
+        push: protocol.MinutesPush | None = None
+        changed: list[Any] = []  # entries to push, read after the commit
+        new = True
         if op == "add":
-            entry = await service.add_entry(db, who, minutes_id, entry_input(message))
-            push = protocol.EntryChanged(await service.entry_data(db, entry))
+            key = message.get("key")
+            if key is not None and not isinstance(key, str):
+                raise InvalidInput([FieldError("key", N_("This field must be text."))])
+            entry, new = await service.add_entry_once(db, who, minutes_id, entry_input(message), key=key)
+            changed = [entry]
         elif op == "save":
             assert isinstance(entry_id, int)
-            entry = await service.update_entry(
-                db, who, minutes_id, entry_id, version_of(message), entry_input(message)
-            )
-            push = protocol.EntryChanged(await service.entry_data(db, entry))
+            changed = [
+                await service.update_entry(
+                    db, who, minutes_id, entry_id, version_of(message), entry_input(message)
+                )
+            ]
         elif op == "status":
             assert isinstance(entry_id, int)
-            entry = await service.set_status(
-                db, who, minutes_id, entry_id, version_of(message), text_field(message, "status")
-            )
-            push = protocol.EntryChanged(await service.entry_data(db, entry))
+            changed = [
+                await service.set_status(
+                    db, who, minutes_id, entry_id, version_of(message), text_field(message, "status")
+                )
+            ]
         elif op == "move":
             assert isinstance(entry_id, int)
             position = message.get("position")
             if not isinstance(position, int) or isinstance(position, bool):
                 raise InvalidInput([FieldError("position", N_("Give the new place as a number."))])
-            ordered = await service.move_entry(db, who, minutes_id, entry_id, version_of(message), position)
-            push = protocol.Order(tuple([await service.entry_data(db, e) for e in ordered]))
+            changed = await service.move_entry(db, who, minutes_id, entry_id, version_of(message), position)
         elif op == "delete":
             assert isinstance(entry_id, int)
             entry = await service.delete_entry(db, who, minutes_id, entry_id, version_of(message))
@@ -765,6 +787,13 @@ async def apply_edit(
         else:
             raise InvalidInput([FieldError("op", N_("Unknown action."))])
         await db.commit()
+        # Read what to push after the commit: on SQLite the next writer's turn comes sooner.
+        if changed:
+            data = [await service.entry_data(db, e) for e in changed]
+            push = protocol.Order(tuple(data)) if op == "move" else protocol.EntryChanged(data[0])
+    assert push is not None
+    if not new:
+        return {**push.as_dict(), "new": False}
     app[keys.MINUTES_HUB].push(minutes_id, push)
     return push.as_dict()
 
@@ -776,7 +805,9 @@ async def apply_edit(
 @needs(Permission.MEETINGS_READ)  # the session decides; editing needs MINUTES_EDIT, checked per message
 async def minutes_ws(request: web.Request) -> web.StreamResponse:
     """Live minutes: every change pushed to every viewer; editors save entries with their versions."""
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_WS_MESSAGE)
+    # Frames up to 1 MiB reach _socket_message, which refuses those over MAX_WS_MESSAGE with an
+    # error and keeps the socket open; only larger ones get aiohttp's "message too big" (1009).
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16 * MAX_WS_MESSAGE)
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this address is a WebSocket")
     if not origin_allowed(request):
@@ -800,10 +831,13 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
                 break
             try:
                 answer = await _socket_message(request.app, who, minutes_id, msg.data, language)
-            except Exception:  # one bad message must not end everyone's editing session
-                log.exception("minutes socket message failed", extra={"minutes": minutes_id})
+            except Exception as exc:  # one bad message must not end everyone's editing session
+                clash = database_clash(exc)
+                if clash is None:
+                    log.exception("minutes socket message failed", extra={"minutes": minutes_id})
                 with i18n.language(language):
-                    answer = protocol.Error(None, i18n.gettext(STATUS_TITLES[500]))
+                    text = i18n.gettext(clash[1] if clash else STATUS_TITLES[500])
+                    answer = protocol.Error(_ref_of(msg.data), text, retry=clash is not None)
             viewer.post(encode(answer))
     finally:
         live.remove(viewer)
@@ -812,21 +846,34 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+def _ref_of(raw: str) -> Any:
+    """The ref of a client message, if it has one (to answer a failed message by its ref)."""
+    try:
+        message = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return message.get("ref") if isinstance(message, dict) else None
+
+
 async def _socket_message(
     app: web.Application, who: Actor, minutes_id: int, raw: str, language: str
 ) -> ServerMessage:
     """One client message: the answer to send back to that client (pushes go to everyone)."""
     ref: Any = None
     try:
-        try:
-            message = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput([FieldError("body", N_("The body is not valid JSON."))]) from exc
+        if len(raw) > MAX_WS_MESSAGE:
+            raise InvalidInput([FieldError("body", N_("The message is too large."))])
+        message = parse_json(raw)
         if not isinstance(message, dict):
             raise InvalidInput(
                 [FieldError("body", N_("Send a JSON object (Content-Type: application/json)."))]
             )
         ref = message.get("ref")
+        if ref is not None and (
+            isinstance(ref, bool) or not isinstance(ref, str | int) or len(str(ref)) > 100
+        ):
+            ref = None
+            raise InvalidInput([FieldError("ref", N_("This field is not valid."))])
         if not who.can(Permission.MINUTES_EDIT):
             raise Forbidden(N_("Only the secretary and the chair write the minutes."))
         result = await apply_edit(app, who, minutes_id, message)

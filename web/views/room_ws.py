@@ -26,12 +26,14 @@ from meetings.wire import CloseCode, ServerMessage, encode
 from web import keys
 from web.access import needs
 from web.common import origin_allowed
+from web.forms import int_param
 from web.socket_writer import SocketWriter
 
 routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.signaling")
 
 JOIN_TIMEOUT = 15.0
+WS_FRAME_LIMIT = 1024 * 1024
 SEND_QUEUE = 200  # messages; a client this far behind is too slow to follow the room
 
 
@@ -109,16 +111,15 @@ async def room_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         # A client that stops answering pings is gone: heartbeat, then half of it for the pong.
         heartbeat=request.app[keys.SETTINGS].signaling_heartbeat_seconds,
-        max_msg_size=proto.MAX_MESSAGE_BYTES,
+        # Frames up to 1 MiB reach the parser, which refuses those over 64 KiB with the protocol
+        # error (4000); only larger ones get aiohttp's own "message too big" (1009).
+        max_msg_size=WS_FRAME_LIMIT,
     )
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this address is a WebSocket")
     if not origin_allowed(request):
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
-    raw_id = request.match_info["id"]
-    if not raw_id.isdigit() or len(raw_id) > 12:
-        raise web.HTTPNotFound()
-    occurrence_id = int(raw_id)
+    occurrence_id = int_param(request)
     await ws.prepare(request)
     request.app[keys.ROOM_SOCKETS].add(ws)
     try:

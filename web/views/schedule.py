@@ -32,7 +32,7 @@ from meetings.schedule.workdays import WEEKDAY_NAMES
 from web import keys
 from web.access import needs
 from web.common import me, schedule_context
-from web.forms import int_param
+from web.forms import int_param, read_form
 from web.render import field_errors, render
 
 routes = web.RouteTableDef()
@@ -55,23 +55,29 @@ SERIES_FIELDS = (
 
 async def series_input(request: web.Request) -> tuple[service.SeriesInput, dict[str, Any]]:
     """A SeriesInput from the posted form, and the raw values to show the form again."""
-    form = await request.post()
+    form = await read_form(request)
+    errors: list[FieldError] = []
 
     def text(name: str) -> str:
-        value = form.get(name, "")
-        if not isinstance(value, str):
+        try:
+            return form.text(name, limit=5000)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
             return ""
-        if len(value) > 5000:
-            raise InvalidInput([FieldError(name, N_("Use at most %(n)s characters."), {"n": 5000})])
-        return value
 
     def many(name: str) -> list[str]:
-        return [v for v in form.getall(name, []) if isinstance(v, str)][:500]
+        try:
+            return form.texts(name, limit=200, count=500)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+            return []
 
     values: dict[str, Any] = {name: text(name) for name in SERIES_FIELDS}
     values["weekdays"] = many("weekdays")
     values["unit_codes"] = many("unit_codes")
     values["person_emails"] = [e for e in text("person_emails").replace(",", "\n").split() if e.strip()]
+    if errors:
+        raise InvalidInput(errors)
     data = service.SeriesInput(
         title=values["title"],
         kind=values["kind"] or "morning",
@@ -383,8 +389,8 @@ def _occurrence_view(
 async def occurrence_move(request: web.Request) -> web.StreamResponse:
     """Move one meeting to another working day or time."""
     occurrence_id = int_param(request)
-    form = await request.post()
-    values = {k: str(form.get(k, ""))[:20] for k in ("date", "time")}
+    form = await read_form(request)
+    values = {k: form.text(k)[:20] for k in ("date", "time")}
     async with request.app[keys.DB]() as db:
         try:
             try:
@@ -466,8 +472,8 @@ async def _calendar_page(
 @needs(Permission.CALENDAR_MANAGE)
 async def calendar_day_add(request: web.Request) -> web.StreamResponse:
     """Add a day off or a make-up working day."""
-    form = await request.post()
-    values = {k: str(form.get(k, ""))[:300] for k in ("day", "kind", "name")}
+    form = await read_form(request)
+    values = {k: form.text(k)[:300] for k in ("day", "kind", "name")}
     async with request.app[keys.DB]() as db:
         try:
             await service.add_calendar_day(

@@ -1,6 +1,8 @@
 // The secretary's live minutes page: keyboard entry, autosave with versions, live updates.
 // Protocol (docs/minutes.md): the server sends {type: "state"|"entry"|"order"|"deleted"|"header"|
 // "status"|"ack"|"conflict"|"error"}; the client sends {op, ref, ...} with the entry's version.
+// An add carries an idempotency key and stays pending until acknowledged: after a reconnect it
+// is sent again with the same key, and the server answers with the entry the first one made.
 
 /**
  * @typedef {import("./minutes_types.js").UnitRef} UnitRef
@@ -20,6 +22,13 @@ const SAVE_DELAY_MS = 700;
 const SHORT_KINDS = /** @type {Record<string, string>} */ ({
   i: "issue", l: "lesson", p: "adjustment", d: "decision", a: "action", n: "note",
 });
+
+/** A fresh idempotency key (crypto.randomUUID needs a secure context; getRandomValues does not). */
+export function newKey() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 /** @param {string} id @returns {HTMLElement} */
 function byId(id) {
@@ -81,6 +90,10 @@ class MinutesPage {
     this.headerRef = null;
     /** a header change made while one was awaiting its answer */
     this.headerAgain = false;
+    /** @type {Map<string, Record<string, any>>} adds not yet acknowledged, by idempotency key */
+    this.pending = new Map();
+    /** @type {Map<number, string>} the key each add's ref carries */
+    this.refKeys = new Map();
     /** @type {WebSocket|null} */
     this.ws = null;
     this.retry = 500;
@@ -112,11 +125,17 @@ class MinutesPage {
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(url);
     this.ws = ws;
-    ws.addEventListener("open", () => { this.retry = 500; this.live(true); });
+    ws.addEventListener("open", () => {
+      this.retry = 500;
+      this.live(true);
+      // Adds that were in flight when the link dropped go again, each with its own key.
+      for (const key of this.pending.keys()) this.sendAdd(key);
+    });
     ws.addEventListener("message", (ev) => this.receive(JSON.parse(String(ev.data))));
     ws.addEventListener("close", () => {
       this.live(false);
       this.headerRef = null;
+      this.refKeys.clear(); // answers on this socket will not come; its adds stay pending
       setTimeout(() => this.connect(), this.retry);
       this.retry = Math.min(this.retry * 2, 10000);
     });
@@ -135,12 +154,42 @@ class MinutesPage {
     return true;
   }
 
+  /** Send (or send again) a pending add with its key. @param {string} key */
+  sendAdd(key) {
+    const message = this.pending.get(key);
+    if (!message || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    const ref = this.nextRef++;
+    this.refKeys.set(ref, key);
+    this.ws.send(JSON.stringify({ ...message, ref }));
+    byId("save-status").textContent = this.t.saving;
+  }
+
+  /**
+   * The answer to a pending add: done (acknowledged or refused), or to send again shortly.
+   * @param {any} msg @returns {Record<string, any>|undefined} the add, if it was refused
+   */
+  settle(msg) {
+    const key = this.refKeys.get(msg.ref);
+    if (key === undefined) return undefined;
+    this.refKeys.delete(msg.ref);
+    if (msg.type === "error" && msg.retry) {
+      setTimeout(() => this.sendAdd(key), 1000); // the server was busy: same key, a second later
+      return undefined;
+    }
+    const message = this.pending.get(key);
+    this.pending.delete(key);
+    return msg.type === "error" ? message : undefined;
+  }
+
   /** @param {any} msg */
   receive(msg) {
     if (msg.ref != null && msg.ref === this.headerRef && ["ack", "conflict", "error"].includes(msg.type)) {
       this.headerRef = null;
       if (this.headerAgain) { this.headerAgain = false; this.saveHeader(); }
     }
+    const refused = msg.type === "ack" || msg.type === "error" ? this.settle(msg) : undefined;
+    const text = /** @type {HTMLInputElement} */ (byId("c-text"));
+    if (refused && !text.value) text.value = refused.text; // give the refused line back to fix it
     if (msg.type === "state") this.load(msg.state);
     else if (msg.type === "entry") this.upsert(msg.entry);
     else if (msg.type === "order") { for (const e of msg.entries) this.upsert(e, false); this.render(); }
@@ -273,16 +322,17 @@ class MinutesPage {
     const owner = line.code && kind === "action" ? line.code : String(data.get("owner_unit") || "");
     const link = String(data.get("link_id") || "");
     byId("composer-error").textContent = "";
-    const sent = this.send({
-      op: "add", kind, text: line.text, unit,
+    const key = newKey();
+    this.pending.set(key, {
+      op: "add", key, kind, text: line.text, unit,
       category: String(data.get("category") || ""), severity: String(data.get("severity") || ""),
       owner_unit: owner, due_date: line.due || String(data.get("due_date") || ""),
       link_id: link ? Number(link) : null,
     });
-    if (sent) {
-      /** @type {HTMLInputElement} */ (byId("c-text")).value = "";
-      byId("c-text").focus();
-    }
+    // Kept until the server acknowledges it: sent now if the link is up, else on reconnecting.
+    this.sendAdd(key);
+    /** @type {HTMLInputElement} */ (byId("c-text")).value = "";
+    byId("c-text").focus();
   }
 
   /** @param {Entry} entry */
