@@ -90,7 +90,7 @@ def test_the_foundation_uses_no_domain_package() -> None:
 
 def test_web_keys_point_downwards_and_views_stand_side_by_side() -> None:
     imports = _imports()
-    # Only the two helpers whose types the keys name (metrics, the parsed form); never the
+    # Only the two modules whose types the keys name (metrics, the parsed form); never the
     # modules that own app resources (media, minutes viewers), which import the keys.
     keys_up = [
         n

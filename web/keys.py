@@ -17,7 +17,7 @@ from meetings.settings import Settings
 from web.metrics import Metrics
 
 if TYPE_CHECKING:
-    from web.forms import Form
+    from web.form_data import Form
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
