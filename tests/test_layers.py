@@ -95,7 +95,7 @@ def test_web_keys_point_downwards_and_views_stand_side_by_side() -> None:
     keys_up = [
         n
         for m, n in imports
-        if m == "web.keys" and n.startswith("web.") and n not in {"web.metrics", "web.forms"}
+        if m == "web.keys" and n.startswith("web.") and n not in {"web.metrics", "web.form_data"}
     ]
     assert keys_up == []
     sideways = [(m, n) for m, n in imports if m.startswith("web.views.") and n.startswith("web.views")]
