@@ -5,8 +5,8 @@ For each number of invitees N, in one run and side by side:
 1. ours, build+queue: ``service.create_series`` for the morning and the afternoon series,
    inviting every unit: 2×N personal invitations built and written to the outbox, commit included.
 2. baseline, build+queue: the same ``create_series``, but its fan-out replaced (in this process
-   only) by what a system without personal links would do: one calendar per series, one
-   rendered text/HTML, the same message re-addressed to each invitee (only To differs).
+   only) by the builder before issue #18 (``meetings.schedule.invitations_reference``): every
+   copy built whole, one at a time, and enqueued with its own INSERT. Same bytes as ours.
 3. ours, deliver: ``OutboxSender.deliver_due`` (one SMTP connection per batch) to a loopback
    SMTP sink until the outbox is empty.
 4. baseline, deliver: each stored message read and sent with ``aiosmtplib.send``, a new SMTP
@@ -33,17 +33,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.headerregistry import Address
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from email.utils import make_msgid
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
 from sqlalchemy import event, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import meetings
 from meetings.accounts.permissions import Actor
@@ -57,12 +55,7 @@ from meetings.directory.service import person_search_text, unit_search_text
 from meetings.mail import outbox
 from meetings.mail.models import OutboxMessage, OutboxStatus
 from meetings.mail.sender import OutboxSender, SmtpConfig
-from meetings.schedule import invitations, service
-from meetings.schedule.emails import MailFacts, render
-from meetings.schedule.ical import series_request
-from meetings.schedule.imip import build_imip_message
-from meetings.schedule.models import Occurrence, OccurrenceState, Series
-from meetings.schedule.workdays import WorkingCalendar
+from meetings.schedule import invitations, invitations_reference, service
 
 from ._sink import HOST, Sink, start_sink
 
@@ -81,7 +74,6 @@ CHAIR = f"chutich@{DOMAIN}"
 SECRETARY = f"thuky@{DOMAIN}"
 BASE_URL = "https://giaoban.hue.example"
 ACTOR = Actor(id=0, email="bench", name="bench", role=Role.ADMINISTRATOR, unit_id=None)
-GREETING = "Quý đại biểu"  # "Dear delegate": the baseline's one greeting for everybody
 
 PHASES = ("ours build+queue", "baseline build+queue", "ours deliver", "baseline deliver")
 
@@ -265,84 +257,25 @@ def demo_series(ctx: service.Context) -> list[service.SeriesInput]:
 
 # --- the baseline fan-out ---------------------------------------------------------------------
 
-
-async def shared_send_series(
-    db: AsyncSession,
-    series: Series,
-    calendar: WorkingCalendar,
-    ctx: service.Context,
-    *,
-    kind: str,
-    occurrence: Occurrence | None = None,
-    moved_from: datetime | None = None,
-    recipients: Sequence[Person] | None = None,
-) -> int:
-    """The baseline: one calendar and one rendered message per series, only To differs."""
-    del occurrence, moved_from  # the benchmark creates series only
-    people = await service.invitees_of(db, series)
-    targets = list(recipients) if recipients is not None else people
-    if not targets:
-        return 0
-    occurrences = list(await db.scalars(select(Occurrence).where(Occurrence.series_id == series.id)))
-    zone = ZoneInfo(series.timezone)
-    upcoming = sorted(
-        (o for o in occurrences if o.state != OccurrenceState.CANCELLED and o.end >= ctx.now),
-        key=lambda o: o.start,
-    )
-    start, end = upcoming[0].start.astimezone(zone), upcoming[0].end.astimezone(zone)
-    chair = await db.get(Person, series.chair_id) if series.chair_id else None
-    shared_url = f"{ctx.base_url}/meetings/series/{series.id}"
-    cal = await invitations.cal_series(
-        db, series, calendar, ctx, location=shared_url, attendees=people, chair_id=series.chair_id
-    )
-    ics = series_request(cal, ctx.now)
-    words = render(
-        MailFacts(
-            kind=kind,
-            title=series.title,
-            recipient_name=GREETING,
-            start=start,
-            end=end,
-            recurrence=invitations.recurrence_text(series, "vi"),
-            join_url=shared_url,
-            series_url=shared_url,
-            chair=chair.name if chair else "",
-        ),
-        "vi",
-    )
-    domain = series.organizer_email.rpartition("@")[2] or "giaoban"
-    message = build_imip_message(
-        sender_email=series.organizer_email,
-        sender_name=series.organizer_name,
-        to_email=targets[0].email,
-        to_name=targets[0].name,
-        subject=words.subject,
-        text=words.text,
-        html=words.html,
-        ics=ics,
-        method="REQUEST",
-        message_id_domain=domain,
-    )
-    queued = 0
-    for person in targets:
-        del message["To"]
-        message["To"] = Address(display_name=person.name, addr_spec=person.email)
-        del message["Message-ID"]
-        message["Message-ID"] = make_msgid(domain=domain)
-        key = outbox.idempotency_key(series.uid, "", series.sequence, person.email, kind)
-        queued += await outbox.enqueue(db, key=key, kind=kind, message=message)
-    return queued
+FANOUT = ("send_series", "send_occurrence_cancel", "send_series_cancel")
 
 
 @contextlib.contextmanager
-def shared_invitations() -> Iterator[None]:
-    """Within the block, create_series fans out with the baseline (this process only)."""
-    original = invitations.send_series
-    invitations.send_series = shared_send_series
+def reference_invitations() -> Iterator[None]:
+    """Within the block, create_series fans out with the builder before issue #18 (this process only).
+
+    `invitations_reference` builds every copy whole, one at a time (icalendar, Jinja, the email
+    package), and enqueues each with its own INSERT: today's builder before the bulk one, whose
+    output it must equal byte for byte (tests/schedule/test_bulk.py).
+    """
+    originals = {name: getattr(invitations, name) for name in FANOUT}
+    for name in FANOUT:
+        setattr(invitations, name, getattr(invitations_reference, name))
     try:
         yield
     finally:
-        invitations.send_series = original
+        for name, function in originals.items():
+            setattr(invitations, name, function)
 
 
 # --- the four phases --------------------------------------------------------------------------
@@ -390,7 +323,7 @@ async def build(path: Path, n: int, *, baseline: bool, profile: cProfile.Profile
             await db.commit()
 
     limit = PROFILE_LIMIT_S if profile is not None else PHASE_LIMIT_S
-    patch = shared_invitations() if baseline else contextlib.nullcontext()
+    patch = reference_invitations() if baseline else contextlib.nullcontext()
     try:
         with patch, timed(measure):
             if profile is not None:

@@ -8,6 +8,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v pg_lsclusters >/dev/null || need+=(postgresql)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 command -v pdftotext >/dev/null || need+=(poppler-utils)
+command -v tc >/dev/null || need+=(iproute2)  # ip netns and tc tbf for the shaped-link tests (tests/netlink)
 command -v npx >/dev/null || need+=(nodejs npm)  # tsc --checkJs over web/static/js (scripts/checkjs.sh)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

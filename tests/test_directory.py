@@ -274,7 +274,11 @@ async def test_unit_form_and_api_refuse_a_parent_cycle(world: World) -> None:
 async def test_control_characters_are_refused_in_forms_and_the_api(world: World) -> None:
     await signed_in_admin(world)
     await world.unit("P-A", UnitKind.CENTRE, "Phường A")
+    # A NUL is refused by the body parser before any domain rule (a 400: no database stores one);
+    # other control characters by the directory's own rule, on their field.
     r = await world.post_form("/admin/units/new", {"code": "P-B", "kind": "centre", "name": "Phường\x00B"})
+    assert r.status == 400
+    r = await world.post_form("/admin/units/new", {"code": "P-B", "kind": "centre", "name": "Phường\x07B"})
     assert r.status == 422 and "ký tự điều khiển" in await r.text()
     r = await world.call(
         "POST", "/api/units", json={"code": "P-B", "kind": "centre", "name": "Phường\u2028B"}
@@ -290,7 +294,10 @@ async def test_control_characters_are_refused_in_forms_and_the_api(world: World)
         r = await world.call("POST", "/api/people", json=person)
         assert r.status == 422, (field, value)
         fields = (await r.json())["error"]["fields"]
-        assert [(f["field"], "ký tự điều khiển" in f["message"]) for f in fields] == [(field, True)]
+        if "\x00" in value or "\ud800" in value:  # the JSON parser's refusal (NUL, lone surrogate)
+            assert [f["field"] for f in fields] == ["body"]
+        else:
+            assert [(f["field"], "ký tự điều khiển" in f["message"]) for f in fields] == [(field, True)]
     r = await world.post_form(
         "/admin/people/new",
         {

@@ -10,6 +10,7 @@ process that dies while sending loses its claim after CLAIM_SECONDS and the row 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage, Message
@@ -117,6 +118,65 @@ async def enqueue(
     stmt = insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
     result = await db.execute(stmt)
     return _rowcount(result) == 1
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message already rendered to its wire bytes, with what the outbox stores beside them."""
+
+    key: str
+    kind: str
+    recipient: str
+    subject: str
+    message: bytes
+
+
+async def enqueue_many(db: AsyncSession, items: Sequence[Prepared], now: datetime | None = None) -> int:
+    """Add many prepared messages to the caller's transaction; how many were new.
+
+    The bulk form of `enqueue`: the same rows, the same skip of a key already in the outbox
+    (and of the second of two equal keys). The messages must already carry their Date and
+    Message-ID.
+    """
+    now = now or utcnow()
+    rows: dict[str, dict[str, object]] = {}
+    for item in items:
+        if not item.key or len(item.key) > MAX_KEY:
+            raise ValueError("the idempotency key must have 1 to 255 characters")
+        if not item.recipient:
+            raise ValueError("a message needs at least one To address")
+        rows.setdefault(
+            item.key,
+            {
+                "idempotency_key": item.key,
+                "kind": item.kind[:32],
+                "recipient": item.recipient[:254],
+                "subject": item.subject[:300],
+                "message": item.message,
+                "status": OutboxStatus.QUEUED.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "claimed_until": None,
+                "last_error": "",
+                "created_at": now,
+                "sent_at": None,
+            },
+        )
+    dialect = db.get_bind().dialect.name
+    if dialect not in {"postgresql", "sqlite"}:  # pragma: no cover - the two supported databases
+        raise RuntimeError(f"unsupported database {dialect}")
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    if not rows:
+        return 0
+    # One statement compiled once, its rows sent in batches (SQLAlchemy's "insertmanyvalues");
+    # RETURNING names the rows that were new, a key already stored returns nothing.
+    stmt = (
+        insert(OutboxMessage)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(OutboxMessage.id)
+    )
+    result = await db.execute(stmt, list(rows.values()))
+    return len(result.all())
 
 
 def _rowcount(result: object) -> int:

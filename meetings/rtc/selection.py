@@ -2,6 +2,8 @@
 
 Audio levels are RFC 6464 values in -dBov (0 is the loudest, 127 silence) read from the RTP
 header extension; nothing is decoded. ``loudness`` turns a window of them into a score.
+A publisher that does not send the extension gets a level estimated from its Opus packets
+(``estimated_opus_level``), so that it is still heard.
 """
 
 from __future__ import annotations
@@ -15,6 +17,45 @@ S = TypeVar("S")
 T = TypeVar("T")
 
 SILENCE_DBOV = 127
+
+# Estimating a level from Opus packets when the RFC 6464 extension is absent (issue #16).
+# A DTX or comfort-noise frame is a few bytes; speech takes tens to hundreds of bytes per 20 ms.
+OPUS_QUIET_BYTES = 10  # at most this many bytes per 20 ms: silence
+OPUS_LOUDEST_ESTIMATE = 40  # an estimate is never louder than -40 dBov (measured levels win)
+OPUS_QUIETEST_ESTIMATE = 60  # nor quieter than -60 dBov, the default speech threshold
+
+
+def _opus_frame_ms(config: int) -> float:
+    """Frame duration of an Opus TOC configuration (RFC 6716, section 3.1)."""
+    if config < 12:  # SILK-only: 10, 20, 40, 60 ms
+        return (10.0, 20.0, 40.0, 60.0)[config % 4]
+    if config < 16:  # hybrid: 10, 20 ms
+        return (10.0, 20.0)[config % 2]
+    return (2.5, 5.0, 10.0, 20.0)[config % 4]  # CELT-only
+
+
+def estimated_opus_level(payload: bytes) -> int:
+    """A level in -dBov guessed from one Opus packet, for publishers without RFC 6464.
+
+    Nothing is decoded: the TOC byte gives the frame duration and count, and the size per
+    20 ms gives the level. DTX and comfort noise (at most ``OPUS_QUIET_BYTES`` per 20 ms) are
+    silence (127); anything larger is speech between -60 dBov (small packets) and -40 dBov
+    (4 bytes more per dB), so a publisher whose client measures its level and speaks loudly
+    keeps precedence over an estimated one. A constant-bitrate encoder that does not shrink
+    its packets in silence therefore counts as speaking all the time: still eligible, at most
+    as loud as a normal speaker.
+    """
+    if len(payload) <= 2:
+        return SILENCE_DBOV
+    toc = payload[0]
+    code = toc & 0x3
+    frames = 1 if code == 0 else 2 if code in (1, 2) else max(1, payload[1] & 0x3F)
+    duration = frames * _opus_frame_ms(toc >> 3)
+    per_20ms = (len(payload) - 1) * 20.0 / duration
+    if per_20ms <= OPUS_QUIET_BYTES:
+        return SILENCE_DBOV
+    estimate = OPUS_QUIETEST_ESTIMATE - int((per_20ms - OPUS_QUIET_BYTES) // 4)
+    return max(OPUS_LOUDEST_ESTIMATE, estimate)
 
 
 @dataclass

@@ -49,6 +49,7 @@ from meetings.rtc.selection import (
     assign_slots,
     audio_top_n,
     dominant_speaker,
+    estimated_opus_level,
     loudness,
     note_speaker,
     video_last_n,
@@ -567,6 +568,8 @@ class Sfu:
             level = None
             if not video:
                 level = internals.packet_audio_level(packet)
+                if level is None and codec.name == "opus":
+                    level = estimated_opus_level(packet.payload)  # no RFC 6464 extension
                 if level is not None:
                     pub.levels.add(now, level)
             key = pub.keys.get(packet.payload_type)

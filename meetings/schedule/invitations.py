@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings import i18n
 from meetings.directory.models import Person
-from meetings.mail.outbox import enqueue, idempotency_key
-from meetings.schedule.emails import MailFacts, render
+from meetings.mail.outbox import Prepared, enqueue_many, idempotency_key
+from meetings.schedule.bulk import AttendeeLines, IcsTemplate, MessageTemplate, WordsTemplate
+from meetings.schedule.emails import MailFacts
 from meetings.schedule.ical import (
     Attendee,
     CalOverride,
@@ -24,7 +25,6 @@ from meetings.schedule.ical import (
     series_cancel,
     series_request,
 )
-from meetings.schedule.imip import build_imip_message
 from meetings.schedule.links import JoinLink, make_answer_token, make_join_token
 from meetings.schedule.models import Occurrence, OccurrenceState, Series, SeriesKind
 from meetings.schedule.recurrence import calendar_exceptions
@@ -32,6 +32,9 @@ from meetings.schedule.workdays import WEEKDAY_NAMES, WorkingCalendar
 
 if TYPE_CHECKING:
     from meetings.schedule.service import Context
+
+# Copies built before they are written to the outbox (about 7 KiB each).
+QUEUE_BATCH = 1000
 
 # How far ahead holidays are written as EXDATEs for a series without an end date; updates
 # re-send the series, and the yearly refresh job keeps it ahead.
@@ -168,6 +171,63 @@ async def _chair(db: AsyncSession, series: Series) -> Person | None:
     return chair if chair is not None and chair.active else None
 
 
+@dataclass
+class _Fanout:
+    """One send: the shared calendar, and per language the words and the message around them."""
+
+    series: Series
+    ics: IcsTemplate
+    method: str
+    kind: str
+    recurrence_id: str
+    facts: Callable[[str], MailFacts]
+    chair: Attendee | None = None
+    attendees: AttendeeLines = field(default_factory=AttendeeLines)
+    languages: dict[str, tuple[WordsTemplate, MessageTemplate]] = field(default_factory=dict)
+    prepared: list[Prepared] = field(default_factory=list)
+
+    def add(
+        self, person: Person, chair: Person | None, link: str, accept: str = "", decline: str = ""
+    ) -> None:
+        """Build one invitee's copy (only its personal parts) and keep it for the bulk insert."""
+        language = person.language
+        if language not in self.languages:
+            words = WordsTemplate.build(self.facts(language), language)
+            message = MessageTemplate(
+                sender_email=self.series.organizer_email,
+                sender_name=self.series.organizer_name,
+                words=words.words,
+                ics_sample=self.ics.fill("", b""),
+                method=self.method,
+                message_id_domain=self.series.organizer_email.rpartition("@")[2] or "giaoban",
+            )
+            self.languages[language] = (words, message)
+        words, message = self.languages[language]
+        shared = frozenset({self.chair}) if self.chair is not None else frozenset()
+        ics = self.ics.fill(link, self.attendees.lines(own_attendees(person, chair), shared))
+        text, html = words.fill(person.name, link, accept, decline)
+        built = message.build(to_email=person.email, to_name=person.name, text=text, html=html, ics=ics)
+        key = idempotency_key(
+            self.series.uid, self.recurrence_id, self.series.sequence, person.email, self.kind
+        )
+        self.prepared.append(Prepared(key, self.kind, built.recipient, built.subject, built.wire))
+
+    async def queue(self, db: AsyncSession, *, unless_fewer: int = 0) -> int:
+        """Write the copies built so far to the outbox in bulk, in the caller's transaction.
+
+        With unless_fewer, wait until that many are ready (memory stays bounded at any N).
+        """
+        if not self.prepared or len(self.prepared) < unless_fewer:
+            return 0
+        added = await enqueue_many(db, self.prepared)
+        self.prepared = []
+        return added
+
+
+def _chair_attendee(chair: Person | None) -> Attendee | None:
+    return Attendee(chair.email, chair.name, "CHAIR") if chair is not None else None
+
+
 async def send_series(
     db: AsyncSession,
     series: Series,
@@ -195,28 +255,40 @@ async def send_series(
     recurrence_id = occurrence.original_start.astimezone(zone).isoformat() if occurrence else ""
     # The calendar differs between invitees only by the personal link: compute it once.
     shared = await cal_series(db, series, calendar, ctx, location="", attendees=())
-    queued = 0
-    for person in targets:
-        link = join_url(series, person, ctx, occurrence if series.kind == SeriesKind.ADHOC else None)
-        ics = series_request(
-            replace(shared, location=link, url=link, attendees=own_attendees(person, chair_person)), ctx.now
-        )
-        facts = MailFacts(
+
+    def facts(language: str) -> MailFacts:
+        return MailFacts(
             kind=kind,
             title=series.title,
-            recipient_name=person.name,
+            recipient_name="",
             start=start,
             end=end,
-            recurrence=recurrence_text(series, person.language) if occurrence is None else "",
-            join_url=link,
-            accept_url=answer_url(series, person, ctx, "accepted"),
-            decline_url=answer_url(series, person, ctx, "declined"),
+            recurrence=recurrence_text(series, language) if occurrence is None else "",
+            join_url="-",
+            accept_url="-",
+            decline_url="-",
             series_url=f"{ctx.base_url}/meetings/series/{series.id}",
             chair=chair,
             moved_from=moved_from.astimezone(zone) if moved_from else None,
         )
-        queued += await _queue(db, series, person, facts, ics, "REQUEST", kind, recurrence_id)
-    return queued
+
+    fanout = _Fanout(
+        series=series,
+        ics=IcsTemplate.build(lambda cal: series_request(cal, ctx.now), shared, personal_link=True),
+        method="REQUEST",
+        kind=kind,
+        recurrence_id=recurrence_id,
+        facts=facts,
+        chair=_chair_attendee(chair_person),
+    )
+    queued = 0
+    for person in targets:
+        link = join_url(series, person, ctx, occurrence if series.kind == SeriesKind.ADHOC else None)
+        accept = answer_url(series, person, ctx, "accepted")
+        decline = answer_url(series, person, ctx, "declined")
+        fanout.add(person, chair_person, link, accept, decline)
+        queued += await fanout.queue(db, unless_fewer=QUEUE_BATCH)
+    return queued + await fanout.queue(db)
 
 
 async def send_occurrence_cancel(
@@ -230,26 +302,33 @@ async def send_occurrence_cancel(
     original = occurrence.original_start.astimezone(zone)
     chair_person = await _chair(db, series)
     shared = await cal_series(db, series, calendar, ctx, location="", attendees=())
-    queued = 0
-    for person in people:
-        link = join_url(series, person, ctx)
-        ics = occurrence_cancel(
-            replace(shared, location=link, url=link, attendees=own_attendees(person, chair_person)),
-            original,
-            ctx.now,
-        )
-        facts = MailFacts(
+
+    def facts(_language: str) -> MailFacts:
+        return MailFacts(
             kind="occurrence_cancel",
             title=series.title,
-            recipient_name=person.name,
+            recipient_name="",
             start=occurrence.start.astimezone(zone),
             end=occurrence.end.astimezone(zone),
             series_url=f"{ctx.base_url}/meetings/series/{series.id}",
         )
-        queued += await _queue(
-            db, series, person, facts, ics, "CANCEL", "occurrence_cancel", original.isoformat()
-        )
-    return queued
+
+    fanout = _Fanout(
+        series=series,
+        ics=IcsTemplate.build(
+            lambda cal: occurrence_cancel(cal, original, ctx.now), shared, personal_link=True
+        ),
+        method="CANCEL",
+        kind="occurrence_cancel",
+        recurrence_id=original.isoformat(),
+        facts=facts,
+        chair=_chair_attendee(chair_person),
+    )
+    queued = 0
+    for person in people:
+        fanout.add(person, chair_person, join_url(series, person, ctx))
+        queued += await fanout.queue(db, unless_fewer=QUEUE_BATCH)
+    return queued + await fanout.queue(db)
 
 
 async def send_series_cancel(
@@ -270,42 +349,20 @@ async def send_series_cancel(
     shared = await cal_series(
         db, series, calendar, ctx, location=f"{ctx.base_url}/meetings/series/{series.id}", attendees=[]
     )
+
+    def facts(_language: str) -> MailFacts:
+        return MailFacts(kind="series_cancel", title=series.title, recipient_name="", start=start, end=end)
+
+    fanout = _Fanout(
+        series=series,
+        ics=IcsTemplate.build(lambda cal: series_cancel(cal, ctx.now), shared, personal_link=False),
+        method="CANCEL",
+        kind="series_cancel",
+        recurrence_id="",
+        facts=facts,
+    )
     queued = 0
     for person in targets:
-        ics = series_cancel(replace(shared, attendees=own_attendees(person, None)), ctx.now)
-        facts = MailFacts(
-            kind="series_cancel",
-            title=series.title,
-            recipient_name=person.name,
-            start=start,
-            end=end,
-        )
-        queued += await _queue(db, series, person, facts, ics, "CANCEL", "series_cancel", "")
-    return queued
-
-
-async def _queue(
-    db: AsyncSession,
-    series: Series,
-    person: Person,
-    facts: MailFacts,
-    ics: bytes,
-    method: str,
-    kind: str,
-    recurrence_id: str,
-) -> int:
-    text = render(facts, person.language)
-    message = build_imip_message(
-        sender_email=series.organizer_email,
-        sender_name=series.organizer_name,
-        to_email=person.email,
-        to_name=person.name,
-        subject=text.subject,
-        text=text.text,
-        html=text.html,
-        ics=ics,
-        method=method,
-        message_id_domain=series.organizer_email.rpartition("@")[2] or "giaoban",
-    )
-    key = idempotency_key(series.uid, recurrence_id, series.sequence, person.email, kind)
-    return 1 if await enqueue(db, key=key, kind=kind, message=message) else 0
+        fanout.add(person, None, "")
+        queued += await fanout.queue(db, unless_fewer=QUEUE_BATCH)
+    return queued + await fanout.queue(db)

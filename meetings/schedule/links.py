@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,8 +46,14 @@ class AnswerLink:
     expires: datetime
 
 
+@functools.lru_cache(maxsize=8)
+def _serializer(secret: str, salt: str) -> URLSafeSerializer:
+    """One serializer per secret and salt (thousands of links are signed per send)."""
+    return URLSafeSerializer(secret, salt=salt)
+
+
 def _dump(secret: str, salt: str, payload: dict[str, Any]) -> str:
-    return URLSafeSerializer(secret, salt=salt).dumps(payload)
+    return _serializer(secret, salt).dumps(payload)
 
 
 def _load(secret: str, salt: str, token: str) -> dict[str, Any]:

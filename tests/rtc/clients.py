@@ -121,8 +121,12 @@ class Client:
         screen: bool = False,
         audio_slots: int = 3,
         video_slots: int = 2,
+        level_extension: bool = True,
     ) -> None:
         self.name = name
+        # False: the offer does not carry the RFC 6464 audio-level extension (a client or a
+        # gateway that never sends it), so the answer does not negotiate it and none is sent.
+        self.level_extension = level_extension
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.sent_payloads: list[bytes] = []
         self.received: dict[str, Received] = defaultdict(Received)
@@ -178,12 +182,20 @@ class Client:
     async def connect(self, sfu: Sfu) -> None:
         """Offer to the SFU, apply its answer, start reading the received tracks."""
         await self.offer()
-        answer = await sfu.join(self.name, self.pc.localDescription.sdp, self.sources_by_mid())
+        answer = await sfu.join(self.name, self.local_offer().sdp, self.sources_by_mid())
         first = self.pc.getTransceivers()[0]
         internals.observe_sent_rtp(first.sender.transport, lambda p: self.sent_payloads.append(p.payload))
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         for t in self.slots:
             self._tasks.append(asyncio.create_task(self._consume(t)))
+
+    def local_offer(self) -> RTCSessionDescription:
+        """The offer to send, without the audio-level extension when the client has none."""
+        offer = self.pc.localDescription
+        if self.level_extension:
+            return offer
+        lines = [line for line in offer.sdp.splitlines() if internals.AUDIO_LEVEL_URI not in line]
+        return RTCSessionDescription(sdp="\r\n".join(lines) + "\r\n", type=offer.type)
 
     def sources_by_mid(self) -> dict[str, Source]:
         result: dict[str, Source] = {}

@@ -300,3 +300,28 @@ async def test_one_compound_sender_report_per_connection_describes_every_slot() 
             await asyncio.sleep(0.2)
     finally:
         await _close(sfu, a, b)
+
+
+async def test_a_speaker_without_the_level_extension_is_heard() -> None:
+    """Issue #16: no RFC 6464 header extension (an aiortc client, a future gateway) must not mean mute.
+
+    The SFU estimates a level from the Opus packets themselves (size per 20 ms, DTX), so the
+    unmuted publisher is selected and its audio forwarded, as with the extension.
+    """
+    sfu = Sfu()
+    bare = Client("bare", amplitude=0.3, audio_slots=0, video_slots=0, level_extension=False)
+    listener = Client("listener", audio_slots=1, video_slots=0)
+    try:
+        await bare.connect(sfu)
+        await listener.connect(sfu)
+        assert await wait_for(lambda: len(bare.sent_payloads) > 25, 15)
+        # The extension really is absent from what the publisher sends.
+        assert internals.AUDIO_LEVEL_URI not in sfu.peer_connection("bare").remoteDescription.sdp
+        [mid] = listener.slot_mids("audio")
+        assert await wait_for(lambda: listener.received[mid].packets > 25, 15)
+        assert sfu.assignments("listener") == {mid: ("bare", "0")}
+        # What arrives is the publisher's Opus, byte for byte.
+        sent = set(bare.sent_payloads)
+        assert all(payload in sent for payload in listener.received[mid].payloads[:20])
+    finally:
+        await _close(sfu, bare, listener)

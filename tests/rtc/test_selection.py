@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from meetings.rtc.selection import (
+    OPUS_LOUDEST_ESTIMATE,
+    OPUS_QUIETEST_ESTIMATE,
+    SILENCE_DBOV,
     LevelWindow,
     VideoSource,
     assign_slots,
     audio_top_n,
     dominant_speaker,
+    estimated_opus_level,
     loudness,
     note_speaker,
     video_last_n,
@@ -55,3 +59,25 @@ def test_assign_slots_keeps_streams_in_place() -> None:
     current = {"s1": "a", "s2": "b", "s3": None}
     assert assign_slots(current, ["b", "c"]) == {"s1": "c", "s2": "b", "s3": None}
     assert assign_slots(current, ["d", "e", "f", "g"]) == {"s1": "d", "s2": "e", "s3": "f"}
+
+
+def test_estimated_opus_level_from_packet_size_and_toc() -> None:
+    """Issue #16: without RFC 6464, DTX and comfort noise are silence, bigger packets speech."""
+    celt_20ms = 31 << 3  # CELT-only, 20 ms, one frame
+    silk_20ms = 1 << 3  # SILK-only, 20 ms
+    silk_60ms = 3 << 3  # SILK-only, 60 ms
+    assert estimated_opus_level(bytes([celt_20ms])) == SILENCE_DBOV  # DTX: the TOC alone
+    assert estimated_opus_level(bytes([silk_20ms]) + bytes(8)) == SILENCE_DBOV  # comfort noise
+    assert estimated_opus_level(bytes([silk_20ms]) + bytes(12)) == OPUS_QUIETEST_ESTIMATE
+    assert estimated_opus_level(bytes([celt_20ms]) + bytes(160)) == OPUS_LOUDEST_ESTIMATE
+    # The same 30 bytes are a loud 20 ms frame but a quiet 60 ms one.
+    assert estimated_opus_level(bytes([silk_60ms]) + bytes(30)) == SILENCE_DBOV
+    assert estimated_opus_level(bytes([silk_20ms]) + bytes(30)) == 55
+    # Code 3: the frame count is in the second byte (here 3 × 20 ms).
+    assert estimated_opus_level(bytes([celt_20ms | 3, 3]) + bytes(28)) == SILENCE_DBOV
+    # An estimate scores as speech, but never above a loudly speaking measured publisher.
+    window = LevelWindow()
+    window.add(0.0, estimated_opus_level(bytes([celt_20ms]) + bytes(400)))
+    measured = LevelWindow()
+    measured.add(0.0, 20)
+    assert 0 < loudness(window, 0.0) < loudness(measured, 0.0)
