@@ -49,7 +49,7 @@ from meetings.db import create_engine, create_sessionmaker
 from meetings.db.base import utcnow
 from meetings.db.migrate import upgrade_sync
 from meetings.db.models import import_all
-from meetings.directory.demo import UNITS_CSV, demo_name
+from meetings.demo import UNITS_CSV, demo_name
 from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.directory.service import person_search_text, unit_search_text
 from meetings.mail import outbox

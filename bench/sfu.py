@@ -285,9 +285,10 @@ async def _serve(
     async def serve_joins(channel: _Channel) -> None:
         while (message := await channel.recv()) is not None:
             _, name, sdp, sources = message
-            offer = RTCSessionDescription(sdp=sdp, type="offer")
-            answer = await sfu.join(name, offer, sources) if room is None else await room.join(offer)
-            channel.send(answer.sdp)
+            if room is None:
+                channel.send(await sfu.join(name, sdp, sources))
+            else:
+                channel.send((await room.join(RTCSessionDescription(sdp=sdp, type="offer"))).sdp)
 
     control = _Channel(control_conn)
     joiners = [asyncio.create_task(serve_joins(_Channel(c))) for c in generator_conns]

@@ -14,21 +14,20 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from meetings import i18n
-from meetings.accounts.permissions import Actor
+from meetings import demo, i18n
+from meetings.accounts.permissions import CLI_ACTOR as CLI_ACTOR  # re-exported: tests and benches use it
 from meetings.db import create_engine, create_sessionmaker
 from meetings.db.migrate import upgrade_sync
-from meetings.directory import csv_import, demo, service
+from meetings.directory import csv_import, service
 from meetings.directory.models import Role
 from meetings.errors import DomainError, InvalidInput
-from meetings.logs import access_logger, setup_logging
+from meetings.logs import setup_logging
 from meetings.schedule.service import Context
 from meetings.settings import Settings, SettingsError, ensure_secret_key, load_settings, settings_markdown
 
 T = TypeVar("T")
 
-# The CLI acts as a built-in administrator: whoever runs it already owns the server.
-CLI_ACTOR = Actor(id=0, email="cli", name="cli", role=Role.ADMINISTRATOR, unit_id=None)
+Command = Callable[[Settings, argparse.Namespace], int]
 
 
 async def _with_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -48,25 +47,6 @@ def _print_errors(exc: DomainError) -> None:
         for e in exc.errors:
             where = f"line {e.line}: " if e.line else ""
             print(f"  {where}{e.field}: {i18n.gettext(e.message, **e.params)}", file=sys.stderr)
-
-
-def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
-    """Run the web server until interrupted."""
-    from aiohttp import web
-
-    from web.app import create_app
-
-    app = create_app(settings)
-    print(f"Giao Ban is running at {settings.base_url}/", flush=True)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout,
-        print=None,
-        access_log=access_logger(settings.access_log),
-    )
-    return 0
 
 
 def cmd_upgrade(settings: Settings, args: argparse.Namespace) -> int:
@@ -150,12 +130,13 @@ def cmd_settings(_settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
+def parser(serve: Command | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; `serve` comes from the web edge (web/cli.py), the domain has no server."""
     p = argparse.ArgumentParser(prog="giaoban", description="Giao Ban: a city's daily meetings.")
     p.add_argument("--config", help="TOML settings file (else GIAOBAN_CONFIG)")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the web server").set_defaults(run=cmd_serve)
+    if serve is not None:
+        sub.add_parser("serve", help="run the web server").set_defaults(run=serve)
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     up = db.add_parser("upgrade", help="apply migrations")
     up.add_argument("revision", nargs="?", default="head")
@@ -177,9 +158,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `giaoban` command."""
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, serve: Command | None = None) -> int:
+    """Entry point of the `giaoban` command (web.cli.main adds `serve`)."""
+    args = parser(serve).parse_args(argv)
     try:
         settings = load_settings(config_file=args.config)
     except SettingsError as exc:

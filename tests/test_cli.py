@@ -19,7 +19,7 @@ ROOT = Path(__file__).parent.parent
 def run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `giaoban ARGS` with the environment."""
     result = subprocess.run(
-        [sys.executable, "-m", "meetings.cli", *args],
+        [sys.executable, "-m", "web.cli", *args],
         env=env,
         capture_output=True,
         text=True,

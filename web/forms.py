@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -23,8 +22,8 @@ from multidict import MultiDict, MultiDictProxy
 from meetings.errors import N_, FieldError, InvalidInput, NotFound
 from meetings.i18n import gettext as _
 from web import keys
+from web.form_data import EMPTY_FORM, Form, Upload
 
-MAX_FIELD = 10_000  # characters of one text field
 MAX_PARTS = 2_000  # fields of one form
 MAX_JSON_DEPTH = 32  # nesting of arrays and objects; nothing we accept is deeper than 3
 MAX_JSON_TEXT = 100_000  # characters of one JSON string field (the domain limits each field further)
@@ -46,48 +45,6 @@ def _too_large(request: web.Request) -> web.HTTPRequestEntityTooLarge:
         actual_size=request.content_length or limit + 1,
         text=_("The request is too large (at most %(n)s bytes).", n=limit),
     )
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file sent in a form, read into memory (the body size limit bounds it)."""
-
-    filename: str
-    content_type: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Form:
-    """A posted form, read once: its text fields and its files, by name."""
-
-    fields: MultiDictProxy[str]
-    files: MultiDictProxy[Upload]
-
-    def text(self, name: str, limit: int = MAX_FIELD) -> str:
-        """One text field ('' when absent); a file or an over-long value is refused (422)."""
-        if name in self.files:
-            raise InvalidInput([FieldError(name, N_("This field must be text."))])
-        value = self.fields.get(name, "")
-        if len(value) > limit:
-            raise InvalidInput([FieldError(name, N_("Use at most %(n)s characters."), {"n": limit})])
-        return value
-
-    def texts(self, name: str, limit: int = MAX_FIELD, count: int = 500) -> list[str]:
-        """Every value of a repeated text field (checkboxes), at most `count` of them."""
-        if name in self.files:
-            raise InvalidInput([FieldError(name, N_("This field must be text."))])
-        values = self.fields.getall(name, [])
-        if len(values) > count or any(len(v) > limit for v in values):
-            raise InvalidInput([FieldError(name, N_("Too many or too long values."))])
-        return list(values)
-
-    def file(self, name: str) -> Upload | None:
-        """An uploaded file (None when absent, or when text was sent in its place)."""
-        return self.files.get(name)
-
-
-EMPTY_FORM = Form(MultiDictProxy(MultiDict()), MultiDictProxy(MultiDict()))
 
 
 async def read_form(request: web.Request) -> Form:

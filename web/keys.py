@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -9,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from meetings.directory.models import Person
 from meetings.jobs.scheduler import Scheduler
+from meetings.live.minutes import MinutesHub
+from meetings.live.registry import LiveMeetings
 from meetings.mail.sender import OutboxSender
 from meetings.settings import Settings
 from web.metrics import Metrics
 
 if TYPE_CHECKING:
-    from web.forms import Form
-    from web.media_ctx import Media
-    from web.minutes_live import MinutesHub
+    from web.form_data import Form
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -24,8 +25,10 @@ DB = web.AppKey("db", async_sessionmaker[AsyncSession])
 METRICS = web.AppKey("metrics", Metrics)
 OUTBOX = web.AppKey("outbox", OutboxSender)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
-MEDIA: web.AppKey[Media] = web.AppKey("media")  # rooms and SFUs of this node (web/media_ctx.py)
-MINUTES_HUB: web.AppKey[MinutesHub] = web.AppKey("minutes_hub")  # live minutes viewers (web/minutes_live.py)
+MEDIA = web.AppKey("media", LiveMeetings)  # rooms and SFUs of this node (web/media_ctx.py)
+# The room sockets open on this node, closed on shutdown (web/media_ctx.py).
+ROOM_SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("room_sockets")
+MINUTES_HUB = web.AppKey("minutes_hub", MinutesHub)  # live minutes viewers (web/minutes_live.py)
 
 PERSON: web.RequestKey[Person | None] = web.RequestKey("person")
 SESSION_TOKEN = web.RequestKey("session_token", str)

@@ -7,95 +7,37 @@ LISTEN/NOTIFY); docs/minutes.md says so. One cleanup context owns the hub's sock
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
+from meetings.live.minutes import Header, MinutesHub
 from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import service as minutes_service
+from meetings.wire import CloseCode
 from web import keys
+from web.socket_writer import SocketWriter
 
 log = logging.getLogger("giaoban.minutes")
 SEND_QUEUE = 500  # messages; a viewer this far behind is closed and reloads
-GOING_AWAY = 1001
 
 
-@dataclass(eq=False)
 class Viewer:
     """One WebSocket watching one minutes, with its own send queue (a slow viewer holds nobody up)."""
 
-    ws: web.WebSocketResponse
-    minutes_id: int
-    person_id: int
-    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
+    def __init__(self, ws: web.WebSocketResponse, minutes_id: int, person_id: int, language: str) -> None:
+        self.minutes_id = minutes_id
+        self.person_id = person_id
+        self.out = SocketWriter(ws, limit=SEND_QUEUE, language=language, name=f"minutes-ws-{minutes_id}")
 
     def post(self, text: str) -> None:
-        """Queue a message; a viewer whose queue is full is dropped."""
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            log.warning("minutes viewer too slow, closing", extra={"minutes": self.minutes_id})
-            self.close()
+        """Queue a message; a viewer whose queue is full is closed and reloads."""
+        self.out.post(text)
 
     def close(self) -> None:
-        """Ask the writer to close the socket after what is queued."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
-
-    async def writer(self) -> None:
-        """Send queued messages in order until closed."""
-        with contextlib.suppress(ConnectionError):
-            while True:
-                item = await self.queue.get()
-                if item is None or self.ws.closed:
-                    if not self.ws.closed:
-                        await self.ws.close(code=GOING_AWAY)
-                    return
-                await self.ws.send_str(item)
-
-
-@dataclass
-class MinutesHub:
-    """The viewers of every minutes on this node."""
-
-    viewers: dict[int, set[Viewer]] = field(default_factory=dict)
-
-    def add(self, viewer: Viewer) -> None:
-        """Start pushing to a viewer."""
-        self.viewers.setdefault(viewer.minutes_id, set()).add(viewer)
-
-    def remove(self, viewer: Viewer) -> None:
-        """Stop pushing to a viewer."""
-        group = self.viewers.get(viewer.minutes_id)
-        if group is not None:
-            group.discard(viewer)
-            if not group:
-                del self.viewers[viewer.minutes_id]
-
-    def count(self, minutes_id: int) -> int:
-        """How many viewers a minutes has on this node."""
-        return len(self.viewers.get(minutes_id, ()))
-
-    def push(self, minutes_id: int, message: dict[str, Any]) -> None:
-        """Send a message to every viewer of a minutes (encoded once)."""
-        group = self.viewers.get(minutes_id)
-        if not group:
-            return
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-        for viewer in list(group):
-            viewer.post(text)
-
-    def close_all(self) -> None:
-        """Close every viewer (shutdown)."""
-        for group in list(self.viewers.values()):
-            for viewer in list(group):
-                viewer.close()
+        """Close the socket after what is queued (going away: the page reconnects or reloads)."""
+        self.out.end(CloseCode.GOING_AWAY, "")
 
 
 async def push_attendance(app: web.Application, occurrence_id: int) -> None:
@@ -115,7 +57,7 @@ async def push_attendance(app: web.Application, occurrence_id: int) -> None:
         return
     header = {k: v for k, v in minutes.header.items() if k != minutes_attendance.ROOM_KEY}
     header["attendance"] = rows
-    hub.push(minutes.id, {"type": "header", "header": header, "header_version": minutes.header_version})
+    hub.push(minutes.id, Header(header, minutes.header_version))
 
 
 async def minutes_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -107,3 +107,7 @@ def allowed(role: Role | None, permission: Permission) -> bool:
     if role is None:
         return False
     return permission in ROLE_PERMISSIONS[role]
+
+
+# The CLI and the demo act as a built-in administrator: whoever runs them already owns the server.
+CLI_ACTOR = Actor(id=0, email="cli", name="cli", role=Role.ADMINISTRATOR, unit_id=None)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
+
+from meetings.wire import CloseCode as CloseCode  # re-exported: the room closes with these
+from meetings.wire import ServerMessage
 
 
 class RoomRole(enum.StrEnum):
@@ -13,16 +16,6 @@ class RoomRole(enum.StrEnum):
 
     MODERATOR = "moderator"  # the series' chair or secretary, or an administrator
     PARTICIPANT = "participant"
-
-
-class CloseCode(enum.IntEnum):
-    """Why the room closes a connection (WebSocket private-use codes, 4000–4999)."""
-
-    ENDED = 4100  # the meeting was ended for everyone, or its time is over
-    REMOVED = 4101  # a moderator removed this person
-    DENIED = 4102  # a moderator refused this person in the lobby
-    REPLACED = 4103  # the same person connected again elsewhere
-    SHUTDOWN = 4104  # the media node is going away
 
 
 class Participant(Protocol):
@@ -56,8 +49,8 @@ class Participant(Protocol):
         """Moderator or participant, decided at admission."""
         ...
 
-    async def send(self, message: dict[str, Any]) -> None:
-        """Deliver a room event to this connection."""
+    async def send(self, message: ServerMessage) -> None:
+        """Deliver a server message to this connection."""
         ...
 
     async def close(self, code: int, reason: str) -> None:

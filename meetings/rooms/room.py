@@ -16,11 +16,26 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from meetings.errors import N_, FieldError, InvalidInput
 from meetings.rooms.errors import NoSuchParticipant, NotInRoom, NotModerator, RoomClosed, RoomFull
+from meetings.rooms.events import (
+    Chat,
+    Ended,
+    Floor,
+    Joined,
+    Left,
+    LobbyChanged,
+    LobbyEntry,
+    Locked,
+    ParticipantView,
+    QueueChanged,
+    RoomSnapshot,
+    StateChanged,
+    Waiting,
+)
+from meetings.rooms.media import MediaControl, NoMedia
 from meetings.rooms.participant import (
     CloseCode,
     ConnectionQuality,
@@ -29,6 +44,7 @@ from meetings.rooms.participant import (
     RoomRole,
 )
 from meetings.settings import Settings
+from meetings.wire import ServerMessage
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +161,13 @@ class Room:
         rules: RoomRules | None = None,
         chat_store: ChatStore | None = None,
         ended_at: datetime | None = None,
+        media: MediaControl | None = None,
+        pinned_person: int | None = None,
     ) -> None:
         self.occurrence_id = occurrence_id
+        # The media plane follows the room: every change of a seat's state reaches it here.
+        self.media: MediaControl = media or NoMedia()
+        self.pinned_person = pinned_person  # the chair: every receiver gets their video first
         self.title = title
         self.timezone = timezone
         self.rules = rules or RoomRules()
@@ -228,22 +249,38 @@ class Room:
         seat = self._seats.get(person_id)
         return seat.state if seat else None
 
-    def snapshot(self, viewer: Participant) -> dict[str, Any]:
+    def snapshot(self, viewer: Participant) -> RoomSnapshot:
         """The whole room as one message for a connection that has just been seated."""
-        message: dict[str, Any] = {
-            "type": "room",
-            "occurrence_id": self.occurrence_id,
-            "title": self.title,
-            "you": viewer.id,
-            "role": viewer.role.value,
-            "locked": self.locked,
-            "closes_at": _iso(self.closes_at),
-            "participants": [self._view(s) for s in self._seats.values()],
-            "queue": self.queue,
-        }
-        if viewer.role is RoomRole.MODERATOR:
-            message["lobby"] = self._lobby_view()
-        return message
+        return RoomSnapshot(
+            occurrence_id=self.occurrence_id,
+            title=self.title,
+            you=viewer.id,
+            role=viewer.role.value,
+            locked=self.locked,
+            closes_at=_iso(self.closes_at),
+            participants=tuple(self._view(s) for s in self._seats.values()),
+            queue=tuple(self.queue),
+            lobby=self._lobby_view() if viewer.role is RoomRole.MODERATOR else None,
+        )
+
+    # --- media ---------------------------------------------------------------------------
+
+    def attach_media(self, media: MediaControl) -> None:
+        """The media plane this room drives from now on (the live session attaches its SFU)."""
+        self.media = media
+
+    def media_connected(self, participant: Participant) -> None:
+        """A seated connection's media has arrived: the media plane learns the room's state for it."""
+        self._apply_media(self._seat_of(participant))
+        self._apply_pins()
+
+    def _apply_media(self, seat: _Seat) -> None:
+        self.media.set_muted(seat.participant.id, "audio", seat.state.audio_muted)
+        self.media.set_muted(seat.participant.id, "video", seat.state.video_muted)
+
+    def _apply_pins(self) -> None:
+        seat = self._seats.get(self.pinned_person) if self.pinned_person is not None else None
+        self.media.set_pinned({seat.participant.id} if seat is not None else set())
 
     # --- joining and leaving -------------------------------------------------------------
 
@@ -271,7 +308,7 @@ class Room:
             self._lobby[pid] = _Waiting(participant, waiting.since if waiting else now, reason)
             if old_waiting is not None:
                 await old_waiting.close(CloseCode.REPLACED, N_("You joined again from another window."))
-            await self._safe_send(participant, {"type": "waiting", "reason": reason.value})
+            await self._safe_send(participant, Waiting(reason.value))
             await self._lobby_changed()
             return JoinResult(Placement.LOBBY, replaced=old_waiting)
         reconnect = await self._seat(participant, now)
@@ -306,10 +343,9 @@ class Room:
         seat.participant = participant
         seat.state.screen_sharing = False  # the new connection has no screen track yet
         await old.close(CloseCode.REPLACED, N_("You joined again from another window."))
+        await self._safe_disconnect(old)
         await self._safe_send(participant, self.snapshot(participant))
-        await self._broadcast(
-            {"type": "joined", "participant": self._view(seat), "replaces": old.id}, exclude=participant
-        )
+        await self._broadcast(Joined(self._view(seat), replaces=old.id), exclude=participant)
         return JoinResult(Placement.SEATED, replaced=old, reconnect=True)
 
     async def _seat(self, participant: Participant, now: datetime) -> bool:
@@ -320,7 +356,7 @@ class Room:
         self._seats[pid] = seat = _Seat(participant, state, next(self._counter))
         self._admitted.add(pid)
         await self._safe_send(participant, self.snapshot(participant))
-        await self._broadcast({"type": "joined", "participant": self._view(seat)}, exclude=participant)
+        await self._broadcast(Joined(self._view(seat)), exclude=participant)
         if state.hand_raised_at is not None:
             await self._queue_changed()
         return departed is not None
@@ -332,9 +368,8 @@ class Room:
         if seat is not None and seat.participant.id == participant.id:
             del self._seats[pid]
             self._departed[pid] = _Departed(seat.state, now)
-            await self._broadcast(
-                {"type": "left", "participant_id": participant.id, "person_id": pid, "reason": "left"}
-            )
+            await self._safe_disconnect(participant)
+            await self._broadcast(Left(participant.id, pid, "left"))
             if seat.state.hand_raised_at is not None:
                 await self._queue_changed()
             return Placement.SEATED
@@ -414,16 +449,7 @@ class Room:
         )
         if self._chat_store is not None:
             await self._chat_store(line)
-        await self._broadcast(
-            {
-                "type": "chat",
-                "participant_id": sender.id,
-                "person_id": line.person_id,
-                "name": line.name,
-                "text": line.text,
-                "at": _iso(line.at),
-            }
-        )
+        await self._broadcast(Chat(sender.id, line.person_id, line.name, line.text, _iso(line.at)))
         return line
 
     # --- moderation ----------------------------------------------------------------------
@@ -464,7 +490,7 @@ class Room:
         had_hand = seat.state.hand_raised_at is not None
         seat.state.audio_muted = False
         self._lower(seat)
-        await self._broadcast({"type": "floor", "person_id": person_id, "by": actor.person_id})
+        await self._broadcast(Floor(person_id, by=actor.person_id))
         await self._state_changed(seat, by=actor)
         if had_hand:
             await self._queue_changed()
@@ -480,15 +506,8 @@ class Room:
         self._removed.add(person_id)
         self._admitted.discard(person_id)
         await seat.participant.close(CloseCode.REMOVED, N_("A moderator removed you from the meeting."))
-        await self._broadcast(
-            {
-                "type": "left",
-                "participant_id": seat.participant.id,
-                "person_id": person_id,
-                "reason": "removed",
-                "by": actor.person_id,
-            }
-        )
+        await self._safe_disconnect(seat.participant)  # after the close, which gives the reason
+        await self._broadcast(Left(seat.participant.id, person_id, "removed", by=actor.person_id))
         if seat.state.hand_raised_at is not None:
             await self._queue_changed()
         return seat.participant, seat.state
@@ -522,7 +541,7 @@ class Room:
         self._moderator(actor)
         if self.locked != locked:
             self.locked = locked
-            await self._broadcast({"type": "locked", "locked": locked, "by": actor.person_id})
+            await self._broadcast(Locked(locked, by=actor.person_id))
 
     async def end(
         self, actor: Participant | None, now: datetime
@@ -539,11 +558,13 @@ class Room:
         self._lobby.clear()
         self._departed.clear()
         self._hand_order.clear()
-        message = {"type": "ended", "by": actor.person_id if actor else None}
+        message = Ended(by=actor.person_id if actor else None)
         reason = N_("This meeting has ended.")
         for participant in [p for p, _ in seated] + waiting:
             await self._safe_send(participant, message)
             await self._safe_close(participant, CloseCode.ENDED, reason)
+        for participant, _ in seated:  # after the close: a dropped peer connection is no lost link
+            await self._safe_disconnect(participant)
         return seated
 
     async def shutdown(self) -> None:
@@ -574,63 +595,72 @@ class Room:
             raise NoSuchParticipant(N_("This person is not in the meeting."))
         return seat
 
-    def _view(self, seat: _Seat) -> dict[str, Any]:
+    def _view(self, seat: _Seat) -> ParticipantView:
         p, s = seat.participant, seat.state
-        return {
-            "id": p.id,
-            "person_id": p.person_id,
-            "unit_id": p.unit_id,
-            "name": p.name,
-            "role": p.role.value,
-            "audio_muted": s.audio_muted,
-            "video_muted": s.video_muted,
-            "hand_raised": s.hand_raised,
-            "screen_sharing": s.screen_sharing,
-            "joined_at": _iso(s.joined_at),
-        }
+        return ParticipantView(
+            id=p.id,
+            person_id=p.person_id,
+            unit_id=p.unit_id,
+            name=p.name,
+            role=p.role.value,
+            audio_muted=s.audio_muted,
+            video_muted=s.video_muted,
+            hand_raised=s.hand_raised,
+            screen_sharing=s.screen_sharing,
+            joined_at=_iso(s.joined_at),
+        )
 
-    def _lobby_view(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "participant_id": w.participant.id,
-                "person_id": pid,
-                "unit_id": w.participant.unit_id,
-                "name": w.participant.name,
-                "since": _iso(w.since),
-                "reason": w.reason.value,
-            }
+    def _lobby_view(self) -> tuple[LobbyEntry, ...]:
+        return tuple(
+            LobbyEntry(
+                participant_id=w.participant.id,
+                person_id=pid,
+                unit_id=w.participant.unit_id,
+                name=w.participant.name,
+                since=_iso(w.since),
+                reason=w.reason.value,
+            )
             for pid, w in self._lobby.items()
-        ]
+        )
 
     def _moderators(self) -> Iterator[Participant]:
         return (s.participant for s in self._seats.values() if s.participant.role is RoomRole.MODERATOR)
 
     async def _state_changed(self, seat: _Seat, *, by: Participant | None) -> None:
-        await self._broadcast(
-            {"type": "state", "participant": self._view(seat), "by": by.person_id if by else None}
-        )
+        self._apply_media(seat)  # the media plane first: what is announced is already true
+        await self._broadcast(StateChanged(self._view(seat), by=by.person_id if by else None))
 
     async def _queue_changed(self) -> None:
-        await self._broadcast({"type": "queue", "queue": self.queue})
+        await self._broadcast(QueueChanged(tuple(self.queue)))
 
     async def _lobby_changed(self) -> None:
-        message = {"type": "lobby", "lobby": self._lobby_view()}
+        message = LobbyChanged(self._lobby_view())
         for participant in list(self._moderators()):
             await self._safe_send(participant, message)
 
-    async def _broadcast(self, message: dict[str, Any], *, exclude: Participant | None = None) -> None:
+    async def _broadcast(self, message: ServerMessage, *, exclude: Participant | None = None) -> None:
         targets: Iterable[Participant] = [s.participant for s in self._seats.values()]
         for participant in targets:
             if exclude is None or participant.id != exclude.id:
                 await self._safe_send(participant, message)
 
-    async def _safe_send(self, participant: Participant, message: dict[str, Any]) -> None:
+    async def _safe_send(self, participant: Participant, message: ServerMessage) -> None:
         # One participant's broken connection must not disturb the others.
         try:
             await participant.send(message)
         except Exception:
             log.warning(
                 "room event not delivered",
+                exc_info=True,
+                extra={"occurrence_id": self.occurrence_id, "participant": participant.id},
+            )
+
+    async def _safe_disconnect(self, participant: Participant) -> None:
+        try:
+            await self.media.disconnect(participant.id)
+        except Exception:
+            log.warning(
+                "media not released",
                 exc_info=True,
                 extra={"occurrence_id": self.occurrence_id, "participant": participant.id},
             )
@@ -667,6 +697,7 @@ class RoomRegistry:
         title: str = "",
         timezone: str = "Asia/Ho_Chi_Minh",
         ended_at: datetime | None = None,
+        pinned_person: int | None = None,
     ) -> Room:
         """The room of an occurrence, created on first use; a moved meeting moves its window."""
         room = self._rooms.get(occurrence_id)
@@ -680,10 +711,12 @@ class RoomRegistry:
                 rules=self.rules,
                 chat_store=self.chat_store,
                 ended_at=ended_at,
+                pinned_person=pinned_person,
             )
             self._rooms[occurrence_id] = room
         else:
             room.starts_at, room.ends_at, room.title = start, end, title
+            room.pinned_person = pinned_person
         return room
 
     def release(self, room: Room, now: datetime) -> bool:

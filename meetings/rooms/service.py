@@ -121,6 +121,7 @@ async def admit(
         title=series.title,
         timezone=series.timezone,
         ended_at=ended_at,
+        pinned_person=series.chair_id,
     )
     try:
         room.check_open(now)

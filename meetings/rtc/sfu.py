@@ -31,6 +31,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.sdp import candidate_from_sdp
 
 from meetings.rtc import forwarder as fwd
 from meetings.rtc import internals
@@ -75,7 +76,8 @@ class SfuConfig:
     speech_dbov: int = 60
     downlink_queue: int = 256
     pace_to_remb: bool = False
-    ice_servers: tuple[RTCIceServer, ...] = ()
+    # STUN/TURN server URLs for the SFU's own gathering (plain strings: aiortc stays in rtc/).
+    ice_servers: tuple[str, ...] = ()
     # Local addresses to gather host candidates on; None: every non-loopback interface (aioice).
     media_addresses: tuple[str, ...] | None = ("127.0.0.1",)
     # Public address announced in place of the host candidates' (1:1 NAT); "": as gathered.
@@ -270,17 +272,16 @@ class Sfu:
 
     # --- API for the signaling layer ----------------------------------------------------
 
-    async def join(
-        self, participant: str, offer: RTCSessionDescription, sources: Mapping[str, Source] | None = None
-    ) -> RTCSessionDescription:
-        """Connect a participant from its offer; returns the SFU's answer."""
+    async def join(self, participant: str, offer: str, sources: Mapping[str, Source] | None = None) -> str:
+        """Connect a participant from its SDP offer; returns the SFU's SDP answer."""
         if self._closed:
             raise RuntimeError("the SFU is closed")
         if participant in self._participants:
             await self.leave(participant)
         pc = RTCPeerConnection(
             RTCConfiguration(
-                iceServers=list(self.config.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+                iceServers=[RTCIceServer(urls=url) for url in self.config.ice_servers],
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
             )
         )
         entry = _Participant(
@@ -296,17 +297,27 @@ class Sfu:
 
         if self._tick_task is None:
             self._tick_task = asyncio.create_task(self._tick_loop())
-        return await self._negotiate(entry, offer, sources or {})
+        answer = await self._negotiate(entry, RTCSessionDescription(sdp=offer, type="offer"), sources or {})
+        return answer.sdp
 
     async def renegotiate(
-        self, participant: str, offer: RTCSessionDescription, sources: Mapping[str, Source] | None = None
-    ) -> RTCSessionDescription:
-        """Apply a new offer (track added or removed, screen share); returns the answer."""
-        return await self._negotiate(self._get(participant), offer, sources or {})
+        self, participant: str, offer: str, sources: Mapping[str, Source] | None = None
+    ) -> str:
+        """Apply a new SDP offer (track added or removed, screen share); returns the SDP answer."""
+        offered = RTCSessionDescription(sdp=offer, type="offer")
+        return (await self._negotiate(self._get(participant), offered, sources or {})).sdp
 
-    async def add_ice_candidate(self, participant: str, candidate: RTCIceCandidate | None) -> None:
-        """A trickled remote candidate (the SFU's own candidates are all in its answer)."""
-        await self._get(participant).pc.addIceCandidate(candidate)
+    async def add_ice_candidate(
+        self, participant: str, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
+    ) -> None:
+        """A trickled remote candidate line, "candidate:…" as the browser sends it; "" ends the
+        trickle (the SFU's own candidates are all in its answer)."""
+        parsed: RTCIceCandidate | None = None
+        if candidate:
+            parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
+            parsed.sdpMid = sdp_mid
+            parsed.sdpMLineIndex = sdp_mline_index
+        await self._get(participant).pc.addIceCandidate(parsed)
 
     def set_muted(self, participant: str, kind: Kind, muted: bool) -> None:
         """Stop (or resume) forwarding a participant's audio or video; takes effect at once."""

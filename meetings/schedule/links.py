@@ -9,9 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings.db.base import utcnow
+from meetings.directory.models import Person
 from meetings.errors import N_, Forbidden
+from meetings.schedule.models import Occurrence
 
 JOIN_SALT = "giaoban.join.v1"
 ANSWER_SALT = "giaoban.answer.v1"
@@ -96,6 +99,25 @@ def read_join_token(secret: str, token: str) -> JoinLink:
         occurrence_id=_int(data, "o", optional=True),
         expires=datetime.fromtimestamp(data["x"], tz=utcnow().tzinfo),
     )
+
+
+async def join_link_holder(
+    db: AsyncSession, secret: str, token: str, occurrence: Occurrence | None = None
+) -> tuple[JoinLink, Person]:
+    """Who a join link lets in, checked against an occurrence when one is given.
+
+    The one rule for the room page, its socket and the link's own page: a valid token, for that
+    occurrence's series (and that occurrence, if the link names one), of an active person.
+    """
+    link = read_join_token(secret, token)
+    if occurrence is not None and (
+        occurrence.series_id != link.series_id or link.occurrence_id not in {None, occurrence.id}
+    ):
+        raise LinkError(N_("This link is not valid."))
+    person = await db.get(Person, link.person_id)
+    if person is None or not person.active:
+        raise LinkError(N_("This link is not valid."))
+    return link, person
 
 
 def make_answer_token(

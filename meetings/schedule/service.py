@@ -12,11 +12,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings import audit
-from meetings.accounts.permissions import Actor, Permission
+from meetings.accounts.permissions import Actor, Permission, allowed
 from meetings.db.base import utcnow
 from meetings.directory.models import Person, Unit
 from meetings.directory.service import check_email, require
-from meetings.errors import N_, Conflict, FieldError, InvalidInput, NotFound
+from meetings.errors import N_, Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from meetings.schedule import invitations
 from meetings.schedule.errors import ScheduleError
 from meetings.schedule.links import AnswerLink
@@ -144,6 +144,15 @@ async def occurrences_between(
     if series_ids is not None:
         stmt = stmt.where(Occurrence.series_id.in_(series_ids))
     return [(o, s) for o, s in (await db.execute(stmt)).all()]
+
+
+async def check_read(db: AsyncSession, person: Person, series: Series) -> None:
+    """Who may see a series and its meetings: organisers all of them, everyone else the series
+    they are invited to (the minutes' read rule, `meetings.minutes.service.check_read`, builds on it)."""
+    if allowed(person.role, Permission.SCHEDULE_MANAGE):
+        return
+    if series.id not in await series_of_person(db, person):
+        raise Forbidden(N_("You may not open this page."))
 
 
 async def series_of_person(db: AsyncSession, person: Person) -> list[int]:

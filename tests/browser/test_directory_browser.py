@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from meetings.db import create_engine, create_sessionmaker
-from meetings.directory.demo import DEMO_PASSWORD, load_demo
+from meetings.demo import DEMO_PASSWORD, load_demo
 from meetings.settings import Settings
 from tests.browser.conftest import artifact
 

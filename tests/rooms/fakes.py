@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from meetings.rooms.participant import RoomRole
+from meetings.wire import ServerMessage
 
 # The morning meeting of Monday 4 January 2027: 07:30–08:15 in Huế (UTC+7).
 START = datetime(2027, 1, 4, 0, 30, tzinfo=UTC)
@@ -31,10 +32,10 @@ class FakeParticipant:
     messages: list[dict[str, Any]] = field(default_factory=list)
     closed: tuple[int, str] | None = None
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: ServerMessage) -> None:
         if self.broken:
             raise ConnectionResetError("socket gone")
-        self.messages.append(message)
+        self.messages.append(message.as_dict())  # what goes on the wire, so tests read it as JSON
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed is None:

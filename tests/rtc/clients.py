@@ -182,10 +182,10 @@ class Client:
     async def connect(self, sfu: Sfu) -> None:
         """Offer to the SFU, apply its answer, start reading the received tracks."""
         await self.offer()
-        answer = await sfu.join(self.name, self.local_offer(), self.sources_by_mid())
+        answer = await sfu.join(self.name, self.local_offer().sdp, self.sources_by_mid())
         first = self.pc.getTransceivers()[0]
         internals.observe_sent_rtp(first.sender.transport, lambda p: self.sent_payloads.append(p.payload))
-        await self.pc.setRemoteDescription(answer)
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         for t in self.slots:
             self._tasks.append(asyncio.create_task(self._consume(t)))
 

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from meetings.rtc import signaling as s
+from meetings.live import protocol as s
+from meetings.live.messages import Error, Speaking
 from meetings.rtc.ice import ice_servers, turn_credentials
+from meetings.wire import encode
 
 
 def test_valid_messages_parse_to_typed_values() -> None:
@@ -70,10 +72,8 @@ def test_oversized_and_binary_frames_close_the_connection() -> None:
 
 
 def test_server_messages_are_deterministic() -> None:
-    assert (
-        s.encode("speaking", participant="p1", level=3) == '{"level":3,"participant":"p1","type":"speaking"}'
-    )
-    assert json.loads(s.error("forbidden", "Bạn không có quyền")) == {
+    assert encode(Speaking("p1", 3)) == '{"participant":"p1","person_id":3,"type":"speaking"}'
+    assert json.loads(encode(Error("forbidden", "Bạn không có quyền"))) == {
         "type": "error",
         "code": "forbidden",
         "message": "Bạn không có quyền",

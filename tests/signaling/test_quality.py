@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meetings.rtc.signaling import quality_level
+from meetings.live.protocol import quality_level
 
 
 @pytest.mark.parametrize(

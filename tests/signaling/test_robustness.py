@@ -124,7 +124,7 @@ async def test_join_leave_cycles_leave_nothing_behind(world: World, meeting: Mee
             await peer.close()
 
     def settled() -> bool:
-        return not media.sfus and not media.listeners and all(r.is_empty for r in media.registry)
+        return not media.sfus and not media.meetings and all(r.is_empty for r in media.registry)
 
     def peer_connections() -> int:
         gc.collect()

@@ -8,13 +8,13 @@ from aiohttp import web
 
 from meetings import audit
 from meetings.accounts import service as accounts
-from meetings.accounts.permissions import Actor, Permission
+from meetings.accounts.permissions import Permission
 from meetings.directory import csv_import, service
 from meetings.directory.models import ROLE_LABELS, UNIT_KIND_LABELS, Person, Unit
 from meetings.errors import N_, FieldError, InvalidInput
-from meetings.i18n import gettext as _
 from web import keys
 from web.access import needs
+from web.common import actor, see_other
 from web.forms import form_fields, int_param, read_form, whole_number
 from web.render import field_errors, render
 
@@ -22,20 +22,6 @@ routes = web.RouteTableDef()
 
 UNIT_FIELDS = ("code", "kind", "name", "parent_code")
 PERSON_FIELDS = ("name", "email", "unit_code", "phone", "title", "role", "language")
-
-
-def actor(request: web.Request) -> Actor:
-    """The signed-in administrator as an Actor."""
-    person = request[keys.PERSON]
-    if person is None:
-        raise web.HTTPUnauthorized(text=_("Please sign in."))
-    return accounts.actor_of(person)
-
-
-def see_other(request: web.Request, name: str, done: str = "", **parts: str) -> web.HTTPSeeOther:
-    """A redirect to a named route, with a ?done= note for the confirmation message."""
-    url = request.app.router[name].url_for(**parts)
-    return web.HTTPSeeOther(url.with_query(done=done) if done else url)
 
 
 async def _unit_form(

@@ -12,8 +12,8 @@ from meetings.directory.models import Person, Unit
 from meetings.errors import N_, FieldError, InvalidInput
 from web import keys
 from web.access import needs
+from web.common import actor
 from web.forms import int_param, json_object, read_body, text_field, whole_number
-from web.views.admin import actor
 
 routes = web.RouteTableDef()
 

@@ -7,19 +7,17 @@ from typing import Any
 
 from aiohttp import web
 
-from meetings.accounts import service as accounts
 from meetings.accounts.permissions import Permission
 from meetings.db.base import utcnow
-from meetings.errors import N_, Forbidden
 from meetings.rooms import attendance
 from meetings.rooms.attendance import Presence, UnitAttendance
 from meetings.schedule import service
 from meetings.schedule.models import OCCURRENCE_STATE_LABELS, Occurrence, Series
 from web import keys
 from web.access import needs
+from web.common import me
 from web.forms import int_param
 from web.render import jsonable, render
-from web.views.schedule import me
 
 routes = web.RouteTableDef()
 
@@ -30,9 +28,7 @@ async def _load(request: web.Request) -> tuple[Occurrence, Series, list[UnitAtte
     async with request.app[keys.DB]() as db:
         occ = await service.get_occurrence(db, int_param(request))
         series = await service.get_series(db, occ.series_id)
-        manage = accounts.actor_of(person).can(Permission.SCHEDULE_MANAGE)
-        if not manage and series.id not in await service.series_of_person(db, person):
-            raise Forbidden(N_("You may not open this page."))
+        await service.check_read(db, person, series)
         units = await attendance.by_unit(db, occ.id)
     return occ, series, units
 

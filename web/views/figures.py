@@ -8,16 +8,15 @@ from typing import Any, overload
 from aiohttp import web
 from sqlalchemy import select
 
-from meetings.accounts import service as accounts
-from meetings.accounts.permissions import Actor, Permission
+from meetings.accounts.permissions import Permission
 from meetings.directory.models import Unit, UnitKind
 from meetings.errors import N_, FieldError, Forbidden, InvalidInput
 from meetings.figures import service, spreadsheet
 from web import keys
 from web.access import needs, token_authenticated
+from web.common import actor
 from web.forms import form_fields, int_param, json_object, read_form
 from web.render import field_errors, render
-from web.views.schedule import me
 
 routes = web.RouteTableDef()
 MAX_UPLOAD = 2 * 1024 * 1024
@@ -25,11 +24,6 @@ EXPORTS = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-
-
-def actor(request: web.Request) -> Actor:
-    """The signed-in person as the domain sees them."""
-    return accounts.actor_of(me(request))
 
 
 def today(request: web.Request) -> date:

@@ -22,8 +22,8 @@ from meetings.schedule import service
 from meetings.schedule.models import OCCURRENCE_STATE_LABELS, OccurrenceState
 from web import keys
 from web.access import needs
+from web.common import me
 from web.render import render
-from web.views.schedule import me
 
 routes = web.RouteTableDef()
 

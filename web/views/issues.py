@@ -8,8 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from meetings.accounts import service as accounts
-from meetings.accounts.permissions import Actor, Permission
+from meetings.accounts.permissions import Permission
 from meetings.directory.models import Unit, UnitKind
 from meetings.errors import InvalidInput
 from meetings.issues import service
@@ -18,16 +17,11 @@ from meetings.manual.models import Article, ArticleSource
 from meetings.minutes.models import ISSUE_CATEGORY_LABELS, SEVERITY_LABELS
 from web import keys
 from web.access import needs
+from web.common import actor
 from web.forms import form_fields, int_param, json_object, text_field
 from web.render import field_errors, render
-from web.views.schedule import me
 
 routes = web.RouteTableDef()
-
-
-def actor(request: web.Request) -> Actor:
-    """The signed-in person as the domain sees them."""
-    return accounts.actor_of(me(request))
 
 
 def labels() -> dict[str, Any]:

@@ -11,14 +11,14 @@ from sqlalchemy import select
 from meetings.accounts.permissions import Permission
 from meetings.db.base import utcnow
 from meetings.directory.models import Person, Unit
-from meetings.errors import N_, Conflict, Forbidden
+from meetings.errors import Conflict
 from meetings.schedule import feed, service
-from meetings.schedule.links import read_answer_token, read_join_token
+from meetings.schedule.links import join_link_holder, read_answer_token
 from meetings.schedule.models import OCCURRENCE_STATE_LABELS, Occurrence, OccurrenceState
 from web import keys
 from web.access import needs
+from web.common import me, schedule_context
 from web.render import render
-from web.views.schedule import me, schedule_context
 
 routes = web.RouteTableDef()
 
@@ -28,13 +28,10 @@ routes = web.RouteTableDef()
 async def join(request: web.Request) -> web.Response:
     """The meeting a personal join link leads to: the current or next one of its series."""
     secret = request.app[keys.SETTINGS].secret_key
-    link = read_join_token(secret, request.match_info["token"])
     now = utcnow()
     async with request.app[keys.DB]() as db:
+        link, person = await join_link_holder(db, secret, request.match_info["token"])
         series = await service.get_series(db, link.series_id)
-        person = await db.get(Person, link.person_id)
-        if person is None or not person.active:
-            raise Forbidden(N_("This link is not valid."))
         unit = await db.get(Unit, person.unit_id) if person.unit_id else None
         if link.occurrence_id is not None:
             occ = await db.get(Occurrence, link.occurrence_id)

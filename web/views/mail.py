@@ -12,9 +12,9 @@ from meetings.mail import catcher, outbox
 from meetings.mail.models import OUTBOX_KIND_LABELS, OUTBOX_STATUS_LABELS, OutboxStatus
 from web import keys
 from web.access import needs
+from web.common import actor, see_other
 from web.forms import int_param, whole_number
 from web.render import render
-from web.views.admin import actor, see_other
 
 routes = web.RouteTableDef()
 PAGE = 100

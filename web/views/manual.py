@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from meetings.accounts import service as accounts
-from meetings.accounts.permissions import Actor, Permission
+from meetings.accounts.permissions import Permission
 from meetings.errors import N_, FieldError, InvalidInput
 from meetings.issues.service import code_of
 from meetings.manual import service
 from meetings.manual.models import ARTICLE_STATUS_LABELS, TOPICS, Article
 from web import keys
 from web.access import needs
+from web.common import actor
 from web.forms import form_fields, int_param, whole_number
 from web.render import field_errors, render
-from web.views.schedule import me
 
 routes = web.RouteTableDef()
 FIELDS = ("topic", "question", "answer")
-
-
-def actor(request: web.Request) -> Actor:
-    """The signed-in person as the domain sees them."""
-    return accounts.actor_of(me(request))
 
 
 def _query(request: web.Request) -> str:

@@ -7,7 +7,6 @@ A stale save answers 409 with the current entry, over HTTP and over the WebSocke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -17,10 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings import i18n
-from meetings.accounts import service as accounts
 from meetings.accounts.permissions import Actor, Permission
 from meetings.directory.models import Person, Unit
 from meetings.errors import N_, DomainError, FieldError, Forbidden, InvalidInput, NotFound
+from meetings.live import minutes as protocol
+from meetings.live.minutes import MinutesHub
 from meetings.minutes import attendance as minutes_attendance
 from meetings.minutes import export, service, workflow
 from meetings.minutes.models import (
@@ -37,14 +37,14 @@ from meetings.minutes.models import (
 from meetings.minutes.templates import sections_of
 from meetings.schedule.models import OccurrenceState
 from meetings.schedule.service import get_occurrence
+from meetings.wire import ServerMessage, encode
 from web import keys
 from web.access import needs
+from web.common import actor, origin_allowed
 from web.forms import int_param, json_object, parse_json, read_form, text_field, whole_number
 from web.labels import date_text
-from web.minutes_live import MinutesHub, Viewer
+from web.minutes_live import Viewer
 from web.render import STATUS_TITLES, database_clash, errors_json, jsonable, render
-from web.views.room_ws import origin_allowed
-from web.views.schedule import me
 
 routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.minutes")
@@ -86,11 +86,6 @@ STRINGS: dict[str, str] = {
 }
 
 
-def actor(request: web.Request) -> Actor:
-    """The signed-in person as the domain sees them."""
-    return accounts.actor_of(me(request))
-
-
 def hub(request: web.Request) -> MinutesHub:
     """This node's live viewers."""
     return request.app[keys.MINUTES_HUB]
@@ -121,10 +116,10 @@ def version_of(data: dict[str, Any]) -> int:
     return value
 
 
-def header_push(minutes: Minutes) -> dict[str, Any]:
+def header_push(minutes: Minutes) -> protocol.Header:
     """The header as pushed to live viewers (the frozen room records stay on the server)."""
     header = {k: v for k, v in minutes.header.items() if k != minutes_attendance.ROOM_KEY}
-    return {"type": "header", "header": header, "header_version": minutes.header_version}
+    return protocol.Header(header, minutes.header_version)
 
 
 async def live_state(db: AsyncSession, minutes: Minutes) -> dict[str, Any]:
@@ -489,7 +484,7 @@ async def _workflow(request: web.Request, action: str) -> web.Response:
         return await _read_view(request, minutes_id, warning=warning, action=action)
     if action == "publish" and keys.OUTBOX in request.app:
         request.app[keys.OUTBOX].wake()
-    hub(request).push(minutes_id, {"type": "status", "status": status})
+    hub(request).push(minutes_id, protocol.Status(status))
     # Leave the transaction first, then redirect (a redirect raised inside would roll back).
     raise web.HTTPSeeOther(str(request.app.router["minutes"].url_for(id=str(minutes_id))))
 
@@ -623,6 +618,8 @@ async def api_entry_create(request: web.Request) -> web.Response:
     data = await json_object(request)
     if "key" not in data and request.headers.get("Idempotency-Key"):
         data["key"] = request.headers["Idempotency-Key"]
+    if data.get("op", "add") != "add":  # this address only adds (h6's 422 on a wrong `op` kept)
+        raise InvalidInput([FieldError("op", N_("Unknown action."))])
     try:
         result = await apply_edit(request.app, actor(request), int_param(request), {**data, "op": "add"})
     except service.EntryConflict as exc:
@@ -698,7 +695,7 @@ async def _apply(request: web.Request, message: dict[str, Any]) -> web.Response:
     return web.json_response(result)
 
 
-EDIT_OPS = frozenset({"add", "save", "status", "move", "delete", "header", "attendance", "correct"})
+EDIT_OPS = frozenset(protocol.MINUTES_OPS)
 
 
 async def apply_edit(
@@ -718,7 +715,7 @@ async def apply_edit(
     ):
         raise InvalidInput([FieldError("id", N_("Say which entry."))])
     async with app[keys.DB]() as db:
-        push: dict[str, Any] = {}
+        push: protocol.MinutesPush | None = None
         changed: list[Any] = []  # entries to push, read after the commit
         new = True
         if op == "add":
@@ -750,7 +747,7 @@ async def apply_edit(
         elif op == "delete":
             assert isinstance(entry_id, int)
             entry = await service.delete_entry(db, who, minutes_id, entry_id, version_of(message))
-            push = {"type": "deleted", "id": entry.id, "version": entry.version}
+            push = protocol.Deleted(entry.id, entry.version)
         elif op == "header":
             expected = message.get("header_version")
             if not isinstance(expected, int) or isinstance(expected, bool):
@@ -793,11 +790,12 @@ async def apply_edit(
         # Read what to push after the commit: on SQLite the next writer's turn comes sooner.
         if changed:
             data = [await service.entry_data(db, e) for e in changed]
-            push = {"type": "order", "entries": data} if op == "move" else {"type": "entry", "entry": data[0]}
+            push = protocol.Order(tuple(data)) if op == "move" else protocol.EntryChanged(data[0])
+    assert push is not None
     if not new:
-        return {**push, "new": False}
+        return {**push.as_dict(), "new": False}
     app[keys.MINUTES_HUB].push(minutes_id, push)
-    return push
+    return push.as_dict()
 
 
 # --- live socket -----------------------------------------------------------------------------
@@ -822,11 +820,11 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
         snapshot = await readable(db, who, minutes)
     language = request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)
     await ws.prepare(request)
-    viewer = Viewer(ws, minutes_id, who.id)
+    viewer = Viewer(ws, minutes_id, who.id, language)
     live = hub(request)
     live.add(viewer)
-    writer = asyncio.create_task(viewer.writer(), name=f"minutes-ws-{minutes_id}")
-    viewer.post(json.dumps({"type": "state", "state": jsonable(snapshot)}, ensure_ascii=False))
+    viewer.out.start()
+    viewer.post(encode(protocol.MinutesState(jsonable(snapshot))))
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -839,18 +837,12 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
                     log.exception("minutes socket message failed", extra={"minutes": minutes_id})
                 with i18n.language(language):
                     text = i18n.gettext(clash[1] if clash else STATUS_TITLES[500])
-                    answer = {
-                        "type": "error",
-                        "ref": _ref_of(msg.data),
-                        "message": text,
-                        "retry": clash is not None,
-                    }
-            viewer.post(json.dumps(answer, ensure_ascii=False))
+                    answer = protocol.Error(_ref_of(msg.data), text, retry=clash is not None)
+            viewer.post(encode(answer))
     finally:
         live.remove(viewer)
         viewer.close()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(writer, timeout=5)
+        await viewer.out.wait()
     return ws
 
 
@@ -865,7 +857,7 @@ def _ref_of(raw: str) -> Any:
 
 async def _socket_message(
     app: web.Application, who: Actor, minutes_id: int, raw: str, language: str
-) -> dict[str, Any]:
+) -> ServerMessage:
     """One client message: the answer to send back to that client (pushes go to everyone)."""
     ref: Any = None
     try:
@@ -885,13 +877,13 @@ async def _socket_message(
         if not who.can(Permission.MINUTES_EDIT):
             raise Forbidden(N_("Only the secretary and the chair write the minutes."))
         result = await apply_edit(app, who, minutes_id, message)
-        return {"type": "ack", "ref": ref, "result": result}
+        return protocol.Ack(ref, result)
     except service.EntryConflict as exc:
         with i18n.language(language):
             text = i18n.gettext(exc.message)
-        return {"type": "conflict", "ref": ref, "message": text, "current": exc.current}
+        return protocol.Conflict(ref, text, exc.current)
     except DomainError as exc:
         with i18n.language(language):
             text = i18n.gettext(exc.message, **exc.params)
             fields = errors_json(exc.errors) if isinstance(exc, InvalidInput) else []
-        return {"type": "error", "ref": ref, "message": text, "fields": fields}
+        return protocol.Error(ref, text, tuple(fields))

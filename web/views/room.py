@@ -13,7 +13,7 @@ from meetings.directory.models import Person, Unit, UnitKind
 from meetings.errors import N_, Forbidden
 from meetings.minutes.models import ENTRY_KIND_LABELS, ENTRY_STATUS_LABELS
 from meetings.schedule import service
-from meetings.schedule.links import LinkError, read_join_token
+from meetings.schedule.links import join_link_holder
 from web import keys
 from web.access import needs
 from web.forms import int_param
@@ -166,13 +166,8 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     reader: Person | None = None  # signed in (not by a join link): reads the minutes in the room
     async with request.app[keys.DB]() as db:
         if token:
-            link = read_join_token(request.app[keys.SETTINGS].secret_key, token)
             occ = await service.get_occurrence(db, occurrence_id)
-            if occ.series_id != link.series_id or link.occurrence_id not in {None, occ.id}:
-                raise LinkError(N_("This link is not valid."))
-            person = await db.get(Person, link.person_id)
-            if person is None or not person.active:
-                raise LinkError(N_("This link is not valid."))
+            _, person = await join_link_holder(db, request.app[keys.SETTINGS].secret_key, token, occ)
         else:
             signed_in = request[keys.PERSON]
             if signed_in is None:

@@ -16,7 +16,7 @@ from meetings.accounts.permissions import Permission
 from meetings.db.base import utcnow
 from meetings.directory import service as directory
 from meetings.directory.models import Person, UnitKind
-from meetings.errors import N_, FieldError, Forbidden, InvalidInput
+from meetings.errors import N_, FieldError, InvalidInput
 from meetings.schedule import jobs as schedule_jobs
 from meetings.schedule import service
 from meetings.schedule.models import (
@@ -31,6 +31,7 @@ from meetings.schedule.models import (
 from meetings.schedule.workdays import WEEKDAY_NAMES
 from web import keys
 from web.access import needs
+from web.common import me, schedule_context
 from web.forms import int_param, read_form
 from web.render import field_errors, render
 
@@ -50,27 +51,6 @@ SERIES_FIELDS = (
     "reminder_minutes",
     "description",
 )
-
-
-def schedule_context(request: web.Request) -> service.Context:
-    """The scheduling context of the running service."""
-    s = request.app[keys.SETTINGS]
-    return service.Context(
-        base_url=s.base_url,
-        secret=s.secret_key,
-        organizer_email=s.mail_from,
-        organizer_name=s.organizer_name,
-        horizon_days=s.schedule_horizon_days,
-        now=utcnow(),
-    )
-
-
-def me(request: web.Request) -> Person:
-    """The signed-in person."""
-    person = request[keys.PERSON]
-    if person is None:
-        raise web.HTTPUnauthorized()
-    return person
 
 
 async def series_input(request: web.Request) -> tuple[service.SeriesInput, dict[str, Any]]:
@@ -250,9 +230,8 @@ async def series_page(request: web.Request) -> web.Response:
     now = utcnow()
     async with request.app[keys.DB]() as db:
         series = await service.get_series(db, series_id)
+        await service.check_read(db, person, series)
         manage = accounts.actor_of(person).can(Permission.SCHEDULE_MANAGE)
-        if not manage and series.id not in await service.series_of_person(db, person):
-            raise Forbidden(N_("You may not open this page."))
         units = await service.invited_units(db, series)
         answers = await service.answers_by_unit(db, series) if manage else []
         occurrences = await service.occurrences_between(
@@ -367,9 +346,8 @@ async def occurrence_page(request: web.Request) -> web.Response:
     async with request.app[keys.DB]() as db:
         occ = await service.get_occurrence(db, int_param(request))
         series = await service.get_series(db, occ.series_id)
+        await service.check_read(db, person, series)
         manage = accounts.actor_of(person).can(Permission.SCHEDULE_MANAGE)
-        if not manage and series.id not in await service.series_of_person(db, person):
-            raise Forbidden(N_("You may not open this page."))
     zone = ZoneInfo(series.timezone)
     values = {
         "date": occ.start.astimezone(zone).date().isoformat(),

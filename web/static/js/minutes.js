@@ -5,13 +5,9 @@
 // is sent again with the same key, and the server answers with the entry the first one made.
 
 /**
- * @typedef {{code: string, name: string}} UnitRef
- * @typedef {{id: number, minutes_id: number, position: number, kind: string, section: string,
- *   text: string, unit: UnitRef|null, category: string|null, severity: string|null,
- *   owner_unit: UnitRef|null, owner_person: {email: string, name: string}|null,
- *   due_date: string|null, link_id: number|null, status: string, version: number,
- *   raised_on: string, raised_by: string}} Entry
- * @typedef {{key: string, title: string, entries: Entry[]}} Section
+ * @typedef {import("./minutes_types.js").UnitRef} UnitRef
+ * @typedef {import("./minutes_types.js").Entry} Entry
+ * @typedef {import("./minutes_types.js").Section} Section
  * @typedef {{unit_code: string, unit_name: string, present: string[], late: string[],
  *   left_early: string[], absent: string[], excused: string[]}} UnitAttendance
  * @typedef {{date: string, start: string, end: string, chair: string, secretary: string,

@@ -7,10 +7,8 @@
 // li.minutes-entry[data-id][data-kind][data-status].
 
 /**
- * @typedef {{code: string, name: string}} UnitRef
- * @typedef {{id: number, minutes_id: number, position: number, kind: string, section: string,
- *   text: string, unit: UnitRef | null, due_date: string | null, status: string}} Entry
- * @typedef {{key: string, title: string, entries: Entry[]}} Section
+ * @typedef {import("../minutes_types.js").Entry} Entry
+ * @typedef {import("../minutes_types.js").Section} Section
  * @typedef {{minutes_id?: number, status: string, sections: Section[], carried?: Entry[], ws?: string}} MinutesData
  * @typedef {{api: string, editor: boolean}} MinutesConfig
  */

@@ -1,7 +1,10 @@
-"""The signaling protocol: every client message parsed and validated here, every server message built here.
+"""The room socket's protocol, both ways: client messages parsed and validated here; server
+messages are the typed classes of meetings.rooms.events (the room's) and meetings.live.messages
+(the session's), encoded by meetings.wire; close codes are meetings.wire.CloseCode.
 
-Pure functions, no I/O: the WebSocket handler feeds text in and gets typed messages out, or a
-ProtocolError carrying the close code to use. docs/signaling.md is the prose version.
+Pure functions, no I/O: the WebSocket edge feeds text in and gets typed messages out, or a
+ProtocolError carrying the close code to use. docs/signaling.md is the prose version, checked
+against this declaration by tests/signaling/test_declared.py.
 """
 
 from __future__ import annotations
@@ -9,29 +12,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
+
+from meetings.live.messages import SESSION_MESSAGES
+from meetings.rooms.events import ROOM_MESSAGES
+from meetings.wire import CloseCode as CloseCode  # re-exported: ProtocolError carries one
+from meetings.wire import ServerMessage
 
 MAX_MESSAGE_BYTES = 64 * 1024  # an SDP offer with simulcast stays well below this
 MAX_SDP = 60 * 1024
 MAX_CHAT = 2000
 PROTOCOL_VERSION = 1
-
-
-class CloseCode(IntEnum):
-    """WebSocket close codes (4000–4999 are the application's)."""
-
-    NORMAL = 1000
-    GOING_AWAY = 1001
-    BAD_MESSAGE = 4000
-    UNAUTHORIZED = 4001
-    FORBIDDEN = 4003
-    NOT_FOUND = 4004
-    BAD_ORIGIN = 4008
-    # 4100-4104 are the room's (meetings.rooms.participant.CloseCode): ended, removed,
-    # denied, replaced, shutting down.
-    MEDIA_LOST = 4105  # the peer connection failed or closed: reconnect
-    INTERNAL = 4500
 
 
 class ProtocolError(Exception):
@@ -280,13 +271,22 @@ def quality_level(rtt_ms: float | None, loss_pct: float | None) -> str | None:
     return "good"
 
 
-def encode(message_type: str, /, **fields: Any) -> str:
-    """A server message as JSON with sorted keys (deterministic, so golden files can hold it)."""
-    return json.dumps(
-        {**fields, "type": message_type}, ensure_ascii=False, sort_keys=True, separators=(",", ":")
-    )
+# After these the browser does not reconnect by itself: coming back cannot help (refused, ended,
+# removed, denied, replaced) or the person left. Any other close is followed by a fresh join.
+FINAL_CLOSE_CODES = frozenset(
+    {
+        CloseCode.NORMAL,
+        CloseCode.BAD_MESSAGE,
+        CloseCode.UNAUTHORIZED,
+        CloseCode.FORBIDDEN,
+        CloseCode.NOT_FOUND,
+        CloseCode.ENDED,
+        CloseCode.REMOVED,
+        CloseCode.DENIED,
+        CloseCode.REPLACED,
+    }
+)
 
-
-def error(code: str, message: str) -> str:
-    """An error that leaves the connection open (the client may correct and go on)."""
-    return encode("error", code=code, message=message)
+# Every message the server sends on the room socket.
+SERVER_MESSAGES: tuple[type[ServerMessage], ...] = ROOM_MESSAGES + SESSION_MESSAGES
+CLIENT_MESSAGE_TYPES = frozenset(_PARSERS)

@@ -1,24 +1,31 @@
-"""The demo city of Huế: its units from the shipped CSV and a few people per unit."""
+"""The demo city of Huế: its units from the shipped CSV, a few people per unit, the daily
+series, and a few issues, manual articles and figures. It seeds several packages, so it sits
+beside them rather than under the directory."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings.accounts.passwords import hash_password
+from meetings.accounts.permissions import CLI_ACTOR, Actor
 from meetings.directory.csv_import import import_units
 from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.directory.service import person_search_text
+from meetings.figures.models import DailyReport
+from meetings.issues import service as issues
+from meetings.issues.models import Issue
+from meetings.manual import service as manual
+from meetings.manual.models import Article
+from meetings.schedule.models import Series, SeriesKind
+from meetings.schedule.service import Context, SeriesInput, create_series
 
-if TYPE_CHECKING:
-    from meetings.schedule.service import Context
-
-UNITS_CSV = Path(__file__).parent / "data" / "hue-units.csv"
+UNITS_CSV = Path(__file__).parent / "directory" / "data" / "hue-units.csv"
 DEMO_DOMAIN = "hue.example"
 DEMO_PASSWORD = "giaoban-demo"
 
@@ -172,10 +179,6 @@ async def load_demo(db: AsyncSession, schedule: Context | None = None) -> tuple[
 
 
 async def _demo_series(db: AsyncSession, ctx: Context) -> None:
-    from meetings.cli import CLI_ACTOR
-    from meetings.schedule.models import Series, SeriesKind
-    from meetings.schedule.service import SeriesInput, create_series
-
     if await db.scalar(select(Series.id).where(Series.kind != SeriesKind.ADHOC).limit(1)):
         return
     codes = [u.code for u in await db.scalars(select(Unit).where(Unit.active.is_(True)))]
@@ -267,15 +270,6 @@ _DEMO_ARTICLES = [
 
 async def _demo_register(db: AsyncSession) -> None:
     """Demo issues, manual articles and figures (once: skipped when any exist)."""
-    from datetime import UTC, datetime, timedelta
-
-    from meetings.accounts.permissions import Actor
-    from meetings.figures.models import DailyReport
-    from meetings.issues import service as issues
-    from meetings.issues.models import Issue
-    from meetings.manual import service as manual
-    from meetings.manual.models import Article
-
     editor = Actor(id=0, email="demo", name="Trần Thị Thư", role=Role.SECRETARY, unit_id=None)
     codes = {u.code: u for u in await db.scalars(select(Unit))}
     if await db.scalar(select(Issue.id).limit(1)) is None:
