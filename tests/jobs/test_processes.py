@@ -113,7 +113,7 @@ class Servers:
         """A clean stop (SIGTERM): the lease is given up."""
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(15)
+            proc.wait(30)  # a hang guard: a loaded machine has needed more than 15 s
 
     def stop_all(self) -> None:
         for proc in self.procs:
