@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 from meetings.live import minutes as minutes_live
 from meetings.live import protocol
@@ -110,3 +111,14 @@ def test_every_minutes_socket_message_and_op_is_documented() -> None:
     for message in declared:
         assert message.TYPE in words, message.TYPE
     assert set(minutes_live.MINUTES_OPS) <= words
+
+
+def test_the_documented_minutes_ops_are_the_declared_edits() -> None:
+    section = _section(MINUTES, "## Live socket")
+    listed = re.search(r'\{"op": ((?:"[a-z]+"\|?)+), "ref": n', section)
+    assert listed is not None
+    documented = re.findall(r'"([a-z]+)"', listed.group(1))
+    declared = [edit.OP for edit in minutes_live.MINUTES_EDITS]
+    assert documented == declared
+    assert len(set(declared)) == len(declared)
+    assert set(get_args(minutes_live.MinutesEdit)) == set(minutes_live.MINUTES_EDITS)

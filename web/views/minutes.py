@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, assert_never
 
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
@@ -41,7 +41,7 @@ from meetings.wire import ServerMessage, encode
 from web import keys
 from web.access import needs
 from web.common import actor, origin_allowed
-from web.forms import int_param, json_object, parse_json, read_form, text_field, whole_number
+from web.forms import int_param, json_object, parse_json, read_form, whole_number
 from web.labels import date_text
 from web.minutes_live import Viewer
 from web.render import STATUS_TITLES, database_clash, errors_json, jsonable, render
@@ -54,17 +54,6 @@ FORMATS = {
     "pdf": "application/pdf",
     "md": "text/markdown; charset=utf-8",
 }
-ENTRY_FIELDS = (
-    "kind",
-    "text",
-    "section",
-    "unit",
-    "category",
-    "severity",
-    "owner_unit",
-    "owner_person",
-    "due_date",
-)
 
 # Every text the editing page's JavaScript shows, by key; rendered translated into the page.
 STRINGS: dict[str, str] = {
@@ -95,25 +84,6 @@ def script_json(value: Any) -> str:
     """JSON safe inside a <script> element: '<', '>' and '&' escaped, so "</script>" cannot end it."""
     text = json.dumps(value, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def entry_input(data: dict[str, Any]) -> service.EntryInput:
-    """An EntryInput from a JSON object (every field text, link_id a number or null)."""
-    values = {name: text_field(data, name) for name in ENTRY_FIELDS}
-    if len(values["text"]) > 100_000:  # far over the limit: refuse before any work
-        raise InvalidInput([FieldError("text", N_("Use at most %(n)s characters."), {"n": service.MAX_TEXT})])
-    link = data.get("link_id")
-    if link is not None and (not isinstance(link, int) or isinstance(link, bool)):
-        raise InvalidInput([FieldError("link_id", N_("Link to an entry of these minutes."))])
-    return service.EntryInput(**values, link_id=link)
-
-
-def version_of(data: dict[str, Any]) -> int:
-    """The entry version the editor saw."""
-    value = data.get("version")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidInput([FieldError("version", N_("Send the version of the entry you edited."))])
-    return value
 
 
 def header_push(minutes: Minutes) -> protocol.Header:
@@ -614,14 +584,14 @@ async def api_search(request: web.Request) -> web.Response:
 @needs(Permission.MINUTES_EDIT)
 async def api_entry_create(request: web.Request) -> web.Response:
     """Add an entry: 201; the same idempotency key again (body "key" or an Idempotency-Key
-    header) answers 200 with the entry the first add made."""
+    header) answers 200 with the entry the first add made. The route is the action: a body's
+    "op" is not read."""
     data = await json_object(request)
     if "key" not in data and request.headers.get("Idempotency-Key"):
         data["key"] = request.headers["Idempotency-Key"]
-    if data.get("op", "add") != "add":  # this address only adds (h6's 422 on a wrong `op` kept)
-        raise InvalidInput([FieldError("op", N_("Unknown action."))])
+    edit = protocol.parse_edit(data, op="add")
     try:
-        result = await apply_edit(request.app, actor(request), int_param(request), {**data, "op": "add"})
+        result = await apply_edit(request.app, actor(request), int_param(request), edit)
     except service.EntryConflict as exc:
         return conflict_response(exc)
     return web.json_response(result, status=201 if result.pop("new", True) else 200)
@@ -632,7 +602,7 @@ async def api_entry_create(request: web.Request) -> web.Response:
 async def api_entry_update(request: web.Request) -> web.Response:
     """Save an entry over the version the editor saw (409 with the current entry when stale)."""
     data = await json_object(request)
-    return await _apply(request, {**data, "op": "save", "id": int_param(request, "entry")})
+    return await _apply(request, {**data, "id": int_param(request, "entry")}, "save")
 
 
 @routes.post("/api/minutes/{id}/entries/{entry}/status", name="api_minutes_entry_status")
@@ -640,7 +610,7 @@ async def api_entry_update(request: web.Request) -> web.Response:
 async def api_entry_status(request: web.Request) -> web.Response:
     """Close or reopen an issue or an action."""
     data = await json_object(request)
-    return await _apply(request, {**data, "op": "status", "id": int_param(request, "entry")})
+    return await _apply(request, {**data, "id": int_param(request, "entry")}, "status")
 
 
 @routes.post("/api/minutes/{id}/entries/{entry}/move", name="api_minutes_entry_move")
@@ -648,7 +618,7 @@ async def api_entry_status(request: web.Request) -> web.Response:
 async def api_entry_move(request: web.Request) -> web.Response:
     """Put an entry at another place."""
     data = await json_object(request)
-    return await _apply(request, {**data, "op": "move", "id": int_param(request, "entry")})
+    return await _apply(request, {**data, "id": int_param(request, "entry")}, "move")
 
 
 @routes.delete("/api/minutes/{id}/entries/{entry}", name="api_minutes_entry_delete")
@@ -657,7 +627,7 @@ async def api_entry_delete(request: web.Request) -> web.Response:
     """Remove an entry (its history stays)."""
     raw = request.query.get("version", "")
     data: dict[str, Any] = {"version": whole_number(raw)}
-    return await _apply(request, {**data, "op": "delete", "id": int_param(request, "entry")})
+    return await _apply(request, {**data, "id": int_param(request, "entry")}, "delete")
 
 
 @routes.put("/api/minutes/{id}/header", name="api_minutes_header")
@@ -665,7 +635,7 @@ async def api_entry_delete(request: web.Request) -> web.Response:
 async def api_header(request: web.Request) -> web.Response:
     """Change the header (chair, secretary, attendance by unit)."""
     data = await json_object(request)
-    return await _apply(request, {**data, "op": "header"})
+    return await _apply(request, data, "header")
 
 
 @routes.post("/api/minutes/{id}/attendance", name="api_minutes_attendance")
@@ -673,7 +643,7 @@ async def api_header(request: web.Request) -> web.Response:
 async def api_attendance(request: web.Request) -> web.Response:
     """Correct one person's attendance (state and reason; an empty state follows the room again)."""
     data = await json_object(request)
-    return await _apply(request, {**data, "op": "correct"})
+    return await _apply(request, data, "correct")
 
 
 @routes.get("/api/minutes/{id}/entries/{entry}/history", name="api_minutes_entry_history")
@@ -686,111 +656,66 @@ async def api_history(request: web.Request) -> web.Response:
     return web.json_response({"entry": data, "changes": changes})
 
 
-async def _apply(request: web.Request, message: dict[str, Any]) -> web.Response:
-    """Run one edit for the HTTP API; conflicts answer 409 with the current entry."""
+async def _apply(request: web.Request, data: dict[str, Any], op: str) -> web.Response:
+    """Run one edit for the HTTP API (the op is the route's); conflicts answer 409 with the current entry."""
+    edit = protocol.parse_edit(data, op=op)
     try:
-        result = await apply_edit(request.app, actor(request), int_param(request), message)
+        result = await apply_edit(request.app, actor(request), int_param(request), edit)
     except service.EntryConflict as exc:
         return conflict_response(exc)
     return web.json_response(result)
 
 
-EDIT_OPS = frozenset(protocol.MINUTES_OPS)
-
-
 async def apply_edit(
-    app: web.Application, who: Actor, minutes_id: int, message: dict[str, Any]
+    app: web.Application, who: Actor, minutes_id: int, edit: protocol.MinutesEdit
 ) -> dict[str, Any]:
-    """One edit (add, save, status, move, delete, header) in one transaction, then pushed live.
+    """One edit (add, save, status, move, delete, header, attendance, correct) in one transaction,
+    then pushed live.
 
     The one path for HTTP and WebSocket edits, so both check versions and push the same way.
     An add repeated with its idempotency key pushes nothing and answers with "new": false.
     """
-    op = message.get("op")
-    if not isinstance(op, str) or op not in EDIT_OPS:
-        raise InvalidInput([FieldError("op", N_("Unknown action."))])
-    entry_id = message.get("id")
-    if op in {"save", "status", "move", "delete"} and (
-        not isinstance(entry_id, int) or isinstance(entry_id, bool)
-    ):
-        raise InvalidInput([FieldError("id", N_("Say which entry."))])
     async with app[keys.DB]() as db:
         push: protocol.MinutesPush | None = None
         changed: list[Any] = []  # entries to push, read after the commit
         new = True
-        if op == "add":
-            key = message.get("key")
-            if key is not None and not isinstance(key, str):
-                raise InvalidInput([FieldError("key", N_("This field must be text."))])
-            entry, new = await service.add_entry_once(db, who, minutes_id, entry_input(message), key=key)
-            changed = [entry]
-        elif op == "save":
-            assert isinstance(entry_id, int)
-            changed = [
-                await service.update_entry(
-                    db, who, minutes_id, entry_id, version_of(message), entry_input(message)
+        match edit:
+            case protocol.AddEntry(entry=typed, key=key):
+                entry, new = await service.add_entry_once(db, who, minutes_id, typed, key=key)
+                changed = [entry]
+            case protocol.SaveEntry(id=entry_id, version=version, entry=typed):
+                changed = [await service.update_entry(db, who, minutes_id, entry_id, version, typed)]
+            case protocol.SetStatus(id=entry_id, version=version, status=status):
+                changed = [await service.set_status(db, who, minutes_id, entry_id, version, status)]
+            case protocol.MoveEntry(id=entry_id, version=version, position=position):
+                changed = await service.move_entry(db, who, minutes_id, entry_id, version, position)
+            case protocol.DeleteEntry(id=entry_id, version=version):
+                entry = await service.delete_entry(db, who, minutes_id, entry_id, version)
+                push = protocol.Deleted(entry.id, entry.version)
+            case protocol.EditHeader(header_version=expected, changes=changes):
+                minutes = await service.update_header(db, who, minutes_id, expected, dict(changes))
+                push = header_push(minutes)
+            case protocol.CorrectAttendance(
+                header_version=expected, person_id=person_id, state=state, reason=reason
+            ):
+                minutes = await service.correct_attendance(
+                    db, who, minutes_id, expected, person_id, state, reason
                 )
-            ]
-        elif op == "status":
-            assert isinstance(entry_id, int)
-            changed = [
-                await service.set_status(
-                    db, who, minutes_id, entry_id, version_of(message), text_field(message, "status")
-                )
-            ]
-        elif op == "move":
-            assert isinstance(entry_id, int)
-            position = message.get("position")
-            if not isinstance(position, int) or isinstance(position, bool):
-                raise InvalidInput([FieldError("position", N_("Give the new place as a number."))])
-            changed = await service.move_entry(db, who, minutes_id, entry_id, version_of(message), position)
-        elif op == "delete":
-            assert isinstance(entry_id, int)
-            entry = await service.delete_entry(db, who, minutes_id, entry_id, version_of(message))
-            push = protocol.Deleted(entry.id, entry.version)
-        elif op == "header":
-            expected = message.get("header_version")
-            if not isinstance(expected, int) or isinstance(expected, bool):
-                raise InvalidInput(
-                    [FieldError("header_version", N_("Send the version of the header you edited."))]
-                )
-            fields = {k: v for k, v in message.items() if k in {"chair", "secretary", "attendance", "reason"}}
-            minutes = await service.update_header(db, who, minutes_id, expected, fields)
-            push = header_push(minutes)
-        elif op == "correct":
-            expected = message.get("header_version")
-            person_id = message.get("person_id")
-            if not isinstance(expected, int) or isinstance(expected, bool):
-                raise InvalidInput(
-                    [FieldError("header_version", N_("Send the version of the header you edited."))]
-                )
-            if not isinstance(person_id, int) or isinstance(person_id, bool):
-                raise InvalidInput([FieldError("person", N_("Say whose attendance to correct."))])
-            minutes = await service.correct_attendance(
-                db,
-                who,
-                minutes_id,
-                expected,
-                person_id,
-                text_field(message, "state"),
-                text_field(message, "reason"),
-            )
-            push = header_push(minutes)
-        elif op == "attendance":
-            expected = message.get("header_version")
-            if not isinstance(expected, int) or isinstance(expected, bool):
-                raise InvalidInput(
-                    [FieldError("header_version", N_("Send the version of the header you edited."))]
-                )
-            minutes = await service.refresh_attendance(db, who, minutes_id, expected)
-            push = header_push(minutes)
-        else:
-            raise InvalidInput([FieldError("op", N_("Unknown action."))])
+                push = header_push(minutes)
+            case protocol.RefreshAttendance(header_version=expected):
+                minutes = await service.refresh_attendance(db, who, minutes_id, expected)
+                push = header_push(minutes)
+            case _:
+                assert_never(edit)
         await db.commit()
         # Read what to push after the commit: on SQLite the next writer's turn comes sooner.
         if changed:
             data = [await service.entry_data(db, e) for e in changed]
-            push = protocol.Order(tuple(data)) if op == "move" else protocol.EntryChanged(data[0])
+            push = (
+                protocol.Order(tuple(data))
+                if isinstance(edit, protocol.MoveEntry)
+                else protocol.EntryChanged(data[0])
+            )
     assert push is not None
     if not new:
         return {**push.as_dict(), "new": False}
@@ -868,16 +793,12 @@ async def _socket_message(
             raise InvalidInput(
                 [FieldError("body", N_("Send a JSON object (Content-Type: application/json)."))]
             )
-        ref = message.get("ref")
-        if ref is not None and (
-            isinstance(ref, bool) or not isinstance(ref, str | int) or len(str(ref)) > 100
-        ):
-            ref = None
-            raise InvalidInput([FieldError("ref", N_("This field is not valid."))])
+        ref = protocol.parse_ref(message)
         if not who.can(Permission.MINUTES_EDIT):
             raise Forbidden(N_("Only the secretary and the chair write the minutes."))
-        result = await apply_edit(app, who, minutes_id, message)
-        return protocol.Ack(ref, result)
+        edit = protocol.parse_edit(message)
+        result = await apply_edit(app, who, minutes_id, edit)
+        return protocol.Ack(edit.ref, result)
     except service.EntryConflict as exc:
         with i18n.language(language):
             text = i18n.gettext(exc.message)
