@@ -114,12 +114,20 @@ class _WriteQueue:
             self._release(conn.info)  # not reached if COMMIT failed: the rollback ends the turn
 
     def rollback(self, conn: Connection) -> None:
-        """Roll the write transaction back here, then pass the turn on."""
-        if conn.info.get(_HOLDS):
+        """Roll the write transaction back here, then pass the turn on.
+
+        A writer cancelled inside a statement leaves its Connection invalid (its own `info`
+        then raises PendingRollbackError): the pool's connection still holds SQLite's write
+        lock and the turn, so both are reached through it and released all the same."""
+        fairy = conn._dbapi_connection  # the pool's connection, reachable while Connection is invalid
+        if fairy is None:
+            return
+        info = fairy.info
+        if info.get(_HOLDS):
             try:
-                conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+                fairy.dbapi_connection.rollback()  # type: ignore[union-attr]
             finally:
-                self._release(conn.info)
+                self._release(info)
 
     def checkin(self, _dbapi_conn: Any, record: Any) -> None:
         # A connection back in the pool with the turn still held (closed without commit or
