@@ -147,7 +147,8 @@ async def test_audio_top_n_holds_with_five_speakers() -> None:
         for r in listener.received.values():
             r.levels.clear()
         await asyncio.sleep(1.0)
-        assert top3()
+        # Still (or again, after a scheduling hiccup on a loaded machine) the three loudest.
+        assert await wait_for(top3, 5)
         heard = {round(sum(r.levels) / len(r.levels)) for r in listener.received.values() if r.levels}
         assert len(heard) == 3
         assert max(heard) < 24  # s4 (about -27 dBov) and s5 (-33) are not forwarded
