@@ -41,15 +41,16 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import web.app
 from bench._minutes_world import PASSWORD, SECRET, login, meeting_minutes
+from bench._postgres import reset_postgres
 from meetings.accounts.passwords import hash_password
 from meetings.db import create_engine
-from meetings.db.migrate import upgrade, upgrade_sync
+from meetings.db.migrate import upgrade_sync
 from meetings.db.models import import_all
 from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.minutes.models import Entry
@@ -262,34 +263,13 @@ async def _one_run(url: str, editors: int, var_dir: Path) -> dict[str, Any]:
 # --- databases ---------------------------------------------------------------------------------
 
 
-async def _reset_postgres(url: str) -> str:
-    """The bench's own PostgreSQL database (created if missing), emptied and migrated."""
-    base = make_url(url)
-    name = f"{base.database}_bench"
-    admin = create_engine(url)
-    async with admin.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if not exists:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    bench_url = base.set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(bench_url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await upgrade(engine)
-    await engine.dispose()
-    return bench_url
-
-
 def _run_on(database: str, editors: int, variant: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, _engine_of(variant):
         if database == "sqlite":
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
             upgrade_sync(url)
         else:
-            url = asyncio.run(_reset_postgres(os.environ[PG_ENV]))
+            url = asyncio.run(reset_postgres(os.environ[PG_ENV]))
         return asyncio.run(_one_run(url, editors, Path(tmp) / "var"))
 
 

@@ -34,12 +34,12 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 from sqlalchemy import insert, select, text
-from sqlalchemy.engine import make_url
 
+from bench._postgres import reset_postgres
 from meetings.accounts.passwords import hash_password
 from meetings.accounts.permissions import Actor
 from meetings.db import create_engine, create_sessionmaker
-from meetings.db.migrate import upgrade, upgrade_sync
+from meetings.db.migrate import upgrade_sync
 from meetings.db.models import import_all
 from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.figures import service as figures
@@ -282,27 +282,6 @@ async def _measure(url: str, folder: Path) -> dict[str, Any]:
     return out
 
 
-async def _reset_postgres(url: str) -> str:
-    """The bench's own PostgreSQL database (created if missing), emptied and migrated."""
-    base = make_url(url)
-    name = f"{base.database}_bench"
-    admin = create_engine(url)
-    async with admin.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if not exists:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    bench_url = base.set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(bench_url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await upgrade(engine)
-    await engine.dispose()
-    return bench_url
-
-
 def _report(label: str, articles: int, r: dict[str, Any], took: float) -> int:
     print(f"{label}: {articles} articles, {CENTRES} centres × {DAYS} days of reports ({took:.1f} s)")
     fts50, fts99 = _pct(r["fts"], 0.5), _pct(r["fts"], 0.99)
@@ -348,7 +327,7 @@ def run(sizes: Sequence[int]) -> int:
                 print(f"PostgreSQL: skipped ({PG_ENV} unset)")
                 continue
             started = time.monotonic()
-            bench_url = asyncio.run(_reset_postgres(pg))
+            bench_url = asyncio.run(reset_postgres(pg))
             asyncio.run(_fill(bench_url, articles))
             r = asyncio.run(_measure(bench_url, folder))
             status = max(
