@@ -60,6 +60,7 @@ internals.check_internals()
 logger = logging.getLogger(__name__)
 
 Kind = Literal["audio", "video"]
+MAX_TILE_PX = 7680  # a tile wider or taller than an 8K screen is clamped
 Source = Literal["microphone", "camera", "screen"]
 
 
@@ -124,8 +125,62 @@ class ConnectionStateChanged:
     state: str
 
 
+@dataclass(frozen=True)
+class LayerChanged:
+    """What ``subscriber``'s video slot ``mid`` now receives of the publication it carries.
+
+    ``spatial`` counts from 0 (the lowest simulcast layer; 0 too for a single-layer stream),
+    ``temporal`` is the highest VP8 temporal layer forwarded (None: all of them). ``paused``:
+    the subscriber's downlink cannot carry even the lowest layer, so the slot sends nothing
+    until it can (audio goes on); the page shows "Đường truyền yếu — tạm dừng hình".
+    """
+
+    subscriber: str
+    mid: str
+    spatial: int | None
+    temporal: int | None
+    width: int | None
+    height: int | None
+    paused: bool
+
+
+@dataclass(frozen=True)
+class LayersWanted:
+    """The simulcast layers (by rid) of ``participant``'s ``mid`` that some receiver gets.
+
+    The publisher stops encoding the others (dynacast) and starts them again when listed.
+    """
+
+    participant: str
+    mid: str
+    rids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LinkEstimate:
+    """The SFU's current view of one participant's connection (sent when it changes noticeably).
+
+    ``downlink_bps``: what the forwarding unit may send it (bandwidth estimate); ``uplink_bps``:
+    what its publications currently bring in; ``loss`` in percent of packets (receiver reports);
+    ``rtt_ms``: round trip from sender/receiver reports. None: not known yet.
+    """
+
+    participant: str
+    downlink_bps: int | None
+    uplink_bps: int | None
+    loss: float | None
+    rtt_ms: int | None
+
+
 SfuEvent = (
-    TrackPublished | TrackUnpublished | StreamAssigned | DominantSpeakerChanged | ConnectionStateChanged
+    TrackPublished
+    | TrackUnpublished
+    | StreamAssigned
+    | DominantSpeakerChanged
+    | ConnectionStateChanged
+    | LayerChanged
+    | LayersWanted
+    | LinkEstimate
 )
 
 
@@ -244,6 +299,8 @@ class _Participant:
     publications: dict[str, Publication] = field(default_factory=dict)
     slots: dict[str, _Slot] = field(default_factory=dict)
     downlink_estimate: int | None = None
+    # Rendered size (CSS px × devicePixelRatio) of the tile showing each video slot, by mid.
+    tiles: dict[str, tuple[int, int]] = field(default_factory=dict)
     wire: internals.RtpWire | None = None
     next_report: float = 0.0  # when this connection's next compound sender report is due
 
@@ -338,6 +395,25 @@ class Sfu:
         """Participants whose video every receiver gets first (the chair)."""
         self._pinned = set(participants)
         self._select()
+
+    def set_tile_sizes(self, participant: str, sizes: Mapping[str, tuple[int, int]]) -> None:
+        """How large ``participant``'s page shows each of its video slots (by mid), in pixels.
+
+        Unknown mids are ignored and sizes clamped to 0..MAX_TILE_PX (each refusal logged): the
+        allocation never gives a tile a layer larger than it shows.
+        """
+        entry = self._get(participant)
+        tiles: dict[str, tuple[int, int]] = {}
+        for mid, (width, height) in sizes.items():
+            slot = entry.slots.get(mid)
+            if slot is None or slot.kind != "video":
+                logger.info("tile size for %s ignored: %r is not one of its video slots", participant, mid)
+                continue
+            clamped = (min(max(width, 0), MAX_TILE_PX), min(max(height, 0), MAX_TILE_PX))
+            if clamped != (width, height):
+                logger.info("tile %sx%s of %s/%s clamped to %s", width, height, participant, mid, clamped)
+            tiles[mid] = clamped
+        entry.tiles = tiles
 
     def forwarded(self) -> dict[str, int]:
         """Packets forwarded so far per publication (``"participant/mid"``), one per receiving slot."""
