@@ -1,0 +1,305 @@
+"""Which layer of each video a receiver gets from its budget: audio first (pure functions).
+
+:func:`allocate` splits one receiver's downlink estimate: audio is reserved off the top (it is
+never dropped or delayed for video), the top-priority tiles (pinned chair, dominant speaker) get
+the highest layer that fits, the others the lowest, then upgrades while budget remains; below
+the cost of a tile's lowest layer its video pauses. :class:`Allocator` adds the stability rules
+(headroom to go up, one upgrade per second per slot). :func:`wanted_layers` is the union over
+receivers of the layers each publication must keep encoding (dynacast).
+See ``docs/media.md``, "Allocation".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+# Share of a VP8 L1T3 layer's bitrate carried by temporal layers 0, 0-1 and 0-2: TID 0 is every
+# 4th frame but the largest (it references only TID 0), TID 1 every 4th, TID 2 every other.
+# Measured on Chromium's VP8 at 300-800 kbit/s it is close to 1/4 and 1/2 of the frames' bytes
+# minus a little; these estimates err on the side of the larger cost.
+TEMPORAL_SHARE = (0.3, 0.55, 1.0)
+HEADROOM = 0.15  # an upgrade needs its cost × (1 + HEADROOM) to fit
+MIN_INTERVAL = 1.0  # seconds between two upgrades of one slot
+COVER = 0.8  # a layer at least this share of the tile's width and height covers it
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One simulcast layer of a publication (a single-layer publication has one)."""
+
+    spatial: int  # 0 = the lowest
+    rid: str | None
+    bitrate: int  # bits per second, measured (0: unknown)
+    width: int | None = None
+    height: int | None = None
+    active: bool = True  # arriving now (Chromium may drop the top layer under CPU load)
+
+
+@dataclass(frozen=True)
+class VideoDemand:
+    """One video slot of a receiver and the publication it carries."""
+
+    mid: str  # the receiver's slot
+    publication: str  # "participant/mid" of what it carries
+    layers: tuple[Layer, ...]
+    priority: int = 1  # 0: pinned chair / dominant speaker (highest first), then the others
+    tile: tuple[int, int] | None = None  # rendered size the page reported, None: unknown
+    temporal_layers: int = 1  # 3 for L1T3; 1: no temporal scalability
+    screen: bool = False  # screen share: loses frame rate, never sharpness
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """What one slot forwards: ``spatial`` None is paused; ``temporal`` None is every layer."""
+
+    spatial: int | None
+    temporal: int | None
+    bitrate: int  # what it is expected to cost
+    rid: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.spatial is None
+
+
+PAUSED = LayerChoice(None, None, 0)
+
+
+def tile_cap(layers: Sequence[Layer], tile: tuple[int, int] | None) -> int:
+    """Index in ``layers`` of the highest layer worth sending to a tile of this size.
+
+    The lowest layer that covers the tile (at least ``COVER`` of its width and height), so
+    no thumbnail gets the 640×360 layer; a hidden tile (0×0) the lowest; unknown sizes: the top.
+    """
+    if not layers:
+        return -1
+    if tile is None:
+        return len(layers) - 1
+    width, height = tile
+    for i, layer in enumerate(layers):
+        if layer.width is None or layer.height is None:
+            return len(layers) - 1
+        if layer.width >= width * COVER and layer.height >= height * COVER:
+            return i
+    return len(layers) - 1
+
+
+def ladder(demand: VideoDemand, default_bitrate: int = 300_000) -> list[LayerChoice]:
+    """The choices for one slot, from the cheapest to the best, within its tile's cap."""
+    layers = sorted((layer for layer in demand.layers if layer.active), key=lambda layer: layer.spatial)
+    if not layers:
+        return []
+    cap = tile_cap(layers, demand.tile)
+    usable = layers[: cap + 1]
+    if demand.screen:
+        usable = usable[-1:]  # never scaled below legible: the sharpest allowed, frame rate goes first
+
+    def choice(layer: Layer, temporal: int | None) -> LayerChoice:
+        bitrate = layer.bitrate or default_bitrate
+        share = 1.0 if temporal is None else TEMPORAL_SHARE[temporal]
+        return LayerChoice(
+            layer.spatial, temporal, int(bitrate * share), layer.rid, layer.width, layer.height
+        )
+
+    rungs: list[LayerChoice] = []
+    if demand.temporal_layers >= 3:
+        rungs += [choice(usable[0], 0), choice(usable[0], 1)]
+    elif demand.temporal_layers == 2:
+        rungs.append(choice(usable[0], 0))
+    rungs += [choice(layer, None) for layer in usable]
+    return rungs
+
+
+def _rank(rungs: Sequence[LayerChoice], choice: LayerChoice | None) -> int:
+    """Index of ``choice`` among ``rungs``; -1 for paused or a choice no longer offered."""
+    if choice is None or choice.paused:
+        return -1
+    for i, rung in enumerate(rungs):
+        if (rung.spatial, rung.temporal) == (choice.spatial, choice.temporal):
+            return i
+    # The layer vanished or the cap moved: rank by cost, so that going back up needs headroom.
+    below = [i for i, rung in enumerate(rungs) if rung.bitrate <= choice.bitrate]
+    return below[-1] if below else -1
+
+
+def allocate(
+    budget: int,
+    audio: int,
+    videos: Sequence[VideoDemand],
+    previous: Mapping[str, LayerChoice] | None = None,
+    *,
+    headroom: float = HEADROOM,
+) -> dict[str, LayerChoice]:
+    """Per video slot (by mid), its layer within ``budget`` bits per second, audio first.
+
+    ``audio`` (what the receiver's audio slots cost) is taken off the top. Then each top
+    priority tile (priority 0) gets the highest rung of its ladder that fits, every other tile
+    its lowest, then the others are raised one rung at a time, in priority order, while the
+    budget allows. A rung above the slot's ``previous`` one must fit with ``headroom`` to spare.
+    """
+    previous = previous or {}
+    order = sorted(range(len(videos)), key=lambda i: videos[i].priority)
+    rungs = {v.mid: ladder(v) for v in videos}
+    # A slot's rung last time: above it, headroom is needed (a new slot needs none).
+    held = {
+        v.mid: _rank(rungs[v.mid], previous[v.mid]) if v.mid in previous else len(rungs[v.mid])
+        for v in videos
+    }
+    remaining = budget - max(audio, 0)
+    chosen: dict[str, int] = {v.mid: -1 for v in videos}
+
+    def cost(mid: str, rank: int) -> int:
+        return rungs[mid][rank].bitrate if rank >= 0 else 0
+
+    def needed(mid: str, rank: int) -> float:
+        extra = cost(mid, rank) - cost(mid, chosen[mid])
+        return extra * (1 + headroom) if rank > held[mid] else extra
+
+    def fits(mid: str, rank: int) -> bool:
+        return needed(mid, rank) <= remaining
+
+    for i in order:
+        video = videos[i]
+        mid = video.mid
+        ranks = rungs[mid]
+        if not ranks:
+            continue
+        if video.priority == 0:
+            top = [rank for rank in range(len(ranks)) if fits(mid, rank)]
+        else:  # the lowest spatial layer, at full frame rate if it fits, else squeezed
+            top = [
+                rank
+                for rank in range(len(ranks))
+                if ranks[rank].spatial == ranks[0].spatial and fits(mid, rank)
+            ]
+        if top:
+            remaining -= cost(mid, top[-1])
+            chosen[mid] = top[-1]
+    # Upgrades, one rung at a time, round after round, in priority order.
+    progress = True
+    while progress:
+        progress = False
+        for i in order:
+            mid = videos[i].mid
+            rank = chosen[mid]
+            if rank < 0 or rank + 1 >= len(rungs[mid]):
+                continue
+            if fits(mid, rank + 1):
+                remaining -= cost(mid, rank + 1) - cost(mid, rank)
+                chosen[mid] = rank + 1
+                progress = True
+    return {v.mid: rungs[v.mid][chosen[v.mid]] if chosen[v.mid] >= 0 else PAUSED for v in videos}
+
+
+def next_budget(
+    budget: int,
+    audio: int,
+    videos: Sequence[VideoDemand],
+    previous: Mapping[str, LayerChoice] | None = None,
+    *,
+    limit: int,
+    headroom: float = HEADROOM,
+) -> int | None:
+    """The budget a probe should ask for, at most ``limit``: the smallest that raises a top
+    priority tile's spatial layer if there is one, else the smallest that raises any slot
+    (searched in 5 % steps). None: nothing higher to get within ``limit``."""
+    previous = previous or {}
+    base = _ranks(videos, previous)
+    top = {v.mid for v in videos if v.priority == 0}
+    spatial = {mid: c.spatial if c.spatial is not None else -1 for mid, c in previous.items()}
+    first: int | None = None
+    trial = max(budget, 1)
+    while True:
+        trial = int(trial * 1.05) + 1
+        if trial > limit:
+            return first
+        got = allocate(trial, audio, videos, previous, headroom=headroom)
+        ranks = _ranks(videos, got)
+        if first is None and any(ranks[mid] > base[mid] for mid in ranks):
+            first = trial
+        for mid in top:
+            choice = got[mid]
+            if choice.spatial is not None and choice.spatial > spatial.get(mid, -1):
+                return trial
+
+
+def _ranks(videos: Sequence[VideoDemand], choices: Mapping[str, LayerChoice]) -> dict[str, int]:
+    return {v.mid: _rank(ladder(v), choices.get(v.mid)) for v in videos}
+
+
+@dataclass
+class Allocator:
+    """:func:`allocate` for one receiver over time: an upgrade of a slot waits ``min_interval``
+    after its last change (downgrades at once: the link will not wait)."""
+
+    min_interval: float = MIN_INTERVAL
+    headroom: float = HEADROOM
+    choices: dict[str, LayerChoice] = field(default_factory=dict)
+    changed: dict[str, float] = field(default_factory=dict)
+
+    def update(
+        self, now: float, budget: int, audio: int, videos: Sequence[VideoDemand]
+    ) -> dict[str, LayerChoice]:
+        """The choices now; ``choices`` keeps them for the next call."""
+        target = allocate(budget, audio, videos, self.choices, headroom=self.headroom)
+        result: dict[str, LayerChoice] = {}
+        for video in videos:
+            mid = video.mid
+            new, old = target[mid], self.choices.get(mid)
+            if old is not None and new != old:
+                rungs = ladder(video)
+                upgrade = new.bitrate > old.bitrate or (old.paused and not new.paused)
+                still_offered = old.paused or _rank(rungs, old) >= 0
+                if upgrade and still_offered and now - self.changed.get(mid, -1e9) < self.min_interval:
+                    new = old
+            if new != old:
+                self.changed[mid] = now
+            result[mid] = new
+        self.choices = result
+        return dict(result)
+
+    def next_budget(
+        self, budget: int, audio: int, videos: Sequence[VideoDemand], *, limit: int
+    ) -> int | None:
+        """What a probe should ask for (see :func:`next_budget`)."""
+        return next_budget(budget, audio, videos, self.choices, limit=limit, headroom=self.headroom)
+
+
+def wanted_layers(
+    demands: Mapping[str, Sequence[VideoDemand]],
+    choices: Mapping[str, Mapping[str, LayerChoice]],
+    publications: Mapping[str, Sequence[Layer]],
+) -> dict[str, tuple[str, ...]]:
+    """The rids each publication (``"participant/mid"``) must keep encoding (dynacast).
+
+    Its lowest layer always (a receiver that drops or resumes gets it at once); for each
+    receiver slot carrying it, every layer up to the one chosen and the next one within the
+    tile's cap (so an upgrade or probe finds it running). Layers nobody may get are stopped.
+    """
+    wanted: dict[str, set[int]] = {key: {0} for key in publications}
+    for receiver, videos in demands.items():
+        picked = choices.get(receiver, {})
+        for video in videos:
+            layers = sorted(
+                (layer for layer in video.layers if layer.active), key=lambda layer: layer.spatial
+            )
+            if not layers or video.publication not in wanted:
+                continue
+            choice = picked.get(video.mid)
+            cap = layers[tile_cap(layers, video.tile)].spatial
+            after = 0 if choice is None or choice.spatial is None else choice.spatial + 1
+            wanted[video.publication].update(range(0, min(after, cap) + 1))
+    result: dict[str, tuple[str, ...]] = {}
+    for key, offered in publications.items():
+        spatial = wanted[key]
+        result[key] = tuple(
+            layer.rid for layer in _by_spatial(offered) if layer.spatial in spatial and layer.rid is not None
+        )
+    return result
+
+
+def _by_spatial(layers: Iterable[Layer]) -> list[Layer]:
+    return sorted(layers, key=lambda layer: layer.spatial)

@@ -1,0 +1,305 @@
+"""Bandwidth estimates of one participant's connection: what we may send it, what it sends us.
+
+Pure (no aiortc, no asyncio, the clock is passed in): :class:`Estimator` turns the receiver's
+RTCP feedback about what we forward to it (REMB, receiver reports' loss, jitter and LSR/DLSR)
+and what we actually sent into a downlink estimate in bits per second; :class:`UplinkMeter`
+measures what a publisher's layers bring in and how many of its packets we lose. See
+``docs/media.md``, "Bandwidth estimation", for the rules and why they are these.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+NTP_FRACTION = 65536  # LSR, DLSR and the round trip are in 1/65536 s (RFC 3550 6.4.1)
+MAX_RTT = 60.0  # a round trip longer than this is a wrapped or forged report, ignored
+
+
+def ntp_middle32(ntp: int) -> int:
+    """The middle 32 bits of a 64-bit NTP time: what a receiver report echoes as LSR."""
+    return (ntp >> 16) & 0xFFFFFFFF
+
+
+def round_trip(ntp_middle_now: int, lsr: int, dlsr: int) -> float | None:
+    """Seconds between our sender report and the receiver report answering it (RFC 3550 6.4.1).
+
+    None when the receiver has not had a sender report yet (LSR 0) or the result is absurd.
+    """
+    if lsr == 0:
+        return None
+    rtt = (ntp_middle_now - lsr - dlsr) & 0xFFFFFFFF
+    seconds = rtt / NTP_FRACTION
+    return seconds if seconds < MAX_RTT else None
+
+
+class RateMeter:
+    """Bits per second of a growing byte counter, over the last ``window`` seconds."""
+
+    def __init__(self, window: float = 1.0) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, total_bytes: int) -> None:
+        samples = self._samples
+        if samples and total_bytes < samples[-1][1]:
+            samples.clear()  # the counter restarted (a new connection)
+        samples.append((now, total_bytes))
+        while len(samples) > 2 and now - samples[1][0] >= self.window:
+            samples.popleft()
+
+    @property
+    def bps(self) -> int:
+        """The rate over the window; 0 until two samples some time apart exist."""
+        samples = self._samples
+        if len(samples) < 2:
+            return 0
+        (t0, b0), (t1, b1) = samples[0], samples[-1]
+        elapsed = t1 - t0
+        if elapsed <= 0:
+            return 0
+        return int((b1 - b0) * 8 / elapsed)
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Tunables of :class:`Estimator` (defaults: see docs/media.md, "Bandwidth estimation")."""
+
+    min_bps: int = 30_000  # REMB 0 and below clamp here (audio keeps its reserve regardless)
+    max_bps: int = 20_000_000  # REMB of 10 Gbit/s and such clamp here
+    initial_bps: int = 1_000_000  # before any feedback
+    interval: float = 0.5  # one increase step per interval
+    increase: float = 0.05  # +5 % per interval below low_loss (Galène)
+    low_loss: float = 0.02
+    high_loss: float = 0.10
+    remb_drop: float = 0.97  # a REMB this much below the previous one: the receiver saw overuse
+    growth_cap: float = 1.5  # without a REMB, increases stay below growth_cap × what we send
+    stable_after_cut: float = 2.0  # no increase or probe this long after a cut
+    probe_duration: float = 2.0  # a probe that sees no cut signal for this long succeeded
+    probe_step: float = 3.0  # a probe asks at most this many times what we send now,
+    gentle_step: float = 1.3  # or this many after a failed one, until one succeeds
+    holdoff: float = 2.0  # after a failed probe, none for this long, doubling up to:
+    max_holdoff: float = 8.0
+    report_age: float = 2.5  # receiver reports older than this no longer count for the loss
+
+
+class Estimator:
+    """The downlink estimate of one receiver (what the SFU may send it), from its feedback.
+
+    Cuts: a REMB lower than the previous one (Chromium's estimator lowers it only on overuse),
+    a first REMB below what we send, or loss above ``high_loss`` (to what was sent × (1 − loss/2)).
+    Increases: ``increase`` per ``interval`` while loss stays below ``low_loss``, up to the
+    REMB (without one: ``growth_cap`` × what we send). Probes (:meth:`probe`) jump to the budget the
+    next layer needs when the REMB does not say the link is full; a cut signal during the
+    probe restores the previous estimate and holds further probes off (doubling).
+    """
+
+    def __init__(self, config: EstimatorConfig | None = None, *, name: str = "") -> None:
+        self.config = config or EstimatorConfig()
+        self.name = name
+        self.estimate = self.config.initial_bps
+        self._now = 0.0  # the latest time any input or update() gave
+        self.known = False  # any feedback at all yet
+        self.remb: int | None = None
+        self.rtt: float | None = None
+        self.jitter: float | None = None  # seconds, the latest report's
+        self._reports: dict[str, tuple[float, float]] = {}  # key -> (time, fraction lost)
+        self._sent = RateMeter(1.0)
+        self._last_step = 0.0
+        self._last_cut = -1e9
+        self._probe_until: float | None = None
+        self._probe_base = 0
+        self._probe_end = -1e9
+        self._holdoff = self.config.holdoff
+        self._holdoff_until = -1e9
+        self._gentle = False
+        self._probe_gentle = False
+        self._remb_rising = False
+        self.probes = 0
+        self.failed_probes = 0
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def on_sent(self, now: float, total_bytes: int) -> None:
+        """The byte counter of everything sent to this receiver (call every tick)."""
+        self._now = max(self._now, now)
+        self._sent.add(now, total_bytes)
+
+    @property
+    def sent_bps(self) -> int:
+        return self._sent.bps
+
+    def on_remb(self, now: float, bitrate: int) -> None:
+        """The receiver's REMB (bits per second), clamped to [min_bps, max_bps]."""
+        self._now = max(self._now, now)
+        value = self._clamp(bitrate, "REMB")
+        previous = self.remb
+        self.remb = value
+        self.known = True
+        # Chromium lowers its REMB only when it sees overuse (to 0.85 × what it receives); a
+        # REMB that climbs while we send more is lagging (8 % a second), not a verdict.
+        dropped = previous is not None and value < previous * self.config.remb_drop
+        self._remb_rising = previous is None or value > previous
+        below_sent = previous is None and value < 0.9 * self._sent.bps
+        if value < self.estimate and (dropped or below_sent):
+            self._cut(now, value, "REMB")
+
+    def on_receiver_report(
+        self, now: float, key: str, fraction_lost: int, jitter: float | None = None, rtt: float | None = None
+    ) -> None:
+        """A report block about one of our streams to this receiver (``key``: the slot).
+
+        ``fraction_lost`` is RFC 3550's 8-bit fraction; ``jitter`` and ``rtt`` in seconds.
+        """
+        self._now = max(self._now, now)
+        fraction = min(max(fraction_lost, 0), 255) / 256
+        self._reports[key] = (now, fraction)
+        self.known = True
+        if jitter is not None and jitter >= 0:
+            self.jitter = jitter
+        if rtt is not None and 0 <= rtt < MAX_RTT:
+            self.rtt = rtt if self.rtt is None else 0.8 * self.rtt + 0.2 * rtt
+        # A report covers about the last second: after a cut in that second it describes
+        # the rate before the cut, already corrected.
+        if fraction > self.config.high_loss and now - self._last_cut >= 1.0:
+            sent = self._sent.bps
+            base = min(self.estimate, sent) if sent else self.estimate
+            self._cut(now, int(base * (1 - 0.5 * fraction)), f"loss {fraction:.0%}")
+        elif fraction > self.config.low_loss and self._probe_until is not None:
+            self._cut(now, self.estimate, f"loss {fraction:.0%} while probing")
+
+    @property
+    def loss(self) -> float | None:
+        """The worst fraction lost among the streams reported in the last ``report_age`` s (0..1)."""
+        fresh = [f for t, f in self._reports.values() if self._now - t <= self.config.report_age]
+        return max(fresh) if fresh else None
+
+    # --- time ---------------------------------------------------------------------------
+
+    def update(self, now: float) -> int:
+        """Advance the clock (every tick): ends probes, takes increase steps; the estimate."""
+        config = self.config
+        self._now = max(self._now, now)
+        if self._probe_until is not None and now >= self._probe_until:
+            self._probe_until = None
+            self._probe_end = now
+            if not self._probe_gentle:  # a full step passed: the link has room again
+                self._holdoff = config.holdoff
+            self._gentle = False
+        if now - self._last_step < config.interval:
+            return self.estimate
+        self._last_step = now
+        loss = self.loss
+        if self._probe_until is not None or now - self._last_cut < config.stable_after_cut:
+            return self.estimate
+        if loss is not None and loss >= config.low_loss:
+            return self.estimate
+        # Steady increases stay below the REMB (Chromium's delay-based view of the link);
+        # beyond it only probes go, see probe().
+        if self.remb is not None:
+            ceiling = self.remb
+        else:
+            ceiling = min(config.max_bps, int(self._sent.bps * config.growth_cap) + 10_000)
+        grown = min(int(self.estimate * (1 + config.increase)), ceiling)
+        if grown > self.estimate:
+            self.estimate = grown
+        return self.estimate
+
+    def can_probe(self, now: float) -> bool:
+        """Whether a probe would be taken now (nothing says the link is full, none failed lately)."""
+        config = self.config
+        self._now = max(self._now, now)
+        loss = self.loss
+        return (
+            self._probe_until is None
+            and now >= self._holdoff_until
+            and now - self._last_cut >= config.stable_after_cut
+            and now - self._probe_end >= 0.5
+            and (loss is None or loss < config.low_loss)
+            and (self.remb is None or self.remb >= self._sent.bps or self._remb_rising)
+        )
+
+    def probe_limit(self) -> int:
+        """The most a probe may ask now: a few times what we send, less after a failed one."""
+        step = self.config.gentle_step if self._gentle else self.config.probe_step
+        return min(int(max(self._sent.bps, self.config.min_bps) * step), self.config.max_bps)
+
+    def probe(self, now: float, target: int) -> bool:
+        """Raise the estimate to ``target`` (what the next layer needs) for a trial, if allowed.
+
+        The REMB of a Chromium receiver cannot exceed ~1.5 × what it receives and climbs 8 %
+        a second, so waiting for it to allow the next layer would take tens of seconds.
+        """
+        if target <= self.estimate or target > self.probe_limit() or not self.can_probe(now):
+            return False
+        self._probe_base = self.estimate
+        self._probe_gentle = self._gentle
+        self._probe_until = now + self.config.probe_duration
+        self.estimate = target
+        self.probes += 1
+        return True
+
+    @property
+    def probing(self) -> bool:
+        return self._probe_until is not None
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _clamp(self, value: int, what: str) -> int:
+        config = self.config
+        clamped = min(max(value, config.min_bps), config.max_bps)
+        if clamped != value:
+            logger.info("%s %s of %d bit/s clamped to %d", self.name or "receiver", what, value, clamped)
+        return clamped
+
+    def _cut(self, now: float, value: int, reason: str) -> None:
+        if self._probe_until is not None:
+            self._probe_until = None
+            self._probe_end = now
+            self.failed_probes += 1
+            self._gentle = True
+            self._holdoff_until = now + self._holdoff
+            self._holdoff = min(self._holdoff * 2, self.config.max_holdoff)
+            value = min(value, self._probe_base)
+        value = self._clamp(value, reason) if value < self.config.min_bps else value
+        if value < self.estimate:
+            logger.debug("%s estimate %d -> %d bit/s (%s)", self.name, self.estimate, value, reason)
+            self.estimate = value
+        self._last_cut = now
+
+
+class UplinkMeter:
+    """What one publisher's media brings in (bits per second) and the share of it we lose."""
+
+    def __init__(self, window: float = 2.0) -> None:
+        self._rate = RateMeter(window)
+        self._counts: deque[tuple[float, int, int]] = deque()
+        self.window = window
+
+    def add(self, now: float, total_bytes: int, expected: int, received: int) -> None:
+        """Cumulative received bytes and packets expected / received (RTP sequence numbers)."""
+        self._rate.add(now, total_bytes)
+        counts = self._counts
+        if counts and (expected < counts[-1][1] or received < counts[-1][2]):
+            counts.clear()  # a stream ended: start over
+        counts.append((now, expected, received))
+        while len(counts) > 2 and now - counts[1][0] >= self.window:
+            counts.popleft()
+
+    @property
+    def bps(self) -> int:
+        return self._rate.bps
+
+    @property
+    def loss(self) -> float | None:
+        """Lost share of the packets expected over the window; None if none expected."""
+        if len(self._counts) < 2:
+            return None
+        (_, e0, r0), (_, e1, r1) = self._counts[0], self._counts[-1]
+        expected = e1 - e0
+        if expected <= 0:
+            return None
+        return min(max((expected - (r1 - r0)) / expected, 0.0), 1.0)

@@ -1,0 +1,151 @@
+"""Allocation of one receiver's budget to its video slots, audio first; dynacast's union."""
+
+from __future__ import annotations
+
+from meetings.rtc.allocation import (
+    PAUSED,
+    Allocator,
+    Layer,
+    LayerChoice,
+    VideoDemand,
+    allocate,
+    ladder,
+    next_budget,
+    tile_cap,
+    wanted_layers,
+)
+
+LAYERS = (
+    Layer(0, "q", 100_000, 160, 90),
+    Layer(1, "h", 300_000, 320, 180),
+    Layer(2, "f", 800_000, 640, 360),
+)
+AUDIO = 120_000  # three Opus streams
+
+
+def _video(
+    mid: str, priority: int = 1, tile: tuple[int, int] | None = (640, 360), **kw: object
+) -> VideoDemand:
+    return VideoDemand(mid, f"p{mid}/1", LAYERS, priority=priority, tile=tile, **kw)  # type: ignore[arg-type]
+
+
+def _layers(choices: dict[str, LayerChoice]) -> dict[str, tuple[int | None, int | None]]:
+    return {mid: (c.spatial, c.temporal) for mid, c in choices.items()}
+
+
+def test_audio_is_reserved_first_and_video_pauses_below_the_lowest_layer() -> None:
+    videos = [_video("a", priority=0), _video("b")]
+    assert _layers(allocate(AUDIO + 50_000, AUDIO, videos)) == {"a": (None, None), "b": (None, None)}
+    assert allocate(AUDIO - 1, AUDIO, videos) == {"a": PAUSED, "b": PAUSED}
+    assert allocate(0, AUDIO, videos)["a"].paused
+    # With temporal layers, the lowest spatial layer squeezes to a quarter of its frames first.
+    squeezed = [_video("a", priority=0, temporal_layers=3)]
+    assert _layers(allocate(AUDIO + 40_000, AUDIO, squeezed)) == {"a": (0, 0)}
+    assert _layers(allocate(AUDIO + 20_000, AUDIO, squeezed)) == {"a": (None, None)}
+
+
+def test_the_speaker_gets_the_highest_layer_that_fits_then_the_others_the_lowest() -> None:
+    videos = [_video("x"), _video("speaker", priority=0), _video("y")]
+    got = allocate(AUDIO + 800_000 + 200_000, AUDIO, videos)
+    assert _layers(got) == {"speaker": (2, None), "x": (0, None), "y": (0, None)}
+    got = allocate(AUDIO + 600_000, AUDIO, videos)
+    assert _layers(got) == {"speaker": (1, None), "x": (0, None), "y": (0, None)}
+    # Then upgrades in priority order while the budget lasts.
+    got = allocate(AUDIO + 800_000 + 100_000 + 300_000 * 115 // 100 + 1000, AUDIO, videos)
+    assert _layers(got) == {"speaker": (2, None), "x": (1, None), "y": (0, None)}
+    # Two top priority tiles (pinned chair, another speaker): in their order.
+    both = [_video("chair", priority=0), _video("speaker", priority=0)]
+    assert _layers(allocate(AUDIO + 1_100_000, AUDIO, both)) == {"chair": (2, None), "speaker": (1, None)}
+    assert _layers(allocate(AUDIO + 1_000_000, AUDIO, both)) == {"chair": (2, None), "speaker": (0, None)}
+
+
+def test_the_tile_size_caps_the_layer() -> None:
+    assert tile_cap(LAYERS, (240, 135)) == 1, "a thumbnail: the 320×180 layer at most"
+    assert tile_cap(LAYERS, (160, 90)) == 0
+    assert tile_cap(LAYERS, (0, 0)) == 0, "hidden: the lowest"
+    assert tile_cap(LAYERS, (700, 400)) == 2
+    assert tile_cap(LAYERS, (7680, 4320)) == 2
+    assert tile_cap(LAYERS, None) == 2
+    assert tile_cap(tuple(Layer(i, None, 100, None, None) for i in range(2)), (10, 10)) == 1, "sizes unknown"
+    videos = [_video("speaker", priority=0, tile=(300, 169)), _video("thumb", tile=(120, 68))]
+    got = allocate(10_000_000, AUDIO, videos)
+    assert _layers(got) == {"speaker": (1, None), "thumb": (0, None)}, "no thumbnail gets 640×360"
+
+
+def test_screen_share_keeps_its_resolution_and_loses_frame_rate() -> None:
+    screen = VideoDemand("s", "p/2", LAYERS, priority=0, tile=(1280, 720), temporal_layers=3, screen=True)
+    rungs = ladder(screen)
+    assert {r.spatial for r in rungs} == {2}
+    assert _layers(allocate(AUDIO + 300_000, AUDIO, [screen])) == {"s": (2, 0)}
+    assert allocate(AUDIO + 200_000, AUDIO, [screen])["s"].paused, "never scaled below legible"
+
+
+def test_layers_that_are_not_arriving_are_not_chosen() -> None:
+    dropped = (LAYERS[0], LAYERS[1], Layer(2, "f", 0, 640, 360, active=False))
+    video = VideoDemand("a", "p/1", dropped, priority=0)
+    assert _layers(allocate(10_000_000, AUDIO, [video])) == {"a": (1, None)}
+    gone = VideoDemand("a", "p/1", (), priority=0)
+    assert allocate(10_000_000, AUDIO, [gone]) == {"a": PAUSED}
+    unknown = VideoDemand("a", "p/1", (Layer(0, None, 0),), priority=0)
+    assert allocate(AUDIO + 400_000, AUDIO, [unknown])["a"].bitrate == 300_000, "unmeasured: a default cost"
+
+
+def test_hysteresis_needs_headroom_to_go_up_and_waits_a_second() -> None:
+    videos = [_video("speaker", priority=0)]
+    allocator = Allocator()
+    assert _layers(allocator.update(0.0, AUDIO + 400_000, AUDIO, videos)) == {"speaker": (1, None)}
+    # 800 kbit/s just fits, but going up needs 15 % to spare.
+    assert _layers(allocator.update(2.0, AUDIO + 810_000, AUDIO, videos)) == {"speaker": (1, None)}
+    assert _layers(allocator.update(3.0, AUDIO + 930_000, AUDIO, videos)) == {"speaker": (2, None)}
+    # Staying needs no headroom; going down is at once.
+    assert _layers(allocator.update(3.1, AUDIO + 805_000, AUDIO, videos)) == {"speaker": (2, None)}
+    assert _layers(allocator.update(3.2, AUDIO + 700_000, AUDIO, videos)) == {"speaker": (1, None)}
+    # Up again: not within a second of the last change.
+    assert _layers(allocator.update(3.5, AUDIO + 2_000_000, AUDIO, videos)) == {"speaker": (1, None)}
+    assert _layers(allocator.update(4.2, AUDIO + 2_000_000, AUDIO, videos)) == {"speaker": (2, None)}
+    flips = 0
+    last = allocator.choices["speaker"]
+    for step in range(100):  # a budget wobbling ±5 % around the top layer's cost
+        budget = AUDIO + (840_000 if step % 2 else 760_000)
+        now = allocator.update(5.0 + step * 0.1, budget, AUDIO, videos)["speaker"]
+        flips += now != last
+        last = now
+    assert flips <= 10, f"{flips} changes in 10 s"
+
+
+def test_next_budget_names_what_the_top_tiles_next_layer_needs() -> None:
+    videos = [_video("speaker", priority=0, temporal_layers=3), _video("x", temporal_layers=3)]
+    now = allocate(AUDIO + 250_000, AUDIO, videos)
+    assert _layers(now) == {"speaker": (0, None), "x": (0, None)}
+    target = next_budget(AUDIO + 250_000, AUDIO, videos, now, limit=2_000_000)
+    assert target is not None
+    assert _layers(allocate(target, AUDIO, videos, now))["speaker"] == (1, None)
+    assert AUDIO + 300_000 * 1.15 <= target <= (AUDIO + 100_000 + 300_000 * 1.15) * 1.06
+    small = next_budget(AUDIO + 250_000, AUDIO, videos, now, limit=AUDIO + 300_000)
+    assert small is None, "nothing higher within the limit"
+    top = allocate(10_000_000, AUDIO, videos)
+    assert next_budget(10_000_000, AUDIO, videos, top, limit=30_000_000) is None
+
+
+def test_wanted_layers_is_the_union_over_receivers_and_stops_what_nobody_can_get() -> None:
+    pub = {"chair/1": LAYERS, "other/1": LAYERS, "nobody/1": LAYERS}
+    demands = {
+        "big": [
+            VideoDemand("v0", "chair/1", LAYERS, priority=0, tile=(1280, 720)),
+            VideoDemand("v1", "other/1", LAYERS, tile=(160, 90)),
+        ],
+        "weak": [VideoDemand("v0", "chair/1", LAYERS, priority=0, tile=(1280, 720))],
+    }
+    choices = {
+        "big": {"v0": LayerChoice(2, None, 800_000), "v1": LayerChoice(0, None, 100_000)},
+        "weak": {"v0": PAUSED},
+    }
+    wanted = wanted_layers(demands, choices, pub)
+    assert wanted == {"chair/1": ("q", "h", "f"), "other/1": ("q",), "nobody/1": ("q",)}
+    # The big receiver on the middle layer: the top one stays for its next step up.
+    choices["big"]["v0"] = LayerChoice(1, None, 300_000)
+    assert wanted_layers(demands, choices, pub)["chair/1"] == ("q", "h", "f")
+    choices["big"]["v0"] = LayerChoice(0, None, 100_000)
+    assert wanted_layers(demands, choices, pub)["chair/1"] == ("q", "h"), "nobody is near the top layer"
+    single = {"solo/1": (Layer(0, None, 500_000),)}
+    assert wanted_layers({}, {}, single) == {"solo/1": ()}, "a single layer has no rid to name"

@@ -1,0 +1,260 @@
+"""The downlink estimator against a simulated Chromium receiver on a shaped link (simulated time).
+
+``ChromiumReceiver`` models what matters of Chromium's receive-side estimator (REMB) and its
+receiver reports: the REMB climbs at most 8 % a second and never above 1.5 × what arrives
++ 10 kbit/s; after 0.3 s of overuse (we send more than the link carries) it drops to 0.85 × what
+arrives, at once; a receiver report per stream each second carries the fraction lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import pytest
+
+from meetings.rtc.allocation import Allocator, Layer, LayerChoice, VideoDemand
+from meetings.rtc.estimate import Estimator, RateMeter, UplinkMeter, ntp_middle32, round_trip
+
+DT = 0.1
+AUDIO = 80_000  # two Opus streams with headers
+LAYERS = (
+    Layer(0, "q", 100_000, 160, 90),
+    Layer(1, "h", 300_000, 320, 180),
+    Layer(2, "f", 800_000, 640, 360),
+)
+VIDEOS = (
+    VideoDemand("v0", "chair/1", LAYERS, priority=0, tile=(640, 360), temporal_layers=3),
+    VideoDemand("v1", "other/1", LAYERS, priority=1, tile=(320, 180), temporal_layers=3),
+)
+
+
+@dataclass
+class ChromiumReceiver:
+    capacity: int
+    remb: float | None = None
+    overuse_since: float | None = None
+    next_remb: float = 1.0
+    next_report: float = 1.0
+    offered: float = 0.0  # bits offered since the last report
+    carried: float = 0.0
+    rembs: list[int] = field(default_factory=list)
+
+    def step(self, now: float, sent_bps: int, estimator: Estimator) -> None:
+        arriving = min(sent_bps, self.capacity)
+        self.offered += sent_bps * DT
+        self.carried += arriving * DT
+        if sent_bps > self.capacity:
+            self.overuse_since = now if self.overuse_since is None else self.overuse_since
+        else:
+            self.overuse_since = None
+        remb = self.remb
+        if now < 1.0:
+            return  # Chromium's first REMB follows what arrives at that time
+        if remb is None:
+            remb = float(arriving)
+        elif self.overuse_since is not None and now - self.overuse_since >= 0.3 and remb > 0.85 * arriving:
+            self.remb = 0.85 * arriving
+            self._send_remb(now, estimator)
+            return
+        else:
+            remb = max(remb, min(remb * 1.08**DT, 1.5 * arriving + 10_000))
+        self.remb = remb
+        if now >= self.next_remb:
+            self._send_remb(now, estimator)
+        if now >= self.next_report:
+            self.next_report = now + 1.0
+            lost = 1 - self.carried / self.offered if self.offered else 0.0
+            self.offered = self.carried = 0.0
+            for key in ("audio", "v0", "v1"):
+                estimator.on_receiver_report(now, key, int(lost * 256), 0.002, 0.05)
+
+    def _send_remb(self, now: float, estimator: Estimator) -> None:
+        assert self.remb is not None
+        self.next_remb = now + 1.0
+        self.rembs.append(int(self.remb))
+        estimator.on_remb(now, int(self.remb))
+
+
+@dataclass
+class Session:
+    """One receiver: estimator, allocator and a link, advanced together in steps of DT."""
+
+    link: ChromiumReceiver
+    estimator: Estimator = field(default_factory=Estimator)
+    allocator: Allocator = field(default_factory=Allocator)
+    now: float = 0.0
+    sent_bytes: float = 0.0
+    choices: dict[str, LayerChoice] = field(default_factory=dict)
+
+    @property
+    def sending(self) -> int:
+        return AUDIO + sum(c.bitrate for c in self.choices.values())
+
+    def run(self, until: float, on_step: list[tuple[float, dict[str, LayerChoice]]] | None = None) -> None:
+        while self.now < until - 1e-9:
+            self.now = round(self.now + DT, 6)
+            sent = self.sending
+            self.sent_bytes += sent * DT / 8
+            self.estimator.on_sent(self.now, int(self.sent_bytes))
+            self.link.step(self.now, sent, self.estimator)
+            budget = self.estimator.update(self.now)
+            if self.estimator.can_probe(self.now):
+                limit = self.estimator.probe_limit()
+                target = self.allocator.next_budget(budget, AUDIO, VIDEOS, limit=limit)
+                if target is not None and self.estimator.probe(self.now, target):
+                    budget = self.estimator.estimate
+            self.choices = self.allocator.update(self.now, budget, AUDIO, VIDEOS)
+            if on_step is not None:
+                on_step.append((self.now, dict(self.choices)))
+
+
+def _first(steps: list[tuple[float, dict[str, LayerChoice]]], after: float, test: object) -> float | None:
+    for now, choices in steps:
+        if now >= after and test(choices):  # type: ignore[operator]
+            return now
+    return None
+
+
+def test_a_drop_to_250_kbits_is_followed_within_2_s_and_the_top_layer_is_back_within_15_s() -> None:
+    session = Session(ChromiumReceiver(capacity=2_000_000))
+    steps: list[tuple[float, dict[str, LayerChoice]]] = []
+    session.run(20.0, steps)
+    assert session.choices["v0"].spatial == 2, "an unlimited link carries the speaker's top layer"
+    assert session.choices["v1"].spatial == 1, "the 320×180 tile gets the 320×180 layer, not more"
+
+    session.link.capacity = 250_000
+    session.run(40.0, steps)
+    fits = _first(steps, 20.0, lambda c: AUDIO + sum(x.bitrate for x in c.values()) <= 250_000)
+    assert fits is not None and fits - 20.0 <= 2.0, f"adapted down after {fits}"
+    low = [c for now, c in steps if 22.0 <= now <= 40.0]
+    lowest = sum(1 for c in low if c["v0"].spatial == 0)
+    assert lowest >= 0.8 * len(low), "the speaker is on the lowest layer but while a probe fails"
+    over = sum(1 for c in low if AUDIO + sum(x.bitrate for x in c.values()) > 250_000)
+    assert over <= 0.15 * len(low), f"probes overload the weak link {over * DT:.1f} s of 18"
+    assert session.estimator.failed_probes <= 6
+
+    session.link.capacity = 2_000_000
+    session.run(60.0, steps)
+    top = _first(steps, 40.0, lambda c: c["v0"].spatial == 2)
+    assert top is not None and top - 40.0 <= 15.0, f"back to the top layer after {top}"
+    assert session.choices["v0"].spatial == 2 and session.choices["v1"].spatial == 1
+
+
+def test_a_remb_drop_cuts_at_once_and_loss_above_10_percent_cuts() -> None:
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 125_000)  # 1 Mbit/s sent
+    estimator.on_remb(1.0, 1_200_000)
+    assert estimator.estimate == 1_000_000, "a first REMB above what we send keeps the estimate"
+    estimator.on_remb(1.5, 400_000)
+    assert estimator.estimate == 400_000, "a lower REMB: Chromium saw overuse"
+    estimator.on_receiver_report(2.0, "v0", 64)  # 25 % lost, but describing the second before the cut
+    assert estimator.loss == pytest.approx(0.25)
+    assert estimator.estimate == 400_000
+    estimator.on_receiver_report(2.6, "v0", 64)
+    assert estimator.estimate == int(400_000 * (1 - 0.125))
+    before = estimator.estimate
+    estimator.on_receiver_report(2.8, "v0", 64)
+    assert estimator.estimate == before, "one cut per report interval"
+    estimator.on_receiver_report(3.7, "v0", 20)  # 8 %: no cut
+    assert estimator.estimate == before
+
+
+def test_low_loss_increases_by_5_percent_per_interval_up_to_the_remb() -> None:
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 62_500)  # 500 kbit/s
+    estimator.on_remb(1.0, 400_000)  # first REMB below what we send: taken
+    assert estimator.estimate == 400_000
+    estimator.on_remb(1.1, 600_000)
+    estimator.on_receiver_report(1.1, "v0", 2)  # < 2 %
+    estimator.update(3.1)
+    assert estimator.estimate == 420_000
+    for step in range(1, 20):
+        estimator.update(3.1 + step * 0.5)
+    assert estimator.estimate == 600_000, "steady increases stop at the REMB"
+    estimator.on_receiver_report(13.0, "v0", 13)  # 5 %: hold
+    held = estimator.estimate
+    estimator.on_remb(13.0, 900_000)
+    estimator.update(14.0)
+    assert estimator.estimate == held
+
+
+def test_absurd_rembs_are_clamped_with_a_logged_reason(caplog: pytest.LogCaptureFixture) -> None:
+    estimator = Estimator(name="centre-1")
+    with caplog.at_level(logging.INFO, logger="meetings.rtc.estimate"):
+        estimator.on_remb(1.0, 10_000_000_000)
+        assert estimator.remb == estimator.config.max_bps
+        assert estimator.estimate == estimator.config.initial_bps
+        estimator.on_remb(2.0, 0)
+    assert estimator.remb == estimator.config.min_bps
+    assert estimator.estimate == estimator.config.min_bps
+    assert "centre-1 REMB of 10000000000 bit/s clamped" in caplog.text
+    assert "REMB of 0 bit/s clamped" in caplog.text
+    estimator.on_receiver_report(3.0, "v0", 1000, -5.0, -1.0)  # out of range: clamped, ignored
+    assert estimator.loss == pytest.approx(255 / 256)
+    assert estimator.rtt is None and estimator.jitter is None
+    assert estimator.estimate >= estimator.config.min_bps
+
+
+def test_a_failed_probe_restores_the_estimate_and_holds_further_probes_off() -> None:
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 25_000)  # 200 kbit/s
+    estimator.on_remb(1.0, 150_000)
+    assert estimator.estimate == 150_000
+    estimator.on_remb(4.0, 260_000)
+    estimator.on_sent(4.0, 100_000)
+    estimator.update(4.0)
+    assert estimator.can_probe(4.0)
+    assert estimator.estimate == 157_500, "+5 %, below the REMB"
+    assert estimator.probe_limit() == 600_000
+    assert not estimator.probe(4.0, 2_000_000), "never more than three times what we send"
+    assert estimator.probe(4.0, 380_000) and estimator.estimate == 380_000 and estimator.probing
+    estimator.on_remb(4.8, 200_000)  # overuse
+    assert estimator.estimate == 157_500, "back to where the probe started"
+    assert not estimator.probing and estimator.failed_probes == 1
+    estimator.on_remb(7.5, 260_000)
+    assert estimator.can_probe(7.5), "2 s after the cut, 2 s of hold-off: again"
+    assert estimator.probe_limit() == 260_000, "gently after a failure"
+    assert not estimator.probe(7.5, 300_000)
+    assert estimator.probe(7.5, 250_000)
+    estimator.update(9.6)
+    assert not estimator.probing and estimator.estimate >= 250_000, "a probe without a cut signal stands"
+    assert estimator.probe_limit() == 600_000
+    estimator.on_sent(9.0, 120_000)
+    estimator.on_sent(10.0, 150_000)  # 240 kbit/s
+    assert estimator.probe(10.1, 500_000)
+    estimator.on_receiver_report(10.5, "v0", 13)  # 5 % lost while probing: failed
+    assert estimator.estimate == 260_000 and estimator.failed_probes == 2
+    estimator.on_remb(12.6, 270_000)
+    assert not estimator.can_probe(12.6), "the hold-off doubled (a gentle probe does not reset it)"
+    assert estimator.can_probe(14.6)
+
+
+def test_round_trip_from_lsr_and_dlsr() -> None:
+    sent_at = (3_900_000_000 << 32) | (1 << 31)  # NTP time of our sender report
+    lsr = ntp_middle32(sent_at)
+    answered = sent_at + (int(0.130 * (1 << 32)))  # 130 ms later, of which 30 ms at the receiver
+    dlsr = int(0.030 * 65536)
+    rtt = round_trip(ntp_middle32(answered), lsr, dlsr)
+    assert rtt == pytest.approx(0.100, abs=0.001)
+    assert round_trip(ntp_middle32(answered), 0, dlsr) is None, "no sender report yet"
+    assert round_trip(ntp_middle32(sent_at), lsr, dlsr) is None, "negative: wrapped, ignored"
+
+
+def test_meters() -> None:
+    meter = RateMeter(1.0)
+    assert meter.bps == 0
+    for i in range(30):
+        meter.add(i * 0.1, i * 12_500)  # 1 Mbit/s
+    assert meter.bps == pytest.approx(1_000_000, rel=0.01)
+    meter.add(3.0, 0)  # restarted
+    assert meter.bps == 0
+    uplink = UplinkMeter(2.0)
+    assert uplink.loss is None
+    uplink.add(0.0, 0, 100, 100)
+    uplink.add(1.0, 62_500, 200, 190)
+    assert uplink.bps == 500_000
+    assert uplink.loss == pytest.approx(0.10)
