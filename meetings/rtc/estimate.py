@@ -104,6 +104,8 @@ class Estimator:
         self._now = 0.0  # the latest time any input or update() gave
         self.known = False  # any feedback at all yet
         self.remb: int | None = None
+        self._remb_raw: int | None = None
+        self._remb_time = -1e9
         self.rtt: float | None = None
         self.jitter: float | None = None  # seconds, the latest report's
         self._reports: dict[str, tuple[float, float]] = {}  # key -> (time, fraction lost)
@@ -132,10 +134,17 @@ class Estimator:
     def sent_bps(self) -> int:
         return self._sent.bps
 
-    def on_remb(self, now: float, bitrate: int) -> None:
-        """The receiver's REMB (bits per second), clamped to [min_bps, max_bps]."""
+    def on_remb(self, now: float, bitrate: int, unseen: int = 0) -> None:
+        """The receiver's REMB (bits per second), clamped to [min_bps, max_bps].
+
+        ``unseen``: what we send it that the REMB does not measure (streams without the
+        abs-send-time extension: audio), added to it.
+        """
         self._now = max(self._now, now)
-        value = self._clamp(bitrate, "REMB")
+        if bitrate == self._remb_raw and now - self._remb_time < 0.05:
+            return  # one REMB names every stream it covers: each of our senders passes it on
+        self._remb_raw, self._remb_time = bitrate, now
+        value = min(self._clamp(bitrate, "REMB") + max(unseen, 0), self.config.max_bps)
         previous = self.remb
         self.remb = value
         self.known = True

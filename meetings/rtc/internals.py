@@ -237,6 +237,8 @@ def check_internals(*, strict_version: bool = False) -> None:
         (_rtp, "RTCP_PSFB_APP"),
         (_rtp, "RTCP_RTPFB_NACK"),
         (_rtp, "RtcpByePacket"),
+        (_rtp, "RtcpRrPacket"),
+        (_rtp, "RtcpSrPacket"),
         (_clock, "current_ntp_time"),
     ):
         if not hasattr(module, name):
@@ -245,6 +247,12 @@ def check_internals(*, strict_version: bool = False) -> None:
     for attr in ("ssrc", "sequence_number", "timestamp", "marker", "payload_type", "payload", "padding_size"):
         if not hasattr(packet, attr):
             problems.append(f"RtpPacket.{attr} is missing")
+    statistics = aiortc.rtcrtpreceiver.StreamStatistics(90000)  # received_counts reads these
+    for attr in ("base_seq", "max_seq", "packets_received"):
+        if not hasattr(statistics, attr):
+            problems.append(f"StreamStatistics.{attr} is missing")
+    if not isinstance(getattr(type(statistics), "packets_expected", None), property):
+        problems.append("StreamStatistics.packets_expected is missing")
     if not hasattr(packet.extensions, "audio_level"):
         problems.append("HeaderExtensions.audio_level is missing")
     if problems:
@@ -507,12 +515,17 @@ class SenderFeedback:
     async def on_remb(self, bitrate: int) -> None:
         """The subscriber estimates its downlink at ``bitrate`` bits per second."""
 
+    async def on_receiver_report(self, fraction_lost: int, jitter: int, lsr: int, dlsr: int) -> None:
+        """A report block about this sender (RFC 3550 6.4.1: loss in 1/256, jitter in RTP
+        timestamp units, LSR and DLSR in 1/65536 s)."""
+
 
 def tap_sender_rtcp(sender: RTCRtpSender, feedback: SenderFeedback) -> None:
     """Route a subscriber's NACK, PLI/FIR and REMB for this sender to ``feedback``.
 
     Replaces ``RTCRtpSender._handle_rtcp_packet`` on the instance (the transport's router calls
-    it by name); receiver reports still go to aiortc's handler for round-trip statistics.
+    it by name); the report blocks about this sender in receiver (and sender) reports go to
+    ``feedback.on_receiver_report`` and still to aiortc's handler for its statistics.
     Relies on: ``RTCRtpSender._handle_rtcp_packet``, ``_ssrc``, ``aiortc.rtp`` RTCP classes.
     """
     _require(sender, SENDER_ATTRS)
@@ -534,6 +547,12 @@ def tap_sender_rtcp(sender: RTCRtpSender, feedback: SenderFeedback) -> None:
             if sender._ssrc in ssrcs:
                 await feedback.on_remb(bitrate)
         else:
+            if isinstance(packet, (_rtp.RtcpRrPacket, _rtp.RtcpSrPacket)):
+                for report in packet.reports:
+                    if report.ssrc == sender._ssrc:
+                        await feedback.on_receiver_report(
+                            report.fraction_lost, report.jitter, report.lsr, report.dlsr
+                        )
             await original(packet)
 
     sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
@@ -832,6 +851,27 @@ def sender_reports(reports: Iterable[tuple[RTCRtpSender, int, int, int]], ntp: i
     for chunk in chunks:
         out += _RTCP_HEADER.pack(0x81, 202, len(chunk) // 4) + chunk
     return bytes(out)
+
+
+def received_counts(receiver: RTCRtpReceiver) -> tuple[int, int]:
+    """Media packets expected (by sequence number) and received so far by a publication's
+    receiver, RTX left out: the statistics aiortc keeps for its receiver reports.
+    Relies on: ``_RTCRtpReceiver__remote_streams`` (``StreamStatistics``), ``__rtx_ssrc``.
+    """
+    streams: dict[int, Any] = getattr(receiver, f"{_R}remote_streams")
+    rtx: dict[int, int] = getattr(receiver, f"{_R}rtx_ssrc")
+    expected = received = 0
+    for ssrc, stream in streams.items():
+        if ssrc in rtx or stream.base_seq is None or stream.max_seq is None:
+            continue
+        expected += stream.packets_expected
+        received += stream.packets_received
+    return expected, received
+
+
+def received_bytes(transport: RTCDtlsTransport) -> int:
+    """Bytes received so far on a (bundled) transport (``_RTCDtlsTransport__rx_bytes``)."""
+    return int(getattr(transport, DTLS_RX_COUNTERS[0]))
 
 
 def sender_has_encoder(sender: RTCRtpSender) -> bool:

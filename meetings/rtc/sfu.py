@@ -35,6 +35,8 @@ from aiortc.sdp import candidate_from_sdp
 
 from meetings.rtc import forwarder as fwd
 from meetings.rtc import internals
+from meetings.rtc.allocation import Allocator, Layer, LayerChoice, VideoDemand, wanted_layers
+from meetings.rtc.estimate import Estimator, RateMeter, UplinkMeter, ntp_middle32, round_trip
 from meetings.rtc.forwarder import (
     DownlinkQueue,
     KeyframeThrottle,
@@ -61,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 Kind = Literal["audio", "video"]
 MAX_TILE_PX = 7680  # a tile wider or taller than an 8K screen is clamped
+PACKET_OVERHEAD = 60  # bytes a forwarded packet costs beyond its payload (RTP, SRTP, UDP, IP)
+AUDIO_DEFAULT_BPS = 50_000  # an audio stream not measured yet (Opus and its packet headers)
 Source = Literal["microphone", "camera", "screen"]
 
 
@@ -162,7 +166,10 @@ class LinkEstimate:
 
     ``downlink_bps``: what the forwarding unit may send it (bandwidth estimate); ``uplink_bps``:
     what its publications currently bring in; ``loss`` in percent of packets (receiver reports);
-    ``rtt_ms``: round trip from sender/receiver reports. None: not known yet.
+    ``rtt_ms``: round trip from sender/receiver reports. None: not known yet. The loss is the
+    worse of its receiver reports (what we send it) and our own receive statistics (what it
+    sends us). Sent at most once a second per participant, when the downlink estimate moves
+    by more than 10 % (the uplink by more than 25 %) or the loss crosses 2 % or 10 %.
     """
 
     participant: str
@@ -240,6 +247,25 @@ def offered_media(sdp: str) -> list[tuple[str, str, str]]:
     return result
 
 
+def _link_changed(last: LinkEstimate, now: LinkEstimate) -> bool:
+    """Whether a participant's link moved enough to tell the room (see ``LinkEstimate``)."""
+
+    def moved(a: int | None, b: int | None, share: float) -> bool:
+        if a is None or b is None:
+            return a != b
+        return abs(b - a) > share * max(a, 1)
+
+    def band(loss: float | None) -> int:
+        return -1 if loss is None else (0 if loss < 2 else 1 if loss <= 10 else 2)
+
+    return (
+        moved(last.downlink_bps, now.downlink_bps, 0.10)
+        or moved(last.uplink_bps, now.uplink_bps, 0.25)
+        or band(last.loss) != band(now.loss)
+        or (last.rtt_ms is None) != (now.rtt_ms is None)
+    )
+
+
 @dataclass(eq=False)
 class Publication:
     """A track a participant sends to the SFU."""
@@ -260,6 +286,8 @@ class Publication:
     negotiated: frozenset[str] = frozenset()  # codec keys of its transceiver (not RTX)
     sending: str | None = None  # the codec key of the latest packet
     forwarded: int = 0  # packets sent on to subscriber slots (one per slot)
+    octets: int = 0  # payload bytes received
+    rate: RateMeter = field(default_factory=lambda: RateMeter(2.0))  # bits/s incl. PACKET_OVERHEAD
 
     def decodable_by(self, accepts: frozenset[str]) -> bool:
         """Whether a receiver that negotiated ``accepts`` can take this stream."""
@@ -275,10 +303,24 @@ class _Slot:
     publication: Publication | None = None
 
 
+def publication_layers(pub: Publication) -> tuple[Layer, ...]:
+    """The layers of a publication as the allocation sees them (the one place to wire simulcast).
+
+    Today every publication has one layer: what it brings in, measured, of unknown size.
+    """
+    return (Layer(0, None, pub.rate.bps, None, None, active=pub.active and not pub.muted),)
+
+
+def publication_temporal_layers(pub: Publication) -> int:
+    """How many VP8 temporal layers the publication's stream carries (1: none known)."""
+    return 1
+
+
 class _SlotFeedback(internals.SenderFeedback):
-    def __init__(self, sfu: Sfu, slot: _Slot) -> None:
+    def __init__(self, sfu: Sfu, slot: _Slot, entry: _Participant) -> None:
         self._sfu = sfu
         self._slot = slot
+        self._entry = entry
 
     async def on_nack(self, lost: list[int]) -> None:
         self._slot.forwarder.retransmit(lost, internals.abs_send_time())
@@ -289,6 +331,13 @@ class _SlotFeedback(internals.SenderFeedback):
 
     async def on_remb(self, bitrate: int) -> None:
         self._sfu._remb(self._slot, bitrate)
+
+    async def on_receiver_report(self, fraction_lost: int, jitter: int, lsr: int, dlsr: int) -> None:
+        rtt = round_trip(ntp_middle32(internals.ntp_now()), lsr, dlsr)
+        clock_rate = self._slot.forwarder.clock_rate or 90000
+        self._entry.estimator.on_receiver_report(
+            time.monotonic(), self._slot.mid, fraction_lost, jitter / clock_rate, rtt
+        )
 
 
 @dataclass(eq=False)
@@ -303,6 +352,11 @@ class _Participant:
     tiles: dict[str, tuple[int, int]] = field(default_factory=dict)
     wire: internals.RtpWire | None = None
     next_report: float = 0.0  # when this connection's next compound sender report is due
+    estimator: Estimator = field(default_factory=Estimator)  # its downlink
+    uplink: UplinkMeter = field(default_factory=UplinkMeter)  # what its publications bring in
+    allocator: Allocator = field(default_factory=Allocator)
+    link_reported: LinkEstimate | None = None
+    link_reported_at: float = -1e9
 
 
 class Sfu:
@@ -324,6 +378,7 @@ class Sfu:
         self._slot_class, self._fanout = fwd.implementation(self._native)
         self.keyframe_requests = 0
         self._keyframe_sweep = 0.0
+        self._demands: dict[str, list[VideoDemand]] = {}  # per receiver, from allocations()
         # Benchmarks set this to sample the time from a packet's arrival to its send, per sink.
         self.delay_probe: Callable[[bool, float], None] | None = None
 
@@ -346,6 +401,7 @@ class Sfu:
             pc,
             DownlinkQueue(self._no_transport, limit=self.config.downlink_queue, native=self._native),
         )
+        entry.estimator.name = participant
         self._participants[participant] = entry
 
         @pc.on("connectionstatechange")
@@ -469,6 +525,7 @@ class Sfu:
     async def leave(self, participant: str) -> None:
         """Disconnect a participant and release everything it held (safe if already gone)."""
         entry = self._participants.pop(participant, None)
+        self._demands.pop(participant, None)
         if entry is None:
             return
         entry.downlink.close()
@@ -625,7 +682,7 @@ class Sfu:
             )
             slot = entry.slots[mid] = _Slot(mid, kind, transceiver, forwarder)
             internals.quiet_sender_rtcp(transceiver.sender)  # reports go out compound, from _maintain
-            internals.tap_sender_rtcp(transceiver.sender, _SlotFeedback(self, slot))
+            internals.tap_sender_rtcp(transceiver.sender, _SlotFeedback(self, slot, entry))
         elif not receives and slot is not None:
             self._assign(entry, slot, None)
             del entry.slots[mid]
@@ -637,6 +694,7 @@ class Sfu:
 
         def on_packet(packet: internals.RtpPacket, codec: RTCRtpCodecParameters) -> None:
             pub.received += 1
+            pub.octets += len(packet.payload)
             pub.media_ssrc = packet.ssrc
             if pub.muted or not pub.active:
                 return
@@ -685,8 +743,105 @@ class Sfu:
         for entry in self._participants.values():
             if entry.slots.get(slot.mid) is slot:
                 entry.downlink_estimate = bitrate
+                # Chromium's REMB measures the streams with abs-send-time: video, not audio.
+                entry.estimator.on_remb(time.monotonic(), bitrate, self._audio_cost(entry))
                 if self.config.pace_to_remb:
                     entry.downlink.set_rate(bitrate)
+
+    # --- estimates and allocation ---------------------------------------------------------
+
+    def _measure(self, entry: _Participant, now: float) -> None:
+        """Feed the participant's estimators (every tick) and say when its link changed."""
+        entry.estimator.on_sent(now, entry.downlink.sent_bytes)
+        entry.estimator.update(now)
+        expected = received = 0
+        for pub in entry.publications.values():
+            pub.rate.add(now, pub.octets + PACKET_OVERHEAD * pub.received)
+            counted = internals.received_counts(pub.transceiver.receiver)
+            expected, received = expected + counted[0], received + counted[1]
+        if entry.wire is not None and entry.publications:
+            entry.uplink.add(now, internals.received_bytes(entry.wire.transport), expected, received)
+        self._report_link(entry, now)
+
+    def _report_link(self, entry: _Participant, now: float) -> None:
+        if now - entry.link_reported_at < 1.0:
+            return
+        estimator = entry.estimator
+        losses = [x for x in (estimator.loss, entry.uplink.loss) if x is not None]
+        current = LinkEstimate(
+            entry.id,
+            estimator.estimate if estimator.known else None,
+            entry.uplink.bps or None if entry.publications else None,
+            round(max(losses) * 100, 1) if losses else None,
+            round(estimator.rtt * 1000) if estimator.rtt is not None else None,
+        )
+        last = entry.link_reported
+        if last is not None and not _link_changed(last, current):
+            return
+        entry.link_reported, entry.link_reported_at = current, now
+        self._emit(current)
+
+    @staticmethod
+    def _audio_cost(entry: _Participant) -> int:
+        """What the receiver's audio slots cost now (bits per second, measured at the source)."""
+        return sum(
+            slot.publication.rate.bps or AUDIO_DEFAULT_BPS
+            for slot in entry.slots.values()
+            if slot.kind == "audio" and slot.publication is not None
+        )
+
+    def allocations(self, now: float | None = None) -> dict[str, dict[str, LayerChoice]]:
+        """Per receiver, per video slot (mid), the layer its downlink estimate allows now.
+
+        Audio is reserved first; pinned participants and the dominant speaker come first, at
+        the highest layer that fits; tiles are capped by the sizes the page reported. Call it
+        once per tick: it advances each receiver's allocator (hysteresis) and may start a probe
+        of its estimator. Slots without a publication are left out.
+        """
+        now = time.monotonic() if now is None else now
+        result: dict[str, dict[str, LayerChoice]] = {}
+        for entry in self._participants.values():
+            audio = self._audio_cost(entry)
+            videos: list[VideoDemand] = []
+            for mid, slot in entry.slots.items():
+                pub = slot.publication
+                if pub is None or slot.kind == "audio":
+                    continue
+                top = pub.participant in self._pinned or pub.participant == self._dominant
+                videos.append(
+                    VideoDemand(
+                        mid,
+                        f"{pub.participant}/{pub.mid}",
+                        publication_layers(pub),
+                        priority=0 if top else 1,
+                        tile=entry.tiles.get(mid),
+                        temporal_layers=publication_temporal_layers(pub),
+                        screen=pub.source == "screen",
+                    )
+                )
+            estimator, allocator = entry.estimator, entry.allocator
+            budget = estimator.update(now)
+            if videos and estimator.can_probe(now):
+                target = allocator.next_budget(budget, audio, videos, limit=estimator.probe_limit())
+                if target is not None and estimator.probe(now, target):
+                    budget = estimator.estimate
+            result[entry.id] = allocator.update(now, budget, audio, videos)
+            self._demands[entry.id] = videos
+        return result
+
+    def wanted_layers(
+        self, allocations: Mapping[str, Mapping[str, LayerChoice]]
+    ) -> dict[str, tuple[str, ...]]:
+        """Per publication ("participant/mid"), the rids some receiver gets or may step up to
+        (see ``allocation.wanted_layers``), for ``LayersWanted`` (dynacast)."""
+        publications = {
+            f"{p.id}/{pub.mid}": publication_layers(pub)
+            for p in self._participants.values()
+            for pub in p.publications.values()
+            if pub.kind == "video" and pub.active
+        }
+        demands = {p: d for p, d in self._demands.items() if p in self._participants}
+        return wanted_layers(demands, allocations, publications)
 
     # --- selection ----------------------------------------------------------------------------
 
@@ -714,6 +869,7 @@ class Sfu:
             wire = entry.wire
             if wire is not None:
                 wire.sync_counters()  # getStats() counts what the C path sent
+            self._measure(entry, now)
             report = wire is not None and now >= entry.next_report
             if not (report or rekey):
                 continue

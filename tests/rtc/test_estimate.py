@@ -192,6 +192,8 @@ def test_absurd_rembs_are_clamped_with_a_logged_reason(caplog: pytest.LogCapture
     assert estimator.estimate == estimator.config.min_bps
     assert "centre-1 REMB of 10000000000 bit/s clamped" in caplog.text
     assert "REMB of 0 bit/s clamped" in caplog.text
+    estimator.on_remb(2.5, 0, unseen=100_000)  # the audio a REMB does not see is added
+    assert estimator.remb == estimator.config.min_bps + 100_000
     estimator.on_receiver_report(3.0, "v0", 1000, -5.0, -1.0)  # out of range: clamped, ignored
     assert estimator.loss == pytest.approx(255 / 256)
     assert estimator.rtt is None and estimator.jitter is None

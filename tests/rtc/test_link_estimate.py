@@ -1,0 +1,69 @@
+"""Receiver feedback from real aiortc peers reaches the downlink estimator; LinkEstimate is sent."""
+
+from __future__ import annotations
+
+import re
+
+from meetings.rtc import internals
+from meetings.rtc.sfu import LinkEstimate, Sfu, SfuEvent
+from tests.rtc.clients import Client, wait_for
+
+
+async def test_receiver_reports_and_remb_reach_the_estimator_and_link_estimates_are_sent() -> None:
+    events: list[SfuEvent] = []
+    sfu = Sfu(on_event=events.append)
+    publisher = Client("pub", amplitude=0.3, video=True, audio_slots=0, video_slots=0)
+    subscriber = Client("sub", audio_slots=1, video_slots=1)
+    try:
+        await publisher.connect(sfu)
+        await subscriber.connect(sfu)
+        answer = subscriber.pc.remoteDescription.sdp
+        video = answer[answer.index("m=video") :]
+        [vp8] = re.findall(r"a=rtpmap:(\d+) VP8/90000", video)
+        assert f"a=rtcp-fb:{vp8} goog-remb" in video, "the answer keeps REMB for the receiver's estimate"
+        assert internals.ABS_SEND_TIME_URI in video, "forwarded video carries abs-send-time for it"
+        assert "transport-cc" not in answer
+
+        estimator = sfu._participants["sub"].estimator
+
+        def subscriber_estimate() -> LinkEstimate | None:
+            found = [e for e in events if isinstance(e, LinkEstimate) and e.participant == "sub"]
+            return found[-1] if found else None
+
+        def reported() -> bool:
+            last = subscriber_estimate()
+            return (
+                estimator.remb is not None
+                and estimator.rtt is not None
+                and last is not None
+                and last.downlink_bps is not None
+                and last.rtt_ms is not None
+            )
+
+        assert await wait_for(reported, within=15.0), (estimator.remb, estimator.rtt, subscriber_estimate())
+        last = subscriber_estimate()
+        assert last is not None and last.loss is not None and last.loss < 2.0, "loopback loses nothing"
+        assert last.rtt_ms is not None and 0 <= last.rtt_ms < 1000
+        assert estimator.loss is not None and estimator.loss < 0.02, "receiver reports counted"
+
+        publisher_estimate = [e for e in events if isinstance(e, LinkEstimate) and e.participant == "pub"]
+        assert await wait_for(
+            lambda: any(
+                isinstance(e, LinkEstimate) and e.participant == "pub" and e.uplink_bps for e in events
+            )
+        ), publisher_estimate
+        # At most one LinkEstimate a second per participant.
+        times = [e for e in events if isinstance(e, LinkEstimate) and e.participant == "sub"]
+        assert len(times) <= 2 + 15
+
+        allocations = sfu.allocations()
+        [video_mid] = subscriber.slot_mids("video")
+        choice = allocations["sub"][video_mid]
+        assert not choice.paused, "a loopback link carries the camera"
+        assert allocations["pub"] == {}
+        wanted = sfu.wanted_layers(allocations)
+        assert list(wanted) == [f"pub/{publisher._publish[1].mid}"], "one video publication"
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await sfu.close()
