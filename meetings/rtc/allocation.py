@@ -11,6 +11,7 @@ See ``docs/media.md``, "Allocation".
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -87,11 +88,12 @@ def tile_cap(layers: Sequence[Layer], tile: tuple[int, int] | None) -> int:
     return len(layers) - 1
 
 
-def ladder(demand: VideoDemand, default_bitrate: int = 300_000) -> list[LayerChoice]:
+@functools.lru_cache(maxsize=4096)  # allocate() and next_budget() ask for the same ones often
+def ladder(demand: VideoDemand, default_bitrate: int = 300_000) -> tuple[LayerChoice, ...]:
     """The choices for one slot, from the cheapest to the best, within its tile's cap."""
     layers = sorted((layer for layer in demand.layers if layer.active), key=lambda layer: layer.spatial)
     if not layers:
-        return []
+        return ()
     cap = tile_cap(layers, demand.tile)
     usable = layers[: cap + 1]
     if demand.screen:
@@ -110,7 +112,7 @@ def ladder(demand: VideoDemand, default_bitrate: int = 300_000) -> list[LayerCho
     elif demand.temporal_layers == 2:
         rungs.append(choice(usable[0], 0))
     rungs += [choice(layer, None) for layer in usable]
-    return rungs
+    return tuple(rungs)
 
 
 def _rank(rungs: Sequence[LayerChoice], choice: LayerChoice | None) -> int:
@@ -208,6 +210,8 @@ def next_budget(
     (searched in 5 % steps). None: nothing higher to get within ``limit``."""
     previous = previous or {}
     base = _ranks(videos, previous)
+    if all(base[v.mid] >= len(ladder(v)) - 1 for v in videos):
+        return None  # every slot has its best already
     top = {v.mid for v in videos if v.priority == 0}
     spatial = {mid: c.spatial if c.spatial is not None else -1 for mid, c in previous.items()}
     first: int | None = None

@@ -357,6 +357,7 @@ class _Participant:
     allocator: Allocator = field(default_factory=Allocator)
     link_reported: LinkEstimate | None = None
     link_reported_at: float = -1e9
+    probe_checked: float = -1e9  # when allocations() last looked for a probe target
 
 
 class Sfu:
@@ -821,7 +822,8 @@ class Sfu:
                 )
             estimator, allocator = entry.estimator, entry.allocator
             budget = estimator.update(now)
-            if videos and estimator.can_probe(now):
+            if videos and now - entry.probe_checked >= 0.5 and estimator.can_probe(now):
+                entry.probe_checked = now
                 target = allocator.next_budget(budget, audio, videos, limit=estimator.probe_limit())
                 if target is not None and estimator.probe(now, target):
                     budget = estimator.estimate
