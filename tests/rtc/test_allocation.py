@@ -76,8 +76,8 @@ def test_screen_share_keeps_its_resolution_and_loses_frame_rate() -> None:
     screen = VideoDemand("s", "p/2", LAYERS, priority=0, tile=(1280, 720), temporal_layers=3, screen=True)
     rungs = ladder(screen)
     assert {r.spatial for r in rungs} == {2}
-    assert _layers(allocate(AUDIO + 300_000, AUDIO, [screen])) == {"s": (2, 0)}
-    assert allocate(AUDIO + 200_000, AUDIO, [screen])["s"].paused, "never scaled below legible"
+    assert _layers(allocate(AUDIO + 330_000, AUDIO, [screen])) == {"s": (2, 0)}  # 40 % of 800k
+    assert allocate(AUDIO + 300_000, AUDIO, [screen])["s"].paused, "never scaled below legible"
 
 
 def test_layers_that_are_not_arriving_are_not_chosen() -> None:
