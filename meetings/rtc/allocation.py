@@ -244,11 +244,17 @@ class Allocator:
     headroom: float = HEADROOM
     choices: dict[str, LayerChoice] = field(default_factory=dict)
     changed: dict[str, float] = field(default_factory=dict)
+    carried: dict[str, str] = field(default_factory=dict)  # slot -> the publication it carried
 
     def update(
         self, now: float, budget: int, audio: int, videos: Sequence[VideoDemand]
     ) -> dict[str, LayerChoice]:
         """The choices now; ``choices`` keeps them for the next call."""
+        for video in videos:  # a slot that switched to another publication starts afresh
+            if self.carried.get(video.mid) != video.publication:
+                self.choices.pop(video.mid, None)
+                self.changed.pop(video.mid, None)
+        self.carried = {video.mid: video.publication for video in videos}
         target = allocate(budget, audio, videos, self.choices, headroom=self.headroom)
         result: dict[str, LayerChoice] = {}
         for video in videos:

@@ -777,6 +777,8 @@ class Sfu:
             round(estimator.rtt * 1000) if estimator.rtt is not None else None,
         )
         last = entry.link_reported
+        if last is None and current == LinkEstimate(entry.id, None, None, None, None):
+            return  # nothing known yet
         if last is not None and not _link_changed(last, current):
             return
         entry.link_reported, entry.link_reported_at = current, now

@@ -103,11 +103,16 @@ def test_hysteresis_needs_headroom_to_go_up_and_waits_a_second() -> None:
     # Up again: not within a second of the last change.
     assert _layers(allocator.update(3.5, AUDIO + 2_000_000, AUDIO, videos)) == {"speaker": (1, None)}
     assert _layers(allocator.update(4.2, AUDIO + 2_000_000, AUDIO, videos)) == {"speaker": (2, None)}
+    # The slot switched to another speaker: a fresh start, no hold-over from the last one.
+    other = [VideoDemand("speaker", "someone-else/1", LAYERS, priority=0, tile=(640, 360))]
+    assert _layers(allocator.update(4.3, AUDIO + 400_000, AUDIO, other)) == {"speaker": (1, None)}
+    assert _layers(allocator.update(4.4, AUDIO + 2_000_000, AUDIO, other)) == {"speaker": (1, None)}
+    assert _layers(allocator.update(5.0, AUDIO + 2_000_000, AUDIO, videos)) == {"speaker": (2, None)}
     flips = 0
     last = allocator.choices["speaker"]
     for step in range(100):  # a budget wobbling ±5 % around the top layer's cost
         budget = AUDIO + (840_000 if step % 2 else 760_000)
-        now = allocator.update(5.0 + step * 0.1, budget, AUDIO, videos)["speaker"]
+        now = allocator.update(6.0 + step * 0.1, budget, AUDIO, videos)["speaker"]
         flips += now != last
         last = now
     assert flips <= 10, f"{flips} changes in 10 s"
