@@ -7,6 +7,7 @@ import re
 from meetings.rtc import internals
 from meetings.rtc.sfu import LinkEstimate, Sfu, SfuEvent
 from tests.rtc.clients import Client, wait_for
+from tests.rtc.probes import DropEveryNth, sdp_sections
 
 
 async def test_receiver_reports_and_remb_reach_the_estimator_and_link_estimates_are_sent() -> None:
@@ -63,6 +64,44 @@ async def test_receiver_reports_and_remb_reach_the_estimator_and_link_estimates_
         assert allocations["pub"] == {}
         wanted = sfu.wanted_layers(allocations)
         assert list(wanted) == [f"pub/{publisher._publish[1].mid}"], "one video publication"
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await sfu.close()
+
+
+async def test_loss_on_either_side_shows_in_the_link_estimates_and_cuts_the_downlink_estimate() -> None:
+    events: list[SfuEvent] = []
+    sfu = Sfu(on_event=events.append)
+    publisher = Client("pub", amplitude=0.3, audio_slots=0, video_slots=0)
+    subscriber = Client("sub", audio_slots=1, video_slots=0)
+    try:
+        await publisher.connect(sfu)
+        await subscriber.connect(sfu)
+        [slot_mid] = subscriber.slot_mids("audio")
+        slot = sdp_sections(subscriber.pc.remoteDescription.sdp)[slot_mid]
+        [mic] = publisher._publish
+        published = sdp_sections(publisher.pc.localDescription.sdp)[str(mic.mid)]
+        assert slot.ssrc is not None and published.ssrc is not None
+        downstream, upstream = DropEveryNth(5, {slot.ssrc}), DropEveryNth(5, {published.ssrc})
+        downstream.install(subscriber.pc)
+        upstream.install(sfu.peer_connection("pub"))
+        estimator = sfu._participants["sub"].estimator
+        assert await wait_for(lambda: subscriber.received[slot_mid].packets > 20)
+        before = estimator.estimate
+        downstream.enabled = upstream.enabled = True
+
+        def lossy(participant: str) -> bool:
+            return any(
+                isinstance(e, LinkEstimate) and e.participant == participant and (e.loss or 0) > 10
+                for e in events
+            )
+
+        # 20 % of the subscriber's audio lost: its receiver reports say so (a cut), and 20 % of
+        # the publisher's: our own receive statistics say so.
+        assert await wait_for(lambda: lossy("sub") and lossy("pub"), 15), events
+        assert estimator.estimate < before
+        assert len(downstream.dropped) >= 3 and len(upstream.dropped) >= 3
     finally:
         await subscriber.close()
         await publisher.close()
