@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +36,6 @@ from web import keys
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).parent.parent.parent / "docs" / "screenshots"
 PAUSED = "Đường truyền yếu — tạm dừng hình"
 
 
@@ -62,12 +59,6 @@ def camera_mid(live: Live, occurrence_id: int, participant: str) -> str | None:
         if owner == participant and kind == "video" and source == "camera":
             return key.split("/", 1)[1]
     return None
-
-
-def keep(shot: str) -> None:
-    """A screenshot of the tests kept in the documentation too."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    shutil.copyfile(artifact(shot), SCREENSHOTS / shot)
 
 
 async def test_the_camera_is_published_as_simulcast_and_tile_sizes_reach_the_sfu(
@@ -163,7 +154,6 @@ async def test_the_page_shows_what_the_forwarding_unit_does(world: World, live: 
         await expect(tile.locator(".tile-paused")).to_be_visible()
         await expect(tile).to_have_class(re.compile(r"\bno-video\b"))
         await a.screenshot(path=artifact("room-paused.png"))
-        keep("room-paused.png")
         # A layer for a slot A does not have changes nothing.
         session.on_media(LayerChanged(a_id, "999", None, None, None, None, True))
         session.on_media(LayerChanged(a_id, mid, 1, 2, 320, 180, False))
@@ -199,7 +189,6 @@ async def test_the_page_shows_what_the_forwarding_unit_does(world: World, live: 
         await expect(row).to_contain_text(re.compile(r"\d+×\d+ \(S2\)"), timeout=MEDIA_S * 1000)
 
         await a.screenshot(path=artifact("room-stats.png"))
-        keep("room-stats.png")
 
 
 def accept_simulcast(answer: str, offer: str, mid: str) -> str:
