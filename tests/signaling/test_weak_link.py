@@ -8,6 +8,7 @@ moderators) and no other.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -16,10 +17,14 @@ import pytest
 from meetings.live import protocol as proto
 from meetings.live.session import MeetingSession
 from meetings.rooms.room import Placement, RoomRegistry
-from meetings.rtc.sfu import LayerChanged, LayersWanted, LinkEstimate, StreamAssigned
+from meetings.rtc.sfu import LayerChanged, LayersWanted, LinkEstimate, Sfu, StreamAssigned
 from meetings.wire import ServerMessage
+from tests.conftest import World
 from tests.rooms.fakes import FakeParticipant, at, person
 from tests.rooms.test_room import make_room
+from tests.rtc.clients import Client as RtcClient
+from tests.signaling.conftest import Meeting
+from tests.signaling.peers import Peer
 
 # --- the `tiles` message ---------------------------------------------------------------------
 
@@ -247,3 +252,47 @@ async def test_tiles_before_the_first_offer_are_dropped() -> None:
     del sfu.slots[a.id]
     await session.handle(a, proto.Tiles((("6", 640, 360),)))
     assert sfu.tiles == {}
+
+
+# --- on the real socket ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_tiles_on_the_socket_reach_the_sfu_and_bad_ones_get_an_error(
+    world: World, meeting: Meeting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given: list[dict[str, tuple[int, int]]] = []
+    set_tile_sizes = Sfu.set_tile_sizes
+
+    def recording(self: Sfu, participant: str, sizes: Mapping[str, tuple[int, int]]) -> None:
+        given.append(dict(sizes))
+        set_tile_sizes(self, participant, sizes)
+
+    monkeypatch.setattr(Sfu, "set_tile_sizes", recording)
+    peer = meeting.peer(Peer(world, RtcClient("a", video=True, audio_slots=1, video_slots=2)))
+    assert (await peer.connect(meeting.occurrence, token=meeting.token_a, session=False))[
+        "placement"
+    ] == "seated"
+    await peer.send(type="tiles", tiles={"9": [320, 180]})  # before any offer: dropped, no error
+    await peer.negotiate()
+    video = peer.client.slot_mids("video")
+    await peer.send(type="tiles", tiles={video[0]: [640, 360], video[1]: [0, 0], "99": [320, 180]})
+    await peer.send(type="ping")
+    assert await peer.event("pong")
+    assert given == [{video[0]: (640, 360), video[1]: (0, 0), "99": (320, 180)}]  # the SFU ignores "99"
+    # Refused with a reason; the socket stays open and the sizes stay as they were.
+    for bad in (
+        {video[0]: [100_001, 1]},
+        {video[0]: ["640", 360]},
+        [[640, 360]],
+        {str(i): [1, 1] for i in range(17)},
+    ):
+        await peer.send(type="tiles", tiles=bad)
+    await peer.send(type="tiles", tiles={str(i): [1, 1] for i in range(4)})  # more than its 3 slots
+    assert await peer.event("error", lambda e: "has 3" in e["message"]), peer.of_type("error")
+    assert [e["code"] for e in peer.of_type("error")] == ["bad_message"] * 5
+    await peer.send(type="tiles", tiles={video[0]: [100_000, 100_000]})  # the limit: the SFU clamps
+    await peer.send(type="ping")
+    assert await peer.event("pong", lambda e: len(peer.of_type("pong")) >= 2)
+    assert given[1:] == [{video[0]: (100_000, 100_000)}]
+    assert peer.ws is not None and not peer.ws.closed
