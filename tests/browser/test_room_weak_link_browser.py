@@ -39,6 +39,21 @@ pytestmark = pytest.mark.browser
 PAUSED = "Đường truyền yếu — tạm dừng hình"
 
 
+# The screen share's sender as the page set it up (read, not waited on: `until` polls it).
+SCREEN_SENDER = """() => {
+  const call = window.__giaoban.conn.call;
+  const screen = call && call.screen;
+  if (!screen || !screen.sender.track) return null;
+  const p = screen.sender.getParameters();
+  if (!p.degradationPreference) return null;
+  return {
+    hint: screen.sender.track.contentHint,
+    encodings: p.encodings.map((e) => ({maxFramerate: e.maxFramerate, scale: e.scaleResolutionDownBy})),
+    degradation: p.degradationPreference,
+  };
+}"""
+
+
 def session_of(live: Live, occurrence_id: int) -> MeetingSession:
     return live.app[keys.MEDIA].meetings[occurrence_id]
 
@@ -130,6 +145,19 @@ async def test_the_camera_is_published_as_simulcast_and_tile_sizes_reach_the_sfu
         await until(reported, MEDIA_S, "A's new tile size at the SFU")
         after = [sizes for who, sizes in tiles if who == a_id][-1][mid]
         assert after[0] < before[0], (before, after)
+
+        # A screen share: its own m-section, full size, a few frames a second, sharp text.
+        await chair.click("#toggle-screen")
+        await chair.wait_for_selector("#toggle-screen[aria-pressed='true']", timeout=EVENT_MS)
+        await until(
+            lambda: any(src == "screen" for m in offers for _, src in m.sources), MEDIA_S, "a screen offer"
+        )
+        params = await until(lambda: chair.evaluate(SCREEN_SENDER), MEDIA_S, "the screen sender")
+        assert params == {
+            "hint": "text",
+            "encodings": [{"maxFramerate": 5, "scale": 1}],
+            "degradation": "maintain-resolution",
+        }, params
 
 
 async def test_the_page_shows_what_the_forwarding_unit_does(world: World, live: Live, browser: Any) -> None:

@@ -979,7 +979,10 @@ function drawGrid() {
   for (const node of Array.from(grid.querySelectorAll(".tile"))) {
     const tile = /** @type {HTMLElement} */ (node);
     const key = tile.dataset.screen !== undefined ? `s${tile.dataset.screen}` : `p${tile.dataset.person}`;
-    if (!seen.has(key)) tile.remove();
+    if (!seen.has(key)) {
+      tileObserver.unobserve(tile);
+      tile.remove();
+    }
   }
   // Speaker view: a screen share first, else the one speaking (or who spoke last) other than us,
   // else the chair, else anyone but us: one's own picture is in the strip.
@@ -1346,7 +1349,9 @@ function drawControls() {
   const rtt = link && link.rtt_ms !== null ? link.rtt_ms : own ? own.rttMs : null;
   if (loss !== null) figures.push(`${t.stats_loss} ${loss.toLocaleString(lang, { maximumFractionDigits: 1 })} %`);
   if (rtt !== null) figures.push(`${Math.round(rtt)} ms`);
-  if (figures.length > 0) quality.append(el("span", ` · ${figures.join(" · ")}`, "quality-figures"));
+  // The figures alone while the level is still being measured ("Measuring… · 45 ms" reads oddly).
+  if (!level && figures.length > 0) quality.textContent = "";
+  if (figures.length > 0) quality.append(el("span", `${level ? " · " : ""}${figures.join(" · ")}`, "quality-figures"));
   quality.title = [qualityText(level), ...figures].join(" · ");
 }
 
