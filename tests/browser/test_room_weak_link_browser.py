@@ -201,6 +201,7 @@ async def test_the_page_shows_what_the_forwarding_unit_does(world: World, live: 
         await expect(entry).to_have_attribute("data-layer", "chỉ âm thanh", timeout=EVENT_MS)
         session.on_media(LayerChanged(a_id, mid, 2, None, 640, 360, False))
         await expect(entry).to_have_attribute("data-layer", "640×360", timeout=EVENT_MS)
+        await chair.screenshot(path=artifact("room-chair-layers.png"))
 
         # The estimate reaches A's connection indicator and its stats overlay (S toggles it).
         session.on_media(LinkEstimate(a_id, 280_000, 95_000, 4.5, 160))

@@ -101,6 +101,7 @@ STRINGS: dict[str, str] = {
     # Weak links (#16): what the forwarding unit does with each video, and the stats overlay.
     "video_paused": N_("Weak connection — video paused"),
     "layer_audio_only": N_("audio only"),
+    "layer_receives": N_("Video received now"),
     "stats": N_("Statistics"),
     "stats_title": N_("Connection statistics"),
     "stats_estimate": N_("Estimate"),

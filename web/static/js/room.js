@@ -1227,6 +1227,7 @@ function markReceives(item, link) {
     /** @type {HTMLElement} */ (item.querySelector(".participant-name")).after(badge);
   }
   badge.textContent = text;
+  badge.title = `${t.layer_receives}: ${text}`;
   badge.hidden = !text;
   item.dataset.layer = text;
 }
