@@ -69,6 +69,50 @@ class AudioOnly(ServerMessage):
 
 
 @dataclass(frozen=True)
+class Layer(ServerMessage):
+    """What one of the client's video slots now receives: the simulcast layer (`spatial` from 0,
+    lowest), the highest temporal layer (None: all), its size, or `paused` for bandwidth."""
+
+    TYPE = "layer"
+    mid: str
+    spatial: int | None
+    temporal: int | None
+    width: int | None
+    height: int | None
+    paused: bool
+
+
+@dataclass(frozen=True)
+class LayersWanted(ServerMessage):
+    """The simulcast layers (rids) of the client's publication `mid` that someone receives: the
+    client encodes only those (dynacast)."""
+
+    TYPE = "layers_wanted"
+    mid: str
+    rids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Link(ServerMessage):
+    """A participant's connection as the SFU sees it, to the participant itself and to the
+    moderators: estimate both ways (bit/s), loss (%), round trip (ms), and the largest video
+    it receives now (`width`×`height`; `paused`: all its video paused for bandwidth;
+    `audio_only`: it asked for no video). None: not known yet."""
+
+    TYPE = "link"
+    participant: str
+    person_id: int
+    downlink_bps: int | None
+    uplink_bps: int | None
+    loss: float | None
+    rtt_ms: int | None
+    width: int | None
+    height: int | None
+    paused: bool
+    audio_only: bool
+
+
+@dataclass(frozen=True)
 class Pong(ServerMessage):
     """The answer to `ping`."""
 
@@ -91,6 +135,9 @@ SESSION_MESSAGES: tuple[type[ServerMessage], ...] = (
     Speaking,
     Quality,
     AudioOnly,
+    Layer,
+    LayersWanted,
+    Link,
     Pong,
     Error,
 )

@@ -22,6 +22,8 @@ from meetings.wire import ServerMessage
 MAX_MESSAGE_BYTES = 64 * 1024  # an SDP offer with simulcast stays well below this
 MAX_SDP = 60 * 1024
 MAX_CHAT = 2000
+MAX_TILES = 16  # tile sizes in one message: at most one per receive slot (an offer has fewer)
+MAX_TILE_SIZE = 100_000  # px; the SFU clamps further (meetings.rtc.sfu.MAX_TILE_PX)
 PROTOCOL_VERSION = 1
 
 
@@ -116,6 +118,13 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class Tiles:
+    """The rendered size (CSS px × devicePixelRatio) of the tile showing each video slot, by mid."""
+
+    sizes: tuple[tuple[str, int, int], ...]  # (mid, width, height); 0×0: the slot is not shown
+
+
+@dataclass(frozen=True)
 class Ping:
     """Keep-alive."""
 
@@ -125,7 +134,9 @@ class Leave:
     """Leave the room on purpose."""
 
 
-ClientMessage = Join | Sdp | Candidate | Mute | Hand | Chat | AudioOnly | Moderate | Stats | Ping | Leave
+ClientMessage = (
+    Join | Sdp | Candidate | Mute | Hand | Chat | AudioOnly | Moderate | Stats | Tiles | Ping | Leave
+)
 
 
 def _bool(data: dict[str, Any], name: str, default: bool | None = None) -> bool:
@@ -234,6 +245,28 @@ def _chat(d: dict[str, Any]) -> Chat:
     return Chat(text=text)
 
 
+def _size(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TILE_SIZE:
+        raise ProtocolError(
+            f"a tile's width and height are whole numbers of pixels from 0 to {MAX_TILE_SIZE}"
+        )
+    return value
+
+
+def _tiles(d: dict[str, Any]) -> Tiles:
+    raw = d.get("tiles")
+    if not isinstance(raw, dict) or len(raw) > MAX_TILES:
+        raise ProtocolError(f"'tiles' must map at most {MAX_TILES} mids to [width, height]")
+    sizes = []
+    for mid, size in raw.items():
+        if not mid or len(mid) > 16:
+            raise ProtocolError("'tiles' keys are the mids of video slots")
+        if not isinstance(size, list) or len(size) != 2:
+            raise ProtocolError("'tiles' values are [width, height]")
+        sizes.append((mid, _size(size[0]), _size(size[1])))
+    return Tiles(tuple(sorted(sizes)))
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
     "join": _join,
     "offer": _sdp,
@@ -249,6 +282,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
         loss_pct=_number(d, "lossPct", 0, 100),
         bitrate_kbps=_number(d, "bitrateKbps", 0, 1_000_000),
     ),
+    "tiles": _tiles,
     "ping": lambda d: Ping(),
     "leave": lambda d: Leave(),
 }

@@ -18,11 +18,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from meetings.db.base import utcnow
 from meetings.errors import N_, FieldError, InvalidInput
 from meetings.live import protocol as proto
-from meetings.live.messages import Answer, AudioOnly, Pong, Quality, Speaking, Stream
+from meetings.live.messages import (
+    Answer,
+    AudioOnly,
+    Layer,
+    LayersWanted,
+    Link,
+    Pong,
+    Quality,
+    Speaking,
+    Stream,
+)
 from meetings.rooms import service as rooms
 from meetings.rooms.errors import NotInRoom
-from meetings.rooms.participant import ConnectionQuality, Participant
+from meetings.rooms.participant import ConnectionQuality, Participant, RoomRole
 from meetings.rooms.room import JoinResult, Placement, Room, RoomRegistry
+from meetings.rtc import sfu as rtc
 from meetings.rtc.sfu import ConnectionStateChanged, DominantSpeakerChanged, SfuEvent, StreamAssigned
 from meetings.wire import CloseCode, ServerMessage
 
@@ -83,6 +94,14 @@ class MediaRoom(Protocol):
         """Drop a connection's peer connection (safe if it has none)."""
         ...
 
+    def assignments(self, participant: str) -> dict[str, tuple[str, str] | None]:
+        """A connection's receive slots (by mid) and what each carries."""
+        ...
+
+    def set_tile_sizes(self, participant: str, sizes: dict[str, tuple[int, int]]) -> None:
+        """How large the connection's page shows each video slot (unknown mids are ignored)."""
+        ...
+
 
 Transaction = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Coroutine[Any, Any, None]]
 AttendanceChanged = Callable[[int], Awaitable[None]]
@@ -102,12 +121,19 @@ class MeetingSession:
     finish: Callable[[Coroutine[Any, Any, None]], Awaitable[None]]
     clients: dict[str, Client] = field(default_factory=dict)  # every connection holding the session
     quality: dict[str, ConnectionQuality] = field(default_factory=dict)
+    # The media plane's view of each connection, for its own page and the moderators' (`link`).
+    layers: dict[str, dict[str, rtc.LayerChanged]] = field(default_factory=dict)  # by mid
+    estimates: dict[str, rtc.LinkEstimate] = field(default_factory=dict)
+    audio_only: set[str] = field(default_factory=set)
+    links: dict[str, Link] = field(default_factory=dict)  # the last `link` sent about each
 
     # --- entering and leaving ------------------------------------------------------------
 
     async def enter(self, admission: rooms.Admission, client: Client, join: proto.Join) -> JoinResult:
         """Seat the admitted connection (or put it in the lobby) and bring it up to date."""
         self.clients[client.id] = client
+        if join.audio_only:
+            self.audio_only.add(client.id)
         async with self.sessions() as db:
             result = await rooms.join(db, admission, client, utcnow())  # "room" or "waiting"
             await db.commit()
@@ -117,6 +143,9 @@ class MeetingSession:
                 # A reconnect keeps the room's mute state; a first join takes the client's choice.
                 await self.room.set_media(client, audio_muted=not join.audio, video_muted=not join.video)
             self._tell_qualities(client)
+            if client.role is RoomRole.MODERATOR:
+                for link in self.links.values():  # then only changes
+                    client.post(link)
         if self.sfu.dominant_speaker is not None:
             # Speaking events come on changes only: a newcomer is told who is speaking now.
             client.post(self._speaking(self.sfu.dominant_speaker))
@@ -127,6 +156,10 @@ class MeetingSession:
         self.clients.pop(client.id, None)
         # This connection's own measure (the seat's may come from an earlier connection).
         quality = self.quality.pop(client.id, ConnectionQuality())
+        self.layers.pop(client.id, None)
+        self.estimates.pop(client.id, None)
+        self.links.pop(client.id, None)
+        self.audio_only.discard(client.id)
         try:
             await self.sfu.leave(client.id)
         except Exception:  # the seat and the attendance must be let go of whatever the media did
@@ -171,6 +204,13 @@ class MeetingSession:
             await self._stats(client, message)
         elif isinstance(message, proto.AudioOnly):
             client.post(AudioOnly(message.enabled))  # the client drops its video slots
+            if message.enabled:
+                self.audio_only.add(client.id)
+            else:
+                self.audio_only.discard(client.id)
+            self._tell_link(client.id)
+        elif isinstance(message, proto.Tiles):
+            self._tiles(client, message)
         elif isinstance(message, proto.Moderate):
             await self._moderate(client, message, now)
 
@@ -212,6 +252,17 @@ class MeetingSession:
             for other in self.room.participants:
                 await other.send(Quality(client.id, client.person_id, level))
 
+    def _tiles(self, client: Client, message: proto.Tiles) -> None:
+        self._seated(client)
+        if client.id not in self.sfu.participants():
+            return  # before the first offer: the page sends its sizes again once it has slots
+        slots = self.sfu.assignments(client.id)
+        if len(message.sizes) > len(slots):
+            raise proto.ProtocolError(
+                f"'tiles' lists {len(message.sizes)} slots, the connection has {len(slots)}"
+            )
+        self.sfu.set_tile_sizes(client.id, {mid: (width, height) for mid, width, height in message.sizes})
+
     async def _moderate(self, client: Client, message: proto.Moderate, now: datetime) -> None:
         room, action = self.room, message.action
         if action == "mute":
@@ -251,6 +302,9 @@ class MeetingSession:
         if isinstance(event, StreamAssigned):
             client = self.clients.get(event.subscriber)
             if client is not None:
+                held = self.layers.get(event.subscriber)
+                if event.publisher is None and held and held.pop(event.mid, None) is not None:
+                    self._tell_link(event.subscriber)  # an empty slot receives no layer
                 client.post(
                     Stream(
                         mid=event.mid,
@@ -264,6 +318,22 @@ class MeetingSession:
             message = self._speaking(event.participant)
             for client in list(self.clients.values()):
                 client.post(message)
+        elif isinstance(event, rtc.LayerChanged):
+            client = self.clients.get(event.subscriber)
+            if client is not None:
+                self.layers.setdefault(event.subscriber, {})[event.mid] = event
+                client.post(
+                    Layer(event.mid, event.spatial, event.temporal, event.width, event.height, event.paused)
+                )
+                self._tell_link(event.subscriber)
+        elif isinstance(event, rtc.LayersWanted):
+            client = self.clients.get(event.participant)
+            if client is not None:
+                client.post(LayersWanted(event.mid, event.rids))
+        elif isinstance(event, rtc.LinkEstimate):
+            if event.participant in self.clients:
+                self.estimates[event.participant] = event
+                self._tell_link(event.participant)
         elif isinstance(event, ConnectionStateChanged) and event.state in {"failed", "closed"}:
             client = self.clients.get(event.participant)
             # Not the server letting go (a refused first offer): only a peer connection still held.
@@ -288,6 +358,35 @@ class MeetingSession:
 
     def _speaking(self, participant_id: str | None) -> Speaking:
         return Speaking(participant_id, self._person_of(participant_id))
+
+    def _tell_link(self, participant_id: str) -> None:
+        """`link` about one connection to itself and to the moderators, when it changed."""
+        client = self.clients.get(participant_id)
+        if client is None:
+            return
+        estimate = self.estimates.get(participant_id)
+        shown = [layer for layer in self.layers.get(participant_id, {}).values() if not layer.paused]
+        largest = max(shown, key=lambda layer: (layer.width or 0) * (layer.height or 0), default=None)
+        link = Link(
+            participant=participant_id,
+            person_id=client.person_id,
+            downlink_bps=estimate.downlink_bps if estimate else None,
+            uplink_bps=estimate.uplink_bps if estimate else None,
+            loss=estimate.loss if estimate else None,
+            rtt_ms=estimate.rtt_ms if estimate else None,
+            width=largest.width if largest else None,
+            height=largest.height if largest else None,
+            paused=bool(self.layers.get(participant_id)) and not shown,
+            audio_only=participant_id in self.audio_only,
+        )
+        if self.links.get(participant_id) == link:
+            return
+        self.links[participant_id] = link
+        client.post(link)
+        for other in self.room.participants:
+            target = self.clients.get(other.id)
+            if target is not None and target is not client and other.role is RoomRole.MODERATOR:
+                target.post(link)
 
     def _tell_qualities(self, client: Client) -> None:
         """A newcomer learns the connection quality known so far (afterwards only changes)."""

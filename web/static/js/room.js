@@ -11,8 +11,12 @@
 //   controls   #toggle-audio, #toggle-video, #toggle-hand, #toggle-screen, #toggle-audio-only,
 //              #toggle-layout (each with aria-pressed), #leave, #shortcuts
 //   grid       #grid[data-layout="grid|speaker"][data-count], tiles .tile[data-person][data-muted]
-//              [data-speaking] (.speaking, .main = the big tile in speaker view, .no-video with a
-//              .tile-placeholder), screen shares .tile.screen[data-screen=<person id>]
+//              [data-speaking][data-mid=<video slot>][data-paused] (.speaking, .main = the big tile in
+//              speaker view, .no-video with a .tile-placeholder, .tile-paused: "video paused" for
+//              bandwidth), screen shares .tile.screen[data-screen=<person id>]
+//   weak links #toggle-stats[aria-pressed], #stats-overlay (#stats-link, #stats-videos tr[data-mid]),
+//              #participants li[data-layer] (moderators),
+//              #quality[title] (the figures), participants' .layer (moderators: "640×360", "audio only")
 //   people     #participants li.participant[data-person][data-muted][data-hand][data-camera]
 //              [data-screen][data-speaking][data-quality="good|fair|poor|unknown"], #participants-title
 //   chair      #chair-panel, #mute-all, #lower-hands, #toggle-lock, #end-meeting, #queue li[data-person],
@@ -33,7 +37,7 @@ import { Signaling } from "./signaling.js";
 import { Call } from "./room/call.js";
 import { backoffDelay, shouldReconnect } from "./room/backoff.js";
 import { fillDeviceSelect, openDevices, stopStream } from "./room/devices.js";
-import { ConnectionProbe } from "./room/stats.js";
+import { ConnectionProbe, formatRate, readVideo } from "./room/stats.js";
 import { MinutesPanel } from "./room/minutes.js";
 import { fitGrid, speakerLayout, splitTiles } from "./room/layout.js";
 
@@ -46,12 +50,18 @@ import { fitGrid, speakerLayout, splitTiles } from "./room/layout.js";
  *   mutedByDefault: boolean, units: Record<string, {name: string, centre: boolean}>,
  *   minutes?: {api: string, editor: boolean}, invited?: number[], start?: string}} RoomConfig
  * @typedef {{kind: string, personId: number | null, source: string, track: MediaStreamTrack | null}} Slot
+ * @typedef {{mid: string, spatial: number | null, temporal: number | null, width: number | null,
+ *   height: number | null, paused: boolean}} Layer
+ * @typedef {{participant: string, person_id: number, downlink_bps: number | null, uplink_bps: number | null,
+ *   loss: number | null, rtt_ms: number | null, width: number | null, height: number | null, paused: boolean,
+ *   audio_only: boolean}} Link
  */
 
 const STATS_EVERY_MS = 2000;
 const PING_EVERY_MS = 10_000;
 const SILENCE_MS = 25_000; // a ping unanswered this long: the socket is dead
 const MEDIA_GRACE_MS = 4000; // a peer connection "disconnected" this long is lost
+const TILES_DEBOUNCE_MS = 300; // tile sizes settle (a resize, a new layout) before the server hears them
 
 /** @param {string} id @returns {any} */
 function data(id) {
@@ -116,6 +126,13 @@ const state = {
   locked: false,
   /** @type {Waiting[]} moderators only */
   lobby: [],
+  /** @type {Map<string, Layer>} what each of our video slots receives (`layer`), by mid */
+  layers: new Map(),
+  /** @type {Map<number, Link>} the SFU's view of a connection (`link`) by person id: ours, and everyone's for moderators */
+  links: new Map(),
+  /** @type {import("./signaling.js").Stats | null} our own last measure (getStats) */
+  own: null,
+  showStats: false,
 };
 
 /** The connection's life: attempts, timers, and whether it is over for good. */
@@ -136,6 +153,12 @@ const conn = {
   probe: new ConnectionProbe(),
   /** @type {{code: string, message: string} | null} the last `error` the server sent */
   lastError: null,
+  /** @type {Map<string, import("./room/stats.js").VideoCounters>} the stats overlay's last reading */
+  videoCounters: new Map(),
+  /** @type {ReturnType<typeof setTimeout> | null} tile sizes waiting to be sent */
+  tilesTimer: null,
+  /** the last tile sizes sent on this call (JSON), so only changes go out */
+  tilesSent: "",
 };
 
 /** The side panels, and what is waiting in them. */
@@ -304,6 +327,9 @@ function closeCall() {
   if (conn.call) conn.call.close();
   conn.call = null;
   state.slots.clear();
+  state.layers.clear();
+  conn.tilesSent = "";
+  conn.videoCounters.clear();
   $("audio-sink").replaceChildren();
 }
 
@@ -416,7 +442,12 @@ async function measure() {
   const call = conn.call;
   if (!call || call.closed || call.pc.connectionState !== "connected" || !signaling.open) return;
   const stats = await conn.probe.sample(call.pc).catch(() => null);
-  if (stats && call === conn.call) signaling.stats(stats);
+  if (stats && call === conn.call) {
+    signaling.stats(stats);
+    state.own = stats;
+    drawControls();
+  }
+  if (state.showStats) await drawStats();
 }
 
 /** A `ping` unanswered for SILENCE_MS means the network is gone without the socket noticing. */
@@ -485,6 +516,8 @@ async function negotiate() {
     if (kind === "audio") playAudio(mid, track);
   }
   drawGrid();
+  conn.tilesSent = ""; // the server hears every size again after an answer (new slots, a new call)
+  scheduleTiles();
 }
 
 /** @param {string} mid @param {MediaStreamTrack} track */
@@ -506,6 +539,7 @@ function playAudio(mid, track) {
 function onStream(event) {
   const slot = state.slots.get(event.mid) || { kind: event.kind, personId: null, source: "", track: null };
   slot.personId = event.participant ? event.person_id : null;
+  if (slot.personId === null) state.layers.delete(event.mid); // an empty slot receives nothing
   slot.source = event.source || "";
   state.slots.set(event.mid, slot);
   drawGrid();
@@ -840,8 +874,11 @@ function tileFor(grid, selector, mark) {
   const label = el("span", "", "tile-label");
   label.append(el("strong", "", "tile-name"), el("span", "", "tile-unit"));
   caption.append(label, el("span", "", "tile-icons"), el("span", "", "tile-state"));
-  tile.append(video, placeholder, caption);
+  const paused = el("p", "", "tile-paused");
+  paused.setAttribute("role", "status");
+  tile.append(video, placeholder, paused, caption);
   $("stage-main").append(tile);
+  tileObserver.observe(tile);
   return tile;
 }
 
@@ -884,10 +921,13 @@ function drawGrid() {
   const cameraOf = new Map();
   /** @type {Map<number, MediaStreamTrack>} */
   const screenOf = new Map();
+  /** @type {Map<string, string>} the video slot (mid) carrying each tile's picture, by "p<person>"/"s<person>" */
+  const midOf = new Map();
   if (!state.audioOnly) {
-    for (const slot of state.slots.values()) {
+    for (const [mid, slot] of state.slots) {
       if (slot.kind !== "video" || slot.personId === null || !slot.track) continue;
       (slot.source === "screen" ? screenOf : cameraOf).set(slot.personId, slot.track);
+      midOf.set(`${slot.source === "screen" ? "s" : "p"}${slot.personId}`, mid);
     }
   }
   if (state.screen) screenOf.set(config.personId, state.screen);
@@ -898,7 +938,8 @@ function drawGrid() {
     const tile = tileFor(grid, `.tile[data-person="${key}"]`, (tile) => (tile.dataset.person = key));
     const mine = p.id === state.me;
     const track = mine ? state.local?.getVideoTracks()[0] : cameraOf.get(p.person_id);
-    showVideo(tile, state.audioOnly ? undefined : track, !(mine ? state.videoMuted : p.video_muted));
+    const paused = markLayer(tile, mine ? undefined : midOf.get(`p${key}`)) && !p.video_muted;
+    showVideo(tile, state.audioOnly ? undefined : track, !(mine ? state.videoMuted : p.video_muted) && !paused);
     const speaking = state.speaking === p.person_id;
     setText(tile, ".tile-initials", initials(p.name));
     setText(tile, ".tile-name", mine ? `${p.name} (${t.you})` : p.name);
@@ -928,7 +969,8 @@ function drawGrid() {
       tile.dataset.screen = key;
       tile.classList.add("screen");
     });
-    showVideo(tile, track, true);
+    const paused = personId !== config.personId && markLayer(tile, midOf.get(`s${key}`));
+    showVideo(tile, track, !paused);
     const p = state.participants.get(personId);
     setText(tile, ".tile-name", `${t.screen}: ${p ? p.name : ""}`);
   }
@@ -937,7 +979,10 @@ function drawGrid() {
   for (const node of Array.from(grid.querySelectorAll(".tile"))) {
     const tile = /** @type {HTMLElement} */ (node);
     const key = tile.dataset.screen !== undefined ? `s${tile.dataset.screen}` : `p${tile.dataset.person}`;
-    if (!seen.has(key)) tile.remove();
+    if (!seen.has(key)) {
+      tileObserver.unobserve(tile);
+      tile.remove();
+    }
   }
   // Speaker view: a screen share first, else the one speaking (or who spoke last) other than us,
   // else the chair, else anyone but us: one's own picture is in the strip.
@@ -995,6 +1040,148 @@ function drawGrid() {
   grid.dataset.arrangement = arrangement;
   grid.classList.toggle("speaker-view", arrangement !== "grid");
   grid.dataset.count = String(state.participants.size);
+  scheduleTiles();
+}
+
+/**
+ * Which slot a tile shows, and whether the forwarding unit paused it for bandwidth (the label
+ * over the initials says so until it resumes).
+ * @param {HTMLElement} tile @param {string | undefined} mid
+ * @returns {boolean} paused
+ */
+function markLayer(tile, mid) {
+  const layer = mid === undefined ? undefined : state.layers.get(mid);
+  const paused = Boolean(layer && layer.paused);
+  if (mid === undefined) delete tile.dataset.mid;
+  else tile.dataset.mid = mid;
+  tile.dataset.paused = String(paused);
+  setText(tile, ".tile-paused", paused ? t.video_paused : "");
+  return paused;
+}
+
+/** Tell the server the tile sizes soon (once they settle), if they changed. */
+function scheduleTiles() {
+  if (conn.tilesTimer !== null) return;
+  conn.tilesTimer = setTimeout(() => {
+    conn.tilesTimer = null;
+    sendTiles();
+  }, TILES_DEBOUNCE_MS);
+}
+
+function sendTiles() {
+  if (!conn.call || conn.call.closed || !signaling.open) return;
+  const sizes = tileSizes();
+  const json = JSON.stringify(sizes);
+  if (Object.keys(sizes).length === 0 || json === conn.tilesSent) return;
+  conn.tilesSent = json;
+  signaling.tiles(sizes);
+}
+
+/**
+ * The rendered size of the tile showing each video slot, in device pixels: a compact tile, an
+ * empty slot, audio-only mode or a hidden page are 0×0 (no picture needed). A paused tile keeps
+ * its size: that is what it will show when the link allows.
+ * @returns {Record<string, [number, number]>}
+ */
+function tileSizes() {
+  const grid = $("grid");
+  const ratio = window.devicePixelRatio || 1;
+  /** @type {Record<string, [number, number]>} */
+  const sizes = {};
+  for (const [mid, slot] of state.slots) {
+    if (slot.kind !== "video") continue;
+    let size = /** @type {[number, number]} */ ([0, 0]);
+    if (!document.hidden && !state.audioOnly && slot.personId !== null) {
+      const selector = slot.source === "screen" ? `.tile[data-screen="${slot.personId}"]` : `.tile[data-person="${slot.personId}"]`;
+      const tile = /** @type {HTMLElement | null} */ (grid.querySelector(selector));
+      if (tile && !tile.classList.contains("compact")) {
+        const box = tile.getBoundingClientRect();
+        size = [Math.min(100_000, Math.round(box.width * ratio)), Math.min(100_000, Math.round(box.height * ratio))];
+      }
+    }
+    sizes[mid] = size;
+  }
+  return sizes;
+}
+
+/** A tile's size changed (a resize, a new layout): the server hears it once it settles. */
+const tileObserver = new ResizeObserver(() => scheduleTiles());
+
+/**
+ * The stats overlay: the connection as the forwarding unit sees it, and per received video
+ * its layer, frames per second, loss, freezes and jitter buffer delay (getStats, every 2 s).
+ */
+async function drawStats() {
+  const overlay = $("stats-overlay");
+  overlay.hidden = !state.showStats;
+  if (!state.showStats) return;
+  $("stats-title").textContent = t.stats_title;
+  const call = conn.call;
+  const link = state.links.get(config.personId);
+  const own = state.own;
+  const loss = link && link.loss !== null ? link.loss : own ? own.lossPct : null;
+  const rtt = link && link.rtt_ms !== null ? link.rtt_ms : own ? own.rttMs : null;
+  const lang = document.documentElement.lang || "vi";
+  $("stats-link").textContent =
+    `${t.stats_estimate}: ${t.stats_receive} ${formatRate(link ? link.downlink_bps : null, lang)}, ` +
+    `${t.stats_send} ${formatRate(link ? link.uplink_bps : null, lang)} · ${t.stats_loss} ` +
+    `${loss === null ? "–" : `${loss.toLocaleString(lang, { maximumFractionDigits: 1 })} %`} · ${t.stats_rtt} ${rtt === null ? "–" : `${rtt} ms`}`;
+  /** @type {import("./room/stats.js").VideoFigures[]} */
+  let figures = [];
+  /** @type {Map<string, string>} what each camera layer sends now, by rid */
+  const sent = new Map();
+  if (call && !call.closed) {
+    const report = await call.pc.getStats().catch(() => null);
+    if (report && call === conn.call) {
+      figures = readVideo(report, conn.videoCounters, performance.now());
+      report.forEach((s) => {
+        if (s.type === "outbound-rtp" && s.kind === "video" && s.rid && call.camera && s.mid === call.camera.mid) {
+          sent.set(s.rid, s.frameWidth ? `${s.frameWidth}×${s.frameHeight}` : "–");
+        }
+      });
+    }
+  }
+  // Our camera's simulcast layers: those the server asked for (`layers_wanted`), the others off.
+  const encodings = call && call.camera ? call.camera.sender.getParameters().encodings || [] : [];
+  const layers = encodings
+    .filter((e) => e.rid)
+    .map((e) => `${e.rid} ${e.active === false ? t.stats_off : sent.get(/** @type {string} */ (e.rid)) || "–"}`);
+  const send = $("stats-send");
+  send.textContent = layers.length > 0 ? `${t.stats_sending}: ${layers.join(" · ")}` : "";
+  send.hidden = layers.length === 0;
+  const head = el("tr");
+  for (const name of ["", t.stats_layer, t.stats_fps, t.stats_loss, t.stats_freezes, t.stats_jitter]) head.append(el("th", name));
+  const rows = [head];
+  for (const video of figures) {
+    const slot = state.slots.get(video.mid);
+    if (!slot || slot.personId === null) continue;
+    const person = state.participants.get(slot.personId);
+    const layer = state.layers.get(video.mid);
+    const row = el("tr");
+    row.dataset.mid = video.mid;
+    const name = `${slot.source === "screen" ? `${t.screen}: ` : ""}${person ? person.name : slot.personId}`;
+    let shown = video.width > 0 ? `${video.width}×${video.height}` : "–";
+    if (layer && layer.paused) shown = t.video_paused;
+    else if (layer && layer.spatial !== null) shown += ` (S${layer.spatial}${layer.temporal !== null ? ` T${layer.temporal}` : ""})`;
+    for (const text of [name, shown, String(video.fps), `${video.lossPct} %`, String(video.freezes), `${video.jitterMs} ms`]) {
+      row.append(el("td", text));
+    }
+    rows.push(row);
+  }
+  if (rows.length === 1) {
+    const row = el("tr");
+    const cell = el("td", t.stats_no_video);
+    cell.colSpan = 6;
+    row.append(cell);
+    rows.push(row);
+  }
+  /** @type {HTMLElement} */ ($("stats-videos").querySelector("tbody")).replaceChildren(...rows);
+}
+
+function toggleStats() {
+  state.showStats = !state.showStats;
+  drawControls();
+  drawStats();
 }
 
 const GAP = 8;
@@ -1015,6 +1202,34 @@ function compactBand(count, width, height) {
   const cols = Math.max(1, Math.floor((width + COMPACT.gap) / (COMPACT.width + COMPACT.gap)));
   const rows = Math.ceil(count / cols);
   return Math.min(rows * COMPACT.height + (rows - 1) * COMPACT.gap, Math.floor(height * 0.4));
+}
+
+/**
+ * What a connection receives, for the chair's panel: its largest video ("640×360"), or "audio
+ * only" (its own choice, or paused for bandwidth); "" while unknown.
+ * @param {Link | undefined} link
+ */
+function layerText(link) {
+  if (!link) return "";
+  if (link.audio_only || link.paused) return t.layer_audio_only;
+  return link.width && link.height ? `${link.width}×${link.height}` : "";
+}
+
+/**
+ * The participants panel's badge of what a connection receives (moderators), after its name.
+ * @param {HTMLElement} item @param {Link | undefined} link
+ */
+function markReceives(item, link) {
+  const text = layerText(link);
+  let badge = /** @type {HTMLElement | null} */ (item.querySelector(".layer"));
+  if (!badge) {
+    badge = el("span", "", "badge layer");
+    /** @type {HTMLElement} */ (item.querySelector(".participant-name")).after(badge);
+  }
+  badge.textContent = text;
+  badge.title = `${t.layer_receives}: ${text}`;
+  badge.hidden = !text;
+  item.dataset.layer = text;
 }
 
 /** @param {string | undefined} level */
@@ -1064,6 +1279,7 @@ function drawParticipants() {
       if (p.audio_muted) item.append(el("span", t.muted, "badge"));
       if (p.video_muted) item.append(el("span", t.camera_is_off, "badge"));
       if (p.screen_sharing) item.append(el("span", t.sharing, "badge"));
+      if (moderator()) markReceives(item, state.links.get(p.person_id));
       if (p.hand_raised) {
         const place = state.queue.indexOf(p.person_id);
         item.append(el("span", place >= 0 ? `${t.hand_raised} #${place + 1}` : t.hand_raised, "badge hand"));
@@ -1110,6 +1326,7 @@ function drawControls() {
   setToggle("toggle-screen", state.screen !== null, state.screen ? t.stop_share : t.share_screen);
   setToggle("toggle-audio-only", state.audioOnly, state.audioOnly ? t.audio_only_off : t.audio_only_on);
   setToggle("toggle-layout", state.layout === "speaker", state.layout === "speaker" ? t.grid_view : t.speaker_view);
+  setToggle("toggle-stats", state.showStats, t.stats);
   setLabel("leave", t.leave);
   setLabel("open-participants", t.participants);
   setLabel("open-chat", t.chat);
@@ -1123,6 +1340,20 @@ function drawControls() {
   const quality = $("quality");
   quality.dataset.level = level || "unknown";
   quality.textContent = qualityText(level);
+  // The figures behind the level: the forwarding unit's estimate, loss and round trip, else our own.
+  const link = state.links.get(config.personId);
+  const own = state.own;
+  const lang = document.documentElement.lang || "vi";
+  const figures = [];
+  if (link && link.downlink_bps !== null) figures.push(`↓ ${formatRate(link.downlink_bps, lang)}`);
+  const loss = link && link.loss !== null ? link.loss : own ? own.lossPct : null;
+  const rtt = link && link.rtt_ms !== null ? link.rtt_ms : own ? own.rttMs : null;
+  if (loss !== null) figures.push(`${t.stats_loss} ${loss.toLocaleString(lang, { maximumFractionDigits: 1 })} %`);
+  if (rtt !== null) figures.push(`${Math.round(rtt)} ms`);
+  // The figures alone while the level is still being measured ("Measuring… · 45 ms" reads oddly).
+  if (!level && figures.length > 0) quality.textContent = "";
+  if (figures.length > 0) quality.append(el("span", `${level ? " · " : ""}${figures.join(" · ")}`, "quality-figures"));
+  quality.title = [qualityText(level), ...figures].join(" · ");
 }
 
 /** @param {any} message a `chat` event */
@@ -1184,6 +1415,38 @@ on("quality", (detail) => {
   drawGrid();
   if (moderator()) drawRollcall();
 });
+on("layer", (detail) => {
+  const mid = String(detail.mid);
+  const slot = state.slots.get(mid);
+  if (!slot || slot.kind !== "video") return; // not one of our video slots
+  /** @param {unknown} n */
+  const int = (n) => (typeof n === "number" && Number.isFinite(n) ? n : null);
+  state.layers.set(mid, {
+    mid,
+    spatial: int(detail.spatial),
+    temporal: int(detail.temporal),
+    width: int(detail.width),
+    height: int(detail.height),
+    paused: detail.paused === true,
+  });
+  drawGrid();
+  if (state.showStats) drawStats();
+});
+on("layers_wanted", (detail) => {
+  const call = conn.call;
+  if (!call || !Array.isArray(detail.rids)) return;
+  const rids = detail.rids.filter((/** @type {unknown} */ rid) => typeof rid === "string");
+  call.setLayers(String(detail.mid), rids).catch(() => {}); // an unknown mid changes nothing
+});
+on("link", (detail) => {
+  if (typeof detail.person_id !== "number") return;
+  state.links.set(detail.person_id, /** @type {Link} */ (detail));
+  drawControls();
+  // Only the badge: redrawing the list at each new estimate would move buttons under the pointer.
+  const item = $("participants").querySelector(`li[data-person="${detail.person_id}"]`);
+  if (item && moderator()) markReceives(/** @type {HTMLElement} */ (item), state.links.get(detail.person_id));
+  if (state.showStats) drawStats();
+});
 on("lobby", (detail) => {
   state.lobby = detail.lobby || [];
   drawChair();
@@ -1209,6 +1472,8 @@ $("toggle-hand").addEventListener("click", toggleHand);
 $("toggle-screen").addEventListener("click", () => toggleScreen());
 $("toggle-audio-only").addEventListener("click", () => toggleAudioOnly());
 $("toggle-layout").addEventListener("click", toggleLayout);
+$("toggle-stats").addEventListener("click", toggleStats);
+document.addEventListener("visibilitychange", () => scheduleTiles()); // a hidden page needs no picture
 $("leave").addEventListener("click", leave);
 $("mute-all").addEventListener("click", () => signaling.moderate("mute_all"));
 $("lower-hands").addEventListener("click", () => signaling.moderate("lower_hands"));
@@ -1256,6 +1521,7 @@ document.addEventListener("keydown", (event) => {
   if (key === "m") toggleAudio();
   else if (key === "v") toggleVideo();
   else if (key === "h") toggleHand();
+  else if (key === "s") toggleStats();
   else return;
   event.preventDefault();
 });

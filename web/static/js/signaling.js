@@ -178,6 +178,14 @@ export class Signaling extends EventTarget {
     this.send("stats", { ...stats });
   }
 
+  /**
+   * The rendered size of the tile showing each of our video slots, in device pixels.
+   * @param {Record<string, [number, number]>} sizes by mid
+   */
+  tiles(sizes) {
+    this.send("tiles", { tiles: sizes });
+  }
+
   /** Keep-alive; the server answers `pong`. */
   ping() {
     this.send("ping");

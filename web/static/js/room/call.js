@@ -2,6 +2,11 @@
 // our microphone and camera (send-only publications, kept while muted so unmuting needs no
 // renegotiation), a screen share while sharing, and receive slots for the loudest voices and the
 // speakers' videos. A reconnect makes a new Call: the SFU (aiortc) cannot restart ICE.
+//
+// The camera goes out as VP8 simulcast (docs/media.md): three encodings, low to high, so the
+// forwarding unit can give each receiver the layer its link and its tile carry; the server says
+// which layers someone receives (`layers_wanted`) and the others stop (dynacast). A screen share
+// is its own m-section: full resolution, a few frames a second, text kept sharp under pressure.
 
 /**
  * @typedef {import("../signaling.js").Signaling} Signaling
@@ -11,6 +16,59 @@
 
 export const AUDIO_SLOTS = 3;
 export const VIDEO_SLOTS = 6;
+
+/** The camera's simulcast layers, low to high (docs/media.md: sizes and bitrates measured there). */
+export const CAMERA_LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 100_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 300_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 800_000 },
+];
+/** A shared screen: a few frames a second at full resolution. */
+export const SCREEN_FRAMERATE = 5;
+export const SCREEN_MAX_BITRATE = 1_200_000;
+
+/**
+ * Whether this browser's VP8 encoder takes a scalability mode (Chromium lists them per codec).
+ * @param {string} mode
+ */
+function vp8Offers(mode) {
+  const caps = typeof RTCRtpSender.getCapabilities === "function" ? RTCRtpSender.getCapabilities("video") : null;
+  return Boolean(
+    caps &&
+      caps.codecs.some((c) => {
+        const modes = /** @type {{scalabilityModes?: string[]}} */ (/** @type {unknown} */ (c)).scalabilityModes;
+        return c.mimeType.toLowerCase() === "video/vp8" && Array.isArray(modes) && modes.includes(mode);
+      }),
+  );
+}
+
+/**
+ * The camera's send encodings: the three layers, each with three temporal layers where the
+ * encoder says it can (Chromium's VP8 simulcast makes temporal layers by itself otherwise).
+ * @returns {RTCRtpEncodingParameters[]}
+ */
+export function cameraEncodings() {
+  const temporal = vp8Offers("L1T3");
+  return CAMERA_LAYERS.map((layer) => (temporal ? { ...layer, scalabilityMode: "L1T3" } : { ...layer }));
+}
+
+/**
+ * VP8 first for the camera (simulcast layers the forwarding unit can switch between), the
+ * browser's other codecs after it.
+ * @param {RTCRtpTransceiver} transceiver
+ */
+function preferVp8(transceiver) {
+  if (typeof transceiver.setCodecPreferences !== "function" || typeof RTCRtpReceiver.getCapabilities !== "function") return;
+  const caps = RTCRtpReceiver.getCapabilities("video");
+  if (!caps) return;
+  const vp8 = caps.codecs.filter((c) => c.mimeType.toLowerCase() === "video/vp8");
+  if (vp8.length === 0) return;
+  try {
+    transceiver.setCodecPreferences([...vp8, ...caps.codecs.filter((c) => c.mimeType.toLowerCase() !== "video/vp8")]);
+  } catch {
+    // A browser that refuses the list keeps its own order: still simulcast, maybe not VP8.
+  }
+}
 
 export class Call {
   /**
@@ -32,6 +90,10 @@ export class Call {
     this.videoSlots = [];
     /** @type {Promise<void>} offers go one after the other */
     this._chain = Promise.resolve();
+    /** @type {Promise<void>} sender parameters change one after the other */
+    this._params = Promise.resolve();
+    /** @type {string[] | null} the camera layers someone receives (null: all, until told) */
+    this.wantedLayers = null;
     this.pc.addEventListener("icecandidate", (event) => {
       if (event.candidate && event.candidate.candidate) signaling.candidate(event.candidate);
     });
@@ -62,8 +124,13 @@ export class Call {
     if (this.camera) this.camera.direction = wanted.audioOnly ? "inactive" : "sendonly";
     for (const slot of this.videoSlots) slot.direction = wanted.audioOnly ? "inactive" : "recvonly";
     if (wanted.screen) {
+      if ("contentHint" in wanted.screen) wanted.screen.contentHint = "text"; // sharp text before smooth motion
       if (!this.screen) {
-        this.screen = pc.addTransceiver(wanted.screen, { direction: "sendonly" });
+        this.screen = pc.addTransceiver(wanted.screen, {
+          direction: "sendonly",
+          sendEncodings: [{ maxFramerate: SCREEN_FRAMERATE, maxBitrate: SCREEN_MAX_BITRATE, scaleResolutionDownBy: 1 }],
+        });
+        this._keepResolution(this.screen.sender);
       } else {
         await this.screen.sender.replaceTrack(wanted.screen);
         this.screen.direction = "sendonly";
@@ -80,6 +147,17 @@ export class Call {
     const answer = await this.signaling.offer(offer.sdp, this.sources());
     if (this.closed) return;
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    const camera = this.camera;
+    if (camera && camera.mid !== null && !simulcastAccepted(answer, camera.mid)) {
+      // A forwarding unit without simulcast keeps the first (lowest) encoding only: send it at
+      // the top layer's size and rate rather than a 160-pixel picture to everyone.
+      const top = CAMERA_LAYERS[CAMERA_LAYERS.length - 1];
+      await this._setParameters(camera.sender, (params) => {
+        if (params.encodings.length !== 1) return;
+        params.encodings[0].scaleResolutionDownBy = top.scaleResolutionDownBy;
+        params.encodings[0].maxBitrate = top.maxBitrate;
+      });
+    }
   }
 
   /** @param {MediaStream | null} local */
@@ -89,10 +167,59 @@ export class Call {
       const [audio] = local.getAudioTracks();
       const [video] = local.getVideoTracks();
       if (audio) this.microphone = pc.addTransceiver(audio, { direction: "sendonly", streams: [local] });
-      if (video) this.camera = pc.addTransceiver(video, { direction: "sendonly", streams: [local] });
+      if (video) {
+        this.camera = pc.addTransceiver(video, { direction: "sendonly", streams: [local], sendEncodings: cameraEncodings() });
+        preferVp8(this.camera);
+      }
     }
     for (let i = 0; i < AUDIO_SLOTS; i++) this.audioSlots.push(pc.addTransceiver("audio", { direction: "recvonly" }));
     for (let i = 0; i < VIDEO_SLOTS; i++) this.videoSlots.push(pc.addTransceiver("video", { direction: "recvonly" }));
+  }
+
+  /**
+   * Under pressure a shared screen loses frames, never sharpness.
+   * @param {RTCRtpSender} sender
+   */
+  _keepResolution(sender) {
+    this._setParameters(sender, (params) => {
+      /** @type {any} */ (params).degradationPreference = "maintain-resolution";
+    });
+  }
+
+  /**
+   * Encode only the camera layers someone receives (`layers_wanted`); a mid that is not our
+   * camera, or rids it does not have, change nothing.
+   * @param {string} mid @param {string[]} rids
+   * @returns {Promise<boolean>} whether the mid was our camera
+   */
+  async setLayers(mid, rids) {
+    const camera = this.camera;
+    if (!camera || camera.mid === null || camera.mid !== mid || this.closed) return false;
+    this.wantedLayers = rids.slice();
+    await this._setParameters(camera.sender, (params) => {
+      for (const encoding of params.encodings) {
+        if (encoding.rid) encoding.active = rids.includes(encoding.rid);
+      }
+    });
+    return true;
+  }
+
+  /**
+   * Change a sender's parameters (one change at a time: getParameters and setParameters are a
+   * pair, and a second pair in between makes the first fail).
+   * @param {RTCRtpSender} sender @param {(params: RTCRtpSendParameters) => void} change
+   * @returns {Promise<void>}
+   */
+  _setParameters(sender, change) {
+    const run = this._params.then(async () => {
+      if (this.closed) return;
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length === 0) return;
+      change(params);
+      await sender.setParameters(params);
+    });
+    this._params = run.catch(() => {});
+    return run;
   }
 
   /**
@@ -128,6 +255,18 @@ export class Call {
   close() {
     if (!this.closed) this.pc.close();
   }
+}
+
+/**
+ * Whether an answer receives the m-section `mid` as simulcast (`a=simulcast:recv`).
+ * @param {string} sdp @param {string} mid
+ */
+export function simulcastAccepted(sdp, mid) {
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const lines = section.split(/\r?\n/);
+    if (lines.includes(`a=mid:${mid}`)) return lines.some((line) => line.startsWith("a=simulcast:recv"));
+  }
+  return false;
 }
 
 /**

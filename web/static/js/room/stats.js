@@ -52,3 +52,58 @@ export class ConnectionProbe {
     };
   }
 }
+
+/**
+ * @typedef {{mid: string, width: number, height: number, fps: number, lossPct: number, freezes: number,
+ *   jitterMs: number, kbps: number}} VideoFigures
+ * @typedef {{at: number, lost: number, received: number, bytes: number}} VideoCounters
+ */
+
+/**
+ * What each received video gives now (for the stats overlay), from one getStats() report and
+ * the counters of the previous reading (updated in place): size, frames per second, loss and
+ * bitrate since then, freezes so far (`freezeCount`), mean jitter buffer delay.
+ * Pure: takes anything with forEach over stats objects, so node tests feed it plain objects.
+ * @param {{forEach: (each: (s: any) => void) => void}} report
+ * @param {Map<string, VideoCounters>} previous
+ * @param {number} now milliseconds
+ * @returns {VideoFigures[]}
+ */
+export function readVideo(report, previous, now) {
+  /** @type {VideoFigures[]} */
+  const out = [];
+  report.forEach((s) => {
+    if (s.type !== "inbound-rtp" || s.kind !== "video" || typeof s.mid !== "string") return;
+    const lost = Math.max(0, s.packetsLost || 0);
+    const received = s.packetsReceived || 0;
+    const bytes = s.bytesReceived || 0;
+    const last = previous.get(s.mid);
+    previous.set(s.mid, { at: now, lost, received, bytes });
+    const newLost = last ? Math.max(0, lost - last.lost) : 0;
+    const newReceived = last ? Math.max(0, received - last.received) : 0;
+    const seconds = last && now > last.at ? (now - last.at) / 1000 : 0;
+    const emitted = s.jitterBufferEmittedCount || 0;
+    out.push({
+      mid: s.mid,
+      width: s.frameWidth || 0,
+      height: s.frameHeight || 0,
+      fps: Math.round(s.framesPerSecond || 0),
+      lossPct: newLost + newReceived > 0 ? Math.round((1000 * newLost) / (newLost + newReceived)) / 10 : 0,
+      freezes: s.freezeCount || 0,
+      jitterMs: emitted > 0 ? Math.round((1000 * (s.jitterBufferDelay || 0)) / emitted) : 0,
+      kbps: seconds > 0 ? Math.max(0, Math.round(((bytes - (last ? last.bytes : 0)) * 8) / seconds / 1000)) : 0,
+    });
+  });
+  out.sort((a, b) => Number(a.mid) - Number(b.mid) || a.mid.localeCompare(b.mid));
+  return out;
+}
+
+/**
+ * A bit rate for people: "850 kbit/s", "1,2 Mbit/s" (in the page's language).
+ * @param {number | null | undefined} bps @param {string} [lang]
+ */
+export function formatRate(bps, lang = "vi") {
+  if (bps === null || bps === undefined || !Number.isFinite(bps)) return "–";
+  if (bps >= 1_000_000) return `${(bps / 1_000_000).toLocaleString(lang, { maximumFractionDigits: 1 })} Mbit/s`;
+  return `${Math.round(bps / 1000).toLocaleString(lang)} kbit/s`;
+}
