@@ -466,8 +466,14 @@ Slot_restart(Slot *s, PyObject *Py_UNUSED(ignored))
 {
     s->in_epoch = 0;
     s->has_drop = 0;
-    s->pic_reset = s->tl0_reset = 1;
     s->pic_last_drop = -1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Slot_rebase(Slot *s, PyObject *Py_UNUSED(ignored))
+{
+    s->pic_reset = s->tl0_reset = 1;
     Py_RETURN_NONE;
 }
 
@@ -803,6 +809,7 @@ static PyMethodDef Slot_methods[] = {
     {"_core_setup", (PyCFunction)Slot_core_setup, METH_VARARGS, NULL},
     {"_core_connect", (PyCFunction)Slot_core_connect, METH_VARARGS, NULL},
     {"restart", (PyCFunction)Slot_restart, METH_NOARGS, "The next packet starts a new epoch."},
+    {"rebase", (PyCFunction)Slot_rebase, METH_NOARGS, "Picture ids continue from the last sent."},
     {"history_get", (PyCFunction)Slot_history_get, METH_O, "(seq, ts, second, payload) or None"},
     {"forward", (PyCFunction)(void (*)(void))Slot_forward, METH_VARARGS | METH_KEYWORDS,
      "Rewrite and send (or queue) one packet; False if it was not forwarded."},

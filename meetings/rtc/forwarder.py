@@ -377,8 +377,9 @@ class PySlotCore:
     VP8 (the slot's VP8 payload type): packets of temporal layers above ``tid_max`` are dropped
     without leaving a sequence gap; ``tid_max`` follows ``tid_want`` down at the next frame and
     up at a keyframe or a layer-sync frame. Picture ids and TL0PICIDX are rewritten to continue
-    from the last ones sent whenever an epoch starts (another source or layer, or a resumption)
-    and across dropped frames, so the receiver's reference finder sees no gap.
+    from the last ones sent when the slot moves to another layer (``rebase``) and across dropped
+    frames, so the receiver's reference finder sees no gap. Another source, or the same stream
+    after a loss, starts at a keyframe and keeps its numbers (offset unchanged).
     """
 
     __slots__ = (
@@ -457,8 +458,11 @@ class PySlotCore:
 
     def restart(self) -> None:
         self.rewriter.restart()
-        self.pic_reset = self.tl0_reset = True
         self.pic_last_drop = -1
+
+    def rebase(self) -> None:
+        """The next picture id and TL0PICIDX continue from the last ones sent (another layer)."""
+        self.pic_reset = self.tl0_reset = True
 
     def history_get(self, seq: int) -> tuple[int, int, int, bytes] | None:
         entry = self._core_history[seq % VIDEO_HISTORY] if self._core_history else None
@@ -592,6 +596,7 @@ class _SlotCore(Protocol):
     ) -> None: ...
     def _core_connect(self, wire: object, push: Push) -> None: ...
     def restart(self) -> None: ...
+    def rebase(self) -> None: ...
     def history_get(self, seq: int) -> tuple[int, int, int, bytes] | None: ...
 
 
@@ -679,6 +684,7 @@ class _SlotLogic:
         """Carry another layer of the same source from its next keyframe (the caller asks for one)."""
         core: _SlotCore = self  # type: ignore[assignment]
         core.restart()
+        core.rebase()
         core.waiting_keyframe = bool(core.video)
 
     def set_temporal(self, tid: int | None) -> None:
