@@ -588,27 +588,29 @@ slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyOb
     if (has_desc) {
         int pic_out = -1, tl0_out = -1;
         if (d.pic >= 0) {
-            if (s->pic_reset || !s->pic_started) {
+            int fresh = s->pic_reset || !s->pic_started;
+            if (fresh) {
                 int start = s->pic_started ? s->pic_last_out + 1 : d.pic;
                 s->pic_offset = (start - d.pic) & 0x7FFF;
                 s->pic_reset = 0;
                 s->pic_started = 1;
             }
             pic_out = (d.pic + s->pic_offset) & 0x7FFF;
-            if (((pic_out - s->pic_last_out) & 0x7FFF) < 0x4000)
+            if (fresh || ((pic_out - s->pic_last_out) & 0x7FFF) < 0x4000)
                 s->pic_last_out = pic_out;
             if (!d.long_pic)
                 pic_out &= 0x7F;
         }
         if (d.tl0 >= 0) {
-            if (s->tl0_reset || !s->tl0_started) {
+            int fresh = s->tl0_reset || !s->tl0_started;
+            if (fresh) {
                 int start = s->tl0_started ? s->tl0_last_out + 1 : d.tl0;
                 s->tl0_offset = (start - d.tl0) & 0xFF;
                 s->tl0_reset = 0;
                 s->tl0_started = 1;
             }
             tl0_out = (d.tl0 + s->tl0_offset) & 0xFF;
-            if (((tl0_out - s->tl0_last_out) & 0xFF) < 0x80)
+            if (fresh || ((tl0_out - s->tl0_last_out) & 0xFF) < 0x80)
                 s->tl0_last_out = tl0_out;
         }
         if (pic_out != d.pic || tl0_out != d.tl0) {

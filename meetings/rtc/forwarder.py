@@ -535,22 +535,24 @@ class PySlotCore:
         pic_in, tl0_in = descriptor.picture_id, descriptor.tl0picidx
         pic_out = tl0_out = None
         if pic_in is not None:
-            if self.pic_reset or not self.pic_started:
+            fresh = self.pic_reset or not self.pic_started
+            if fresh:
                 start = (self.pic_last_out + 1) if self.pic_started else pic_in
                 self.pic_offset = (start - pic_in) % vp8.PICTURE_ID_MOD
                 self.pic_reset, self.pic_started = False, True
             pic_out = (pic_in + self.pic_offset) % vp8.PICTURE_ID_MOD
-            if (pic_out - self.pic_last_out) % vp8.PICTURE_ID_MOD < vp8.PICTURE_ID_MOD // 2:
+            if fresh or (pic_out - self.pic_last_out) % vp8.PICTURE_ID_MOD < vp8.PICTURE_ID_MOD // 2:
                 self.pic_last_out = pic_out
             if not descriptor.long_picture_id:
                 pic_out &= 0x7F
         if tl0_in is not None:
-            if self.tl0_reset or not self.tl0_started:
+            fresh = self.tl0_reset or not self.tl0_started
+            if fresh:
                 start = (self.tl0_last_out + 1) if self.tl0_started else tl0_in
                 self.tl0_offset = (start - tl0_in) % vp8.TL0_MOD
                 self.tl0_reset, self.tl0_started = False, True
             tl0_out = (tl0_in + self.tl0_offset) % vp8.TL0_MOD
-            if (tl0_out - self.tl0_last_out) % vp8.TL0_MOD < vp8.TL0_MOD // 2:
+            if fresh or (tl0_out - self.tl0_last_out) % vp8.TL0_MOD < vp8.TL0_MOD // 2:
                 self.tl0_last_out = tl0_out
         if pic_out == pic_in and tl0_out == tl0_in:
             return payload
