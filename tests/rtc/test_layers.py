@@ -4,6 +4,7 @@ the continuity (sequence numbers, picture ids, TL0PICIDX) a receiver sees across
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiortc import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from meetings.rtc import simulcast, vp8
-from meetings.rtc.forwarder import DownlinkQueue, KeyframeThrottle, SlotTarget
+from meetings.rtc.forwarder import DownlinkQueue, KeyframeThrottle
 from meetings.rtc.selection import LevelWindow
 from meetings.rtc.sfu import (
     LAYER_TIMEOUT,
@@ -167,14 +168,14 @@ def test_seq_and_picture_ids_stay_contiguous_across_drops_and_a_switch(impl: Imp
     slot.downlink.flush()
     packets = [RtpPacket.parse(d) for d in sink.sent]
     seqs = [p.sequence_number for p in packets]
-    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False)), seqs
+    assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs)), seqs
     descriptors = [vp8.parse_descriptor(p.payload) for p in packets]
     pictures = [d.picture_id for d in descriptors if d is not None and d.start]
-    assert all((b - a) % 32768 == 1 for a, b in zip(pictures, pictures[1:], strict=False)), pictures
+    assert all((b - a) % 32768 == 1 for a, b in itertools.pairwise(pictures)), pictures
     tids = [d.tid for d in descriptors if d is not None]
     assert tids[16:24] == [0] * 8  # only the base layer while temporal 0 held (2 frames x 2 packets)
     tl0s = [d.tl0picidx for d in descriptors if d is not None and d.start]
-    assert all((b - a) % 256 in (0, 1) for a, b in zip(tl0s, tl0s[1:], strict=False)), tl0s
+    assert all((b - a) % 256 in (0, 1) for a, b in itertools.pairwise(tl0s)), tl0s
     assert slot.stats.skipped_temporal == 24  # 2 x 6 frames of TID 1/2, two packets each
 
 
@@ -291,7 +292,7 @@ async def test_layers_route_by_rid_and_switch_at_the_target_keyframe(
         send("q", False)
         forwarder.downlink.flush()
         out = [RtpPacket.parse(d).sequence_number for d in sink.sent]
-        assert all((b - a) % 65536 == 1 for a, b in zip(out, out[1:], strict=False)), out
+        assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(out)), out
         assert len(out) == top_sent + 3
 
         sfu.set_layer("viewer", "2", None)  # paused: at once, nothing forwarded
@@ -315,7 +316,7 @@ async def test_layers_route_by_rid_and_switch_at_the_target_keyframe(
         assert slot.layer is pub.layers[0]
         forwarder.downlink.flush()
         out = [RtpPacket.parse(d).sequence_number for d in sink.sent]
-        assert all((b - a) % 65536 == 1 for a, b in zip(out, out[1:], strict=False)), out
+        assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(out)), out
     finally:
         sfu._participants.clear()
         await sfu.close()
