@@ -170,11 +170,11 @@ def test_seq_and_picture_ids_stay_contiguous_across_drops_and_a_switch(impl: Imp
     seqs = [p.sequence_number for p in packets]
     assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs)), seqs
     descriptors = [vp8.parse_descriptor(p.payload) for p in packets]
-    pictures = [d.picture_id for d in descriptors if d is not None and d.start]
+    pictures = [d.picture_id or 0 for d in descriptors if d is not None and d.start]
     assert all((b - a) % 32768 == 1 for a, b in itertools.pairwise(pictures)), pictures
     tids = [d.tid for d in descriptors if d is not None]
     assert tids[16:24] == [0] * 8  # only the base layer while temporal 0 held (2 frames x 2 packets)
-    tl0s = [d.tl0picidx for d in descriptors if d is not None and d.start]
+    tl0s = [d.tl0picidx or 0 for d in descriptors if d is not None and d.start]
     assert all((b - a) % 256 in (0, 1) for a, b in itertools.pairwise(tl0s)), tl0s
     assert slot.stats.skipped_temporal == 24  # 2 x 6 frames of TID 1/2, two packets each
 
