@@ -320,3 +320,43 @@ async def test_layers_route_by_rid_and_switch_at_the_target_keyframe(
     finally:
         sfu._participants.clear()
         await sfu.close()
+
+
+async def test_each_layer_gets_its_own_nacks_and_its_retransmissions_find_it() -> None:
+    """The receive path: a NACK generator per SSRC, and RTX on an SSRC no SDP paired unwrapped
+    to the layer its repaired-rtp-stream-id names."""
+    from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCRtpReceiver
+
+    from meetings.rtc import internals
+
+    transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
+    receiver = RTCRtpReceiver("video", transport)
+    rtx = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96})
+    vars(receiver)["_RTCRtpReceiver__codecs"].update({96: VP8_CODEC, 97: rtx})
+    nacks: list[tuple[int, list[int]]] = []
+
+    async def send_nack(media_ssrc: int, lost: list[int]) -> None:
+        nacks.append((media_ssrc, lost))
+
+    receiver._send_rtcp_nack = send_nack  # type: ignore[method-assign]
+    got: list[tuple[int, int, bytes]] = []
+    internals.tap_receiver(
+        receiver,
+        lambda packet, codec: got.append((packet.ssrc, packet.sequence_number, packet.payload)),
+        {"q": 111, "h": 222}.get,
+    )
+    handle = vars(receiver)["_giaoban_handle_rtp"]
+    for ssrc, seq in ((111, 1), (222, 500), (111, 3), (222, 501)):  # 111 lost 2; 222 lost nothing
+        handle(_packet(ssrc, seq, b"media"), 0)
+    retransmission = RtpPacket(
+        payload_type=97, sequence_number=7, timestamp=0, ssrc=999, payload=b"\x00\x02again"
+    )
+    retransmission.extensions.repaired_rtp_stream_id = "q"
+    handle(retransmission, 0)
+    await asyncio.sleep(0)
+    assert nacks == [(111, [2])]
+    assert got[-1] == (111, 2, b"again")
+    later = RtpPacket(payload_type=97, sequence_number=8, timestamp=0, ssrc=999, payload=b"\x00\x04more")
+    handle(later, 0)  # the RTX SSRC is remembered: later ones need no extension
+    assert got[-1] == (111, 4, b"more")
+    await transport.stop()
