@@ -885,10 +885,16 @@ class Sfu:
         slot.layer = slot.pending = None
 
     def _place(self, slot: _Slot) -> None:
-        """Put a slot that just got its publication into the layer it wants (from a keyframe)."""
+        """Put a slot that just got its publication into the layer it wants: audio at once, video
+        from that layer's next keyframe (its LayerChanged then)."""
         pub = slot.publication
         layer = self._choose_layer(pub, slot.want_spatial if slot.kind == "video" else 0) if pub else None
-        if layer is not None:
+        if layer is None:
+            return
+        if slot.kind == "video":
+            layer.pending.append(slot)
+            slot.pending = layer
+        else:
             layer.sinks.append(slot.forwarder)
             slot.layer = layer
 
@@ -923,12 +929,12 @@ class Sfu:
         """A keyframe arrived on ``layer``: the slots waiting for it forward it from this packet."""
         waiting, layer.pending = layer.pending, []
         for slot in waiting:
-            if slot.layer is not None:
+            if slot.layer is not None:  # from another layer (a new source already waits for this)
                 with contextlib.suppress(ValueError):
                     slot.layer.sinks.remove(slot.forwarder)
+                slot.forwarder.switch_layer()
             layer.sinks.append(slot.forwarder)
             slot.layer, slot.pending = layer, None
-            slot.forwarder.switch_layer()
             for entry in self._participants.values():
                 if entry.slots.get(slot.mid) is slot:
                     self._report_layer(entry, slot)
@@ -1157,8 +1163,6 @@ class Sfu:
             pub.sinks.append(slot.forwarder)
             self._place(slot)  # before switch(): its keyframe request goes to that layer
         slot.forwarder.switch(pub)
-        if emit and pub is not None and slot.kind == "video":
-            self._report_layer(entry, slot)
         self._update_wanted(previous)
         self._update_wanted(pub)
         if emit:

@@ -253,7 +253,9 @@ async def test_layers_route_by_rid_and_switch_at_the_target_keyframe(
         slot = viewer.slots["2"] = _Slot("2", "video", None, forwarder)  # type: ignore[arg-type]
         handle = sfu._packet_handler(pub)
         sfu._assign(viewer, slot, pub)
-        assert slot.layer is pub.layers[2]  # no policy: the top layer
+        assert (
+            slot.pending is pub.layers[2] and slot.layer is None
+        )  # no policy: the top layer, from its keyframe
         ssrcs = {"q": 111, "h": 222, "f": 333}
         widths = {"q": 160, "h": 320, "f": 640}
         with caplog.at_level(logging.INFO, logger="meetings.rtc.sfu"):
@@ -271,6 +273,8 @@ async def test_layers_route_by_rid_and_switch_at_the_target_keyframe(
             send(rid, False)
         assert {layer.rid: layer.ssrc for layer in pub.layers} == {"q": 111, "h": 222, "f": 333}
         assert [layer.width for layer in pub.layers] == [160, 320, 640]
+        assert slot.layer is pub.layers[2]
+        assert LayerChanged("viewer", "2", 2, None, 640, 360, False) in events
         sfu._update_layers(10.0**9)  # measured once: every layer is active (just arrived)
         for layer in pub.layers:
             layer.last_packet = 10.0**9
