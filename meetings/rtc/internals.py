@@ -463,6 +463,21 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> None:
     task.add_done_callback(_TASKS.discard)
 
 
+def route_rtp(router: Any, packet: _rtp.RtpPacket) -> Any:
+    """The receiver of a packet: aiortc's ``RtpRouter.route_rtp``, else by its mid.
+
+    aiortc learns an SSRC the SDP did not announce (a simulcast layer, its RTX) only from a
+    payload type that one transceiver alone uses; when several share it (camera and screen),
+    the mid header extension says whose it is, and the SSRC is remembered (``ssrc_table``).
+    """
+    receiver = router.route_rtp(packet)
+    if receiver is None:
+        receiver = router.mid_table.get(packet.extensions.mid)
+        if receiver is not None:
+            router.ssrc_table[packet.ssrc] = receiver
+    return receiver
+
+
 def direct_rtp_receive(transport: RTCDtlsTransport) -> None:
     """Handle incoming SRTP media datagrams as they are read, without aiortc's queue and task.
 
@@ -498,14 +513,9 @@ def direct_rtp_receive(transport: RTCDtlsTransport) -> None:
             packet = _rtp.RtpPacket.parse(session.unprotect(data), extensions)
         except (pylibsrtp.Error, ValueError):
             return  # as aiortc: a packet that does not authenticate or parse is dropped
-        receiver = router.route_rtp(packet)
+        receiver = route_rtp(router, packet)
         if receiver is None:
-            # An SSRC the SDP did not announce (a simulcast layer, its RTX) on a payload type
-            # several transceivers share: the mid header extension says whose it is.
-            receiver = router.mid_table.get(packet.extensions.mid)
-            if receiver is None:
-                return
-            router.ssrc_table[packet.ssrc] = receiver
+            return
         handle = getattr(receiver, _SYNC_HANDLER, None)
         if handle is not None:
             handle(packet, arrival_time_ms)

@@ -364,3 +364,19 @@ async def test_each_layer_gets_its_own_nacks_and_its_retransmissions_find_it() -
     handle(later, 0)  # the RTX SSRC is remembered: later ones need no extension
     assert got[-1] == (111, 4, b"more")
     await transport.stop()
+
+
+def test_an_unannounced_ssrc_is_routed_by_its_mid_when_the_payload_type_is_shared() -> None:
+    from aiortc.rtcdtlstransport import RtpRouter
+
+    from meetings.rtc import internals
+
+    router = RtpRouter()
+    camera, screen = object(), object()
+    router.register_receiver(camera, ssrcs=[], payload_types=[96, 97], mid="1")  # type: ignore[arg-type]
+    router.register_receiver(screen, ssrcs=[], payload_types=[96, 97], mid="2")  # type: ignore[arg-type]
+    tagged = _packet(4242, 1, b"x")
+    tagged.extensions.mid = "2"
+    assert internals.route_rtp(router, tagged) is screen
+    assert internals.route_rtp(router, _packet(4242, 2, b"x")) is screen  # no mid any more: by SSRC
+    assert internals.route_rtp(router, _packet(5151, 1, b"x")) is None  # neither known
