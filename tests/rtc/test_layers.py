@@ -380,3 +380,53 @@ def test_an_unannounced_ssrc_is_routed_by_its_mid_when_the_payload_type_is_share
     assert internals.route_rtp(router, tagged) is screen
     assert internals.route_rtp(router, _packet(4242, 2, b"x")) is screen  # no mid any more: by SSRC
     assert internals.route_rtp(router, _packet(5151, 1, b"x")) is None  # neither known
+
+
+def test_the_c_fast_path_sends_the_rewritten_descriptor() -> None:
+    """On a bound wire (no Python in the path) the rewritten picture id and TL0PICIDX go out,
+    and a NACKed packet is resent from the history (original payload + rewritten descriptor)
+    with the same bytes."""
+    import socket
+
+    from pylibsrtp import Policy, Session
+
+    from meetings.rtc import forwarder
+    from meetings.rtc.internals import bind_fast_wire
+
+    if not forwarder.NATIVE_AVAILABLE:
+        pytest.skip("meetings/rtc/_fastpath is not built")
+    key = bytes(range(30))
+    profile = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+    tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(5)
+        sender.setblocking(False)
+        sink = Sink()
+        slot = Impl("native").slot(_target(rtx=False), sink)
+        bind_fast_wire(slot.downlink.fast, tx, sender, receiver.getsockname())
+        slot.switch("publisher")
+        _stream(slot, _l1t3(100, 7, 4), 500, 0.0)  # pictures 100-103, TL0 7
+        slot.switch_layer()
+        _stream(slot, _l1t3(9000, 200, 2), 40000, 0.5)  # another layer: 9000-9001, TL0 200
+        packets = [RtpPacket.parse(rx.unprotect(receiver.recv(2048))) for _ in range(12)]
+        assert sink.sent == []  # all of it in C
+        starts = [vp8.parse_descriptor(p.payload) for p in packets[::2]]
+        assert [(d.picture_id, d.tl0picidx) for d in starts if d is not None] == [
+            (100, 7),
+            (101, 7),
+            (102, 7),
+            (103, 7),
+            (104, 8),
+            (105, 8),
+        ]
+        assert packets[8].payload[6:] == vp8_packet(9000, 200, 0, keyframe=True)[6:]  # the rest as sent
+        assert slot.retransmit([packets[8].sequence_number], None) == 1  # through the queue
+        [resent] = [RtpPacket.parse(d) for d in sink.sent]
+        assert resent.payload == packets[8].payload
+    finally:
+        receiver.close()
+        sender.close()
