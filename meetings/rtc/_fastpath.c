@@ -53,8 +53,10 @@ typedef struct {
 
 enum { SENT = 0, NOT_CONNECTED = 1, TOO_LONG = 2, PROTECT_FAILED = 3, DROPPED = 4 };
 
+/* header, then an optional rewritten start of the payload (mid), then the payload's rest. */
 static int
-wire_send_raw(Wire *w, const unsigned char *header, Py_ssize_t hlen, const char *payload, Py_ssize_t plen)
+wire_send_raw3(Wire *w, const unsigned char *header, Py_ssize_t hlen, const unsigned char *mid, Py_ssize_t mlen,
+               const char *payload, Py_ssize_t plen)
 {
     if (!w->bound)
         return NOT_CONNECTED;
@@ -63,11 +65,13 @@ wire_send_raw(Wire *w, const unsigned char *header, Py_ssize_t hlen, const char 
         PyErr_Clear();
         return NOT_CONNECTED;
     }
-    Py_ssize_t n = hlen + plen;
+    Py_ssize_t n = hlen + mlen + plen;
     if (n > w->limit)
         return TOO_LONG;
     memcpy(w->buf, header, (size_t)hlen);
-    memcpy(w->buf + hlen, payload, (size_t)plen);
+    if (mlen > 0)
+        memcpy(w->buf + hlen, mid, (size_t)mlen);
+    memcpy(w->buf + hlen + mlen, payload, (size_t)plen);
     int len = (int)n;
     if (w->protect(w->ctx, w->buf, &len) != 0)
         return PROTECT_FAILED;
@@ -82,6 +86,12 @@ wire_send_raw(Wire *w, const unsigned char *header, Py_ssize_t hlen, const char 
     w->packets++;
     w->bytes += (unsigned long long)len;
     return SENT;
+}
+
+static int
+wire_send_raw(Wire *w, const unsigned char *header, Py_ssize_t hlen, const char *payload, Py_ssize_t plen)
+{
+    return wire_send_raw3(w, header, hlen, NULL, 0, payload, plen);
 }
 
 static void
@@ -231,8 +241,68 @@ typedef struct {
     uint16_t seq;
     uint32_t ts;
     uint8_t second;
+    uint8_t desc_len;        /* > 0: the payload's first desc_len bytes were rewritten to desc */
+    unsigned char desc[8];
     PyObject *payload; /* NULL: empty */
 } HistEntry;
+
+/* ---- VP8 payload descriptor (RFC 7741 4.2; meetings/rtc/vp8.py) ---------------------------- */
+
+typedef struct {
+    int size, start, pic, pic_at, long_pic, tl0, tl0_at, tid, sync;
+} Vp8Desc;
+
+/* 0: parsed, -1: too short. pic, tl0, tid: -1 when absent. */
+static int
+vp8_parse(const unsigned char *p, Py_ssize_t n, Vp8Desc *d)
+{
+    if (n < 1)
+        return -1;
+    unsigned char first = p[0];
+    d->start = (first & 0x10) && !(first & 0x07);
+    d->pic = d->pic_at = d->tl0 = d->tl0_at = d->tid = -1;
+    d->long_pic = d->sync = 0;
+    Py_ssize_t pos = 1;
+    if (first & 0x80) {
+        if (n < 2)
+            return -1;
+        unsigned char ext = p[1];
+        pos = 2;
+        if (ext & 0x80) {
+            if (n <= pos)
+                return -1;
+            d->pic_at = (int)pos;
+            if (p[pos] & 0x80) {
+                if (n <= pos + 1)
+                    return -1;
+                d->long_pic = 1;
+                d->pic = ((p[pos] & 0x7F) << 8) | p[pos + 1];
+                pos += 2;
+            } else {
+                d->pic = p[pos];
+                pos += 1;
+            }
+        }
+        if (ext & 0x40) {
+            if (n <= pos)
+                return -1;
+            d->tl0_at = (int)pos;
+            d->tl0 = p[pos];
+            pos += 1;
+        }
+        if (ext & 0x30) {
+            if (n <= pos)
+                return -1;
+            if (ext & 0x20) {
+                d->tid = p[pos] >> 6;
+                d->sync = (p[pos] & 0x20) != 0;
+            }
+            pos += 1;
+        }
+    }
+    d->size = (int)pos;
+    return 0;
+}
 
 typedef struct {
     PyObject_HEAD
@@ -251,7 +321,14 @@ typedef struct {
     unsigned char header[4][MAX_HEADER];
     int header_len[4], level_at[4], time_at[4];
     HistEntry *history;
-    unsigned long long forwarded, skipped_waiting_keyframe;
+    unsigned long long forwarded, skipped_waiting_keyframe, skipped_temporal;
+    /* VP8 (PySlotCore's docstring): temporal layer filter, picture id and TL0PICIDX rewriting */
+    int vp8_pt; /* -1: none */
+    int tid_want, tid_max;
+    int has_drop;
+    uint16_t last_drop;
+    int pic_offset, pic_last_out, pic_last_drop, pic_started, pic_reset;
+    int tl0_offset, tl0_last_out, tl0_started, tl0_reset;
 } Slot;
 
 static inline int
@@ -311,6 +388,9 @@ Slot_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     for (int i = 0; i < 4; i++)
         s->level_at[i] = s->time_at[i] = -1;
     s->clock_rate = 90000;
+    s->vp8_pt = -1;
+    s->tid_want = s->tid_max = 255;
+    s->pic_last_drop = -1;
     return (PyObject *)s;
 }
 
@@ -348,6 +428,16 @@ Slot_core_setup(Slot *s, PyObject *args)
     s->waiting_keyframe = video;
     s->clock_rate = clock_rate;
     Py_XSETREF(s->payload_types, Py_NewRef(payload_types));
+    s->vp8_pt = -1;
+    if (video) {
+        PyObject *vp8 = PyDict_GetItemString(payload_types, "VP8");
+        if (vp8 != NULL) {
+            long v = PyLong_AsLong(vp8);
+            if (v == -1 && PyErr_Occurred())
+                return NULL;
+            s->vp8_pt = (int)v;
+        }
+    }
     if (video && s->history == NULL) {
         s->history = PyMem_Calloc(HISTORY, sizeof(HistEntry));
         if (s->history == NULL)
@@ -375,6 +465,15 @@ static PyObject *
 Slot_restart(Slot *s, PyObject *Py_UNUSED(ignored))
 {
     s->in_epoch = 0;
+    s->has_drop = 0;
+    s->pic_last_drop = -1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Slot_rebase(Slot *s, PyObject *Py_UNUSED(ignored))
+{
+    s->pic_reset = s->tl0_reset = 1;
     Py_RETURN_NONE;
 }
 
@@ -389,7 +488,16 @@ Slot_history_get(Slot *s, PyObject *arg)
     HistEntry *e = &s->history[seq % HISTORY];
     if (e->payload == NULL || e->seq != (uint16_t)seq)
         Py_RETURN_NONE;
-    return Py_BuildValue("(HkBO)", e->seq, (unsigned long)e->ts, e->second, e->payload);
+    if (e->desc_len == 0)
+        return Py_BuildValue("(HkBO)", e->seq, (unsigned long)e->ts, e->second, e->payload);
+    Py_ssize_t n = PyBytes_GET_SIZE(e->payload);
+    PyObject *rewritten = PyBytes_FromStringAndSize(NULL, n);
+    if (rewritten == NULL)
+        return NULL;
+    memcpy(PyBytes_AS_STRING(rewritten), e->desc, e->desc_len);
+    memcpy(PyBytes_AS_STRING(rewritten) + e->desc_len, PyBytes_AS_STRING(e->payload) + e->desc_len,
+           (size_t)(n - e->desc_len));
+    return Py_BuildValue("(HkBN)", e->seq, (unsigned long)e->ts, e->second, rewritten);
 }
 
 static double
@@ -420,6 +528,32 @@ slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyOb
         }
         s->waiting_keyframe = 0;
     }
+    Vp8Desc d = {0};
+    int has_desc = pt == s->vp8_pt && vp8_parse((const unsigned char *)pbuf, plen, &d) == 0;
+    if (has_desc && d.tid >= 0) {
+        if (keyframe)
+            s->tid_max = s->tid_want;
+        else if (d.start) {
+            if (s->tid_want < s->tid_max)
+                s->tid_max = s->tid_want;
+            else if (d.sync && s->tid_max < d.tid && d.tid <= s->tid_want)
+                s->tid_max = d.tid;
+        }
+        if (d.tid > s->tid_max) { /* dropped without a sequence gap (SeqRewriter.drop) */
+            if (s->in_epoch && seq_newer(seq, s->in_max)) {
+                s->in_max = seq;
+                s->seq_offset = (uint16_t)(s->seq_offset - 1);
+                s->has_drop = 1;
+                s->last_drop = seq;
+            }
+            if (d.pic >= 0 && d.pic != s->pic_last_drop) {
+                s->pic_offset = (s->pic_offset - 1) & 0x7FFF;
+                s->pic_last_drop = d.pic;
+            }
+            s->skipped_temporal++;
+            return 0;
+        }
+    }
     if (!s->in_epoch) {
         uint16_t target_seq;
         uint32_t target_ts;
@@ -439,7 +573,7 @@ slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyOb
         s->started = 1;
     } else if (seq_newer(seq, s->in_max)) {
         s->in_max = seq;
-    } else if (seq_newer(s->in_first, seq)) {
+    } else if (seq_newer(s->in_first, seq) || (s->has_drop && seq_newer(s->last_drop, seq))) {
         return 0;
     }
     uint16_t out_seq = (uint16_t)(seq + s->seq_offset);
@@ -448,6 +582,50 @@ slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyOb
         s->out_seq = out_seq;
         s->out_ts = out_ts;
         s->out_time = now;
+    }
+    unsigned char desc[8];
+    int dlen = 0; /* > 0: the payload's first dlen bytes are sent as desc */
+    if (has_desc) {
+        int pic_out = -1, tl0_out = -1;
+        if (d.pic >= 0) {
+            int fresh = s->pic_reset || !s->pic_started;
+            if (fresh) {
+                int start = s->pic_started ? s->pic_last_out + 1 : d.pic;
+                s->pic_offset = (start - d.pic) & 0x7FFF;
+                s->pic_reset = 0;
+                s->pic_started = 1;
+            }
+            pic_out = (d.pic + s->pic_offset) & 0x7FFF;
+            if (fresh || ((pic_out - s->pic_last_out) & 0x7FFF) < 0x4000)
+                s->pic_last_out = pic_out;
+            if (!d.long_pic)
+                pic_out &= 0x7F;
+        }
+        if (d.tl0 >= 0) {
+            int fresh = s->tl0_reset || !s->tl0_started;
+            if (fresh) {
+                int start = s->tl0_started ? s->tl0_last_out + 1 : d.tl0;
+                s->tl0_offset = (start - d.tl0) & 0xFF;
+                s->tl0_reset = 0;
+                s->tl0_started = 1;
+            }
+            tl0_out = (d.tl0 + s->tl0_offset) & 0xFF;
+            if (fresh || ((tl0_out - s->tl0_last_out) & 0xFF) < 0x80)
+                s->tl0_last_out = tl0_out;
+        }
+        if (pic_out != d.pic || tl0_out != d.tl0) {
+            dlen = d.size;
+            memcpy(desc, pbuf, (size_t)dlen);
+            if (pic_out >= 0) {
+                if (d.long_pic) {
+                    desc[d.pic_at] = (unsigned char)(0x80 | ((pic_out >> 8) & 0x7F));
+                    desc[d.pic_at + 1] = (unsigned char)(pic_out & 0xFF);
+                } else
+                    desc[d.pic_at] = (unsigned char)(pic_out & 0x7F);
+            }
+            if (tl0_out >= 0)
+                desc[d.tl0_at] = (unsigned char)tl0_out;
+        }
     }
     uint8_t second = (uint8_t)(((marker & 1) << 7) | (pt & 0x7F));
     int v = (level >= 0) | ((send_time >= 0) << 1);
@@ -470,13 +648,16 @@ slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyOb
     if (s->history != NULL) {
         HistEntry *e = &s->history[out_seq % HISTORY];
         Py_XSETREF(e->payload, Py_NewRef(payload));
+        e->desc_len = (uint8_t)dlen;
+        if (dlen > 0)
+            memcpy(e->desc, desc, (size_t)dlen);
         e->seq = out_seq;
         e->ts = out_ts;
         e->second = second;
     }
     Wire *w = s->wire;
     if (w != NULL && w->direct && w->bound) {
-        int rc = wire_send_raw(w, h, s->header_len[v], pbuf, plen);
+        int rc = wire_send_raw3(w, h, s->header_len[v], desc, dlen, pbuf + dlen, plen - dlen);
         if (rc == SENT || rc == DROPPED) {
             if (rc == SENT) {
                 w->fast_packets++;
@@ -491,8 +672,20 @@ slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyOb
     PyObject *hb = PyBytes_FromStringAndSize((const char *)h, s->header_len[v]);
     if (hb == NULL)
         return -1;
-    PyObject *r = PyObject_CallFunctionObjArgs(s->push, hb, payload, s->video ? Py_True : Py_False, (PyObject *)s, NULL);
+    PyObject *body = payload;
+    if (dlen > 0) { /* the queue keeps the packet: it gets its own rewritten copy */
+        body = PyBytes_FromStringAndSize(NULL, plen);
+        if (body == NULL) {
+            Py_DECREF(hb);
+            return -1;
+        }
+        memcpy(PyBytes_AS_STRING(body), desc, (size_t)dlen);
+        memcpy(PyBytes_AS_STRING(body) + dlen, pbuf + dlen, (size_t)(plen - dlen));
+    } else
+        Py_INCREF(body);
+    PyObject *r = PyObject_CallFunctionObjArgs(s->push, hb, body, s->video ? Py_True : Py_False, (PyObject *)s, NULL);
     Py_DECREF(hb);
+    Py_DECREF(body);
     if (r == NULL)
         return -1;
     Py_DECREF(r);
@@ -605,12 +798,20 @@ static PyMemberDef Slot_members[] = {
     {"video", T_INT, offsetof(Slot, video), READONLY, NULL},
     {"forwarded", T_ULONGLONG, offsetof(Slot, forwarded), 0, NULL},
     {"skipped_waiting_keyframe", T_ULONGLONG, offsetof(Slot, skipped_waiting_keyframe), 0, NULL},
+    {"skipped_temporal", T_ULONGLONG, offsetof(Slot, skipped_temporal), 0, NULL},
+    {"tid_want", T_INT, offsetof(Slot, tid_want), 0, NULL},
+    {"tid_max", T_INT, offsetof(Slot, tid_max), READONLY, NULL},
+    {"pic_offset", T_INT, offsetof(Slot, pic_offset), READONLY, NULL},
+    {"pic_last_out", T_INT, offsetof(Slot, pic_last_out), READONLY, NULL},
+    {"tl0_offset", T_INT, offsetof(Slot, tl0_offset), READONLY, NULL},
+    {"tl0_last_out", T_INT, offsetof(Slot, tl0_last_out), READONLY, NULL},
     {NULL}};
 
 static PyMethodDef Slot_methods[] = {
     {"_core_setup", (PyCFunction)Slot_core_setup, METH_VARARGS, NULL},
     {"_core_connect", (PyCFunction)Slot_core_connect, METH_VARARGS, NULL},
     {"restart", (PyCFunction)Slot_restart, METH_NOARGS, "The next packet starts a new epoch."},
+    {"rebase", (PyCFunction)Slot_rebase, METH_NOARGS, "Picture ids continue from the last sent."},
     {"history_get", (PyCFunction)Slot_history_get, METH_O, "(seq, ts, second, payload) or None"},
     {"forward", (PyCFunction)(void (*)(void))Slot_forward, METH_VARARGS | METH_KEYWORDS,
      "Rewrite and send (or queue) one packet; False if it was not forwarded."},

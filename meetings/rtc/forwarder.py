@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from meetings.rtc import vp8
+
 try:  # the C fan-out (setup.py builds it where a compiler is available)
     from meetings.rtc import _fastpath
 except ImportError:  # pragma: no cover - depends on the machine
@@ -117,10 +119,24 @@ class SeqRewriter:
     in_first: int | None = None
     in_max: int = 0
     started: bool = False
+    dropped: bool = False  # a packet of this epoch was dropped (temporal layer): see drop()
+    last_drop: int = 0
 
     def restart(self) -> None:
         """The next packet starts a new epoch (another source, or the same after a pause)."""
         self.in_first = None
+        self.dropped = False
+
+    def drop(self, seq: int) -> None:
+        """Leave out incoming ``seq`` without a gap: the packets after it move down by one.
+
+        A packet older than a dropped one arriving later (reordered, retransmitted) is then not
+        forwarded: its outgoing number may already be taken.
+        """
+        if self.in_first is not None and seq_newer(seq, self.in_max):
+            self.in_max = seq
+            self.seq_offset = (self.seq_offset - 1) % SEQ_MOD
+            self.dropped, self.last_drop = True, seq
 
     def rewrite(self, seq: int, ts: int, now: float) -> tuple[int, int] | None:
         """The outgoing (seq, timestamp), or None for a packet older than the epoch."""
@@ -136,7 +152,7 @@ class SeqRewriter:
             self.started = True
         elif seq_newer(seq, self.in_max):
             self.in_max = seq
-        elif seq_newer(self.in_first, seq):
+        elif seq_newer(self.in_first, seq) or (self.dropped and seq_newer(self.last_drop, seq)):
             return None
         out_seq = (seq + self.seq_offset) % SEQ_MOD
         out_ts = (ts + self.ts_offset) % TS_MOD
@@ -342,6 +358,7 @@ class ForwardStats:
     forwarded: int = 0
     retransmitted: int = 0
     skipped_waiting_keyframe: int = 0
+    skipped_temporal: int = 0
 
 
 Push = Callable[[bytes | bytearray, bytes, bool, Any], None]
@@ -356,6 +373,13 @@ class PySlotCore:
 
     Keep the two in step: the same attributes, the same decisions, the same bytes
     (tests/rtc/test_forwarder.py runs on both).
+
+    VP8 (the slot's VP8 payload type): packets of temporal layers above ``tid_max`` are dropped
+    without leaving a sequence gap; ``tid_max`` follows ``tid_want`` down at the next frame and
+    up at a keyframe or a layer-sync frame. Picture ids and TL0PICIDX are rewritten to continue
+    from the last ones sent when the slot moves to another layer (``rebase``) and across dropped
+    frames, so the receiver's reference finder sees no gap. Another source, or the same stream
+    after a loss, starts at a keyframe and keeps its numbers (offset unchanged).
     """
 
     __slots__ = (
@@ -363,9 +387,22 @@ class PySlotCore:
         "_core_payload_types",
         "_core_push",
         "_core_templates",
+        "_core_vp8_pt",
         "forwarded",
+        "pic_last_drop",
+        "pic_last_out",
+        "pic_offset",
+        "pic_reset",
+        "pic_started",
         "rewriter",
+        "skipped_temporal",
         "skipped_waiting_keyframe",
+        "tid_max",
+        "tid_want",
+        "tl0_last_out",
+        "tl0_offset",
+        "tl0_reset",
+        "tl0_started",
         "video",
         "waiting_keyframe",
     )
@@ -375,11 +412,19 @@ class PySlotCore:
         self.waiting_keyframe = False
         self.forwarded = 0
         self.skipped_waiting_keyframe = 0
+        self.skipped_temporal = 0
         self.rewriter = SeqRewriter(90000)
         self._core_history: list[tuple[int, int, int, bytes] | None] = []
         self._core_payload_types: dict[str, int] = {}
         self._core_templates: list[Template] = []
         self._core_push: Push | None = None
+        self._core_vp8_pt = -1
+        self.tid_want = self.tid_max = vp8.NO_TID
+        self.pic_offset = self.pic_last_out = 0
+        self.pic_last_drop = -1
+        self.pic_started = self.pic_reset = False
+        self.tl0_offset = self.tl0_last_out = 0
+        self.tl0_started = self.tl0_reset = False
 
     def _core_setup(
         self, video: bool, clock_rate: float, payload_types: dict[str, int], templates: list[Any]
@@ -390,6 +435,7 @@ class PySlotCore:
         self._core_payload_types = payload_types
         self._core_templates = [(bytearray(h), level_at, time_at) for h, level_at, time_at in templates]
         self._core_history = [None] * VIDEO_HISTORY if video else []
+        self._core_vp8_pt = payload_types.get("VP8", -1) if video else -1
 
     def _core_connect(self, wire: object, push: Push) -> None:
         self._core_push = push  # the Python path always goes through the queue
@@ -412,6 +458,11 @@ class PySlotCore:
 
     def restart(self) -> None:
         self.rewriter.restart()
+        self.pic_last_drop = -1
+
+    def rebase(self) -> None:
+        """The next picture id and TL0PICIDX continue from the last ones sent (another layer)."""
+        self.pic_reset = self.tl0_reset = True
 
     def history_get(self, seq: int) -> tuple[int, int, int, bytes] | None:
         entry = self._core_history[seq % VIDEO_HISTORY] if self._core_history else None
@@ -438,10 +489,30 @@ class PySlotCore:
                 self.skipped_waiting_keyframe += 1
                 return False
             self.waiting_keyframe = False
+        descriptor = vp8.parse_descriptor(payload) if pt == self._core_vp8_pt else None
+        if descriptor is not None and descriptor.tid is not None:
+            tid = descriptor.tid
+            if keyframe:
+                self.tid_max = self.tid_want
+            elif descriptor.start:
+                if self.tid_want < self.tid_max:
+                    self.tid_max = self.tid_want
+                elif descriptor.layer_sync and self.tid_max < tid <= self.tid_want:
+                    self.tid_max = tid
+            if tid > self.tid_max:
+                self.rewriter.drop(seq)
+                pic = descriptor.picture_id
+                if pic is not None and pic != self.pic_last_drop:
+                    self.pic_offset = (self.pic_offset - 1) % vp8.PICTURE_ID_MOD
+                    self.pic_last_drop = pic
+                self.skipped_temporal += 1
+                return False
         mapped = self.rewriter.rewrite(seq, timestamp, now)
         if mapped is None:
             return False
         out_seq, out_ts = mapped
+        if descriptor is not None:
+            payload = self._rewrite_vp8(payload, descriptor)
         second = (marker << 7) | pt
         header, level_at, time_at = self._core_templates[
             (audio_level is not None) | (send_time is not None) << 1
@@ -458,6 +529,34 @@ class PySlotCore:
         self._core_push(header, payload, self.video, self)
         self.forwarded += 1
         return True
+
+    def _rewrite_vp8(self, payload: bytes, descriptor: vp8.Descriptor) -> bytes:
+        """The payload with its picture id and TL0PICIDX on this slot's continuous numbering."""
+        pic_in, tl0_in = descriptor.picture_id, descriptor.tl0picidx
+        pic_out = tl0_out = None
+        if pic_in is not None:
+            fresh = self.pic_reset or not self.pic_started
+            if fresh:
+                start = (self.pic_last_out + 1) if self.pic_started else pic_in
+                self.pic_offset = (start - pic_in) % vp8.PICTURE_ID_MOD
+                self.pic_reset, self.pic_started = False, True
+            pic_out = (pic_in + self.pic_offset) % vp8.PICTURE_ID_MOD
+            if fresh or (pic_out - self.pic_last_out) % vp8.PICTURE_ID_MOD < vp8.PICTURE_ID_MOD // 2:
+                self.pic_last_out = pic_out
+            if not descriptor.long_picture_id:
+                pic_out &= 0x7F
+        if tl0_in is not None:
+            fresh = self.tl0_reset or not self.tl0_started
+            if fresh:
+                start = (self.tl0_last_out + 1) if self.tl0_started else tl0_in
+                self.tl0_offset = (start - tl0_in) % vp8.TL0_MOD
+                self.tl0_reset, self.tl0_started = False, True
+            tl0_out = (tl0_in + self.tl0_offset) % vp8.TL0_MOD
+            if fresh or (tl0_out - self.tl0_last_out) % vp8.TL0_MOD < vp8.TL0_MOD // 2:
+                self.tl0_last_out = tl0_out
+        if pic_out == pic_in and tl0_out == tl0_in:
+            return payload
+        return vp8.rewrite_descriptor(payload, descriptor, pic_out, tl0_out)
 
 
 def fanout_py(
@@ -490,12 +589,16 @@ class _SlotCore(Protocol):
     waiting_keyframe: bool
     forwarded: int
     skipped_waiting_keyframe: int
+    skipped_temporal: int
+    tid_want: int
+    tid_max: int
 
     def _core_setup(
         self, video: bool, clock_rate: float, payload_types: dict[str, int], templates: list[Any]
     ) -> None: ...
     def _core_connect(self, wire: object, push: Push) -> None: ...
     def restart(self) -> None: ...
+    def rebase(self) -> None: ...
     def history_get(self, seq: int) -> tuple[int, int, int, bytes] | None: ...
 
 
@@ -564,7 +667,9 @@ class _SlotLogic:
     @property
     def stats(self) -> ForwardStats:
         core: _SlotCore = self  # type: ignore[assignment]
-        return ForwardStats(core.forwarded, self.retransmitted, core.skipped_waiting_keyframe)
+        return ForwardStats(
+            core.forwarded, self.retransmitted, core.skipped_waiting_keyframe, core.skipped_temporal
+        )
 
     def switch(self, source: object | None) -> None:
         """Carry another source (or nothing); video waits for that source's next keyframe."""
@@ -576,6 +681,18 @@ class _SlotLogic:
         core.waiting_keyframe = bool(core.video)
         if source is not None and core.video:
             self.on_keyframe_needed(self)
+
+    def switch_layer(self) -> None:
+        """Carry another layer of the same source from its next keyframe (the caller asks for one)."""
+        core: _SlotCore = self  # type: ignore[assignment]
+        core.restart()
+        core.rebase()
+        core.waiting_keyframe = bool(core.video)
+
+    def set_temporal(self, tid: int | None) -> None:
+        """Forward VP8 temporal layers up to ``tid`` (None: all); see ``PySlotCore``."""
+        core: _SlotCore = self  # type: ignore[assignment]
+        core.tid_want = vp8.NO_TID if tid is None else max(0, min(tid, vp8.NO_TID))
 
     def lost_video(self) -> None:
         """A queued packet was dropped: resume at the next keyframe so the decoder recovers."""

@@ -48,6 +48,8 @@ TESTED_AIORTC_VERSION = "1.16.0"
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 
 # Name-mangled private attributes (``self.__x`` in class C is stored as ``_C__x``).
 _R = "_RTCRtpReceiver__"
@@ -253,8 +255,15 @@ def check_internals(*, strict_version: bool = False) -> None:
             problems.append(f"StreamStatistics.{attr} is missing")
     if not isinstance(getattr(type(statistics), "packets_expected", None), property):
         problems.append("StreamStatistics.packets_expected is missing")
-    if not hasattr(packet.extensions, "audio_level"):
-        problems.append("HeaderExtensions.audio_level is missing")
+    for attr in ("audio_level", "mid", "rtp_stream_id", "repaired_rtp_stream_id"):
+        if not hasattr(packet.extensions, attr):
+            problems.append(f"HeaderExtensions.{attr} is missing")
+    video_extensions = getattr(aiortc.codecs, "HEADER_EXTENSIONS", {}).get("video")
+    if not isinstance(video_extensions, list):
+        problems.append("aiortc.codecs.HEADER_EXTENSIONS['video'] is not a list")
+    if not hasattr(aiortc.rtcrtpreceiver, "NackGenerator"):
+        problems.append("aiortc.rtcrtpreceiver.NackGenerator is missing")
+    _expect_names(aiortc.rtcdtlstransport.RtpRouter, "__init__", ["mid_table", "ssrc_table"], problems)
     if problems:
         raise InternalsError("aiortc internals changed: " + "; ".join(problems))
 
@@ -309,6 +318,26 @@ def _gather_on(
 # --- receiving from a publisher -----------------------------------------------------------
 
 
+def negotiate_stream_ids() -> None:
+    """Offer to receive the rtp-stream-id and repaired-rtp-stream-id header extensions on video.
+
+    A simulcast browser tags each layer's packets (and each layer's retransmissions) with its
+    rid only if the answer lists them. aiortc answers with the intersection of the offer and
+    ``aiortc.codecs.HEADER_EXTENSIONS`` (the list ``RTCPeerConnection`` imported), so they are
+    added to that list in place; aiortc's parser (``HeaderExtensionsMap``) then reads them. Its
+    own senders never write them. Idempotent.
+    """
+    video = aiortc.codecs.HEADER_EXTENSIONS["video"]
+    present = {ext.uri for ext in video}
+    # One id space per bundled transport: aiortc's own offers must not reuse an audio id.
+    used = {ext.id for extensions in aiortc.codecs.HEADER_EXTENSIONS.values() for ext in extensions}
+    for uri in (RID_URI, REPAIRED_RID_URI):
+        if uri not in present:
+            ext_id = next(i for i in range(1, 15) if i not in used)
+            used.add(ext_id)
+            video.append(aiortc.RTCRtpHeaderExtensionParameters(id=ext_id, uri=uri))
+
+
 class _NoThread:
     """Stands in for the decoder thread so that aiortc's handler queues frames to our shim."""
 
@@ -347,13 +376,20 @@ def _after_receive(receiver: RTCRtpReceiver, then: Callable[[], None]) -> None:
     receiver.receive = receive  # type: ignore[method-assign]
 
 
-def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpHandler) -> None:
+def tap_receiver(
+    receiver: RTCRtpReceiver,
+    on_packet: RtpHandler,
+    repaired_ssrc: Callable[[str], int | None] | None = None,
+) -> None:
     """Hand every RTP packet of a publisher's track to ``on_packet``; never decode it.
 
     Replaces ``RTCRtpReceiver._handle_rtp_packet`` on the instance (the DTLS transport's router
     calls it by name) with a copy of its bookkeeping (receiver-report statistics, RTX
     unwrapping, upstream NACKs, REMB) that skips depayloading, the jitter buffer and the
     decoder queue, and stops the decoder thread that ``receive()`` starts.
+    Simulcast: NACKs are generated per SSRC (aiortc's generator follows one), and an RTX packet
+    on an SSRC the SDP did not pair is unwrapped to ``repaired_ssrc(rid)``, the media SSRC of the
+    layer its repaired-rtp-stream-id names (remembered for that RTX SSRC).
     Relies on: ``_RTCRtpReceiver__codecs``, ``__remote_streams``, ``__rtx_ssrc``,
     ``__nack_generator``, ``__remote_bitrate_estimator``, ``__rtcp_ssrc``, ``__stop_decoder``,
     ``_send_rtcp``, ``_send_rtcp_nack``, ``aiortc.rtp.unwrap_rtx``.
@@ -363,6 +399,8 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpHandler) -> None:
     streams: dict[int, Any] = getattr(receiver, f"{_R}remote_streams")
     rtx_ssrc: dict[int, int] = getattr(receiver, f"{_R}rtx_ssrc")
     nack = getattr(receiver, f"{_R}nack_generator")
+    nacks: dict[int, Any] = {}
+    nack_generator = aiortc.rtcrtpreceiver.NackGenerator
     estimator = getattr(receiver, f"{_R}remote_bitrate_estimator")
     statistics = aiortc.rtcrtpreceiver.StreamStatistics
 
@@ -391,6 +429,11 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpHandler) -> None:
         stream.add(packet)
         if _is_rtx(codec):
             original_ssrc = rtx_ssrc.get(packet.ssrc)
+            if original_ssrc is None and repaired_ssrc is not None:
+                rid = packet.extensions.repaired_rtp_stream_id
+                original_ssrc = repaired_ssrc(rid) if rid is not None else None
+                if original_ssrc is not None:
+                    rtx_ssrc[packet.ssrc] = original_ssrc
             apt = codec.parameters.get("apt")
             if (
                 original_ssrc is None
@@ -401,8 +444,12 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpHandler) -> None:
                 return
             packet = _rtp.unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
             codec = codecs[apt]
-        if nack is not None and nack.add(packet):
-            _spawn(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        if nack is not None:
+            generator = nacks.get(packet.ssrc)
+            if generator is None:
+                generator = nacks[packet.ssrc] = nack if not nacks else nack_generator()
+            if generator.add(packet):
+                _spawn(receiver._send_rtcp_nack(packet.ssrc, sorted(generator.missing)))
         if packet.payload:  # padding-only packets are bandwidth probes, not media
             on_packet(packet, codec)
 
@@ -422,6 +469,21 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> None:
     task = asyncio.ensure_future(coro)
     _TASKS.add(task)
     task.add_done_callback(_TASKS.discard)
+
+
+def route_rtp(router: Any, packet: _rtp.RtpPacket) -> Any:
+    """The receiver of a packet: aiortc's ``RtpRouter.route_rtp``, else by its mid.
+
+    aiortc learns an SSRC the SDP did not announce (a simulcast layer, its RTX) only from a
+    payload type that one transceiver alone uses; when several share it (camera and screen),
+    the mid header extension says whose it is, and the SSRC is remembered (``ssrc_table``).
+    """
+    receiver = router.route_rtp(packet)
+    if receiver is None:
+        receiver = router.mid_table.get(packet.extensions.mid)
+        if receiver is not None:
+            router.ssrc_table[packet.ssrc] = receiver
+    return receiver
 
 
 def direct_rtp_receive(transport: RTCDtlsTransport) -> None:
@@ -459,7 +521,7 @@ def direct_rtp_receive(transport: RTCDtlsTransport) -> None:
             packet = _rtp.RtpPacket.parse(session.unprotect(data), extensions)
         except (pylibsrtp.Error, ValueError):
             return  # as aiortc: a packet that does not authenticate or parse is dropped
-        receiver = router.route_rtp(packet)
+        receiver = route_rtp(router, packet)
         if receiver is None:
             return
         handle = getattr(receiver, _SYNC_HANDLER, None)

@@ -34,8 +34,9 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from meetings.rtc import forwarder as fwd
-from meetings.rtc import internals
-from meetings.rtc.allocation import Allocator, Layer, LayerChoice, VideoDemand, wanted_layers
+from meetings.rtc import internals, simulcast, vp8
+from meetings.rtc.allocation import Allocator, LayerChoice, VideoDemand, wanted_layers
+from meetings.rtc.allocation import Layer as AllocLayer
 from meetings.rtc.estimate import Estimator, RateMeter, UplinkMeter, ntp_middle32, round_trip
 from meetings.rtc.forwarder import (
     DownlinkQueue,
@@ -58,6 +59,7 @@ from meetings.rtc.selection import (
 )
 
 internals.check_internals()
+internals.negotiate_stream_ids()
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ MAX_TILE_PX = 7680  # a tile wider or taller than an 8K screen is clamped
 PACKET_OVERHEAD = 60  # bytes a forwarded packet costs beyond its payload (RTP, SRTP, UDP, IP)
 AUDIO_DEFAULT_BPS = 50_000  # an audio stream not measured yet (Opus and its packet headers)
 Source = Literal["microphone", "camera", "screen"]
+LAYER_TIMEOUT = 1.5  # a simulcast layer with no packet for this long is inactive (s)
+BITRATE_WINDOW = 1.0  # each layer's bitrate is measured over this long (s)
+TOP_LAYER = simulcast.MAX_LAYERS - 1
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,10 @@ class SfuConfig:
     speech_dbov: int = 60
     downlink_queue: int = 256
     pace_to_remb: bool = False
+    # Each receiver gets the layers its bandwidth estimate and tile sizes allow (simulcast,
+    # temporal layers, pause below the lowest; dynacast). False: every slot forwards the top
+    # layer whatever the link, as before issue #16 (the benchmarks' baseline).
+    adaptive: bool = True
     # STUN/TURN server URLs for the SFU's own gathering (plain strings: aiortc stays in rtc/).
     ice_servers: tuple[str, ...] = ()
     # Local addresses to gather host candidates on; None: every non-loopback interface (aioice).
@@ -266,6 +275,57 @@ def _link_changed(last: LinkEstimate, now: LinkEstimate) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class LayerInfo:
+    """What the SFU measures of one layer of a publication (for the allocation policy).
+
+    ``spatial``: index, 0 = lowest; ``rid``: None for a single-layer stream; ``bitrate_bps``
+    over the last ~1 s (None before the first second); ``width``/``height`` from its latest VP8
+    keyframe; ``active``: a packet arrived within ``LAYER_TIMEOUT``.
+    """
+
+    spatial: int
+    rid: str | None
+    ssrc: int | None
+    bitrate_bps: int | None
+    width: int | None
+    height: int | None
+    active: bool
+    last_keyframe: float | None  # time.monotonic() of the latest keyframe
+
+
+@dataclass(eq=False)
+class Layer:
+    """One simulcast layer of a publication (or its only stream), and the slots it feeds."""
+
+    spatial: int
+    rid: str | None
+    throttle: KeyframeThrottle
+    ssrc: int | None = None
+    sinks: list[SlotForwarder] = field(default_factory=list)
+    pending: list[_Slot] = field(default_factory=list)  # slots that move here at its next keyframe
+    window_bytes: int = 0
+    window_start: float = 0.0
+    bitrate_bps: int | None = None
+    last_packet: float | None = None
+    last_keyframe: float | None = None
+    width: int | None = None
+    height: int | None = None
+    active: bool = False
+
+    def info(self) -> LayerInfo:
+        return LayerInfo(
+            self.spatial,
+            self.rid,
+            self.ssrc,
+            self.bitrate_bps,
+            self.width,
+            self.height,
+            self.active,
+            self.last_keyframe,
+        )
+
+
 @dataclass(eq=False)
 class Publication:
     """A track a participant sends to the SFU."""
@@ -288,6 +348,15 @@ class Publication:
     forwarded: int = 0  # packets sent on to subscriber slots (one per slot)
     octets: int = 0  # payload bytes received
     rate: RateMeter = field(default_factory=lambda: RateMeter(2.0))  # bits/s incl. PACKET_OVERHEAD
+    layers: list[Layer] = field(default_factory=list)  # lowest first; one for a single-layer stream
+    temporal: bool = False  # its VP8 keyframes carry a temporal layer index (L1T3)
+    by_ssrc: dict[int, Layer] = field(default_factory=dict)
+    wanted_rids: tuple[str, ...] | None = None  # what LayersWanted last said
+    unknown_ssrcs: set[int] = field(default_factory=set)  # logged once each
+
+    @property
+    def simulcast(self) -> bool:
+        return len(self.layers) > 1 or (bool(self.layers) and self.layers[0].rid is not None)
 
     def decodable_by(self, accepts: frozenset[str]) -> bool:
         """Whether a receiver that negotiated ``accepts`` can take this stream."""
@@ -301,19 +370,45 @@ class _Slot:
     transceiver: RTCRtpTransceiver
     forwarder: SlotForwarder
     publication: Publication | None = None
+    layer: Layer | None = None  # the layer forwarded now (None: nothing, or paused)
+    pending: Layer | None = None  # the layer it switches to at that layer's next keyframe
+    want_spatial: int | None = TOP_LAYER  # set_layer's spatial (None: paused)
+    want_temporal: int | None = None
+    reported: tuple[int | None, int | None, bool] | None = None  # the last LayerChanged sent
 
 
-def publication_layers(pub: Publication) -> tuple[Layer, ...]:
-    """The layers of a publication as the allocation sees them (the one place to wire simulcast).
+def publication_layers(pub: Publication) -> tuple[AllocLayer, ...]:
+    """The layers of a publication as the allocation sees them, lowest first.
 
-    Today every publication has one layer: what it brings in, measured, of unknown size.
+    A simulcast publication has one per rid, each with its measured bitrate (None in its first
+    second) and the size of its latest keyframe; a single-layer one, one layer with the rate the
+    publication brings in. A muted or unpublished stream has no active layer.
     """
-    return (Layer(0, None, pub.rate.bps, None, None, active=pub.active and not pub.muted),)
+    on = pub.active and not pub.muted
+    if not pub.simulcast:
+        layer = pub.layers[0] if pub.layers else None
+        size = (layer.width, layer.height) if layer is not None else (None, None)
+        return (AllocLayer(0, None, pub.rate.bps, size[0], size[1], active=on),)
+    return tuple(
+        AllocLayer(
+            layer.spatial,
+            layer.rid,
+            layer.bitrate_bps or 0,  # 0: not measured yet (the allocation assumes a default)
+            layer.width,
+            layer.height,
+            active=on and layer.active,
+        )
+        for layer in pub.layers
+    )
 
 
 def publication_temporal_layers(pub: Publication) -> int:
-    """How many VP8 temporal layers the publication's stream carries (1: none known)."""
-    return 1
+    """How many VP8 temporal layers the publication's stream carries (1: none seen).
+
+    The page encodes L1T3 where Chromium offers it: a keyframe that carries a temporal layer
+    index (T bit) tells this publication has three.
+    """
+    return 3 if pub.temporal else 1
 
 
 class _SlotFeedback(internals.SenderFeedback):
@@ -326,8 +421,7 @@ class _SlotFeedback(internals.SenderFeedback):
         self._slot.forwarder.retransmit(lost, internals.abs_send_time())
 
     async def on_keyframe_request(self) -> None:
-        if self._slot.publication is not None:
-            self._sfu._request_keyframe(self._slot.publication)
+        self._sfu._keyframe_for_slot(self._slot)
 
     async def on_remb(self, bitrate: int) -> None:
         self._sfu._remb(self._slot, bitrate)
@@ -472,6 +566,51 @@ class Sfu:
             tiles[mid] = clamped
         entry.tiles = tiles
 
+    def set_layer(self, subscriber: str, mid: str, spatial: int | None, temporal: int | None = None) -> None:
+        """Which layer of its publication ``subscriber``'s video slot ``mid`` should forward.
+
+        ``spatial``: simulcast layer index, 0 = lowest (clamped to the layers the publication
+        has; a layer that stopped arriving is replaced by the nearest active one, lower first);
+        None pauses the slot (no video at all; its LayerChanged says ``paused``). ``temporal``:
+        the highest VP8 temporal layer to forward (0 = base only), None = all. Holds for the
+        slot whatever publication it carries later. A spatial change takes effect at the target
+        layer's next keyframe (asked for at once, throttled per layer), a temporal one at the
+        next frame (down) or layer-sync frame (up); ``LayerChanged`` follows the spatial switch.
+        Unknown or non-video mids are ignored (logged); ``UnknownParticipant`` for a subscriber
+        not connected.
+        """
+        entry = self._get(subscriber)
+        slot = entry.slots.get(mid)
+        if slot is None or slot.kind != "video":
+            logger.info("layer for %s ignored: %r is not one of its video slots", subscriber, mid)
+            return
+        if spatial is not None and not 0 <= spatial <= TOP_LAYER:
+            logger.info("spatial layer %s for %s/%s clamped", spatial, subscriber, mid)
+            spatial = min(max(spatial, 0), TOP_LAYER)
+        if temporal is not None and not 0 <= temporal <= 2:
+            logger.info("temporal layer %s for %s/%s clamped", temporal, subscriber, mid)
+            temporal = min(max(temporal, 0), 2)
+        temporal_changed = temporal != slot.want_temporal
+        slot.want_spatial, slot.want_temporal = spatial, temporal
+        slot.forwarder.set_temporal(temporal)
+        self._retarget(entry, slot)
+        if temporal_changed and slot.layer is not None and slot.pending is None:
+            self._report_layer(entry, slot)
+        self._update_wanted(slot.publication)
+
+    def layers(self, participant: str) -> dict[str, tuple[LayerInfo, ...]]:
+        """The layers of each of ``participant``'s video publications (by mid), lowest first."""
+        return {
+            mid: tuple(layer.info() for layer in pub.layers)
+            for mid, pub in self._get(participant).publications.items()
+            if pub.kind == "video" and pub.active
+        }
+
+    def forwarded_layer(self, subscriber: str, mid: str) -> int | None:
+        """The spatial layer ``subscriber``'s slot ``mid`` forwards now (None: none or paused)."""
+        slot = self._get(subscriber).slots.get(mid)
+        return slot.layer.spatial if slot is not None and slot.layer is not None else None
+
     def forwarded(self) -> dict[str, int]:
         """Packets forwarded so far per publication (``"participant/mid"``), one per receiving slot."""
         return {
@@ -571,6 +710,7 @@ class Sfu:
         pc = entry.pc
         await pc.setRemoteDescription(offer)
         offered = {mid: (kind, direction) for mid, kind, direction in offered_media(offer.sdp)}
+        layered = simulcast.offered_layers(offer.sdp)
         for transceiver in pc.getTransceivers():
             mid = transceiver.mid
             if mid is None or mid not in offered:
@@ -579,7 +719,8 @@ class Sfu:
             kind: Kind = "audio" if kind_name == "audio" else "video"
             sends = direction in ("sendrecv", "sendonly")
             receives = direction in ("sendrecv", "recvonly")
-            self._update_publication(entry, transceiver, mid, kind, sends, sources.get(mid))
+            rids = layered.get(mid, ()) if kind == "video" and sends else ()
+            self._update_publication(entry, transceiver, mid, kind, sends, sources.get(mid), rids)
             self._update_slot(entry, transceiver, mid, kind, receives)
             transceiver.direction = {
                 (True, True): "sendrecv",
@@ -599,11 +740,19 @@ class Sfu:
                 entry.downlink.set_send(entry.wire.send)
         self._select()
         answer = pc.localDescription
+        sdp = answer.sdp
+        accepted = {
+            mid: tuple(layer.rid for layer in pub.layers if layer.rid is not None)
+            for mid, pub in entry.publications.items()
+            if pub.active and pub.simulcast
+        }
+        if accepted:
+            sdp = simulcast.answer_layers(sdp, accepted)
         if self.config.announced_address:
-            return RTCSessionDescription(
-                sdp=announce_address(answer.sdp, self.config.announced_address), type=answer.type
-            )
-        return answer
+            sdp = announce_address(sdp, self.config.announced_address)
+        if sdp is answer.sdp:
+            return answer
+        return RTCSessionDescription(sdp=sdp, type=answer.type)
 
     @staticmethod
     def _no_transport(header: bytes | bytearray, payload: bytes) -> None:
@@ -617,6 +766,7 @@ class Sfu:
         kind: Kind,
         sends: bool,
         source: Source | None,
+        rids: tuple[str, ...] = (),
     ) -> None:
         pub = entry.publications.get(mid)
         if sends and pub is None:
@@ -630,7 +780,10 @@ class Sfu:
                 levels=LevelWindow(self.config.level_window),
             )
             entry.publications[mid] = pub
-            internals.tap_receiver(transceiver.receiver, self._packet_handler(pub))
+            self._set_layers(pub, rids)
+            internals.tap_receiver(
+                transceiver.receiver, self._packet_handler(pub), lambda rid: self._layer_ssrc(pub, rid)
+            )
             self._emit(TrackPublished(entry.id, mid, kind, pub.source))
         elif pub is not None and sends != pub.active:
             pub.active = sends
@@ -639,6 +792,9 @@ class Sfu:
             else:
                 pub.levels.samples.clear()
                 self._emit(TrackUnpublished(entry.id, mid, kind))
+        elif pub is not None and sends and rids != tuple(x.rid for x in pub.layers if x.rid is not None):
+            logger.info("%s/%s now sends layers %r", entry.id, mid, rids)
+            self._set_layers(pub, rids)
         if pub is not None and source is not None:
             pub.source = source
         if pub is not None:
@@ -679,9 +835,9 @@ class Sfu:
                 ),
                 clock_rate,
                 entry.downlink,
-                on_keyframe_needed=lambda f: self._keyframe_for(f),
+                on_keyframe_needed=lambda f: self._keyframe_for_slot(created),
             )
-            slot = entry.slots[mid] = _Slot(mid, kind, transceiver, forwarder)
+            slot = created = entry.slots[mid] = _Slot(mid, kind, transceiver, forwarder)
             internals.quiet_sender_rtcp(transceiver.sender)  # reports go out compound, from _maintain
             internals.tap_sender_rtcp(transceiver.sender, _SlotFeedback(self, slot, entry))
         elif not receives and slot is not None:
@@ -692,30 +848,50 @@ class Sfu:
 
     def _packet_handler(self, pub: Publication) -> internals.RtpHandler:
         video = pub.kind == "video"
+        by_ssrc = pub.by_ssrc
 
         def on_packet(packet: internals.RtpPacket, codec: RTCRtpCodecParameters) -> None:
             pub.received += 1
             pub.octets += len(packet.payload)
-            pub.media_ssrc = packet.ssrc
+            ssrc = packet.ssrc
+            layer = by_ssrc.get(ssrc)
+            if layer is None:
+                layer = self._new_ssrc(pub, packet)
+                if layer is None:
+                    return
+            pub.media_ssrc = ssrc
+            now = time.monotonic()
+            payload = packet.payload
+            layer.last_packet = now
+            layer.window_bytes += len(payload)
             if pub.muted or not pub.active:
                 return
-            now = time.monotonic()
             level = None
             if not video:
                 level = internals.packet_audio_level(packet)
                 if level is None and codec.name == "opus":
-                    level = estimated_opus_level(packet.payload)  # no RFC 6464 extension
+                    level = estimated_opus_level(payload)  # no RFC 6464 extension
                 if level is not None:
                     pub.levels.add(now, level)
             key = pub.keys.get(packet.payload_type)
             if key is None:
                 key = pub.keys[packet.payload_type] = codec_key(codec.name, dict(codec.parameters))
             pub.sending = key
-            sinks = pub.sinks
+            keyframe = video and is_keyframe(codec.name, payload)
+            if keyframe:
+                layer.last_keyframe = now
+                if codec.name == "VP8":
+                    size = vp8.keyframe_size(payload)
+                    if size is not None:
+                        layer.width, layer.height = size
+                    if not pub.temporal:
+                        descriptor = vp8.parse_descriptor(payload)
+                        pub.temporal = descriptor is not None and descriptor.tid is not None
+                if layer.pending:
+                    self._complete_switches(layer)
+            sinks = layer.sinks
             if not sinks:
                 return
-            payload = packet.payload
-            keyframe = video and is_keyframe(codec.name, payload)
             send_time = internals.abs_send_time() if video else None
             seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
             # One synchronous fan-out: rewrite, SRTP-protect and sendto per sink, no awaits
@@ -726,16 +902,239 @@ class Sfu:
 
         return on_packet
 
-    def _keyframe_for(self, forwarder: SlotForwarder) -> None:
-        if isinstance(forwarder.source, Publication):
-            self._request_keyframe(forwarder.source)
+    # --- layers -------------------------------------------------------------------------------
 
-    def _request_keyframe(self, pub: Publication) -> None:
-        if pub.kind != "video" or pub.media_ssrc is None or not pub.throttle.allow(time.monotonic()):
+    def _set_layers(self, pub: Publication, rids: tuple[str, ...]) -> None:
+        """(Re)build a publication's layers: one per rid, or a single one without rids."""
+        carried = [slot for entry in self._participants.values() for slot in entry.slots.values()]
+        carried = [slot for slot in carried if slot.publication is pub]
+        for slot in carried:
+            self._detach(slot)
+        pub.layers = [
+            Layer(i, rid, KeyframeThrottle(self.config.keyframe_interval))
+            for i, rid in enumerate(rids or (None,))
+        ]
+        pub.by_ssrc.clear()
+        pub.wanted_rids = tuple(rids) or None
+        for slot in carried:
+            self._place(slot)
+
+    def _new_ssrc(self, pub: Publication, packet: internals.RtpPacket) -> Layer | None:
+        """The layer of a packet on an SSRC not seen yet: by its rid if simulcast, else the only one."""
+        layer = pub.layers[0]
+        if pub.simulcast:
+            rid = packet.extensions.rtp_stream_id
+            found = next((x for x in pub.layers if rid is not None and x.rid == rid), None)
+            if found is None:
+                if packet.ssrc not in pub.unknown_ssrcs and len(pub.unknown_ssrcs) < 64:
+                    pub.unknown_ssrcs.add(packet.ssrc)
+                    logger.info(
+                        "%s/%s: packets of SSRC %d ignored: rid %r was not negotiated",
+                        pub.participant,
+                        pub.mid,
+                        packet.ssrc,
+                        rid,
+                    )
+                return None
+            layer = found
+            if layer.ssrc is not None:
+                pub.by_ssrc.pop(layer.ssrc, None)
+        layer.ssrc = packet.ssrc
+        pub.by_ssrc[packet.ssrc] = layer
+        return layer
+
+    @staticmethod
+    def _layer_ssrc(pub: Publication, rid: str) -> int | None:
+        """The media SSRC of the layer named ``rid`` (its retransmissions name it)."""
+        return next((x.ssrc for x in pub.layers if x.rid == rid), None)
+
+    @staticmethod
+    def _choose_layer(pub: Publication, want: int | None) -> Layer | None:
+        """The layer to forward for a wanted index: the highest active one at or below it,
+        else the lowest active one above it, else the wanted one (nothing measured yet)."""
+        if want is None or not pub.layers:
+            return None
+        i = min(want, len(pub.layers) - 1)
+        for layer in reversed(pub.layers[: i + 1]):
+            if layer.active:
+                return layer
+        for layer in pub.layers[i + 1 :]:
+            if layer.active:
+                return layer
+        return pub.layers[i]
+
+    def _detach(self, slot: _Slot) -> None:
+        """Take a slot out of every layer (it forwards nothing until placed again)."""
+        if slot.layer is not None:
+            with contextlib.suppress(ValueError):
+                slot.layer.sinks.remove(slot.forwarder)
+        if slot.pending is not None:
+            with contextlib.suppress(ValueError):
+                slot.pending.pending.remove(slot)
+        slot.layer = slot.pending = None
+
+    def _place(self, slot: _Slot) -> None:
+        """Put a slot that just got its publication into the layer it wants: audio at once, video
+        from that layer's next keyframe (its LayerChanged then)."""
+        pub = slot.publication
+        layer = self._choose_layer(pub, slot.want_spatial if slot.kind == "video" else 0) if pub else None
+        if layer is None:
+            return
+        if slot.kind == "video":
+            layer.pending.append(slot)
+            slot.pending = layer
+        else:
+            layer.sinks.append(slot.forwarder)
+            slot.layer = layer
+
+    def _retarget(self, entry: _Participant, slot: _Slot) -> None:
+        """Aim a slot at the layer it should forward now; the switch waits for that layer's keyframe."""
+        pub = slot.publication
+        if pub is None:
+            return
+        target = self._choose_layer(pub, slot.want_spatial)
+        if target is None:  # paused: at once
+            if slot.layer is not None or slot.pending is not None:
+                self._detach(slot)
+                slot.forwarder.switch_layer()
+            self._report_layer(entry, slot)
+            return
+        if target is slot.layer:
+            if slot.pending is not None:
+                with contextlib.suppress(ValueError):
+                    slot.pending.pending.remove(slot)
+                slot.pending = None
+            return
+        if slot.pending is target:
+            return
+        if slot.pending is not None:
+            with contextlib.suppress(ValueError):
+                slot.pending.pending.remove(slot)
+        target.pending.append(slot)
+        slot.pending = target
+        self._request_layer_keyframe(pub, target)
+
+    def _complete_switches(self, layer: Layer) -> None:
+        """A keyframe arrived on ``layer``: the slots waiting for it forward it from this packet."""
+        waiting, layer.pending = layer.pending, []
+        for slot in waiting:
+            if slot.layer is not None:  # from another layer (a new source already waits for this)
+                with contextlib.suppress(ValueError):
+                    slot.layer.sinks.remove(slot.forwarder)
+                slot.forwarder.switch_layer()
+            layer.sinks.append(slot.forwarder)
+            slot.layer, slot.pending = layer, None
+            for entry in self._participants.values():
+                if entry.slots.get(slot.mid) is slot:
+                    self._report_layer(entry, slot)
+                    break
+
+    def _report_layer(self, entry: _Participant, slot: _Slot) -> None:
+        """Emit LayerChanged if what the slot forwards differs from what was last said."""
+        layer = slot.layer
+        paused = slot.want_spatial is None and slot.publication is not None
+        state = (layer.spatial if layer else None, slot.want_temporal, paused)
+        if state == slot.reported:
+            return
+        slot.reported = state
+        self._emit(
+            LayerChanged(
+                entry.id,
+                slot.mid,
+                state[0],
+                slot.want_temporal,
+                layer.width if layer else None,
+                layer.height if layer else None,
+                paused,
+            )
+        )
+
+    def _adapt(self, now: float | None = None) -> None:
+        """Apply the allocation: each receiver's slots to the layer its estimate allows, and each
+        simulcast publisher told which layers someone gets or may step up to (dynacast)."""
+        if not self.config.adaptive or self._closed:
+            return
+        allocations = self.allocations(now)
+        for receiver, choices in allocations.items():
+            entry = self._participants[receiver]
+            for mid, choice in choices.items():
+                slot = entry.slots.get(mid)
+                if slot is not None and (slot.want_spatial, slot.want_temporal) != (
+                    choice.spatial,
+                    choice.temporal,
+                ):
+                    self.set_layer(receiver, mid, choice.spatial, choice.temporal)
+        for key, rids in self.wanted_layers(allocations).items():
+            participant, _, mid = key.partition("/")
+            publisher = self._participants.get(participant)
+            pub = publisher.publications.get(mid) if publisher is not None else None
+            if pub is not None and pub.simulcast and rids != pub.wanted_rids:
+                pub.wanted_rids = rids
+                self._emit(LayersWanted(pub.participant, pub.mid, rids))
+
+    def _update_wanted(self, pub: Publication | None) -> None:
+        """Emit LayersWanted when the union of the layers the slots carrying ``pub`` target changes
+        (without adaptation; with it, ``_adapt`` says what the allocation keeps)."""
+        if pub is None or not pub.simulcast or self.config.adaptive:
+            return
+        wanted: set[int] = set()
+        for entry in self._participants.values():
+            for slot in entry.slots.values():
+                if slot.publication is pub and slot.want_spatial is not None:
+                    wanted.add(min(slot.want_spatial, len(pub.layers) - 1))
+        rids = tuple(layer.rid for layer in pub.layers if layer.spatial in wanted and layer.rid is not None)
+        if rids != pub.wanted_rids:
+            pub.wanted_rids = rids
+            self._emit(LayersWanted(pub.participant, pub.mid, rids))
+
+    def _update_layers(self, now: float) -> None:
+        """Measure each layer (bitrate, activity); retarget the slots of publications whose
+        layers started or stopped arriving."""
+        changed: list[Publication] = []
+        for entry in self._participants.values():
+            for pub in entry.publications.values():
+                if pub.kind != "video":
+                    continue
+                moved = False
+                for layer in pub.layers:
+                    elapsed = now - layer.window_start
+                    if elapsed >= BITRATE_WINDOW:
+                        if layer.window_start:
+                            layer.bitrate_bps = int(layer.window_bytes * 8 / elapsed)
+                        layer.window_bytes, layer.window_start = 0, now
+                    active = layer.last_packet is not None and now - layer.last_packet <= LAYER_TIMEOUT
+                    if active != layer.active:
+                        layer.active = active
+                        if not active:
+                            layer.bitrate_bps = 0
+                            logger.info(
+                                "%s/%s: layer %s (%s) stopped arriving",
+                                pub.participant,
+                                pub.mid,
+                                layer.spatial,
+                                layer.rid,
+                            )
+                        moved = True
+                if moved and len(pub.layers) > 1:
+                    changed.append(pub)
+        for pub in changed:
+            for entry in self._participants.values():
+                for slot in entry.slots.values():
+                    if slot.publication is pub:
+                        self._retarget(entry, slot)
+
+    def _keyframe_for_slot(self, slot: _Slot) -> None:
+        pub = slot.publication
+        layer = slot.pending or slot.layer
+        if pub is not None and layer is not None:
+            self._request_layer_keyframe(pub, layer)
+
+    def _request_layer_keyframe(self, pub: Publication, layer: Layer) -> None:
+        if pub.kind != "video" or layer.ssrc is None or not layer.throttle.allow(time.monotonic()):
             return
         self.keyframe_requests += 1
         task = asyncio.get_running_loop().create_task(
-            internals.request_keyframe(pub.transceiver.receiver, pub.media_ssrc)
+            internals.request_keyframe(pub.transceiver.receiver, layer.ssrc)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -854,12 +1253,14 @@ class Sfu:
             await asyncio.sleep(self.config.tick)
             try:
                 self._select()
+                self._adapt()
                 self._maintain()
             except Exception:  # one bad tick must not stop the room's media
                 logger.exception("SFU tick failed")
 
     def _maintain(self) -> None:
         now = time.monotonic()
+        self._update_layers(now)
         ntp: int | None = None
         rekey = now - self._keyframe_sweep >= self.config.keyframe_interval
         if rekey:
@@ -880,8 +1281,8 @@ class Sfu:
             rows: list[tuple[RTCRtpSender, int, int, int]] = []
             for slot in entry.slots.values():
                 forwarder = slot.forwarder
-                if rekey and slot.publication is not None and forwarder.waiting_keyframe:
-                    self._request_keyframe(slot.publication)  # a lost PLI costs one interval at most
+                if rekey and (forwarder.waiting_keyframe or slot.pending is not None):
+                    self._keyframe_for_slot(slot)  # a lost PLI costs one interval at most
                 if report and forwarder.forwarded and forwarder.started:
                     elapsed = int((now - forwarder.out_time) * forwarder.clock_rate)
                     rtp_timestamp = (forwarder.out_ts + elapsed) % (1 << 32)
@@ -966,13 +1367,19 @@ class Sfu:
     ) -> None:
         if slot.publication is pub:
             return
-        if slot.publication is not None:
+        previous = slot.publication
+        if previous is not None:
             with contextlib.suppress(ValueError):
-                slot.publication.sinks.remove(slot.forwarder)
+                previous.sinks.remove(slot.forwarder)
+            self._detach(slot)
         slot.publication = pub
+        slot.reported = None
         if pub is not None:
             pub.sinks.append(slot.forwarder)
+            self._place(slot)  # before switch(): its keyframe request goes to that layer
         slot.forwarder.switch(pub)
+        self._update_wanted(previous)
+        self._update_wanted(pub)
         if emit:
             self._emit(
                 StreamAssigned(

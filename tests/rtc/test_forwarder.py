@@ -54,6 +54,28 @@ VP8_DELTA = bytes([0x90, 0x80, 0x13, 0x01])
 VP8_CONTINUATION = bytes([0x80, 0x80, 0x12, 0x00])  # S=0
 
 
+def vp8_packet(
+    picture_id: int,
+    tl0: int,
+    tid: int,
+    *,
+    sync: bool = False,
+    start: bool = True,
+    keyframe: bool = False,
+    long_id: bool = True,
+    body: bytes = b"frame",
+) -> bytes:
+    """A VP8 RTP payload with a full descriptor (X, I, L, T) as Chromium sends for L1T3."""
+    pid = (
+        bytes([0x80 | (picture_id >> 8) & 0x7F, picture_id & 0xFF]) if long_id else bytes([picture_id & 0x7F])
+    )
+    descriptor = (
+        bytes([0x90 if start else 0x80, 0xE0]) + pid + bytes([tl0, (tid << 6) | (0x20 if sync else 0)])
+    )
+    frame = (b"\x00\x00\x00\x9d\x01\x2a" if keyframe else b"\x01\x00\x00") + body
+    return descriptor + frame
+
+
 def test_vp8_and_h264_keyframes_are_recognised() -> None:
     assert is_keyframe("VP8", VP8_KEY)
     assert not is_keyframe("VP8", VP8_DELTA)
@@ -256,7 +278,8 @@ def test_the_c_core_writes_the_same_bytes_as_the_python_one(kind: str) -> None:
     codec = "VP8" if kind == "video" else "OPUS"
     seq, ts, now = 65000, 4294900000, 0.0
     source = 0
-    for step in range(3000):
+    picture_id, tl0 = 32760, 250
+    for step in range(4000):
         now += rng.choice([0.0, 0.001, 0.02, 0.5])
         action = rng.random()
         if action < 0.02:
@@ -268,6 +291,17 @@ def test_the_c_core_writes_the_same_bytes_as_the_python_one(kind: str) -> None:
         if action < 0.03:
             for slot in slots:
                 slot.lost_video()
+            continue
+        if action < 0.035:  # another simulcast layer of the same source
+            seq, ts = rng.randrange(65536), rng.randrange(1 << 32)
+            picture_id, tl0 = rng.randrange(1 << 15), rng.randrange(256)
+            for slot in slots:
+                slot.switch_layer()
+            continue
+        if action < 0.045:
+            wanted = rng.choice([None, 0, 1, 2])
+            for slot in slots:
+                slot.set_temporal(wanted)
             continue
         if action < 0.06 and kind == "video":
             lost = [rng.randrange(65536) for _ in range(3)] + [
@@ -281,16 +315,33 @@ def test_the_c_core_writes_the_same_bytes_as_the_python_one(kind: str) -> None:
         jump = rng.choice([1, 1, 1, 1, 2, 0, -1, -3, 5])
         seq = (seq + jump) % 65536
         ts = (ts + 3000 * max(jump, 0)) % (1 << 32)
-        payload = (
-            VP8_KEY if rng.random() < 0.1 else bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
-        )
+        key = rng.random() < 0.1
+        if rng.random() < 0.6:  # a frame of an L1T3 stream: picture id, TL0PICIDX, TID, layer sync
+            if jump > 0:
+                picture_id = (picture_id + jump) % (1 << 15)
+            tid = 0 if key else rng.choice([0, 2, 1, 2])
+            if tid == 0 and jump > 0:
+                tl0 = (tl0 + 1) % 256
+            payload = vp8_packet(
+                picture_id,
+                tl0,
+                tid,
+                sync=rng.random() < 0.3,
+                start=key or rng.random() < 0.5,
+                keyframe=key,
+                long_id=rng.random() < 0.9,
+            )
+        elif key:
+            payload = VP8_KEY
+        else:
+            payload = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
         args = (
             rng.choice([codec, codec, "H264/1"]),
             seq,
             ts,
             rng.randrange(2),
             payload,
-            payload is VP8_KEY,
+            key,
             rng.choice([None, rng.randrange(128)]),
             rng.choice([None, rng.randrange(1 << 24)]),
             now,
@@ -302,9 +353,14 @@ def test_the_c_core_writes_the_same_bytes_as_the_python_one(kind: str) -> None:
         assert results[0] == results[1], step
         assert slots[0].waiting_keyframe == slots[1].waiting_keyframe
         assert (slots[0].out_seq, slots[0].out_ts) == (slots[1].out_seq, slots[1].out_ts)
+        assert [(s.tid_max, s.pic_last_out, s.tl0_last_out) for s in slots[:1]] == [
+            (s.tid_max, s.pic_last_out, s.tl0_last_out) for s in slots[1:]
+        ], step
     assert sinks[0].sent == sinks[1].sent
     assert len(sinks[0].sent) > 1000
     assert slots[0].stats == slots[1].stats
+    if kind == "video":
+        assert slots[0].stats.skipped_temporal > 50  # the temporal filter was exercised
 
 
 def test_the_c_wire_protects_and_sends_what_a_receiver_can_unprotect() -> None:
