@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import chromium
-from meetings.rtc.sfu import LayerChanged, Sfu, SfuEvent
+from meetings.rtc.sfu import LayerChanged, Sfu, SfuConfig, SfuEvent
 from tests.browser.conftest import chromium_path
 from tests.rtc.clients import wait_for
 
@@ -79,7 +79,8 @@ await pc.setRemoteDescription({type: "answer", sdp: await reply.text()});
 async def rig() -> AsyncIterator[tuple[Sfu, list[SfuEvent], str]]:
     """An SFU on 127.0.0.1 and the page's server."""
     events: list[SfuEvent] = []
-    sfu = Sfu(on_event=events.append)
+    # The test sets the layers itself: no allocation overriding it every tick.
+    sfu = Sfu(SfuConfig(adaptive=False), on_event=events.append)
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(text=_PAGE, content_type="text/html")

@@ -231,7 +231,7 @@ async def test_layers_route_by_rid_and_switch_at_the_target_keyframe(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     events: list[SfuEvent] = []
-    sfu = Sfu(SfuConfig(keyframe_interval=0.0), on_event=events.append)
+    sfu = Sfu(SfuConfig(keyframe_interval=0.0, adaptive=False), on_event=events.append)
     try:
         publisher = _Participant("pub", pc=None, downlink=DownlinkQueue(Sink()))  # type: ignore[arg-type]
         viewer = _Participant("viewer", pc=None, downlink=DownlinkQueue(Sink()))  # type: ignore[arg-type]
