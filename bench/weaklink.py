@@ -333,7 +333,8 @@ async def _receive(
         if profile.drop_to_kbit is not None:
             top = widths.width_at(fell)
             result.down_s = widths.seconds_until(fell, lambda w: w < top)
-            result.up_s = widths.seconds_until(returned, lambda w: w >= top)
+            if result.down_s is not None:  # back up from a layer it went down to
+                result.up_s = widths.seconds_until(returned, lambda w: w >= top)
         seconds = (end["t"] - start["t"]) / 1000
         samples = end["samples"] - start["samples"]
         result.concealed_pct = 100 * (end["concealed"] - start["concealed"]) / samples if samples else None

@@ -32,7 +32,7 @@ from aiohttp import web
 
 import chromium
 import shapedlink
-from meetings.rtc.sfu import Sfu, SfuConfig, SfuEvent
+from meetings.rtc.sfu import LayerChanged, Sfu, SfuConfig, SfuEvent
 from tests.browser.conftest import chromium_path
 
 PREFIX = "nl"  # the namespaces of tests/netlink: nl<pid>x<index>
@@ -207,8 +207,18 @@ class Meeting:
     relay: shapedlink.Relay | None
     url: str  # on 127.0.0.1
     links: list[shapedlink.Link]
-    events: list[SfuEvent] = field(default_factory=list)
+    events: list[tuple[float, SfuEvent]] = field(default_factory=list)  # (monotonic time, event)
     port: int = 0
+
+    def layer_changes(self, subscriber: str) -> list[str]:
+        """The ``LayerChanged`` events of ``subscriber``, as "+1.2 s mid 3: spatial 0" lines."""
+        began = self.events[0][0] if self.events else 0.0
+        return [
+            f"+{at - began:.1f} s mid {e.mid}: "
+            + ("paused" if e.paused else f"spatial {e.spatial} temporal {e.temporal} {e.width}×{e.height}")
+            for at, e in self.events
+            if isinstance(e, LayerChanged) and e.subscriber == subscriber
+        ]
 
     def front_url(self, link: shapedlink.Link) -> str:
         return f"http://{link.host_address}:{self.port}"
@@ -262,7 +272,9 @@ class Meeting:
 
     def show_tiles(self, client: Client, width: int = 640, height: int = 360) -> None:
         """Tell the SFU each video slot of ``client`` is shown at ``width``×``height``."""
-        self.sfu.set_tile_sizes(client.name, {mid: (width, height) for mid in client.mids("video")})
+        mids = client.mids("video")
+        assert mids, f"{client.name} has no video slot"
+        self.sfu.set_tile_sizes(client.name, {mid: (width, height) for mid in mids})
 
 
 async def _offer(sfu: Sfu, request: web.Request) -> web.Response:
@@ -283,10 +295,13 @@ async def meeting(links: Sequence[shapedlink.Link] = (), **config: Any) -> Async
     """An SFU (``SfuConfig(**config)``) and the test page's server; the relay when there are links."""
     relay = shapedlink.Relay(links[0].host_address, "127.0.0.1") if links else None
     announced = links[0].host_address if links else ""
-    events: list[SfuEvent] = []
+    events: list[tuple[float, SfuEvent]] = []
+
+    def record(event: SfuEvent) -> None:
+        events.append((time.monotonic(), event))
+
     sfu = Sfu(
-        SfuConfig(media_addresses=("127.0.0.1",), announced_address=announced, **config),
-        on_event=events.append,
+        SfuConfig(media_addresses=("127.0.0.1",), announced_address=announced, **config), on_event=record
     )
     app = web.Application()
     app.router.add_get("/client.html", _file("client.html", "text/html"))

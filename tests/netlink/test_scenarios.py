@@ -137,6 +137,7 @@ async def test_a_receiver_whose_link_falls_to_250_kbit_adapts_down_keeps_audio_a
                 print(f"\n2 Mbit/s: top layer after {first_s:.1f} s")
                 print(f"→ 250 kbit/s: down in {down_s:.1f} s; at 250 kbit/s {low_w.line()}")
                 print(f"→ 2 Mbit/s: up in {up_s:.1f} s; over the drop and back {whole.line()}")
+                print("layer changes:", *m.layer_changes("receiver"), sep="\n  ")
                 # Audio throughout: from the drop, through the low period, to the recovery.
                 assert whole.concealed_pct is not None and whole.concealed_pct < AUDIO_PCT, whole
                 assert low_w.fps > 0, low_w
