@@ -209,6 +209,7 @@ class Meeting:
     links: list[shapedlink.Link]
     events: list[tuple[float, SfuEvent]] = field(default_factory=list)  # (monotonic time, event)
     port: int = 0
+    offers: dict[str, str] = field(default_factory=dict)  # the SDP offer each participant sent
 
     def layer_changes(self, subscriber: str) -> list[str]:
         """The ``LayerChanged`` events of ``subscriber``, as "+1.2 s mid 3: spatial 0" lines."""
@@ -236,6 +237,7 @@ class Meeting:
         browser: Any,
         name: str,
         *,
+        init_script: str = "",
         link: shapedlink.Link | None = None,
         microphone: bool = False,
         camera: bool = False,
@@ -252,6 +254,8 @@ class Meeting:
             query["unnegotiated"] = unnegotiated
         base = self.url if link is None else self.front_url(link)
         context = await browser.new_context(viewport={"width": 800, "height": 600})
+        if init_script:
+            await context.add_init_script(init_script)
         page = await context.new_page()
         await page.goto(f"{base}/client.html?{urlencode(query)}")
         client = Client(name, page, self.sfu)
@@ -277,8 +281,9 @@ class Meeting:
         self.sfu.set_tile_sizes(client.name, {mid: (width, height) for mid in mids})
 
 
-async def _offer(sfu: Sfu, request: web.Request) -> web.Response:
+async def _offer(sfu: Sfu, offers: dict[str, str], request: web.Request) -> web.Response:
     data = await request.json()
+    offers[str(data["id"])] = str(data["sdp"])
     answer = await sfu.join(str(data["id"]), str(data["sdp"]))
     return web.json_response({"sdp": answer})
 
@@ -307,8 +312,10 @@ async def meeting(links: Sequence[shapedlink.Link] = (), **config: Any) -> Async
     app.router.add_get("/client.html", _file("client.html", "text/html"))
     app.router.add_get("/client.js", _file("client.js", "text/javascript"))
 
+    offers: dict[str, str] = {}
+
     async def offer(request: web.Request) -> web.Response:
-        return await _offer(sfu, request)
+        return await _offer(sfu, offers, request)
 
     app.router.add_post("/offer", offer)
     runner = web.AppRunner(app, access_log=None)
@@ -322,7 +329,7 @@ async def meeting(links: Sequence[shapedlink.Link] = (), **config: Any) -> Async
             port = runner.addresses[0][1]
             for link in links:
                 await web.TCPSite(runner, link.host_address, port).start()
-            yield Meeting(sfu, relay, f"http://127.0.0.1:{port}", list(links), events, port)
+            yield Meeting(sfu, relay, f"http://127.0.0.1:{port}", list(links), events, port, offers)
         finally:
             await sfu.close()
             await runner.cleanup()
