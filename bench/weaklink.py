@@ -173,8 +173,10 @@ def _serve(
         from web import media_ctx
         from web.app import create_app
 
-        # The column's adaptation switch (no setting for it: a benchmark's, in this process only).
-        media_ctx.SfuConfig = functools.partial(SfuConfig, adaptive=adaptive)  # type: ignore[misc]
+        # The column's adaptation switch (no setting for it: a benchmark's, in this process only):
+        # the media context builds its SfuConfig with adaptive set as the column says.
+        context: Any = media_ctx
+        context.SfuConfig = functools.partial(SfuConfig, adaptive=adaptive)
 
         relay = shapedlink.Relay(front, HOST, seed=SEED)
         for network, impairment in impaired:

@@ -22,6 +22,8 @@ from meetings.rtc.sfu import MAX_TILE_PX, LinkEstimate, Sfu, SfuConfig, SfuEvent
 from tests.netlink.harness import Figures, meeting, until, window
 from tests.rtc.clients import Client, wait_for
 
+pytestmark = pytest.mark.netlink
+
 SFU_LOGGER = "meetings.rtc"
 TEN_GBIT = 10_000_000_000
 
@@ -145,7 +147,6 @@ async def pw() -> AsyncIterator[Any]:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.netlink
 async def test_a_rid_the_offer_did_not_negotiate_is_refused_with_a_reason_and_the_rest_goes_on(
     pw: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -176,7 +177,6 @@ async def test_a_rid_the_offer_did_not_negotiate_is_refused_with_a_reason_and_th
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.netlink
 async def test_a_top_layer_that_disappears_moves_its_receivers_to_the_next_and_the_room_goes_on(
     pw: Any,
 ) -> None:

@@ -11,6 +11,8 @@ import shapedlink
 from bench.weaklink import SINGLE_LAYER
 from tests.netlink.harness import Figures, meeting, window
 
+pytestmark = pytest.mark.netlink
+
 
 def _reading(t: float, concealed: int, samples: int, frames: int, freezes: int, width: int) -> Figures:
     return Figures(
@@ -58,7 +60,6 @@ async def pw() -> AsyncIterator[Any]:
 
 
 @pytest.mark.browser
-@pytest.mark.netlink
 async def test_the_test_page_offers_simulcast_and_the_bench_baseline_strips_it_to_one_layer(pw: Any) -> None:
     async with meeting() as m:
         browser = await m.browser(pw)
