@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -168,15 +168,20 @@ def _serve(
     async def main() -> None:
         from aiohttp import web
 
-        from meetings.rtc.sfu import SfuConfig
+        from meetings.rtc.sfu import Sfu, SfuConfig
         from meetings.settings import load_settings
-        from web import media_ctx
         from web.app import create_app
 
-        # The column's adaptation switch (no setting for it: a benchmark's, in this process only):
-        # the media context builds its SfuConfig with adaptive set as the column says.
-        context: Any = media_ctx
-        context.SfuConfig = functools.partial(SfuConfig, adaptive=adaptive)
+        # The column's adaptation switch (no setting for it: a benchmark's, in this process
+        # only): every SFU made here gets its SfuConfig with ``adaptive`` as the column says,
+        # wherever the app builds that config.
+        made = Sfu.__init__
+
+        def init(self: Sfu, config: SfuConfig | None = None, *args: Any, **kwargs: Any) -> None:
+            made(self, dataclasses.replace(config or SfuConfig(), adaptive=adaptive), *args, **kwargs)
+
+        sfu_class: Any = Sfu
+        sfu_class.__init__ = init
 
         relay = shapedlink.Relay(front, HOST, seed=SEED)
         for network, impairment in impaired:

@@ -161,7 +161,7 @@ async def test_a_rid_the_offer_did_not_negotiate_is_refused_with_a_reason_and_th
             m.show_tiles(receiver)
 
             async def refused() -> bool:
-                return bool(_logged(caplog, r"\brid\b.*\bf\b|\bf\b.*\brid\b"))
+                return bool(_logged(caplog, r"(\brid\b|stream.id).*\bf\b|\bf\b.*(\brid\b|stream.id)"))
 
             await until(refused, 20, "a logged refusal of rid f")
             before = await receiver.fresh()
