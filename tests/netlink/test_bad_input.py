@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from aiortc import rtp as aiortc_rtp
 
 from meetings.rtc import internals
 from meetings.rtc.sfu import MAX_TILE_PX, LinkEstimate, Sfu, SfuConfig, SfuEvent
-from tests.netlink.harness import Figures, meeting, until, window
+from tests.netlink.harness import meeting, until, window
 from tests.rtc.clients import Client, wait_for
 
 pytestmark = pytest.mark.netlink
@@ -154,21 +154,24 @@ async def test_a_rid_the_offer_did_not_negotiate_is_refused_with_a_reason_and_th
     async with meeting() as m:
         browser = await m.browser(pw)
         try:
-            # The SFU's offer says q and h; the page puts f back in the answer it applies, so
-            # Chromium sends f too (the rid header extension naming a stream nobody declared).
-            await m.join(browser, "pub", microphone=True, camera=True, unnegotiated="f", wait_media=False)
+            # The SFU's offer says h and f; the page puts q back in the answer it applies, so
+            # Chromium sends q too (the rid header extension naming a stream nobody declared).
+            # q, the lowest: Chromium sends it whatever its own bandwidth estimate.
+            await m.join(browser, "pub", microphone=True, camera=True, unnegotiated="q", wait_media=False)
+            assert "a=simulcast:send h;f" in m.offers["pub"]
             receiver = await m.join(browser, "receiver", audio=1, video=1)
             m.show_tiles(receiver)
 
             async def refused() -> bool:
-                return bool(_logged(caplog, r"(\brid\b|stream.id).*\bf\b|\bf\b.*(\brid\b|stream.id)"))
+                return bool(_logged(caplog, r"(\brid\b|stream.id).*\bq\b|\bq\b.*(\brid\b|stream.id)"))
 
-            await until(refused, 20, "a logged refusal of rid f")
+            await until(refused, 20, "a logged refusal of rid q")
             before = await receiver.fresh()
             await asyncio.sleep(4)
             after = await receiver.fresh()
             got = window(before, after)
-            print(f"\nwith rid f unnegotiated: {got.line()}")
+            print(f"\nwith rid q unnegotiated: {got.line()}")
+            print(*_logged(caplog, r"\bq\b"), sep="\n")
             assert got.fps > 0 and got.concealed_pct is not None, got
             assert m.sfu.participants() == ["pub", "receiver"]
         finally:
@@ -186,31 +189,43 @@ async def test_a_top_layer_that_disappears_moves_its_receivers_to_the_next_and_t
             publisher = await m.join(browser, "pub", microphone=True, camera=True, wait_media=False)
             receiver = await m.join(browser, "receiver", audio=1, video=1)
             m.show_tiles(receiver)
-            top = await publisher.capture_width()
 
-            def on(check: Any) -> Any:
-                async def holds() -> bool:
-                    return bool(check(await receiver.figures()))
+            async def sent() -> dict[str, int]:
+                return (await publisher.figures()).sent_widths()
 
-                return holds
+            async def received() -> list[int]:
+                return (await receiver.figures()).widths()
 
-            def at_top(f: Figures) -> bool:
-                return bool(f.widths()) and min(f.widths()) >= top
-
-            def below_top(f: Figures) -> bool:
-                return bool(f.widths()) and max(f.widths()) < top
-
-            await until(on(at_top), 30, "the top layer")
-            # As Chromium does under CPU load: the top layer stops (encodings[f].active = false).
-            await publisher.page.click("#stop-top-layer")
-            await publisher.page.wait_for_selector("#stop-top-layer[data-done='true']")
-            await until(on(below_top), 20, "the next layer down")
+            # The highest layer the publisher sends now (f once its estimate allows, else h)
+            # and the receiver on it: a tile of 640×360 and an unlimited link want the top.
+            await until(lambda: _two_layers(sent), 30, "two layers from the publisher")
+            rid, top = max((await sent()).items(), key=lambda item: item[1])
+            await until(lambda: _at_least(received, top), 30, f"the receiver on layer {rid} ({top} px)")
+            # As Chromium does under CPU load: that layer stops (encodings[rid].active = false).
+            await publisher.page.fill("#layer-rid", rid)
+            await publisher.page.click("#stop-layer")
+            await publisher.page.wait_for_selector(f"#stop-layer[data-stopped='{rid}']")
+            await until(lambda: _below(received, top), 20, f"the layer below {rid}")
             before = await receiver.fresh()
             await asyncio.sleep(4)
             after = await receiver.fresh()
             got = window(before, after)
-            print(f"\nafter the top layer stopped: {got.line()}")
+            print(f"\nafter layer {rid} ({top} px) stopped: {got.line()}")
             assert got.fps > 0 and got.widths and max(got.widths) < top, got
             assert got.concealed_pct is not None and got.concealed_pct < 2.0, got
         finally:
             await browser.close()
+
+
+async def _two_layers(sent: Callable[[], Awaitable[dict[str, int]]]) -> bool:
+    return len(await sent()) >= 2
+
+
+async def _at_least(received: Callable[[], Awaitable[list[int]]], width: int) -> bool:
+    widths = await received()
+    return bool(widths) and min(widths) >= width
+
+
+async def _below(received: Callable[[], Awaitable[list[int]]], width: int) -> bool:
+    widths = await received()
+    return bool(widths) and max(widths) < width

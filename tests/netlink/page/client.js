@@ -57,12 +57,15 @@ function withoutRid(sdp, rid) {
     .join("\r\n");
 }
 
-/** Put `rid` back into an answer that accepted simulcast, so that the browser sends it. */
-function withRid(sdp, rid) {
+/** Put `rid` back into an answer that accepted simulcast (in the offer's order), so that the browser sends it. */
+function withRid(sdp, rid, offered) {
+  const order = LAYERS.map((layer) => layer.rid).filter((r) => offered.includes(`a=rid:${r} send`));
   const lines = [];
   for (const line of sdp.split("\r\n")) {
-    if (line.startsWith("a=simulcast:recv ") && !line.slice(17).split(";").includes(rid)) {
-      lines.push(`a=rid:${rid} recv`, `${line};${rid}`);
+    const accepted = line.startsWith("a=simulcast:recv ") ? line.slice(17).split(";") : null;
+    if (accepted && !accepted.includes(rid)) {
+      const rids = order.filter((r) => r === rid || accepted.includes(r));
+      lines.push(`a=rid:${rid} recv`, "a=simulcast:recv " + rids.join(";"));
     } else {
       lines.push(line);
     }
@@ -119,7 +122,8 @@ async function start() {
   });
   if (!response.ok) throw new Error(`offer refused: ${response.status} ${await response.text()}`);
   const answer = (await response.json()).sdp;
-  await pc.setRemoteDescription({ type: "answer", sdp: dropped ? withRid(answer, dropped) : answer });
+  const local = pc.localDescription.sdp;
+  await pc.setRemoteDescription({ type: "answer", sdp: dropped ? withRid(answer, dropped, local) : answer });
   if (video) {
     // Layers by bandwidth, not by the CPU of a busy test machine: keep each layer's size.
     const parameters = video.sender.getParameters();
@@ -141,17 +145,19 @@ async function setLayerActive(rid, active) {
   }
 }
 
-// A button the test clicks (a locator, not script): stop sending the top layer.
+// What the test fills in and clicks (locators, not script): stop sending the layer named.
+const layer = document.createElement("input");
+layer.id = "layer-rid";
 const stop = document.createElement("button");
-stop.id = "stop-top-layer";
-stop.textContent = "stop f";
+stop.id = "stop-layer";
+stop.textContent = "stop layer";
 stop.addEventListener("click", () => {
-  setLayerActive("f", false).then(
-    () => (stop.dataset.done = "true"),
+  setLayerActive(layer.value, false).then(
+    () => (stop.dataset.stopped = layer.value),
     (error) => (state.dataset.error = String(error)),
   );
 });
-document.body.append(stop);
+document.body.append(layer, stop);
 
 start().catch((error) => {
   state.dataset.error = String(error);
