@@ -26,6 +26,8 @@ pytestmark = pytest.mark.netlink
 
 SFU_LOGGER = "meetings.rtc"
 TEN_GBIT = 10_000_000_000
+# Audio goes on: a loose bound on an unshaped link (a busy 2-core machine alone conceals ~1-3 %).
+GOES_ON_PCT = 5.0
 
 
 def _logged(caplog: pytest.LogCaptureFixture, pattern: str) -> list[str]:
@@ -172,7 +174,7 @@ async def test_a_rid_the_offer_did_not_negotiate_is_refused_with_a_reason_and_th
             got = window(before, after)
             print(f"\nwith rid q unnegotiated: {got.line()}")
             print(*_logged(caplog, r"\bq\b"), sep="\n")
-            assert got.fps > 0 and got.concealed_pct is not None, got
+            assert got.fps > 0 and got.concealed_pct is not None and got.concealed_pct < GOES_ON_PCT, got
             assert m.sfu.participants() == ["pub", "receiver"]
         finally:
             await browser.close()
@@ -212,7 +214,7 @@ async def test_a_top_layer_that_disappears_moves_its_receivers_to_the_next_and_t
             got = window(before, after)
             print(f"\nafter layer {rid} ({top} px) stopped: {got.line()}")
             assert got.fps > 0 and got.widths and max(got.widths) < top, got
-            assert got.concealed_pct is not None and got.concealed_pct < 2.0, got
+            assert got.concealed_pct is not None and got.concealed_pct < GOES_ON_PCT, got
         finally:
             await browser.close()
 
