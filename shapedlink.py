@@ -138,14 +138,18 @@ def _shape(prefix: list[str], device: str, kbit: int | None) -> None:
 
 @contextlib.contextmanager
 def shaped_link(
-    index: int = 0, *, down_kbit: int | None = None, up_kbit: int | None = None
+    index: int = 0, *, down_kbit: int | None = None, up_kbit: int | None = None, prefix: str = "gb"
 ) -> Iterator[Link]:
     """A namespace joined to this one by a veth pair on a private /30, shaped; removed on exit.
 
     The namespace routes everything to the host side (its default route), so it reaches the
     host's addresses on other links too, and nothing beyond this machine (no forwarding here).
+    Its name is ``prefix``, this process's id and ``index`` (interface names allow 15 bytes:
+    keep ``prefix`` to 4 letters), so concurrent runs and suites never share one.
     """
-    tag = f"gb{os.getpid() % 100000}x{index}"
+    if not (prefix.isalpha() and len(prefix) <= 4):
+        raise ValueError(f"a namespace prefix is 1 to 4 letters: {prefix!r}")
+    tag = f"{prefix}{os.getpid() % 100000}x{index}"
     link = Link(namespace=tag, host_device=f"{tag}h", device=f"{tag}n", network=_subnet(index))
     try:
         _run("ip", "netns", "add", link.namespace)

@@ -12,17 +12,27 @@ unshaped, the profile is applied once remote audio and video arrive, then ``getS
 read at the start and the end of a fixed window (``--sizes``: its length in seconds, 30 by
 default, 10 with ``--quick``): audio concealment % (concealedSamples / totalSamplesReceived),
 video fps (framesDecoded per second), the resolution at the end, freezes per minute
-(freezeCount), and the kbit/s received. The receiver then leaves and its browser closes.
+(freezeCount), the kbit/s received, and the seconds to adapt: from a fall of the link's rate
+(the profile applied after the join, or the drop) to the first reading (every 0.5 s) with a
+frame width below the one before it, and from the rate's return to the first reading back at
+that width ("—": not within the window, or no fall to adapt to). The drop profile spends a third
+of the window at 2 Mbit/s, a third at 250 kbit/s and the rest back at 2 Mbit/s (at most
+``UP_WAIT_S`` more to see the top layer again). The receiver then leaves and its browser closes.
 
-``MODES`` are the columns: today only the baseline (no adaptation exists); an adaptive mode
-later adds its app settings there and is measured with the same profiles, side by side.
-Needs root (network namespaces, tc); every run is bounded (set-up, join and window).
+``MODES`` are the columns, each its own app process, measured with the same profiles in the
+same run: ``adaptive`` (the publisher's page publishes as it does, VP8 simulcast with rids
+q/h/f; the SFU allocates each receiver its layer) and ``baseline``, adaptation off as before
+issue #16 (``SfuConfig(adaptive=False)``: every slot gets the top layer, never paused; the
+publisher's ``addTransceiver`` is stripped of its simulcast ``sendEncodings`` by an init script,
+so it sends one layer as the page did). Needs root (network namespaces, tc); every run is
+bounded (set-up, join and window).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -47,6 +57,10 @@ START_TIMEOUT_S = 60.0
 JOIN_TIMEOUT_S = 45.0  # from the invitation link to remote audio and video, unshaped
 SEED = 16
 WARMUP_S = 30.0  # the publisher's bandwidth estimate (and so its rate) grows for a while after it joins
+UP_WAIT_S = 20.0  # after the drop profile's rate returns, how long the top layer may take to come back
+POLL_S = 0.5  # how often the receiver's frame width is read, for the seconds to adapt
+# Targets of issue #16 (printed under the table, not asserted).
+TARGETS = "targets: at 300 kbit/s audio concealment < 2 %; adapt down within 2 s, up within 15 s"
 
 
 @dataclass(frozen=True)
@@ -67,9 +81,31 @@ PROFILES = [
     Profile("2 Mbit/s → 250 kbit/s", 2000, drop_to_kbit=250),
 ]
 
-# The columns: app settings per mode. An adaptive mode (simulcast, bandwidth estimation, audio
-# first) adds its switch here, e.g. "adaptive": {...}, and is measured with the same profiles.
-MODES: dict[str, dict[str, Any]] = {"baseline": {}}
+
+@dataclass(frozen=True)
+class Mode:
+    """A column: the SFU's adaptation (``SfuConfig.adaptive``) and whether the publisher sends simulcast."""
+
+    adaptive: bool
+    simulcast: bool
+
+
+MODES: dict[str, Mode] = {
+    "adaptive": Mode(adaptive=True, simulcast=True),
+    "baseline": Mode(adaptive=False, simulcast=False),  # before #16: one layer, forwarded as is
+}
+
+# The baseline publisher's page: simulcast encodings dropped, so the camera is one stream.
+SINGLE_LAYER = """(() => {
+  const original = RTCPeerConnection.prototype.addTransceiver;
+  RTCPeerConnection.prototype.addTransceiver = function (trackOrKind, init) {
+    if (init && Array.isArray(init.sendEncodings) && init.sendEncodings.length > 1) {
+      init = Object.assign({}, init);
+      delete init.sendEncodings;
+    }
+    return original.call(this, trackOrKind, init);
+  };
+})();"""
 
 STATS = """async () => {
   const pc = window.__giaoban && window.__giaoban.pc;
@@ -105,6 +141,8 @@ class Result:
     kbps: float | None = None
     sent_kbps: float | None = None  # what the publisher sent meanwhile
     relay_dropped: str = ""
+    down_s: float | None = None  # seconds to adapt down after the rate fell
+    up_s: float | None = None  # seconds to come back up after it returned
     error: str = ""
 
 
@@ -122,7 +160,7 @@ def _serve(
     var_dir: str,
     front: str,
     impaired: list[tuple[str, Impairment]],
-    settings_extra: dict[str, Any],
+    adaptive: bool,
     channel: multiprocessing.connection.Connection,
 ) -> None:
     """Child process: the app on 127.0.0.1 and ``front``, media fronted by the relay."""
@@ -130,8 +168,20 @@ def _serve(
     async def main() -> None:
         from aiohttp import web
 
+        from meetings.rtc.sfu import Sfu, SfuConfig
         from meetings.settings import load_settings
         from web.app import create_app
+
+        # The column's adaptation switch (no setting for it: a benchmark's, in this process
+        # only): every SFU made here gets its SfuConfig with ``adaptive`` as the column says,
+        # wherever the app builds that config.
+        made = Sfu.__init__
+
+        def init(self: Sfu, config: SfuConfig | None = None, *args: Any, **kwargs: Any) -> None:
+            made(self, dataclasses.replace(config or SfuConfig(), adaptive=adaptive), *args, **kwargs)
+
+        sfu_class: Any = Sfu
+        sfu_class.__init__ = init
 
         relay = shapedlink.Relay(front, HOST, seed=SEED)
         for network, impairment in impaired:
@@ -147,7 +197,6 @@ def _serve(
             scheduler_enabled=False,
             media_addresses=HOST,
             media_announced_address=front,
-            **settings_extra,
         )
         with shapedlink.follow_sfu_ports(relay):
             runner = web.AppRunner(create_app(settings), access_log=None)
@@ -198,6 +247,39 @@ async def _stats(page: Any) -> dict[str, float]:
     return result
 
 
+class _Widths:
+    """The receiver's frame width every ``POLL_S`` (monotonic time, width), read in the background."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.readings: list[tuple[float, float]] = []
+        self.task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        with contextlib.suppress(Exception):  # the page closing ends it
+            while True:
+                width = (await _stats(self.page))["width"]
+                self.readings.append((time.monotonic(), width))
+                await asyncio.sleep(POLL_S)
+
+    def width_at(self, moment: float) -> float:
+        """The last width read before ``moment`` (0: none yet)."""
+        before = [w for t, w in self.readings if t <= moment]
+        return before[-1] if before else 0.0
+
+    def seconds_until(self, moment: float, check: Any) -> float | None:
+        """Seconds from ``moment`` to the first reading after it for which ``check(width)`` holds."""
+        for t, width in self.readings:
+            if t >= moment and width and check(width):
+                return t - moment
+        return None
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
 async def _receive(
     pw: Any, link: shapedlink.Link, profile: Profile, url: str, token: str, window: float, publisher: Any
 ) -> Result:
@@ -209,6 +291,7 @@ async def _receive(
     # context, or it offers neither media devices nor the pre-join screen.
     secure = f"--unsafely-treat-insecure-origin-as-secure={url}"
     browser = await chromium.launch(pw, link.wrapper(path), [secure])
+    widths: _Widths | None = None
     try:
         context = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="vi-VN")
         page = await context.new_page()
@@ -224,18 +307,41 @@ async def _receive(
                 if first["samples"] > 0 and first["frames"] > 0:
                     break
                 await asyncio.sleep(0.25)
+        widths = _Widths(page)
+        await asyncio.sleep(2 * POLL_S)  # a width read before the rate changes
+        shaped = time.monotonic()
         link.shape(profile.kbit, profile.kbit)
         await asyncio.sleep(1.0)  # the queue the old rate filled drains (or fills) first
         start = await _stats(page)
         sent_start = await _stats(publisher)
+        fell = returned = 0.0
         if profile.drop_to_kbit is not None:
             await asyncio.sleep(window / 3)
+            fell = time.monotonic()
             link.shape(profile.drop_to_kbit, profile.drop_to_kbit)
-            await asyncio.sleep(window * 2 / 3)
+            await asyncio.sleep(window / 3)
+            returned = time.monotonic()
+            link.shape(profile.kbit, profile.kbit)
+            await asyncio.sleep(window / 3)
+            top = widths.width_at(fell)
+            deadline = returned + window / 3 + UP_WAIT_S
+            while time.monotonic() < deadline:  # the top layer back, or the deadline
+                if widths.seconds_until(returned, lambda w: w >= top) is not None:
+                    break
+                await asyncio.sleep(POLL_S)
         else:
             await asyncio.sleep(window)
         end = await _stats(page)
         sent_end = await _stats(publisher)
+        await widths.stop()
+        if profile.kbit is not None:  # a fall from unlimited: how long until a smaller layer
+            unshaped = widths.width_at(shaped)
+            result.down_s = widths.seconds_until(shaped, lambda w: w < unshaped)
+        if profile.drop_to_kbit is not None:
+            top = widths.width_at(fell)
+            result.down_s = widths.seconds_until(fell, lambda w: w < top)
+            if result.down_s is not None:  # back up from a layer it went down to
+                result.up_s = widths.seconds_until(returned, lambda w: w >= top)
         seconds = (end["t"] - start["t"]) / 1000
         samples = end["samples"] - start["samples"]
         result.concealed_pct = 100 * (end["concealed"] - start["concealed"]) / samples if samples else None
@@ -248,13 +354,21 @@ async def _receive(
     except Exception as exc:  # one failed profile is a row in the table, not the end of the run
         result.error = _first_line(exc)
     finally:
+        if widths is not None:
+            await widths.stop()
         link.shape(None, None)
         await browser.close()
     return result
 
 
 async def _measure(
-    links: list[shapedlink.Link], url: str, publisher_url: str, tokens: list[str], window: float, server: Any
+    links: list[shapedlink.Link],
+    url: str,
+    publisher_url: str,
+    tokens: list[str],
+    window: float,
+    server: Any,
+    mode: Mode,
 ) -> dict[str, Result]:
     from playwright.async_api import async_playwright
 
@@ -269,10 +383,13 @@ async def _measure(
         browser = await chromium.launch(pw, path, [f"--use-file-for-fake-video-capture={clip}"])
         try:
             chair = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="vi-VN")
+            if not mode.simulcast:
+                await chair.add_init_script(SINGLE_LAYER)
             page = await chair.new_page()
             await _enter(page, publisher_url, tokens[0], audio=True)
             await page.wait_for_selector("#room:not([hidden])", timeout=START_TIMEOUT_S * 1000)
-            await asyncio.sleep(WARMUP_S)  # the publisher's sending rate ramps up first
+            # The publisher's sending rate ramps up first (shorter for a short window).
+            await asyncio.sleep(min(WARMUP_S, 1.5 * window))
             for profile, link, token in zip(PROFILES, links, tokens[1:], strict=False):
                 server.send("counts")
                 before = server.recv()
@@ -304,20 +421,34 @@ def _line(r: Result) -> str:
     return (
         f"concealed {_f(r.concealed_pct)} %, {_f(r.fps)} fps at {r.resolution}, "
         f"{_f(r.freezes_per_min)} freezes/min, {_f(r.kbps, '.0f')} kbit/s received "
-        f"(publisher sent {_f(r.sent_kbps, '.0f')})"
+        f"(publisher sent {_f(r.sent_kbps, '.0f')}), adapted down in {_f(r.down_s)} s, up in {_f(r.up_s)} s"
         + (f", relay dropped {r.relay_dropped}" if r.relay_dropped else "")
     )
 
 
+CELL = f"{'conc. %':>7} {'fps':>5} {'resolution':>10} {'frz/min':>7} {'down s':>6} {'up s':>5} {'kbit/s':>6}"
+
+
+def _cell(r: Result) -> str:
+    if r.error:
+        return f"{'failed: ' + r.error[: len(CELL) - 8]:<{len(CELL)}}"
+    return (
+        f"{_f(r.concealed_pct, '.2f'):>7} {_f(r.fps):>5} {r.resolution:>10} {_f(r.freezes_per_min):>7}"
+        f" {_f(r.down_s):>6} {_f(r.up_s):>5} {_f(r.kbps, '.0f'):>6}"
+    )
+
+
 def _report(table: Table) -> int:
+    """The table: a row per profile, the modes side by side; status 1 if a cell failed."""
     modes = list(MODES)
     print()
-    print(f"Receivers on shaped links, {table.window_s:.0f} s window per profile (getStats):")
-    header = f"{'profile':<34}" + "".join(
-        f" | {mode + ': audio conc. %':>24} {'fps':>5} {'resolution':>10} {'freezes/min':>11}"
-        f" {'kbit/s':>7} {'sent':>5}"
-        for mode in modes
+    print(
+        f"A receiver on a shaped link, {table.window_s:.0f} s window per profile (getStats): audio "
+        "concealment %, video fps, resolution at the end, freezes per minute, seconds to adapt down "
+        "and up, kbit/s received"
     )
+    print(f"{'':<34}" + "".join(f" | {mode:^{len(CELL)}}" for mode in modes))
+    header = f"{'profile':<34}" + "".join(f" | {CELL}" for _ in modes)
     print(header)
     print("-" * len(header))
     status = 0
@@ -325,20 +456,15 @@ def _report(table: Table) -> int:
         cells = []
         for mode in modes:
             r = table.rows.get(mode, {}).get(profile.name, Result(error="not run"))
-            if r.error:
-                status = 1
-                cells.append(f" | {'failed: ' + r.error[:60]:<62}")
-                continue
-            cells.append(
-                f" | {_f(r.concealed_pct):>24} {_f(r.fps):>5} {r.resolution:>10}"
-                f" {_f(r.freezes_per_min):>11} {_f(r.kbps, '.0f'):>7} {_f(r.sent_kbps, '.0f'):>5}"
-            )
+            status = max(status, int(bool(r.error)))
+            cells.append(f" | {_cell(r)}")
         print(f"{profile.name:<34}" + "".join(cells))
+    print(TARGETS)
     return status
 
 
 def run(sizes: Sequence[int]) -> int:
-    """Each mode (today: the baseline), each profile: one receiver for ``sizes[0]`` seconds."""
+    """Each mode (adaptive, baseline), each profile: one receiver for ``sizes[0]`` seconds."""
     from meetings.db.migrate import upgrade_sync
 
     reason = shapedlink.unavailable()
@@ -361,8 +487,8 @@ def run(sizes: Sequence[int]) -> int:
             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; media announced on {front}.",
             flush=True,
         )
-        for mode, extra in MODES.items():
-            print(f"mode {mode}:", flush=True)
+        for name, mode in MODES.items():
+            print(f"mode {name}:", flush=True)
             folder = Path(tempfile.mkdtemp(prefix="bench-weaklink-"))
             database_url = f"sqlite+aiosqlite:///{folder / 'giaoban.sqlite3'}"
             upgrade_sync(database_url)
@@ -371,7 +497,7 @@ def run(sizes: Sequence[int]) -> int:
             parent, child = spawn.Pipe()
             server = spawn.Process(
                 target=_serve,
-                args=(database_url, str(folder / "var"), front, impaired, extra, child),
+                args=(database_url, str(folder / "var"), front, impaired, mode.adaptive, child),
                 daemon=True,
             )
             server.start()
@@ -380,7 +506,9 @@ def run(sizes: Sequence[int]) -> int:
                 if not parent.poll(START_TIMEOUT_S):
                     raise RuntimeError(f"the app did not start within {START_TIMEOUT_S:.0f} s")
                 port = parent.recv()
-                bound = START_TIMEOUT_S + len(PROFILES) * (JOIN_TIMEOUT_S + window + 30)
+                bound = (
+                    START_TIMEOUT_S + WARMUP_S + len(PROFILES) * (JOIN_TIMEOUT_S + window + 30) + UP_WAIT_S
+                )
                 measuring = _measure(
                     links,
                     f"http://{front}:{port}",
@@ -388,8 +516,9 @@ def run(sizes: Sequence[int]) -> int:
                     [meeting.chair, *meeting.officers],
                     window,
                     parent,
+                    mode,
                 )
-                table.rows[mode] = asyncio.run(asyncio.wait_for(measuring, bound))
+                table.rows[name] = asyncio.run(asyncio.wait_for(measuring, bound))
             finally:
                 with contextlib.suppress(OSError):
                     parent.send("stop")

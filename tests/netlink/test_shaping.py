@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from shapedlink import Link, shaped_link
+from tests.netlink.harness import PREFIX
 
 pytestmark = [pytest.mark.slow, pytest.mark.netlink, pytest.mark.usefixtures("netns")]
 
@@ -17,7 +18,7 @@ SECONDS = 3.0
 
 @pytest.fixture
 def link() -> Iterator[Link]:
-    with shaped_link(0) as made:
+    with shaped_link(0, prefix=PREFIX) as made:
         yield made
 
 
@@ -56,7 +57,7 @@ def test_rate_changes_mid_run_and_unlimited_is_fast(link: Link) -> None:
 
 def test_teardown_leaves_nothing_even_after_a_failure() -> None:
     names: list[str] = []
-    with pytest.raises(RuntimeError, match="inside"), shaped_link(1, down_kbit=300) as made:
+    with pytest.raises(RuntimeError, match="inside"), shaped_link(1, down_kbit=300, prefix=PREFIX) as made:
         names += [made.namespace, made.host_device]
         raise RuntimeError("a failure inside")
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout

@@ -22,6 +22,7 @@ from meetings.settings import Settings
 from tests.browser.conftest import chromium_path
 from tests.browser.test_room_browser import enter, open_meeting, until
 from tests.conftest import World
+from tests.netlink.harness import PREFIX
 from web.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.netlink, pytest.mark.usefixtures("netns")]
@@ -51,7 +52,7 @@ class Served:
 @pytest.fixture
 async def served(settings: Settings) -> AsyncIterator[Served]:
     """The app on 127.0.0.1 and on a shaped link's host side; media fronted by the relay there."""
-    with shapedlink.shaped_link(0) as link:
+    with shapedlink.shaped_link(0, prefix=PREFIX) as link:
         relay = shapedlink.Relay(link.host_address, "127.0.0.1")
         shaped = dataclasses.replace(settings, media_announced_address=link.host_address)
         with shapedlink.follow_sfu_ports(relay):

@@ -1,0 +1,219 @@
+"""Issue #16's weak-link scenarios: real Chromium publishers and receivers, a real SFU, shaped links.
+
+Each scenario is one test (``harness``: the SFU in this process, the test page, the relay).
+Publishers send VP8 simulcast (rids q/h/f at 1/4, 1/2 and full size) as the room page does;
+receivers are shown their tiles at 640×360 (``Meeting.show_tiles``), so bandwidth, not tile
+size, decides their layer. Figures come from ``getStats()`` on the page and are printed (run
+with ``-s`` to see them); the waits are generous and the only bounds are on what the issue
+promises: the lowest layer and continuous audio for a weak receiver, the top layer for a
+strong one, audio through loss and through a weak uplink. The seconds to adapt are recorded,
+not asserted (``python -m bench weaklink`` tabulates them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import shapedlink
+from shapedlink import Impairment
+from tests.netlink.harness import PREFIX, Client, Figures, Meeting, meeting, until, window
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.netlink, pytest.mark.usefixtures("netns")]
+
+LAYER_WAIT_S = (
+    30.0  # the longest a receiver may take to reach a layer (generous: the target is 2 s down, 15 up)
+)
+MEASURE_S = 8.0  # the window the figures are measured over, once the layers have settled
+AUDIO_PCT = 2.0  # the issue's target: a weak receiver's audio concealment stays below 2 %
+
+
+@pytest.fixture
+async def pw() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as instance:
+        yield instance
+
+
+async def _publishers(m: Meeting, browser: Any, count: int = 2) -> list[Client]:
+    return [
+        await m.join(browser, f"pub{i}", microphone=True, camera=True, wait_media=False) for i in range(count)
+    ]
+
+
+async def _top_width(publishers: list[Client]) -> int:
+    """The full-size layer's width (what the cameras capture)."""
+    return max([await p.capture_width() for p in publishers])
+
+
+def _lowest(top: int) -> Callable[[Figures], bool]:
+    """Every video stream at the lowest layer (1/4 of the capture: 160 px of 640)."""
+
+    def check(figures: Figures) -> bool:
+        widths = figures.widths()
+        return bool(widths) and max(widths) <= top // 4
+
+    return check
+
+
+def _top(top: int, streams: int) -> Callable[[Figures], bool]:
+    """``streams`` video streams, each at the top layer (the capture's width)."""
+
+    def check(figures: Figures) -> bool:
+        widths = figures.widths()
+        return len(widths) == streams and min(widths) >= top
+
+    return check
+
+
+async def _settle(client: Client, check: Any, what: str) -> float:
+    """Seconds until ``check(figures)`` holds for ``client`` (fails after LAYER_WAIT_S)."""
+    began, first = time.monotonic(), await client.figures()
+
+    async def holds() -> bool:
+        return bool(check(await client.figures()))
+
+    try:
+        await until(holds, LAYER_WAIT_S, what)
+    except AssertionError as exc:  # say what the receiver got meanwhile
+        raise AssertionError(
+            f"{exc}; {client.name} got {window(first, await client.figures()).line()}"
+        ) from None
+    return time.monotonic() - began
+
+
+async def test_a_300_kbit_receiver_gets_the_lowest_layer_and_continuous_audio_an_unlimited_one_the_top(
+    pw: Any,
+) -> None:
+    with shapedlink.shaped_link(0, prefix=PREFIX, down_kbit=300, up_kbit=300) as link:
+        async with meeting([link]) as m:
+            here, there = await m.browser(pw), await m.browser(pw, link)
+            try:
+                publishers = await _publishers(m, here)
+                strong = await m.join(here, "strong", audio=3, video=2)
+                weak = await m.join(there, "weak", link=link, audio=3, video=2)
+                for receiver in (strong, weak):
+                    m.show_tiles(receiver)
+                top = await _top_width(publishers)
+                down_s = await _settle(weak, _lowest(top), "the weak receiver's lowest layer")
+                up_s = await _settle(strong, _top(top, 2), "the strong receiver's top layer")
+                before = [await weak.fresh(), await strong.fresh()]
+                await asyncio.sleep(MEASURE_S)
+                after = [await weak.fresh(), await strong.fresh()]
+                weak_w, strong_w = (window(b, a) for b, a in zip(before, after, strict=True))
+                print(f"\n300 kbit/s receiver (lowest layer after {down_s:.1f} s): {weak_w.line()}")
+                print(f"unlimited receiver (top layer after {up_s:.1f} s): {strong_w.line()}")
+                assert weak_w.widths and max(weak_w.widths) <= top // 4, (weak_w, top)
+                assert weak_w.concealed_pct is not None and weak_w.concealed_pct < AUDIO_PCT, weak_w
+                assert weak_w.fps > 0, weak_w  # video goes on, at the lowest layer
+                assert min(strong_w.widths) >= top, (strong_w, top)
+                assert strong_w.concealed_pct is not None and strong_w.concealed_pct < AUDIO_PCT, strong_w
+            finally:
+                await there.close()
+                await here.close()
+
+
+async def test_a_receiver_whose_link_falls_to_250_kbit_adapts_down_keeps_audio_and_comes_back(
+    pw: Any,
+) -> None:
+    with shapedlink.shaped_link(0, prefix=PREFIX, down_kbit=2000, up_kbit=2000) as link:
+        async with meeting([link]) as m:
+            here, there = await m.browser(pw), await m.browser(pw, link)
+            try:
+                publishers = await _publishers(m, here)
+                receiver = await m.join(there, "receiver", link=link, audio=3, video=2)
+                m.show_tiles(receiver)
+                top = await _top_width(publishers)
+                first_s = await _settle(receiver, _top(top, 2), "the top layer at 2 Mbit/s")
+                start = await receiver.fresh()
+                link.shape(250, 250)
+                down_s = await _settle(receiver, _lowest(top), "the lowest layer at 250 kbit/s")
+                await asyncio.sleep(MEASURE_S)
+                low = await receiver.fresh()
+                link.shape(2000, 2000)
+                up_s = await _settle(receiver, _top(top, 2), "the top layer again at 2 Mbit/s")
+                end = await receiver.fresh()
+                low_w, whole = window(start, low), window(start, end)
+                print(f"\n2 Mbit/s: top layer after {first_s:.1f} s")
+                print(f"→ 250 kbit/s: down in {down_s:.1f} s; at 250 kbit/s {low_w.line()}")
+                print(f"→ 2 Mbit/s: up in {up_s:.1f} s; over the drop and back {whole.line()}")
+                print("layer changes:", *m.layer_changes("receiver"), sep="\n  ")
+                # Audio throughout: from the drop, through the low period, to the recovery.
+                assert whole.concealed_pct is not None and whole.concealed_pct < AUDIO_PCT, whole
+                assert low_w.fps > 0, low_w
+            finally:
+                await there.close()
+                await here.close()
+
+
+@pytest.mark.parametrize(("loss", "bound_pct"), [(0.05, 2.5), (0.15, 7.5)], ids=["5%", "15%"])
+async def test_audio_stays_continuous_and_video_recovers_under_random_loss_at_150_ms(
+    pw: Any, loss: float, bound_pct: float
+) -> None:
+    # Generous bounds, half the loss: with RED (or Opus in-band FEC) a packet is lost for good
+    # only when its copy is lost too (about loss², 0.25 % and 2.25 %). Without them about the
+    # loss itself is concealed (measured before #16: 4.2 % at 5 %, 13.2 % at 15 %).
+    with shapedlink.shaped_link(0, prefix=PREFIX) as link:
+        async with meeting([link]) as m:
+            assert m.relay is not None
+            m.relay.impair(link.network, Impairment(delay_ms=75, jitter_ms=5, loss=loss))  # 150 ms RTT
+            here, there = await m.browser(pw), await m.browser(pw, link)
+            try:
+                await _publishers(m, here, count=1)
+                receiver = await m.join(there, "receiver", link=link, audio=3, video=1)
+                m.show_tiles(receiver)
+                await asyncio.sleep(2)  # past the first keyframe and the jitter buffer's start
+                readings = [await receiver.fresh()]
+                for _ in range(3):  # video keeps being decoded: NACK and keyframes repair it
+                    await asyncio.sleep(MEASURE_S / 2)
+                    readings.append(await receiver.fresh())
+                whole = window(readings[0], readings[-1])
+                counts = m.relay.counts
+                dropped = f"relay dropped {counts.dropped}/{counts.impaired}"
+                print(f"\n{loss:.0%} loss each way, 150 ms RTT ({dropped}): {whole.line()}")
+                assert whole.concealed_pct is not None and whole.concealed_pct < bound_pct, whole
+                for before, after in itertools.pairwise(readings):
+                    assert after.frames() > before.frames(), (before.frames(), after.frames())
+            finally:
+                await there.close()
+                await here.close()
+
+
+async def test_a_publisher_with_a_300_kbit_uplink_is_heard_by_everyone_and_seen_at_its_lowest_layer(
+    pw: Any,
+) -> None:
+    with shapedlink.shaped_link(0, prefix=PREFIX, up_kbit=300) as link:
+        async with meeting([link]) as m:
+            here, there = await m.browser(pw), await m.browser(pw, link)
+            try:
+                await m.join(there, "weakpub", link=link, microphone=True, camera=True, wait_media=False)
+                other = await m.join(here, "pub", microphone=True, camera=True, video=1, audio=3)
+                receivers = [other] + [await m.join(here, f"r{i}", audio=3, video=2) for i in range(2)]
+                for receiver in receivers:
+                    m.show_tiles(receiver)
+                await asyncio.sleep(5)  # the publisher's own estimate settles on its uplink
+                slots = {}
+                for receiver in receivers:
+                    audio, video = receiver.slot_of("weakpub", "audio"), receiver.slot_of("weakpub", "video")
+                    assert audio is not None and video is not None, f"{receiver.name} is not given weakpub"
+                    slots[receiver.name] = (audio, video)
+                before = [await r.fresh() for r in receivers]
+                await asyncio.sleep(MEASURE_S)
+                after = [await r.fresh() for r in receivers]
+                for receiver, b, a in zip(receivers, before, after, strict=True):
+                    audio, video = slots[receiver.name]
+                    heard, seen = window(b, a, [audio]), window(b, a, [video])
+                    print(f"\n{receiver.name} hears the 300 kbit/s publisher: {heard.line()}")
+                    print(f"{receiver.name} sees it: {seen.line()}")
+                    assert heard.concealed_pct is not None and heard.concealed_pct < AUDIO_PCT, heard
+                    # Its uplink carries audio and the lowest layer (what its own estimator leaves on).
+                    assert seen.fps > 0, seen
+            finally:
+                await there.close()
+                await here.close()
