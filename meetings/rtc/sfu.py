@@ -98,10 +98,6 @@ class SfuConfig:
     announced_address: str = ""
     # Forward in C (meetings/rtc/_fastpath) when it is built; False: the Python reference path.
     native: bool = fwd.NATIVE
-    # Weak links (#16): True, each receiver gets the simulcast layer its estimated downlink and
-    # tile sizes carry, video pausing below the lowest; False, adaptation off (the benchmark's
-    # baseline, today's forwarding): every video slot gets the top layer, never paused.
-    adaptive: bool = True
 
 
 @dataclass(frozen=True)
