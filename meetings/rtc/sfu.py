@@ -33,8 +33,8 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
+from meetings.rtc import audio_codecs, internals, red
 from meetings.rtc import forwarder as fwd
-from meetings.rtc import internals
 from meetings.rtc.forwarder import (
     DownlinkQueue,
     KeyframeThrottle,
@@ -85,6 +85,10 @@ class SfuConfig:
     announced_address: str = ""
     # Forward in C (meetings/rtc/_fastpath) when it is built; False: the Python reference path.
     native: bool = fwd.NATIVE
+    # What the answer asks of Opus publishers (meetings/rtc/audio_codecs.py, docs/media.md).
+    opus_fec: bool = True
+    opus_dtx: bool = True
+    audio_red: bool = True
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,8 @@ class Publication:
     negotiated: frozenset[str] = frozenset()  # codec keys of its transceiver (not RTX)
     sending: str | None = None  # the codec key of the latest packet
     forwarded: int = 0  # packets sent on to subscriber slots (one per slot)
+    red_dropped: dict[str, int] = field(default_factory=dict)  # malformed RED packets, by reason
+    opus_payload_types: frozenset[int] = frozenset()  # what a RED primary block may carry
 
     def decodable_by(self, accepts: frozenset[str]) -> bool:
         """Whether a receiver that negotiated ``accepts`` can take this stream."""
@@ -454,6 +460,7 @@ class Sfu:
         """Counters for metrics: forwarded, retransmitted, dropped packets, keyframe requests."""
         totals = {"forwarded": 0, "retransmitted": 0, "dropped_video": 0, "dropped_audio": 0, "received": 0}
         totals["sent"] = 0
+        totals["dropped_red"] = 0
         for p in self._participants.values():
             totals["sent"] += p.downlink.sent_packets
             totals["dropped_video"] += p.downlink.dropped_video
@@ -463,6 +470,7 @@ class Sfu:
                 totals["retransmitted"] += slot.forwarder.retransmitted
             for pub in p.publications.values():
                 totals["received"] += pub.received
+                totals["dropped_red"] += sum(pub.red_dropped.values())
         totals["keyframe_requests"] = self.keyframe_requests
         return totals
 
@@ -513,12 +521,21 @@ class Sfu:
         pc = entry.pc
         await pc.setRemoteDescription(offer)
         offered = {mid: (kind, direction) for mid, kind, direction in offered_media(offer.sdp)}
+        red_offers = audio_codecs.offered_red(offer.sdp) if self.config.audio_red else {}
         for transceiver in pc.getTransceivers():
             mid = transceiver.mid
             if mid is None or mid not in offered:
                 continue
             kind_name, direction = offered[mid]
             kind: Kind = "audio" if kind_name == "audio" else "video"
+            if kind == "audio":  # FEC and DTX asked of Opus senders, RED where offered
+                codecs = audio_codecs.answer_codecs(
+                    internals.transceiver_codecs(transceiver),
+                    red_offers.get(mid),
+                    fec=self.config.opus_fec,
+                    dtx=self.config.opus_dtx,
+                )
+                internals.set_transceiver_codecs(transceiver, codecs)
             sends = direction in ("sendrecv", "sendonly")
             receives = direction in ("sendrecv", "recvonly")
             self._update_publication(entry, transceiver, mid, kind, sends, sources.get(mid))
@@ -584,10 +601,12 @@ class Sfu:
         if pub is not None and source is not None:
             pub.source = source
         if pub is not None:
+            negotiated = internals.send_target(transceiver).codecs
             pub.negotiated = frozenset(
-                codec_key(c.name, dict(c.parameters))
-                for c in internals.send_target(transceiver).codecs
-                if c.name.lower() != "rtx"
+                codec_key(c.name, dict(c.parameters)) for c in negotiated if c.name.lower() != "rtx"
+            )
+            pub.opus_payload_types = frozenset(
+                c.payloadType for c in negotiated if c.name.lower() == "opus" and c.payloadType is not None
             )
 
     def _update_slot(
@@ -642,20 +661,35 @@ class Sfu:
                 return
             now = time.monotonic()
             level = None
-            if not video:
-                level = internals.packet_audio_level(packet)
-                if level is None and codec.name == "opus":
-                    level = estimated_opus_level(packet.payload)  # no RFC 6464 extension
-                if level is not None:
-                    pub.levels.add(now, level)
+            payload = packet.payload
             key = pub.keys.get(packet.payload_type)
             if key is None:
                 key = pub.keys[packet.payload_type] = codec_key(codec.name, dict(codec.parameters))
+            primary: bytes | None = None
+            if key == red.RED_KEY and not video:  # RFC 2198: the last block is the Opus packet itself
+                primary = self._red_primary(pub, payload)
+                if primary is None:
+                    return
+            if not video:
+                level = internals.packet_audio_level(packet)
+                if level is None and codec.name.lower() in ("opus", "red"):
+                    level = estimated_opus_level(payload if primary is None else primary)  # no RFC 6464
+                if level is not None:
+                    pub.levels.add(now, level)
             pub.sending = key
             sinks = pub.sinks
             if not sinks:
                 return
-            payload = packet.payload
+            if primary is not None:  # receivers without RED get the primary as plain Opus
+                plain = [s for s in sinks if red.RED_KEY not in s.target.payload_types]
+                if plain:
+                    sinks = [s for s in sinks if red.RED_KEY in s.target.payload_types]
+                    if primary:
+                        seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
+                        args = (seq, timestamp, marker, primary, False, level, None, now, self.delay_probe)
+                        pub.forwarded += self._fanout(plain, "OPUS", *args)
+                    if not sinks:
+                        return
             keyframe = video and is_keyframe(codec.name, payload)
             send_time = internals.abs_send_time() if video else None
             seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
@@ -666,6 +700,22 @@ class Sfu:
             )
 
         return on_packet
+
+    @staticmethod
+    def _red_primary(pub: Publication, payload: bytes) -> bytes | None:
+        """The Opus payload in a RED packet's primary block; None (counted) if malformed."""
+        try:
+            block = red.primary(payload)
+        except red.MalformedRed as error:
+            reason = error.reason
+        else:
+            if block.payload_type in pub.opus_payload_types:
+                return block.data
+            reason = "primary block is not Opus"
+        if reason not in pub.red_dropped:
+            logger.info("RED packets of %s/%s dropped: %s", pub.participant, pub.mid, reason)
+        pub.red_dropped[reason] = pub.red_dropped.get(reason, 0) + 1
+        return None
 
     def _keyframe_for(self, forwarder: SlotForwarder) -> None:
         if isinstance(forwarder.source, Publication):
