@@ -244,6 +244,20 @@ def offered_media(sdp: str) -> list[tuple[str, str, str]]:
     return result
 
 
+def red_receivers(
+    sinks: list[SlotForwarder], opus_pt: int
+) -> tuple[list[SlotForwarder], list[SlotForwarder]]:
+    """Split the slots fed a RED packet whose blocks are Opus on ``opus_pt``: those that take it
+    as it is (RED negotiated, and Opus on the same payload type, since the blocks name it), and
+    those that get its primary block as plain Opus."""
+    whole: list[SlotForwarder] = []
+    plain: list[SlotForwarder] = []
+    for sink in sinks:
+        types = sink.target.payload_types
+        (whole if red.RED_KEY in types and types.get("OPUS") == opus_pt else plain).append(sink)
+    return whole, plain
+
+
 @dataclass(eq=False)
 class Publication:
     """A track a participant sends to the SFU."""
@@ -665,7 +679,7 @@ class Sfu:
             key = pub.keys.get(packet.payload_type)
             if key is None:
                 key = pub.keys[packet.payload_type] = codec_key(codec.name, dict(codec.parameters))
-            primary: bytes | None = None
+            primary: red.RedBlock | None = None
             if key == red.RED_KEY and not video:  # RFC 2198: the last block is the Opus packet itself
                 primary = self._red_primary(pub, payload)
                 if primary is None:
@@ -673,7 +687,7 @@ class Sfu:
             if not video:
                 level = internals.packet_audio_level(packet)
                 if level is None and codec.name.lower() in ("opus", "red"):
-                    level = estimated_opus_level(payload if primary is None else primary)  # no RFC 6464
+                    level = estimated_opus_level(payload if primary is None else primary.data)  # no RFC 6464
                 if level is not None:
                     pub.levels.add(now, level)
             pub.sending = key
@@ -681,15 +695,13 @@ class Sfu:
             if not sinks:
                 return
             if primary is not None:  # receivers without RED get the primary as plain Opus
-                plain = [s for s in sinks if red.RED_KEY not in s.target.payload_types]
-                if plain:
-                    sinks = [s for s in sinks if red.RED_KEY in s.target.payload_types]
-                    if primary:
-                        seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
-                        args = (seq, timestamp, marker, primary, False, level, None, now, self.delay_probe)
-                        pub.forwarded += self._fanout(plain, "OPUS", *args)
-                    if not sinks:
-                        return
+                sinks, plain = red_receivers(sinks, primary.payload_type)
+                if plain and primary.data:
+                    seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
+                    args = (seq, timestamp, marker, primary.data, False, level, None, now, self.delay_probe)
+                    pub.forwarded += self._fanout(plain, "OPUS", *args)
+                if not sinks:
+                    return
             keyframe = video and is_keyframe(codec.name, payload)
             send_time = internals.abs_send_time() if video else None
             seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
@@ -702,15 +714,15 @@ class Sfu:
         return on_packet
 
     @staticmethod
-    def _red_primary(pub: Publication, payload: bytes) -> bytes | None:
-        """The Opus payload in a RED packet's primary block; None (counted) if malformed."""
+    def _red_primary(pub: Publication, payload: bytes) -> red.RedBlock | None:
+        """The primary (Opus) block of a RED packet; None (counted, logged once) if malformed."""
         try:
             block = red.primary(payload)
         except red.MalformedRed as error:
             reason = error.reason
         else:
             if block.payload_type in pub.opus_payload_types:
-                return block.data
+                return block
             reason = "primary block is not Opus"
         if reason not in pub.red_dropped:
             logger.info("RED packets of %s/%s dropped: %s", pub.participant, pub.mid, reason)

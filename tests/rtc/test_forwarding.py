@@ -12,6 +12,7 @@ from typing import Any
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pytest
+from aiortc import RTCSessionDescription
 
 from meetings.rtc import internals, red
 from meetings.rtc.sfu import DominantSpeakerChanged, Sfu, SfuConfig, SfuEvent, StreamAssigned
@@ -347,12 +348,18 @@ async def test_a_red_publication_reaches_red_receivers_as_red_and_the_others_as_
     speaker.red_malformed_every = 25
     with_red = Client("with-red", audio_slots=1, video_slots=0, red=True)
     plain = Client("plain", audio_slots=1, video_slots=0)
+    other_pt = OpusOn111("other-pt", audio_slots=1, video_slots=0, red=True)
     try:
-        for client in (speaker, with_red, plain):
+        for client in (speaker, with_red, plain, other_pt):
             await client.connect(sfu)
         [red_mid], [plain_mid] = with_red.slot_mids("audio"), plain.slot_mids("audio")
+        [other_mid] = other_pt.slot_mids("audio")
         assert await wait_for(
-            lambda: with_red.received[red_mid].packets > 40 and plain.received[plain_mid].packets > 40, 15
+            lambda: all(
+                c.received[m].packets > 40
+                for c, m in ((with_red, red_mid), (plain, plain_mid), (other_pt, other_mid))
+            ),
+            15,
         )
         assert sfu.assignments("plain") == {plain_mid: ("speaker", "0")}
         sent = [p for p in speaker.sent_payloads if p and p[0] & 0x7F == 96 and not red_malformed(p)]
@@ -367,12 +374,26 @@ async def test_a_red_publication_reaches_red_receivers_as_red_and_the_others_as_
         got = plain.received[plain_mid]
         assert set(got.payload_types) == {96}
         assert all(payload in primaries for payload in got.payloads[:40])
+        # RED negotiated, but Opus on 111: the blocks name 96, so it gets the primary on 111.
+        got = other_pt.received[other_mid]
+        assert set(got.payload_types) == {111}
+        assert all(payload in primaries for payload in got.payloads[:40])
         # Malformed packets were dropped with a counted reason, not forwarded.
         assert sfu.stats()["dropped_red"] > 0
         [pub] = sfu._participants["speaker"].publications.values()
         assert set(pub.red_dropped) == {"block longer than payload"}
     finally:
-        await _close(sfu, speaker, with_red, plain)
+        await _close(sfu, speaker, with_red, plain, other_pt)
+
+
+class OpusOn111(Client):
+    """A client whose offer puts Opus on payload type 111 (Chromium's), not aiortc's 96."""
+
+    def local_offer(self) -> RTCSessionDescription:
+        offer = super().local_offer()
+        sdp = offer.sdp.replace("SAVPF 96 ", "SAVPF 111 ").replace("a=rtpmap:96 ", "a=rtpmap:111 ")
+        sdp = sdp.replace(f"a=fmtp:{RED_PT} 96/96", f"a=fmtp:{RED_PT} 111/111")
+        return RTCSessionDescription(sdp=sdp, type=offer.type)
 
 
 def red_malformed(payload: bytes) -> bool:
