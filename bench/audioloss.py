@@ -11,7 +11,10 @@ that a seeded random loss can be put on one hop:
 - uplink loss: the SFU drops that share of the publisher's incoming RTP datagrams before it
   sees them (its receiver reports then tell the publisher, whose Opus encoder raises FEC);
 - downlink loss: the SFU drops that share of what it sends to the receiver (the publisher
-  hears nothing of it: the SFU does not pass receivers' reports on).
+  hears nothing of it: the SFU does not pass receivers' reports on); some cases also delay
+  what it sends by 75 ms ± 10 ms (uniform jitter, so packets may be reordered), as the
+  weak-link benchmark's lossy profile does, to see whether the receiver's jitter buffer then
+  makes better use of RED's late copies.
 
 Per case: the publisher's audio kbit/s (``outbound-rtp`` bytesSent, RTP payload only) and
 packets per second, and the receiver's concealment % (concealedSamples /
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import math
 import os
 import random
@@ -65,6 +69,8 @@ class Case:
     loss: float = 0.0
     hop: str = "uplink"  # where the loss is: "uplink" (publisher -> SFU) or "downlink"
     receiver_red: bool = True  # False: the receiver does not offer RED (gets the primary Opus)
+    delay_ms: float = 0.0  # downlink only: one-way delay, and uniform jitter of ± jitter_ms
+    jitter_ms: float = 0.0
 
 
 @dataclass
@@ -102,12 +108,24 @@ def write_wav(path: Path, sound: str, seconds: float = 30.0) -> None:
     path.write_bytes(header + samples.tobytes())
 
 
-def _lossy_send(send: Callable[[bytes | bytearray, bytes], None], loss: float, rng: random.Random) -> Any:
-    def lossy(header: bytes | bytearray, payload: bytes) -> None:
-        if rng.random() >= loss:
+def _impaired_send(send: Callable[[bytes | bytearray, bytes], None], case: Case, rng: random.Random) -> Any:
+    """``send`` with the case's downlink loss, delay and jitter (one timer per delayed packet)."""
+    loop = asyncio.get_running_loop()
+
+    def later(header: bytes, payload: bytes) -> None:
+        with contextlib.suppress(ConnectionError, ValueError):  # the receiver may be gone by then
             send(header, payload)
 
-    return lossy
+    def impaired(header: bytes | bytearray, payload: bytes) -> None:
+        if rng.random() < case.loss:
+            return
+        delay = case.delay_ms + rng.uniform(-case.jitter_ms, case.jitter_ms)
+        if delay <= 0:
+            send(header, payload)
+        else:  # the header is the slot's template, patched per packet: send a copy later
+            loop.call_later(delay / 1000, later, bytes(header), payload)
+
+    return impaired
 
 
 async def _case(case: Case, wav: Path, window: float) -> Result:
@@ -127,14 +145,14 @@ async def _case(case: Case, wav: Path, window: float) -> Result:
             )
             if case.sound == "speech":  # a silent publisher is never selected: nothing to receive
                 await receiver.until(lambda s: s["samples"] > RATE, 20, "audio decoded")
-            if case.loss:
+            if case.loss or case.delay_ms:
                 if case.hop == "uplink":
                     transport = sfu.peer_connection("publisher").getTransceivers()[0].receiver.transport
                     internals.divert_received_rtp(transport, lambda _size: rng.random() >= case.loss)
                 else:
                     entry = sfu._participants["receiver"]
                     assert entry.wire is not None
-                    entry.downlink.set_send(_lossy_send(entry.wire.send, case.loss, rng))
+                    entry.downlink.set_send(_impaired_send(entry.wire.send, case, rng))
             await asyncio.sleep(WARMUP_S)
             sent0, got0, t0 = await publisher.stats(), await receiver.stats(), time.monotonic()
             await asyncio.sleep(window)
@@ -164,7 +182,12 @@ def cases() -> list[Case]:
         for mode in ("plain", "fec+dtx", "fec+dtx+red")
     ]
     stripped = [Case("fec+dtx+red", "speech", loss, "downlink", False) for loss in (0.05, 0.15)]
-    return overhead + lossy + stripped
+    delayed = [
+        Case(mode, "speech", loss, "downlink", delay_ms=75, jitter_ms=10)
+        for loss in (0.05, 0.15)
+        for mode in ("plain", "fec+dtx+red")
+    ]
+    return overhead + lossy + stripped + delayed
 
 
 def run(sizes: Sequence[int]) -> int:
@@ -194,6 +217,8 @@ def run(sizes: Sequence[int]) -> int:
                 result = Result(error=f"{type(error).__name__}: {error}"[:120])
                 status = 1
             loss = f"{case.loss * 100:.0f} % {case.hop}" if case.loss else "none"
+            if case.delay_ms:
+                loss += f", {case.delay_ms:.0f} ± {case.jitter_ms:.0f} ms"
             if not case.receiver_red:
                 loss += " (receiver without RED)"
             concealed = "–" if result.concealed_pct is None else f"{result.concealed_pct:.2f}"
