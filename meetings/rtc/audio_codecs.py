@@ -26,7 +26,8 @@ OPUS_FEC = {"useinbandfec": 1}
 OPUS_DTX = {"usedtx": 1}
 RED_CLOCK_RATE = 48000
 MAX_RED_BLOCKS = 8  # primary + redundant encodings named in an fmtp we accept (Chromium: 2)
-_FMTP = re.compile(rf"\d{{1,3}}(?:/\d{{1,3}}){{0,{MAX_RED_BLOCKS - 1}}}")
+_PT = re.compile(r"[0-9]{1,3}")  # ASCII digits only: str.isdigit and \d take "²" and "١"
+_FMTP = re.compile(rf"[0-9]{{1,3}}(?:/[0-9]{{1,3}}){{0,{MAX_RED_BLOCKS - 1}}}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def offered_red(sdp: str) -> dict[str, RedOffer]:
 
 def _red_offer(pt: str, value: str | None, rtpmap: dict[str, str], formats: set[str]) -> RedOffer | str:
     """The RED encoding at ``pt``, or why it cannot be answered."""
-    if not pt.isdigit() or not 0 <= int(pt) <= 127:
+    if _PT.fullmatch(pt) is None or int(pt) > 127:
         return f"payload type {pt!r}"
     if value is None:
         return "no fmtp (which encodings its blocks carry is unknown)"
@@ -92,7 +93,7 @@ def _red_offer(pt: str, value: str | None, rtpmap: dict[str, str], formats: set[
     if len(blocks) != 1:
         return f"fmtp {value!r} mixes encodings"
     [primary] = blocks
-    if primary not in formats or rtpmap.get(primary) != "opus/48000/2":
+    if primary not in formats or rtpmap.get(primary) != "opus/48000/2" or int(primary) > 127:
         return f"fmtp {value!r} does not name an Opus payload type of this m-section"
     return RedOffer(int(pt), int(primary), value)
 

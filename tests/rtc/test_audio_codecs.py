@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 
 import pytest
 from aiortc import RTCRtpCodecParameters
@@ -120,3 +121,37 @@ async def test_red_is_answered_only_when_offered_and_well_formed() -> None:
     finally:
         await plain.close()
         await off.close()
+
+
+def test_mangled_offers_never_raise() -> None:
+    """Whatever aiortc lets through, reading RED from the offer never raises (a 4xx comes from
+    aiortc's own parsing, never a 500 from ours)."""
+    rng = random.Random(6716)
+    pieces = [
+        "63",
+        "111",
+        "²",
+        "١١١",
+        "/",
+        " ",
+        "\r\n",
+        "a=rtpmap:",
+        "a=fmtp:",
+        "red/48000/2",
+        "m=audio ",
+        ":",
+    ]
+    for _ in range(2000):
+        sdp = list(CHROMIUM_AUDIO)
+        for _ in range(rng.randrange(1, 6)):
+            at = rng.randrange(len(sdp))
+            if rng.random() < 0.5:
+                del sdp[at : at + rng.randrange(1, 8)]
+            else:
+                sdp.insert(at, rng.choice(pieces))
+        for offer in audio_codecs.offered_red("".join(sdp)).values():
+            assert 0 <= offer.payload_type <= 127 and 0 <= offer.primary <= 127
+    superscript = CHROMIUM_AUDIO.replace("a=rtpmap:63 red", "a=rtpmap:6³ red").replace("111 63 9", "111 6³ 9")
+    assert audio_codecs.offered_red(superscript) == {}
+    high = CHROMIUM_AUDIO.replace("63", "200")
+    assert audio_codecs.offered_red(high) == {}
