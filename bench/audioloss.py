@@ -164,7 +164,7 @@ async def _case(case: Case, wav: Path, window: float) -> Result:
             concealed = got1["concealed"] - got0["concealed"]
             result.concealed_pct = 100.0 * concealed / samples if samples else None
             result.sent_codec = sent1["sent_codec"]
-            result.red_seen = "RED" in sfu._participants["publisher"].publications["0"].keys.values()
+            result.red_seen = sfu._participants["publisher"].publications["0"].sending == "RED"
             await publisher.close()
             await receiver.close()
         finally:

@@ -615,12 +615,15 @@ class Sfu:
         if pub is not None and source is not None:
             pub.source = source
         if pub is not None:
-            negotiated = internals.send_target(transceiver).codecs
             pub.negotiated = frozenset(
-                codec_key(c.name, dict(c.parameters)) for c in negotiated if c.name.lower() != "rtx"
+                codec_key(c.name, dict(c.parameters))
+                for c in internals.send_target(transceiver).codecs
+                if c.name.lower() != "rtx"
             )
             pub.opus_payload_types = frozenset(
-                c.payloadType for c in negotiated if c.name.lower() == "opus" and c.payloadType is not None
+                c.payloadType
+                for c in internals.send_target(transceiver).codecs
+                if c.name.lower() == "opus" and c.payloadType is not None
             )
 
     def _update_slot(
@@ -673,35 +676,25 @@ class Sfu:
             pub.media_ssrc = packet.ssrc
             if pub.muted or not pub.active:
                 return
+            if not video and codec.name.lower() == "red":
+                self._forward_red(pub, packet)
+                return
             now = time.monotonic()
             level = None
-            payload = packet.payload
+            if not video:
+                level = internals.packet_audio_level(packet)
+                if level is None and codec.name == "opus":
+                    level = estimated_opus_level(packet.payload)  # no RFC 6464 extension
+                if level is not None:
+                    pub.levels.add(now, level)
             key = pub.keys.get(packet.payload_type)
             if key is None:
                 key = pub.keys[packet.payload_type] = codec_key(codec.name, dict(codec.parameters))
-            primary: red.RedBlock | None = None
-            if key == red.RED_KEY and not video:  # RFC 2198: the last block is the Opus packet itself
-                primary = self._red_primary(pub, payload)
-                if primary is None:
-                    return
-            if not video:
-                level = internals.packet_audio_level(packet)
-                if level is None and codec.name.lower() in ("opus", "red"):
-                    level = estimated_opus_level(payload if primary is None else primary.data)  # no RFC 6464
-                if level is not None:
-                    pub.levels.add(now, level)
             pub.sending = key
             sinks = pub.sinks
             if not sinks:
                 return
-            if primary is not None:  # receivers without RED get the primary as plain Opus
-                sinks, plain = red_receivers(sinks, primary.payload_type)
-                if plain and primary.data:
-                    seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
-                    args = (seq, timestamp, marker, primary.data, False, level, None, now, self.delay_probe)
-                    pub.forwarded += self._fanout(plain, "OPUS", *args)
-                if not sinks:
-                    return
+            payload = packet.payload
             keyframe = video and is_keyframe(codec.name, payload)
             send_time = internals.abs_send_time() if video else None
             seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
@@ -712,6 +705,30 @@ class Sfu:
             )
 
         return on_packet
+
+    def _forward_red(self, pub: Publication, packet: internals.RtpPacket) -> None:
+        """A RED (RFC 2198) packet: as it is to the slots that negotiated RED with the same Opus
+        payload type, its primary block as plain Opus to the others; the level from the RFC 6464
+        extension or, without it, estimated from the primary (the Opus packet itself)."""
+        primary = self._red_primary(pub, packet.payload)
+        if primary is None:
+            return
+        now = time.monotonic()
+        level = internals.packet_audio_level(packet)
+        if level is None:
+            level = estimated_opus_level(primary.data)  # no RFC 6464 extension
+        pub.levels.add(now, level)
+        pub.sending = red.RED_KEY
+        if not pub.sinks:
+            return
+        whole, plain = red_receivers(pub.sinks, primary.payload_type)
+        seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
+        if whole:
+            args = (seq, timestamp, marker, packet.payload, False, level, None, now, self.delay_probe)
+            pub.forwarded += self._fanout(whole, red.RED_KEY, *args)
+        if plain and primary.data:
+            args = (seq, timestamp, marker, primary.data, False, level, None, now, self.delay_probe)
+            pub.forwarded += self._fanout(plain, "OPUS", *args)
 
     @staticmethod
     def _red_primary(pub: Publication, payload: bytes) -> red.RedBlock | None:
