@@ -24,6 +24,7 @@ import aiortc
 import aiortc.codecs
 import aiortc.rtcdtlstransport
 import aiortc.rtcicetransport
+import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pylibsrtp
@@ -213,6 +214,16 @@ def check_internals(*, strict_version: bool = False) -> None:
         ["self", "component", "addresses", "timeout"],
         problems,
     )
+    # set_transceiver_codecs: setRemoteDescription fills ``_codecs``; the answer and the
+    # send()/receive() parameters read it.
+    _expect_names(RTCPeerConnection, "setRemoteDescription", ["_codecs"], problems)
+    _expect_names(RTCPeerConnection, f"{_P}localRtp", ["_codecs"], problems)
+    _expect_names(RTCPeerConnection, f"{_P}remoteRtp", ["_codecs"], problems)
+    create_media = getattr(aiortc.rtcpeerconnection, "create_media_description_for_transceiver", None)
+    if create_media is None or "_codecs" not in create_media.__code__.co_names:
+        problems.append("create_media_description_for_transceiver no longer reads _codecs")
+    if not hasattr(_rtp.RtpPacket(), "payload_type"):
+        problems.append("RtpPacket.payload_type is missing")
     if not hasattr(aiortc.rtcdtlstransport, "State") or not hasattr(
         aiortc.rtcdtlstransport.State, "CONNECTED"
     ):
@@ -272,6 +283,28 @@ def _require(obj: object, attrs: Iterable[str]) -> None:
     missing = [a for a in attrs if not hasattr(obj, a)]
     if missing:
         raise InternalsError(f"{type(obj).__name__} lacks {missing}")
+
+
+# --- codecs -------------------------------------------------------------------------------
+
+
+def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The codecs negotiated for a transceiver, in answer order (``RTCRtpTransceiver._codecs``)."""
+    _require(transceiver, TRANSCEIVER_ATTRS)
+    return list(transceiver._codecs)
+
+
+def set_transceiver_codecs(transceiver: RTCRtpTransceiver, codecs: list[RTCRtpCodecParameters]) -> None:
+    """Answer with these codecs (fmtp included) instead of those aiortc found in common.
+
+    Call between ``setRemoteDescription(offer)`` (which sets them from aiortc's own codec list,
+    so a codec aiortc does not know, such as RED, is never there) and ``createAnswer``. Before
+    the first answer only: aiortc fixes a receiver's codecs at its first ``receive()``.
+    Relies on: ``RTCRtpTransceiver._codecs``, read by ``create_media_description_for_transceiver``
+    (the answer) and ``RTCPeerConnection.__localRtp``/``__remoteRtp`` (``send()``/``receive()``).
+    """
+    _require(transceiver, TRANSCEIVER_ATTRS)
+    transceiver._codecs = list(codecs)
 
 
 # --- gathering ----------------------------------------------------------------------------
@@ -985,6 +1018,25 @@ def observe_sent_rtp(transport: RTCDtlsTransport, on_packet: Callable[[RtpPacket
         await original(data)
 
     transport._send_rtp = send  # type: ignore[method-assign]
+
+
+def rewrite_sent_rtp(transport: RTCDtlsTransport, rewrite: Callable[[bytes], bytes]) -> None:
+    """Test clients: each plain RTP packet sent on a transport goes out as ``rewrite(packet)``
+    (RTCP untouched); wraps ``RTCDtlsTransport._send_rtp`` on the instance."""
+    original = transport._send_rtp
+
+    async def send(data: bytes) -> None:
+        await original(data if _rtp.is_rtcp(data) else rewrite(data))
+
+    transport._send_rtp = send  # type: ignore[method-assign]
+
+
+def route_payload_type(receiver: RTCRtpReceiver, payload_type: int) -> None:
+    """Test clients: hand packets of a payload type aiortc did not negotiate (RED) to this
+    receiver, so that ``observe_received_rtp`` sees them (aiortc then drops them, knowing no
+    codec for them). Relies on ``RTCDtlsTransport._rtp_router.payload_type_table``."""
+    table: dict[int, set[Any]] = receiver.transport._rtp_router.payload_type_table
+    table.setdefault(payload_type, set()).add(receiver)
 
 
 def divert_received_rtp(transport: RTCDtlsTransport, keep: Callable[[int], bool]) -> None:

@@ -33,8 +33,8 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
+from meetings.rtc import audio_codecs, internals, red, simulcast, vp8
 from meetings.rtc import forwarder as fwd
-from meetings.rtc import internals, simulcast, vp8
 from meetings.rtc.allocation import Allocator, LayerChoice, VideoDemand, wanted_layers
 from meetings.rtc.allocation import Layer as AllocLayer
 from meetings.rtc.estimate import Estimator, RateMeter, UplinkMeter, ntp_middle32, round_trip
@@ -98,6 +98,10 @@ class SfuConfig:
     announced_address: str = ""
     # Forward in C (meetings/rtc/_fastpath) when it is built; False: the Python reference path.
     native: bool = fwd.NATIVE
+    # What the answer asks of Opus publishers (meetings/rtc/audio_codecs.py, docs/media.md).
+    opus_fec: bool = True
+    opus_dtx: bool = True
+    audio_red: bool = True
 
 
 @dataclass(frozen=True)
@@ -326,6 +330,20 @@ class Layer:
         )
 
 
+def red_receivers(
+    sinks: list[SlotForwarder], opus_pt: int
+) -> tuple[list[SlotForwarder], list[SlotForwarder]]:
+    """Split the slots fed a RED packet whose blocks are Opus on ``opus_pt``: those that take it
+    as it is (RED negotiated, and Opus on the same payload type, since the blocks name it), and
+    those that get its primary block as plain Opus."""
+    whole: list[SlotForwarder] = []
+    plain: list[SlotForwarder] = []
+    for sink in sinks:
+        types = sink.target.payload_types
+        (whole if red.RED_KEY in types and types.get("OPUS") == opus_pt else plain).append(sink)
+    return whole, plain
+
+
 @dataclass(eq=False)
 class Publication:
     """A track a participant sends to the SFU."""
@@ -357,6 +375,9 @@ class Publication:
     @property
     def simulcast(self) -> bool:
         return len(self.layers) > 1 or (bool(self.layers) and self.layers[0].rid is not None)
+
+    red_dropped: dict[str, int] = field(default_factory=dict)  # malformed RED packets, by reason
+    opus_payload_types: frozenset[int] = frozenset()  # what a RED primary block may carry
 
     def decodable_by(self, accepts: frozenset[str]) -> bool:
         """Whether a receiver that negotiated ``accepts`` can take this stream."""
@@ -650,6 +671,7 @@ class Sfu:
         """Counters for metrics: forwarded, retransmitted, dropped packets, keyframe requests."""
         totals = {"forwarded": 0, "retransmitted": 0, "dropped_video": 0, "dropped_audio": 0, "received": 0}
         totals["sent"] = 0
+        totals["dropped_red"] = 0
         for p in self._participants.values():
             totals["sent"] += p.downlink.sent_packets
             totals["dropped_video"] += p.downlink.dropped_video
@@ -659,6 +681,7 @@ class Sfu:
                 totals["retransmitted"] += slot.forwarder.retransmitted
             for pub in p.publications.values():
                 totals["received"] += pub.received
+                totals["dropped_red"] += sum(pub.red_dropped.values())
         totals["keyframe_requests"] = self.keyframe_requests
         return totals
 
@@ -711,12 +734,21 @@ class Sfu:
         await pc.setRemoteDescription(offer)
         offered = {mid: (kind, direction) for mid, kind, direction in offered_media(offer.sdp)}
         layered = simulcast.offered_layers(offer.sdp)
+        red_offers = audio_codecs.offered_red(offer.sdp) if self.config.audio_red else {}
         for transceiver in pc.getTransceivers():
             mid = transceiver.mid
             if mid is None or mid not in offered:
                 continue
             kind_name, direction = offered[mid]
             kind: Kind = "audio" if kind_name == "audio" else "video"
+            if kind == "audio":  # FEC and DTX asked of Opus senders, RED where offered
+                codecs = audio_codecs.answer_codecs(
+                    internals.transceiver_codecs(transceiver),
+                    red_offers.get(mid),
+                    fec=self.config.opus_fec,
+                    dtx=self.config.opus_dtx,
+                )
+                internals.set_transceiver_codecs(transceiver, codecs)
             sends = direction in ("sendrecv", "sendonly")
             receives = direction in ("sendrecv", "recvonly")
             rids = layered.get(mid, ()) if kind == "video" and sends else ()
@@ -803,6 +835,11 @@ class Sfu:
                 for c in internals.send_target(transceiver).codecs
                 if c.name.lower() != "rtx"
             )
+            pub.opus_payload_types = frozenset(
+                c.payloadType
+                for c in internals.send_target(transceiver).codecs
+                if c.name.lower() == "opus" and c.payloadType is not None
+            )
 
     def _update_slot(
         self, entry: _Participant, transceiver: RTCRtpTransceiver, mid: str, kind: Kind, receives: bool
@@ -866,6 +903,9 @@ class Sfu:
             layer.window_bytes += len(payload)
             if pub.muted or not pub.active:
                 return
+            if not video and codec.name.lower() == "red":
+                self._forward_red(pub, layer, packet)
+                return
             level = None
             if not video:
                 level = internals.packet_audio_level(packet)
@@ -901,6 +941,46 @@ class Sfu:
             )
 
         return on_packet
+
+    def _forward_red(self, pub: Publication, layer: Layer, packet: internals.RtpPacket) -> None:
+        """A RED (RFC 2198) packet: as it is to the slots that negotiated RED with the same Opus
+        payload type, its primary block as plain Opus to the others; the level from the RFC 6464
+        extension or, without it, estimated from the primary (the Opus packet itself)."""
+        primary = self._red_primary(pub, packet.payload)
+        if primary is None:
+            return
+        now = time.monotonic()
+        level = internals.packet_audio_level(packet)
+        if level is None:
+            level = estimated_opus_level(primary.data)  # no RFC 6464 extension
+        pub.levels.add(now, level)
+        pub.sending = red.RED_KEY
+        if not layer.sinks:
+            return
+        whole, plain = red_receivers(layer.sinks, primary.payload_type)
+        seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
+        if whole:
+            args = (seq, timestamp, marker, packet.payload, False, level, None, now, self.delay_probe)
+            pub.forwarded += self._fanout(whole, red.RED_KEY, *args)
+        if plain and primary.data:
+            args = (seq, timestamp, marker, primary.data, False, level, None, now, self.delay_probe)
+            pub.forwarded += self._fanout(plain, "OPUS", *args)
+
+    @staticmethod
+    def _red_primary(pub: Publication, payload: bytes) -> red.RedBlock | None:
+        """The primary (Opus) block of a RED packet; None (counted, logged once) if malformed."""
+        try:
+            block = red.primary(payload)
+        except red.MalformedRed as error:
+            reason = error.reason
+        else:
+            if block.payload_type in pub.opus_payload_types:
+                return block
+            reason = "primary block is not Opus"
+        if reason not in pub.red_dropped:
+            logger.info("RED packets of %s/%s dropped: %s", pub.participant, pub.mid, reason)
+        pub.red_dropped[reason] = pub.red_dropped.get(reason, 0) + 1
+        return None
 
     # --- layers -------------------------------------------------------------------------------
 

@@ -23,13 +23,64 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
-from meetings.rtc import internals
+from meetings.rtc import internals, red
 from meetings.rtc.forwarder import is_keyframe
 from meetings.rtc.sfu import Sfu, Source
 
 RATE = 48000
 LOOPBACK = ("127.0.0.1",)
 PTIME = 0.02
+RED_PT = 63  # the payload type Chromium offers audio/red on
+
+
+def offer_red(sdp: str, red_pt: int = RED_PT, fmtp: str | None = None) -> str:
+    """The SDP with ``red/48000/2`` added to every audio m-section, as Chromium offers it:
+    after Opus, with fmtp ``P/P`` (``P`` the section's Opus payload type) unless ``fmtp`` given."""
+    sections = sdp.split("\r\nm=")
+    for i, section in enumerate(sections):
+        if not section.startswith("audio "):
+            continue
+        lines = section.split("\r\n")
+        opus = next(line.split(" ")[0][9:] for line in lines if line.endswith(" opus/48000/2"))
+        lines[0] += f" {red_pt}"
+        at = next(j for j, line in enumerate(lines) if line.startswith(f"a=rtpmap:{opus} "))
+        lines[at + 1 : at + 1] = [
+            f"a=rtpmap:{red_pt} red/48000/2",
+            f"a=fmtp:{red_pt} {fmtp or f'{opus}/{opus}'}",
+        ]
+        sections[i] = "\r\n".join(lines)
+    return "\r\nm=".join(sections)
+
+
+class RedEncoder:
+    """Turns a client's outgoing Opus packets into RED (RFC 2198) as Chromium sends them: the
+    previous frame as one redundant block, the current one as primary, on ``red_pt``.
+    ``malformed_every``: every n-th packet's RED headers claim more than the payload holds."""
+
+    def __init__(self, opus_pt: int, red_pt: int, malformed_every: int = 0) -> None:
+        self.opus_pt = opus_pt
+        self.red_pt = red_pt
+        self.malformed_every = malformed_every
+        self.sent = 0
+        self._previous: tuple[int, bytes] | None = None
+
+    def __call__(self, data: bytes) -> bytes:
+        if data[1] & 0x7F != self.opus_pt:
+            return data
+        self.sent += 1
+        size = 12 + 4 * (data[0] & 0x0F)
+        if data[0] & 0x10:  # header extension: 4 bytes, then its length in words
+            size += 4 + 4 * int.from_bytes(data[size + 2 : size + 4], "big")
+        timestamp = int.from_bytes(data[4:8], "big")
+        payload = bytes(data[size:])
+        blocks = [red.RedBlock(self.opus_pt, 0, payload)]
+        if self._previous is not None and 0 < timestamp - self._previous[0] < 1 << 14:
+            blocks.insert(0, red.RedBlock(self.opus_pt, timestamp - self._previous[0], self._previous[1]))
+        self._previous = (timestamp, payload)
+        payload = red.build(blocks)
+        if self.malformed_every and self.sent % self.malformed_every == 0:
+            payload = bytes([0x80 | self.opus_pt, 0, 0x03, 0xFF, self.opus_pt]) + payload[-4:]
+        return data[:1] + bytes([(data[1] & 0x80) | self.red_pt]) + data[2:size] + payload
 
 
 class ToneTrack(MediaStreamTrack):
@@ -105,6 +156,7 @@ class Received:
     frames: int = 0
     packets: int = 0
     payloads: list[bytes] = field(default_factory=list)
+    payload_types: list[int] = field(default_factory=list)
     levels: list[int] = field(default_factory=list)
     first_keyframe_at: float | None = None
 
@@ -122,11 +174,16 @@ class Client:
         audio_slots: int = 3,
         video_slots: int = 2,
         level_extension: bool = True,
+        red: bool = False,
     ) -> None:
         self.name = name
         # False: the offer does not carry the RFC 6464 audio-level extension (a client or a
         # gateway that never sends it), so the answer does not negotiate it and none is sent.
         self.level_extension = level_extension
+        # True: the offer has RED on its audio m-sections, as Chromium's; where the answer takes
+        # it, what this client publishes goes out as RED (RedEncoder: aiortc knows no RED).
+        self.red = red
+        self.red_malformed_every = 0
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.sent_payloads: list[bytes] = []
         self.received: dict[str, Received] = defaultdict(Received)
@@ -150,6 +207,7 @@ class Client:
             r = self.received[mid]
             r.packets += 1
             r.payloads.append(packet.payload)
+            r.payload_types.append(packet.payload_type)
             level = internals.packet_audio_level(packet)
             if level is not None:
                 r.levels.append(level)
@@ -185,17 +243,26 @@ class Client:
         answer = await sfu.join(self.name, self.local_offer().sdp, self.sources_by_mid())
         first = self.pc.getTransceivers()[0]
         internals.observe_sent_rtp(first.sender.transport, lambda p: self.sent_payloads.append(p.payload))
+        if self.red and f"a=rtpmap:{RED_PT} red/48000/2" in answer:
+            opus = int(next(line for line in answer.splitlines() if "opus/48000/2" in line)[9:].split(" ")[0])
+            encoder = RedEncoder(opus, RED_PT, self.red_malformed_every)
+            internals.rewrite_sent_rtp(first.sender.transport, encoder)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        if self.red:  # what arrives as RED reaches the observers of the audio slots
+            for t in self.slots:
+                if t.kind == "audio":
+                    internals.route_payload_type(t.receiver, RED_PT)
         for t in self.slots:
             self._tasks.append(asyncio.create_task(self._consume(t)))
 
     def local_offer(self) -> RTCSessionDescription:
-        """The offer to send, without the audio-level extension when the client has none."""
+        """The offer to send: with RED if asked, without the audio-level extension if asked."""
         offer = self.pc.localDescription
-        if self.level_extension:
-            return offer
-        lines = [line for line in offer.sdp.splitlines() if internals.AUDIO_LEVEL_URI not in line]
-        return RTCSessionDescription(sdp="\r\n".join(lines) + "\r\n", type=offer.type)
+        sdp = offer_red(offer.sdp) if self.red else offer.sdp
+        if not self.level_extension:
+            lines = [line for line in sdp.splitlines() if internals.AUDIO_LEVEL_URI not in line]
+            sdp = "\r\n".join(lines) + "\r\n"
+        return RTCSessionDescription(sdp=sdp, type=offer.type)
 
     def sources_by_mid(self) -> dict[str, Source]:
         result: dict[str, Source] = {}

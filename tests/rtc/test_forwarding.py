@@ -12,10 +12,11 @@ from typing import Any
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pytest
+from aiortc import RTCSessionDescription
 
-from meetings.rtc import internals
+from meetings.rtc import internals, red
 from meetings.rtc.sfu import DominantSpeakerChanged, Sfu, SfuConfig, SfuEvent, StreamAssigned
-from tests.rtc.clients import Client, wait_for
+from tests.rtc.clients import RED_PT, Client, wait_for
 
 
 async def _close(sfu: Sfu, *clients: Client) -> None:
@@ -326,3 +327,78 @@ async def test_a_speaker_without_the_level_extension_is_heard() -> None:
         assert all(payload in sent for payload in listener.received[mid].payloads[:20])
     finally:
         await _close(sfu, bare, listener)
+
+
+@pytest.mark.parametrize("level_extension", [True, False], ids=["with-level", "without-level"])
+async def test_a_red_publication_reaches_red_receivers_as_red_and_the_others_as_opus(
+    level_extension: bool,
+) -> None:
+    """Issue #16: a publisher that sends RED (RFC 2198); a receiver that negotiated RED gets the
+    packets as they are, one that did not gets each packet's primary block as plain Opus.
+
+    aiortc knows no RED: these clients offer it as Chromium does and the publisher's packets
+    are rewritten into RED on the wire (tests/rtc/clients.py, ``RedEncoder``). Without the
+    RFC 6464 extension the level is estimated from the primary block, so the publisher is
+    still selected. Malformed RED packets are dropped and counted; forwarding goes on.
+    """
+    sfu = Sfu()
+    speaker = Client(
+        "speaker", amplitude=0.3, audio_slots=0, video_slots=0, red=True, level_extension=level_extension
+    )
+    speaker.red_malformed_every = 25
+    with_red = Client("with-red", audio_slots=1, video_slots=0, red=True)
+    plain = Client("plain", audio_slots=1, video_slots=0)
+    other_pt = OpusOn111("other-pt", audio_slots=1, video_slots=0, red=True)
+    try:
+        for client in (speaker, with_red, plain, other_pt):
+            await client.connect(sfu)
+        [red_mid], [plain_mid] = with_red.slot_mids("audio"), plain.slot_mids("audio")
+        [other_mid] = other_pt.slot_mids("audio")
+        assert await wait_for(
+            lambda: all(
+                c.received[m].packets > 40
+                for c, m in ((with_red, red_mid), (plain, plain_mid), (other_pt, other_mid))
+            ),
+            15,
+        )
+        assert sfu.assignments("plain") == {plain_mid: ("speaker", "0")}
+        sent = [p for p in speaker.sent_payloads if p and p[0] & 0x7F == 96 and not red_malformed(p)]
+        sent_set = set(sent)
+        # The RED receiver: RED payload type, the publisher's RED payloads byte for byte.
+        got = with_red.received[red_mid]
+        assert set(got.payload_types) == {RED_PT}
+        assert all(payload in sent_set for payload in got.payloads[:40])
+        assert any(len(red.parse(payload)) == 2 for payload in got.payloads[:40])
+        # The plain receiver: Opus payload type, each payload a primary block of what was sent.
+        primaries = {red.primary(payload).data for payload in sent}
+        got = plain.received[plain_mid]
+        assert set(got.payload_types) == {96}
+        assert all(payload in primaries for payload in got.payloads[:40])
+        # RED negotiated, but Opus on 111: the blocks name 96, so it gets the primary on 111.
+        got = other_pt.received[other_mid]
+        assert set(got.payload_types) == {111}
+        assert all(payload in primaries for payload in got.payloads[:40])
+        # Malformed packets were dropped with a counted reason, not forwarded.
+        assert sfu.stats()["dropped_red"] > 0
+        [pub] = sfu._participants["speaker"].publications.values()
+        assert set(pub.red_dropped) == {"block longer than payload"}
+    finally:
+        await _close(sfu, speaker, with_red, plain, other_pt)
+
+
+class OpusOn111(Client):
+    """A client whose offer puts Opus on payload type 111 (Chromium's), not aiortc's 96."""
+
+    def local_offer(self) -> RTCSessionDescription:
+        offer = super().local_offer()
+        sdp = offer.sdp.replace("SAVPF 96 ", "SAVPF 111 ").replace("a=rtpmap:96 ", "a=rtpmap:111 ")
+        sdp = sdp.replace(f"a=fmtp:{RED_PT} 96/96", f"a=fmtp:{RED_PT} 111/111")
+        return RTCSessionDescription(sdp=sdp, type=offer.type)
+
+
+def red_malformed(payload: bytes) -> bool:
+    try:
+        red.parse(payload)
+    except red.MalformedRed:
+        return True
+    return False
