@@ -219,8 +219,11 @@ def _serve(
         asyncio.run(main())
 
 
-def _detailed_video(path: Path, frames: int = 50, width: int = 640, height: int = 360) -> None:
+def _detailed_video(path: Path, frames: int = 50, width: int = 960, height: int = 540) -> None:
     """A Y4M clip for the publisher's fake camera: moving detail, so the encoder needs bits.
+
+    960×540, what the room page captures (the smallest picture Chromium sends three simulcast
+    layers of; they go out 160, 320 and 640 pixels wide).
 
     Chromium's own fake camera (a simple animation) encodes to ~215 kbit/s, under every
     profile but the lowest; this clip (noise scrolling over a gradient) asks for as much as

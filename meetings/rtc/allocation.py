@@ -294,9 +294,9 @@ def wanted_layers(
     for receiver, videos in demands.items():
         picked = choices.get(receiver, {})
         for video in videos:
-            layers = sorted(
-                (layer for layer in video.layers if layer.active), key=lambda layer: layer.spatial
-            )
+            # Every layer, arriving or not: one this dynacast stopped does not arrive, and must
+            # still be asked for again when the receiver may step up to it.
+            layers = sorted(video.layers, key=lambda layer: layer.spatial)
             if not layers or video.publication not in wanted:
                 continue
             choice = picked.get(video.mid)

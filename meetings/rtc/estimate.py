@@ -312,3 +312,33 @@ class UplinkMeter:
         if expected <= 0:
             return None
         return min(max((expected - (r1 - r0)) / expected, 0.0), 1.0)
+
+
+class PublisherRemb:
+    """The bitrate the REMB to a simulcast publisher says: room for every layer, unless congested.
+
+    aiortc's receive-side estimator (delay-based, on abs-send-time) starts from what arrives and
+    never says more than about 1.5 times that, climbing a few percent a second: a Chromium
+    publisher capped by it sent only its two lower layers (~200 kbit/s) for 40 s, and no receiver
+    ever got the top one. So while that estimator sees no congestion (it says at least
+    ``CONGESTED`` of what arrives) and has seen none for ``hold`` seconds, the REMB says
+    ``ceiling`` (what all the layers need) and Chromium's own controller (loss-based, from our
+    receiver reports, and its start bitrate) sets the pace; once it sees congestion (a weak
+    uplink queueing), the REMB is aiortc's estimate for ``hold`` seconds, so the publisher drops
+    its upper layers and keeps audio and the lowest layer flowing.
+    """
+
+    CONGESTED = 0.9
+
+    def __init__(self, ceiling: int, *, hold: float = 10.0) -> None:
+        self.ceiling = ceiling
+        self.hold = hold
+        self.congested_at: float | None = None
+
+    def adjust(self, now: float, estimated: int, incoming: int) -> int:
+        """The REMB bitrate for aiortc's ``estimated`` when ``incoming`` bits/s arrive."""
+        if incoming > 0 and estimated < self.CONGESTED * incoming:
+            self.congested_at = now
+        if self.congested_at is not None and now - self.congested_at < self.hold:
+            return estimated
+        return max(estimated, self.ceiling)

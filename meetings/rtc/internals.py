@@ -413,6 +413,7 @@ def tap_receiver(
     receiver: RTCRtpReceiver,
     on_packet: RtpHandler,
     repaired_ssrc: Callable[[str], int | None] | None = None,
+    adjust_remb: Callable[[int], int] | None = None,
 ) -> None:
     """Hand every RTP packet of a publisher's track to ``on_packet``; never decode it.
 
@@ -422,7 +423,8 @@ def tap_receiver(
     decoder queue, and stops the decoder thread that ``receive()`` starts.
     Simulcast: NACKs are generated per SSRC (aiortc's generator follows one), and an RTX packet
     on an SSRC the SDP did not pair is unwrapped to ``repaired_ssrc(rid)``, the media SSRC of the
-    layer its repaired-rtp-stream-id names (remembered for that RTX SSRC).
+    layer its repaired-rtp-stream-id names (remembered for that RTX SSRC). ``adjust_remb``
+    turns aiortc's receive-side estimate into the bitrate the REMB to the publisher says.
     Relies on: ``_RTCRtpReceiver__codecs``, ``__remote_streams``, ``__rtx_ssrc``,
     ``__nack_generator``, ``__remote_bitrate_estimator``, ``__rtcp_ssrc``, ``__stop_decoder``,
     ``_send_rtcp``, ``_send_rtcp_nack``, ``aiortc.rtp.unwrap_rtx``.
@@ -449,8 +451,14 @@ def tap_receiver(
             )
             rtcp_ssrc = getattr(receiver, f"{_R}rtcp_ssrc")
             if rtcp_ssrc is not None and remb is not None:
+                bitrate, ssrcs = remb
+                if adjust_remb is not None:
+                    bitrate = adjust_remb(bitrate)
                 feedback = _rtp.RtcpPsfbPacket(
-                    fmt=_rtp.RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=_rtp.pack_remb_fci(*remb)
+                    fmt=_rtp.RTCP_PSFB_APP,
+                    ssrc=rtcp_ssrc,
+                    media_ssrc=0,
+                    fci=_rtp.pack_remb_fci(bitrate, ssrcs),
                 )
                 _spawn(receiver._send_rtcp(feedback))
         codec = codecs.get(packet.payload_type)

@@ -37,7 +37,14 @@ from meetings.rtc import audio_codecs, internals, red, simulcast, vp8
 from meetings.rtc import forwarder as fwd
 from meetings.rtc.allocation import Allocator, LayerChoice, VideoDemand, wanted_layers
 from meetings.rtc.allocation import Layer as AllocLayer
-from meetings.rtc.estimate import Estimator, RateMeter, UplinkMeter, ntp_middle32, round_trip
+from meetings.rtc.estimate import (
+    Estimator,
+    PublisherRemb,
+    RateMeter,
+    UplinkMeter,
+    ntp_middle32,
+    round_trip,
+)
 from meetings.rtc.forwarder import (
     DownlinkQueue,
     KeyframeThrottle,
@@ -90,6 +97,10 @@ class SfuConfig:
     # temporal layers, pause below the lowest; dynacast). False: every slot forwards the top
     # layer whatever the link, as before issue #16 (the benchmarks' baseline).
     adaptive: bool = True
+    # Where a simulcast publisher's own send estimate starts (kbit/s): enough for all its layers.
+    publisher_start_kbps: int = 1000
+    # The most a simulcast publisher is told it may send while its uplink shows no congestion.
+    publisher_ceiling_bps: int = 1_500_000
     # STUN/TURN server URLs for the SFU's own gathering (plain strings: aiortc stays in rtc/).
     ice_servers: tuple[str, ...] = ()
     # Local addresses to gather host candidates on; None: every non-loopback interface (aioice).
@@ -780,6 +791,7 @@ class Sfu:
         }
         if accepted:
             sdp = simulcast.answer_layers(sdp, accepted)
+            sdp = simulcast.start_bitrate(sdp, set(accepted), self.config.publisher_start_kbps)
         if self.config.announced_address:
             sdp = announce_address(sdp, self.config.announced_address)
         if sdp is answer.sdp:
@@ -814,7 +826,10 @@ class Sfu:
             entry.publications[mid] = pub
             self._set_layers(pub, rids)
             internals.tap_receiver(
-                transceiver.receiver, self._packet_handler(pub), lambda rid: self._layer_ssrc(pub, rid)
+                transceiver.receiver,
+                self._packet_handler(pub),
+                lambda rid: self._layer_ssrc(pub, rid),
+                self._publisher_remb(pub) if kind == "video" else None,
             )
             self._emit(TrackPublished(entry.id, mid, kind, pub.source))
         elif pub is not None and sends != pub.active:
@@ -981,6 +996,22 @@ class Sfu:
             logger.info("RED packets of %s/%s dropped: %s", pub.participant, pub.mid, reason)
         pub.red_dropped[reason] = pub.red_dropped.get(reason, 0) + 1
         return None
+
+    def _publisher_remb(self, pub: Publication) -> Callable[[int], int] | None:
+        """What the REMB to a video publisher says (see ``estimate.PublisherRemb``); only for
+        simulcast publications, when adaptation is on (single-layer ones: aiortc's estimate)."""
+        if not self.config.adaptive:
+            return None
+        policy = PublisherRemb(self.config.publisher_ceiling_bps)
+
+        def adjust(estimated: int) -> int:
+            if not pub.simulcast:
+                return estimated
+            # aiortc counts payload bytes only; pub.rate adds PACKET_OVERHEAD per packet.
+            payload_share = pub.octets / max(1, pub.octets + PACKET_OVERHEAD * pub.received)
+            return policy.adjust(time.monotonic(), estimated, int(pub.rate.bps * payload_share))
+
+        return adjust
 
     # --- layers -------------------------------------------------------------------------------
 

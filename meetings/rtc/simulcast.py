@@ -104,3 +104,51 @@ def answer_layers(sdp: str, layers: dict[str, tuple[str, ...]]) -> str:
         kept.append("a=simulcast:recv " + ";".join(rids))
         out.extend(kept + tail)
     return newline.join(out)
+
+
+_VIDEO_CODECS = ("VP8", "VP9", "H264", "AV1")
+
+
+def start_bitrate(sdp: str, mids: set[str], kbps: int) -> str:
+    """The answer with ``x-google-start-bitrate=<kbps>`` on the video codecs of ``mids``.
+
+    A simulcast publisher's layers need ~1.2 Mbit/s together, but Chromium starts its send
+    estimate at 300 kbit/s and, fed REMB and receiver reports only (no transport-wide feedback
+    from aiortc), climbs from there at a few percent a second: it sent only the two lower layers
+    for 40 s in the shaped-link tests. Starting higher lets it send all three at once; on a weak
+    uplink its loss-based control and our REMB (aiortc's delay-based estimate) bring it down
+    within seconds, the lowest layer and the audio first (docs/media.md, Bandwidth estimation).
+    Chromium reads the parameter from the negotiated send codec, i.e. from this answer.
+    """
+    if not mids or kbps <= 0:
+        return sdp
+    newline = "\r\n" if "\r\n" in sdp else "\n"
+    out: list[str] = []
+    param = f"x-google-start-bitrate={kbps}"
+    for section in _sections(sdp):
+        mid = next((line[6:].strip() for line in section if line.startswith("a=mid:")), None)
+        if mid not in mids or not section[0].startswith("m=video"):
+            out.extend(section)
+            continue
+        types = {
+            line.split(" ", 1)[0][9:]
+            for line in section
+            if line.startswith("a=rtpmap:")
+            and " " in line
+            and line.split(" ", 1)[1].split("/")[0].upper() in _VIDEO_CODECS
+        }
+        lines: list[str] = []
+        with_fmtp: set[str] = set()
+        for line in section:
+            if line.startswith("a=fmtp:") and " " in line and line.split(" ", 1)[0][7:] in types:
+                pt = line.split(" ", 1)[0][7:]
+                with_fmtp.add(pt)
+                if "x-google-start-bitrate=" not in line:
+                    line = f"{line};{param}"
+            lines.append(line)
+            if line.startswith("a=rtpmap:") and line.split(" ", 1)[0][9:] in types:
+                pt = line.split(" ", 1)[0][9:]
+                if not any(x.startswith(f"a=fmtp:{pt} ") for x in section):
+                    lines.append(f"a=fmtp:{pt} {param}")
+        out.extend(lines)
+    return newline.join(out)

@@ -3,9 +3,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CAMERA_LAYERS, cameraEncodings, simulcastAccepted } from "../../web/static/js/room/call.js";
 
-test("three layers low to high, a quarter, a half and the full picture", () => {
+test("three layers low to high, 160, 320 and 640 pixels wide whatever the capture", () => {
   assert.deepEqual(CAMERA_LAYERS.map((l) => l.rid), ["q", "h", "f"]);
-  assert.deepEqual(CAMERA_LAYERS.map((l) => l.scaleResolutionDownBy), [4, 2, 1]);
+  assert.deepEqual(cameraEncodings(960).map((l) => l.scaleResolutionDownBy), [6, 3, 1.5]);
+  assert.deepEqual(cameraEncodings(1280).map((l) => l.scaleResolutionDownBy), [8, 4, 2]);
+  // A camera that gives less than asked: never scaled up.
+  assert.deepEqual(cameraEncodings(480).map((l) => l.scaleResolutionDownBy), [3, 1.5, 1]);
   const rates = CAMERA_LAYERS.map((l) => l.maxBitrate);
   assert.deepEqual([...rates].sort((a, b) => a - b), rates);
 });

@@ -154,3 +154,13 @@ def test_wanted_layers_is_the_union_over_receivers_and_stops_what_nobody_can_get
     assert wanted_layers(demands, choices, pub)["chair/1"] == ("q", "h"), "nobody is near the top layer"
     single = {"solo/1": (Layer(0, None, 500_000),)}
     assert wanted_layers({}, {}, single) == {"solo/1": ()}, "a single layer has no rid to name"
+
+
+def test_a_layer_dynacast_stopped_is_asked_for_again_when_a_receiver_may_step_up_to_it() -> None:
+    # The top layer stopped arriving because nobody needed it (the publisher stopped encoding
+    # it): a receiver on the middle layer with room for the top must get it back, or no one
+    # ever receives the top layer again.
+    stopped = (LAYERS[0], LAYERS[1], Layer(2, "f", 800_000, 640, 360, active=False))
+    demands = {"big": [VideoDemand("v0", "chair/1", stopped, priority=0, tile=(640, 360))]}
+    choices = {"big": {"v0": LayerChoice(1, None, 300_000)}}
+    assert wanted_layers(demands, choices, {"chair/1": stopped})["chair/1"] == ("q", "h", "f")

@@ -263,3 +263,17 @@ def test_meters() -> None:
     uplink.add(1.0, 62_500, 200, 190)
     assert uplink.bps == 500_000
     assert uplink.loss == pytest.approx(0.10)
+
+
+def test_a_simulcast_publisher_is_given_room_for_its_layers_until_its_uplink_congests() -> None:
+    from meetings.rtc.estimate import PublisherRemb
+
+    remb = PublisherRemb(1_500_000, hold=10.0)
+    # aiortc's estimate follows what arrives (~200 kbit/s): the REMB leaves room for all layers.
+    assert remb.adjust(0.0, 210_000, 200_000) == 1_500_000
+    # A weak uplink queues: aiortc's estimate falls below what arrives; the REMB follows it ...
+    assert remb.adjust(5.0, 170_000, 300_000) == 170_000
+    assert remb.adjust(9.0, 260_000, 250_000) == 260_000, "held after congestion"
+    # ... and gives room again only after `hold` seconds without congestion.
+    assert remb.adjust(15.5, 270_000, 250_000) == 1_500_000
+    assert remb.adjust(16.0, 2_000_000, 250_000) == 2_000_000, "never below aiortc's own estimate"

@@ -430,3 +430,34 @@ def test_the_c_fast_path_sends_the_rewritten_descriptor() -> None:
     finally:
         receiver.close()
         sender.close()
+
+
+def test_the_answer_starts_a_simulcast_publishers_estimate_high_enough_for_its_layers() -> None:
+    from meetings.rtc.simulcast import start_bitrate
+
+    answer = "\r\n".join(
+        [
+            "v=0",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+            "a=mid:0",
+            "a=rtpmap:111 opus/48000/2",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102",
+            "a=mid:1",
+            "a=rtpmap:96 VP8/90000",
+            "a=rtpmap:97 rtx/90000",
+            "a=fmtp:97 apt=96",
+            "a=rtpmap:102 H264/90000",
+            "a=fmtp:102 packetization-mode=1",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96",
+            "a=mid:2",
+            "a=rtpmap:96 VP8/90000",
+            "",
+        ]
+    )
+    lines = start_bitrate(answer, {"1"}, 1000).split("\r\n")
+    assert "a=fmtp:96 x-google-start-bitrate=1000" in lines
+    assert "a=fmtp:102 packetization-mode=1;x-google-start-bitrate=1000" in lines
+    assert "a=fmtp:97 apt=96" in lines, "RTX untouched"
+    assert lines.count("a=fmtp:96 x-google-start-bitrate=1000") == 1, "mid 2 is not a simulcast publication"
+    assert lines[-1] == "", "the final newline stays"
+    assert start_bitrate(answer, set(), 1000) == answer

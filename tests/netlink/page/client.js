@@ -9,10 +9,14 @@
 
 const params = new URLSearchParams(location.search);
 const id = params.get("id") || "anonymous";
+// As the room page (web/static/js/room/call.js): a 960×540 capture (the smallest Chromium sends
+// three simulcast layers of) sent at 160, 320 and 640 pixels wide.
+const CAPTURE = { width: 960, height: 540 };
+const TOP_SCALE = 1.5;
 const LAYERS = [
-  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 100_000 },
-  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 300_000 },
-  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 800_000 },
+  { rid: "q", scaleResolutionDownBy: 6, maxBitrate: 100_000 },
+  { rid: "h", scaleResolutionDownBy: 3, maxBitrate: 300_000 },
+  { rid: "f", scaleResolutionDownBy: TOP_SCALE, maxBitrate: 800_000 },
 ];
 const FIELDS = [
   "kind", "mid", "rid", "ssrc", "frameWidth", "frameHeight", "framesDecoded", "framesEncoded",
@@ -85,6 +89,10 @@ async function gathered() {
 async function report() {
   const rows = [];
   (await pc.getStats()).forEach((s) => {
+    if (s.type === "candidate-pair" && s.nominated && s.availableOutgoingBitrate !== undefined) {
+      rows.push({ type: s.type, availableOutgoingBitrate: s.availableOutgoingBitrate });
+      return;
+    }
     if (s.type !== "inbound-rtp" && s.type !== "outbound-rtp") return;
     const row = { type: s.type };
     for (const name of FIELDS) if (s[name] !== undefined) row[name] = s[name];
@@ -100,13 +108,16 @@ async function start() {
   // Always asked for: a granted capture shows the real host addresses (no mDNS names).
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: true,
-    video: camera ? { width: 640, height: 360, frameRate: 20 } : false,
+    video: camera ? { ...CAPTURE, frameRate: 20 } : false,
   });
   if (microphone) pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendonly" });
   let video = null;
   if (camera) {
-    const encodings = params.get("simulcast") === "1" ? LAYERS : [{ maxBitrate: 800_000 }];
-    state.dataset.captureWidth = String(stream.getVideoTracks()[0].getSettings().width || 0);
+    const encodings =
+      params.get("simulcast") === "1" ? LAYERS : [{ maxBitrate: 800_000, scaleResolutionDownBy: TOP_SCALE }];
+    // The width of the top layer sent (the capture's, scaled), what a receiver gets at best.
+    const captured = stream.getVideoTracks()[0].getSettings().width || 0;
+    state.dataset.captureWidth = String(Math.round(captured / TOP_SCALE));
     video = pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly", sendEncodings: encodings });
   }
   for (let i = 0; i < Number(params.get("audio") || "0"); i++) pc.addTransceiver("audio", { direction: "recvonly" });

@@ -17,11 +17,16 @@
 export const AUDIO_SLOTS = 3;
 export const VIDEO_SLOTS = 6;
 
-/** The camera's simulcast layers, low to high (docs/media.md: sizes and bitrates measured there). */
+/**
+ * The camera's simulcast layers, low to high, by the width each is sent at (docs/media.md: sizes
+ * and bitrates measured there). The camera is captured at 960×540 (devices.js): Chromium sends
+ * at most two layers of a picture smaller than 960×540, three from there up, so the layers are
+ * that capture scaled to 160, 320 and 640 pixels wide.
+ */
 export const CAMERA_LAYERS = [
-  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 100_000 },
-  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 300_000 },
-  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 800_000 },
+  { rid: "q", width: 160, maxBitrate: 100_000 },
+  { rid: "h", width: 320, maxBitrate: 300_000 },
+  { rid: "f", width: 640, maxBitrate: 800_000 },
 ];
 /** A shared screen: a few frames a second at full resolution. */
 export const SCREEN_FRAMERATE = 5;
@@ -47,9 +52,14 @@ function vp8Offers(mode) {
  * encoder says it can (Chromium's VP8 simulcast makes temporal layers by itself otherwise).
  * @returns {RTCRtpEncodingParameters[]}
  */
-export function cameraEncodings() {
+export function cameraEncodings(captureWidth = 960) {
   const temporal = vp8Offers("L1T3");
-  return CAMERA_LAYERS.map((layer) => (temporal ? { ...layer, scalabilityMode: "L1T3" } : { ...layer }));
+  return CAMERA_LAYERS.map(({ rid, width, maxBitrate }) => {
+    /** @type {RTCRtpEncodingParameters} */
+    const encoding = { rid, maxBitrate, scaleResolutionDownBy: Math.max(1, captureWidth / width) };
+    if (temporal) /** @type {any} */ (encoding).scalabilityMode = "L1T3";
+    return encoding;
+  });
 }
 
 /**
@@ -152,9 +162,10 @@ export class Call {
       // A forwarding unit without simulcast keeps the first (lowest) encoding only: send it at
       // the top layer's size and rate rather than a 160-pixel picture to everyone.
       const top = CAMERA_LAYERS[CAMERA_LAYERS.length - 1];
+      const captured = (camera.sender.track && camera.sender.track.getSettings().width) || 960;
       await this._setParameters(camera.sender, (params) => {
         if (params.encodings.length !== 1) return;
-        params.encodings[0].scaleResolutionDownBy = top.scaleResolutionDownBy;
+        params.encodings[0].scaleResolutionDownBy = Math.max(1, captured / top.width);
         params.encodings[0].maxBitrate = top.maxBitrate;
       });
     }
@@ -168,7 +179,8 @@ export class Call {
       const [video] = local.getVideoTracks();
       if (audio) this.microphone = pc.addTransceiver(audio, { direction: "sendonly", streams: [local] });
       if (video) {
-        this.camera = pc.addTransceiver(video, { direction: "sendonly", streams: [local], sendEncodings: cameraEncodings() });
+        const captured = video.getSettings().width || 960;
+        this.camera = pc.addTransceiver(video, { direction: "sendonly", streams: [local], sendEncodings: cameraEncodings(captured) });
         preferVp8(this.camera);
       }
     }
