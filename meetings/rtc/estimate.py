@@ -84,6 +84,10 @@ class EstimatorConfig:
     holdoff: float = 2.0  # after a failed probe, none for this long, doubling up to:
     max_holdoff: float = 8.0
     report_age: float = 2.5  # receiver reports older than this no longer count for the loss
+    # Loss alone never cuts below this: random loss on a link with room (15 % in the shaped-link
+    # tests) must not pause video; a link that is really this narrow also queues, and its REMB
+    # (delay-based) takes the estimate lower.
+    loss_floor: int = 250_000
 
 
 class Estimator:
@@ -176,7 +180,8 @@ class Estimator:
         if fraction > self.config.high_loss and now - self._last_cut >= 1.0:
             sent = self._sent.bps
             base = min(self.estimate, sent) if sent else self.estimate
-            self._cut(now, int(base * (1 - 0.5 * fraction)), f"loss {fraction:.0%}")
+            floor = min(self.estimate, self.config.loss_floor)
+            self._cut(now, max(int(base * (1 - 0.5 * fraction)), floor), f"loss {fraction:.0%}")
         elif fraction > self.config.low_loss and self._probe_until is not None:
             self._cut(now, self.estimate, f"loss {fraction:.0%} while probing")
 
@@ -233,7 +238,10 @@ class Estimator:
 
     def probe_limit(self) -> int:
         """The most a probe may ask now: a few times what we send, less after a failed one."""
-        step = self.config.gentle_step if self._gentle else self.config.probe_step
+        # Gentle after a failed probe, until the link has been quiet for max_holdoff: a gentle
+        # step may be too small for the next layer, and a recovered link must not stay stuck.
+        gentle = self._gentle and self._now - self._last_cut < self.config.max_holdoff
+        step = self.config.gentle_step if gentle else self.config.probe_step
         return min(int(max(self._sent.bps, self.config.min_bps) * step), self.config.max_bps)
 
     def probe(self, now: float, target: int) -> bool:

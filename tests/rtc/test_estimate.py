@@ -277,3 +277,39 @@ def test_a_simulcast_publisher_is_given_room_for_its_layers_until_its_uplink_con
     # ... and gives room again only after `hold` seconds without congestion.
     assert remb.adjust(15.5, 270_000, 250_000) == 1_500_000
     assert remb.adjust(16.0, 2_000_000, 250_000) == 2_000_000, "never below aiortc's own estimate"
+
+
+def test_random_loss_alone_does_not_take_the_estimate_below_the_loss_floor() -> None:
+    # 15 % random loss on a link with room: the estimate is cut, but not below what video at the
+    # lowest layers needs (loss_floor); only a falling REMB (queueing) takes it lower.
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 50_000)  # 400 kbit/s
+    for second in range(2, 12):
+        estimator.on_receiver_report(float(second), "v0", 38)  # 15 %
+        estimator.update(float(second))
+    assert estimator.estimate == estimator.config.loss_floor
+    estimator.on_remb(12.0, 300_000)
+    estimator.on_remb(13.0, 150_000)
+    assert estimator.estimate == 150_000, "a REMB drop goes below the floor"
+
+
+def test_after_a_failed_probe_steps_are_gentle_only_until_the_link_has_been_quiet() -> None:
+    # A gentle step may be too small for the next layer: once no cut was seen for max_holdoff,
+    # probes may again ask for the full step, or a receiver whose link came back stays low.
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 20_000)  # 160 kbit/s
+    estimator.on_remb(1.0, 120_000)
+    estimator.on_sent(4.0, 80_000)
+    estimator.on_remb(4.0, 200_000)
+    estimator.update(4.0)
+    assert estimator.probe(4.0, 400_000)
+    estimator.on_remb(4.5, 150_000)  # the probe fails
+    assert estimator.probe_limit() == int(160_000 * estimator.config.gentle_step)
+    estimator.on_sent(12.0, 240_000)
+    estimator.on_sent(13.0, 260_000)  # still 160 kbit/s
+    estimator.on_remb(12.5, 240_000)  # the link came back: the REMB climbs above what we send
+    estimator.update(13.0)
+    assert estimator.probe_limit() == int(160_000 * estimator.config.probe_step)
+    assert estimator.probe(13.0, 400_000)
