@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,6 +74,8 @@ Kind = Literal["audio", "video"]
 MAX_TILE_PX = 7680  # a tile wider or taller than an 8K screen is clamped
 PACKET_OVERHEAD = 60  # bytes a forwarded packet costs beyond its payload (RTP, SRTP, UDP, IP)
 AUDIO_DEFAULT_BPS = 50_000  # an audio stream not measured yet (Opus and its packet headers)
+RED_PRIMARY_SHARE = 0.55  # what a RED stream costs stripped to its primary blocks (plus headers)
+LEAN_ROOM = 150_000  # below this much room for video after redundant audio, audio goes lean
 Source = Literal["microphone", "camera", "screen"]
 LAYER_TIMEOUT = 1.5  # a simulcast layer with no packet for this long is inactive (s)
 BITRATE_WINDOW = 1.0  # each layer's bitrate is measured over this long (s)
@@ -342,16 +344,18 @@ class Layer:
 
 
 def red_receivers(
-    sinks: list[SlotForwarder], opus_pt: int
+    sinks: list[SlotForwarder], opus_pt: int, lean: Container[DownlinkQueue] = ()
 ) -> tuple[list[SlotForwarder], list[SlotForwarder]]:
     """Split the slots fed a RED packet whose blocks are Opus on ``opus_pt``: those that take it
     as it is (RED negotiated, and Opus on the same payload type, since the blocks name it), and
-    those that get its primary block as plain Opus."""
+    those that get its primary block as plain Opus: the others, and the receivers (by their
+    downlink queue) in ``lean``, whose budget is too tight to pay for audio twice."""
     whole: list[SlotForwarder] = []
     plain: list[SlotForwarder] = []
     for sink in sinks:
         types = sink.target.payload_types
-        (whole if red.RED_KEY in types and types.get("OPUS") == opus_pt else plain).append(sink)
+        redundant = red.RED_KEY in types and types.get("OPUS") == opus_pt and sink.downlink not in lean
+        (whole if redundant else plain).append(sink)
     return whole, plain
 
 
@@ -484,6 +488,7 @@ class _Participant:
     link_reported: LinkEstimate | None = None
     link_reported_at: float = -1e9
     probe_checked: float = -1e9  # when allocations() last looked for a probe target
+    lean_audio: bool = False  # its budget is tight: RED publications reach it as plain Opus
 
 
 class Sfu:
@@ -506,6 +511,7 @@ class Sfu:
         self.keyframe_requests = 0
         self._keyframe_sweep = 0.0
         self._demands: dict[str, list[VideoDemand]] = {}  # per receiver, from allocations()
+        self._lean_audio: set[DownlinkQueue] = set()  # receivers sent RED as plain Opus
         # Benchmarks set this to sample the time from a packet's arrival to its send, per sink.
         self.delay_probe: Callable[[bool, float], None] | None = None
 
@@ -703,6 +709,7 @@ class Sfu:
         if entry is None:
             return
         entry.downlink.close()
+        self._lean_audio.discard(entry.downlink)
         for slot in entry.slots.values():
             self._assign(entry, slot, None, emit=False)
         for pub in entry.publications.values():
@@ -972,7 +979,7 @@ class Sfu:
         pub.sending = red.RED_KEY
         if not layer.sinks:
             return
-        whole, plain = red_receivers(layer.sinks, primary.payload_type)
+        whole, plain = red_receivers(layer.sinks, primary.payload_type, self._lean_audio)
         seq, timestamp, marker = packet.sequence_number, packet.timestamp, packet.marker
         if whole:
             args = (seq, timestamp, marker, packet.payload, False, level, None, now, self.delay_probe)
@@ -1295,13 +1302,33 @@ class Sfu:
         self._emit(current)
 
     @staticmethod
-    def _audio_cost(entry: _Participant) -> int:
-        """What the receiver's audio slots cost now (bits per second, measured at the source)."""
-        return sum(
-            slot.publication.rate.bps or AUDIO_DEFAULT_BPS
-            for slot in entry.slots.values()
-            if slot.kind == "audio" and slot.publication is not None
-        )
+    def _audio_cost(entry: _Participant, lean: bool = False) -> int:
+        """What the receiver's audio slots cost (bits per second, measured at the source); with
+        ``lean``, RED publications count as their primary blocks only (about half)."""
+        total = 0
+        for slot in entry.slots.values():
+            pub = slot.publication
+            if slot.kind != "audio" or pub is None:
+                continue
+            rate = pub.rate.bps or AUDIO_DEFAULT_BPS
+            total += int(rate * RED_PRIMARY_SHARE) if lean and pub.sending == red.RED_KEY else rate
+        return total
+
+    def _lean(self, entry: _Participant, budget: int, audio: int) -> bool:
+        """Whether ``entry`` gets RED audio as plain Opus: when its budget leaves less than
+        ``LEAN_ROOM`` for video after redundant audio (back above ``LEAN_ROOM`` × 1.5). RED
+        doubles each voice (~25 kbit/s more); on a 250 kbit/s link three voices with RED leave
+        no room for any video, and the loss such a link shows is congestion, which redundancy
+        makes worse."""
+        room = budget - audio
+        lean = room < LEAN_ROOM * 1.5 if entry.lean_audio else room < LEAN_ROOM
+        if lean != entry.lean_audio:
+            entry.lean_audio = lean
+            if lean:
+                self._lean_audio.add(entry.downlink)
+            else:
+                self._lean_audio.discard(entry.downlink)
+        return lean
 
     def allocations(self, now: float | None = None) -> dict[str, dict[str, LayerChoice]]:
         """Per receiver, per video slot (mid), the layer its downlink estimate allows now.
@@ -1315,6 +1342,8 @@ class Sfu:
         result: dict[str, dict[str, LayerChoice]] = {}
         for entry in self._participants.values():
             audio = self._audio_cost(entry)
+            if self._lean(entry, entry.estimator.estimate, audio):
+                audio = self._audio_cost(entry, lean=True)
             videos: list[VideoDemand] = []
             for mid, slot in entry.slots.items():
                 pub = slot.publication

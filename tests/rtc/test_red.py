@@ -69,3 +69,42 @@ def test_build_refuses_what_rfc_2198_cannot_carry() -> None:
         red.build([RedBlock(OPUS, 1 << 14, b"x"), RedBlock(OPUS, 0, b"y")])
     with pytest.raises(ValueError):
         red.build([RedBlock(OPUS, 960, bytes(1024)), RedBlock(OPUS, 0, b"y")])
+
+
+def test_a_receiver_on_a_tight_budget_gets_red_as_plain_opus() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from meetings.rtc.sfu import red_receivers
+
+    def sink(types: dict[str, int]) -> Any:
+        return SimpleNamespace(target=SimpleNamespace(payload_types=types), downlink=object())
+
+    with_red, tight, without = (
+        sink({"RED": 63, "OPUS": 111}),
+        sink({"RED": 63, "OPUS": 111}),
+        sink({"OPUS": 111}),
+    )
+    whole, plain = red_receivers([with_red, tight, without], 111)
+    assert (whole, plain) == ([with_red, tight], [without])
+    whole, plain = red_receivers([with_red, tight, without], 111, {tight.downlink})
+    assert (whole, plain) == ([with_red], [tight, without]), "a lean receiver gets the primary only"
+    assert red_receivers([with_red], 109) == ([], [with_red]), "Opus on another payload type: stripped"
+
+
+def test_audio_goes_lean_when_redundancy_leaves_too_little_room_for_video() -> None:
+    from typing import Any
+
+    from meetings.rtc.forwarder import DownlinkQueue
+    from meetings.rtc.sfu import LEAN_ROOM, Sfu, _Participant
+
+    sfu = Sfu()
+    pc: Any = None
+    entry = _Participant("weak", pc, DownlinkQueue(lambda header, payload: None))
+    audio = 150_000  # three voices with RED
+    assert not sfu._lean(entry, 2_000_000, audio)
+    assert sfu._lean(entry, audio + LEAN_ROOM - 1, audio)
+    assert entry.downlink in sfu._lean_audio
+    assert sfu._lean(entry, audio + LEAN_ROOM + 10_000, audio), "hysteresis: not back at once"
+    assert not sfu._lean(entry, audio + 2 * LEAN_ROOM, audio)
+    assert entry.downlink not in sfu._lean_audio
