@@ -37,7 +37,10 @@ export const SCREEN_MAX_BITRATE = 1_200_000;
  * @param {string} mode
  */
 function vp8Offers(mode) {
-  const caps = typeof RTCRtpSender.getCapabilities === "function" ? RTCRtpSender.getCapabilities("video") : null;
+  const caps =
+    typeof RTCRtpSender !== "undefined" && typeof RTCRtpSender.getCapabilities === "function"
+      ? RTCRtpSender.getCapabilities("video")
+      : null;
   return Boolean(
     caps &&
       caps.codecs.some((c) => {
