@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 import pytest
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 from sqlalchemy.exc import IntegrityError
 
 from meetings.db import create_engine, create_sessionmaker
@@ -19,7 +19,7 @@ from meetings.db import create_engine, create_sessionmaker
 def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The name of each function aiosqlite runs on a connection's thread, in order."""
     seen: list[str] = []
-    original = aiosqlite.Connection._execute
+    original: Any = aiosqlite.Connection._execute  # untyped in aiosqlite
 
     async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append(getattr(fn, "__name__", repr(fn)))
@@ -40,9 +40,9 @@ async def test_one_trip_per_statement_and_none_for_an_empty_commit(tmp_path: Pat
         rows = (await db.execute(text("SELECT :a AS a, :b AS b"), {"a": 1, "b": "x"})).all()
         assert [tuple(r) for r in rows] == [(1, "x")]
         assert len(trips) == 1, trips
-        inserted = await db.execute(text("INSERT INTO t (n) VALUES (7)"))
+        inserted = cast(CursorResult[Any], await db.execute(text("INSERT INTO t (n) VALUES (7)")))
         assert inserted.lastrowid == 1
-        changed = await db.execute(text("UPDATE t SET n = n + 1 WHERE n IN (7, 9)"))
+        changed = cast(CursorResult[Any], await db.execute(text("UPDATE t SET n = n + 1 WHERE n IN (7, 9)")))
         assert changed.rowcount == 1
         await db.execute(text("INSERT INTO t (n) VALUES (:n)"), [{"n": 20}, {"n": 21}, {"n": 22}])
         assert len(trips) == 4, trips  # one each: the select, two inserts (one executemany), the update

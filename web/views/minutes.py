@@ -758,7 +758,7 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
         snapshot = await readable(db, who, minutes)
     language = request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)
     await ws.prepare(request)
-    viewer = Viewer(ws, minutes_id, who.id, language)
+    viewer = Viewer(ws, minutes_id, who.id, language, request.transport)
     live = hub(request)
     live.add(viewer)
     viewer.out.start()
@@ -779,7 +779,7 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
                     answer = protocol.Error(_ref_of(msg.data), text, retry=clash is not None)
             # The editor's answer first, then the push to every viewer (this one included): each
             # viewer has its own queue and writer, so the ack never waits for a slow viewer.
-            viewer.post(encode(answer))
+            await viewer.out.send(encode(answer))
             if push is not None:
                 live.push(minutes_id, push)
     finally:
