@@ -2,9 +2,10 @@
 
 Runs the WebSocket phase of ``bench minutes`` on SQLite (PostgreSQL too when
 GIAOBAN_TEST_POSTGRES_URL is set) and splits each save (web.views.minutes.run_edit) into the
-reads before its write turn, the wait for the turn, the turn up to COMMIT, the COMMIT and what
-follows; it also lists one save's statements and, on SQLite, its trips to the connection's
-thread. A diagnostic, not a benchmark: it wraps the server's functions to time them.
+reads before its write turn with the wait for the turn (the engine's queue waits before any
+listener added here runs), the turn up to COMMIT, the COMMIT and what follows; it also lists
+one save's statements and, on SQLite, its trips to the connection's thread. A diagnostic, not
+a benchmark: it wraps the server's functions to time them.
 """
 
 from __future__ import annotations
@@ -84,14 +85,7 @@ def _instrumented(saves: list[dict[str, Any]]) -> Iterator[None]:
                 if "write" not in marks and statement.lstrip()[:6].upper() in {"UPDATE", "INSERT", "DELETE"}:
                     marks["write"] = time.perf_counter()
 
-        def after_turn(_conn: Any, _cursor: Any, _statement: str, *_: Any) -> None:
-            marks = _marks.get()
-            if marks is not None and "write" in marks and "turn" not in marks:
-                marks["turn"] = time.perf_counter()
-
-        # Before the write queue's listener (which waits for the turn) and after it.
-        event.listen(made.sync_engine, "before_cursor_execute", before, insert=True)
-        event.listen(made.sync_engine, "before_cursor_execute", after_turn)
+        event.listen(made.sync_engine, "before_cursor_execute", before)
         return made
 
     bench_minutes._ws_editor = counted_editor  # type: ignore[assignment]
@@ -124,15 +118,14 @@ def main(viewers: int) -> None:
         saves: list[dict[str, Any]] = []
         with _instrumented(saves):
             r = bench_minutes._on(database, viewers)
-        ws = [s for s in saves if "turn" in s and "committed" in s]
+        ws = [s for s in saves if "write" in s and "committed" in s]
         p50, p99 = r["ws_p50"] * 1000, r["ws_p99"] * 1000
         print(f"{database}, {viewers} viewers: WebSocket p50 {p50:.1f} ms, p99 {p99:.1f} ms")
         print(f"  one save: {len(ws[0]['sql'])} statements, {len(ws[0]['trips'])} trips to SQLite's thread")
         for statement in ws[0]["sql"]:
             print(f"    {statement}")
-        print(_line("reads before the turn", [s["write"] - s["start"] for s in ws]))
-        print(_line("wait for the turn", [s["turn"] - s["write"] for s in ws]))
-        print(_line("turn, up to COMMIT", [s["commit"] - s["turn"] for s in ws]))
+        print(_line("reads, wait for the turn", [s["write"] - s["start"] for s in ws]))
+        print(_line("turn, up to COMMIT", [s["commit"] - s["write"] for s in ws]))
         print(_line("COMMIT", [s["committed"] - s["commit"] for s in ws]))
         print(_line("after the commit", [s["end"] - s["committed"] for s in ws]))
         print(_line("server, whole save", [s["end"] - s["start"] for s in ws]))
