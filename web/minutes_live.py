@@ -7,6 +7,7 @@ LISTEN/NOTIFY); docs/minutes.md says so. One cleanup context owns the hub's sock
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -26,10 +27,19 @@ SEND_QUEUE = 500  # messages; a viewer this far behind is closed and reloads
 class Viewer:
     """One WebSocket watching one minutes, with its own send queue (a slow viewer holds nobody up)."""
 
-    def __init__(self, ws: web.WebSocketResponse, minutes_id: int, person_id: int, language: str) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        minutes_id: int,
+        person_id: int,
+        language: str,
+        transport: asyncio.WriteTransport | None = None,
+    ) -> None:
         self.minutes_id = minutes_id
         self.person_id = person_id
-        self.out = SocketWriter(ws, limit=SEND_QUEUE, language=language, name=f"minutes-ws-{minutes_id}")
+        self.out = SocketWriter(
+            ws, limit=SEND_QUEUE, language=language, name=f"minutes-ws-{minutes_id}", transport=transport
+        )
 
     def post(self, text: str) -> None:
         """Queue a message; a viewer whose queue is full is closed and reloads."""

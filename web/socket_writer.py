@@ -26,14 +26,24 @@ CLOSE_WAIT_SECONDS = 5.0
 class SocketWriter:
     """Queue text for one WebSocket; a writer task sends it in order; `end` closes after the queue."""
 
-    def __init__(self, ws: web.WebSocketResponse, *, limit: int, language: str, name: str) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        limit: int,
+        language: str,
+        name: str,
+        transport: asyncio.WriteTransport | None = None,
+    ) -> None:
         self.ws = ws
+        self._transport = transport  # the request's: `send` looks at its buffer
         self.language = language
         self.name = name
         self.closed = False  # no more messages are queued; the socket closes after what is
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(limit)
         self._close_args: tuple[int, bytes] = (int(CloseCode.NORMAL), b"")
         self._task: asyncio.Task[None] | None = None
+        self._sending = 0  # sends in progress (the writer's and `send`'s)
 
     def start(self) -> None:
         """Start the writer task (once)."""
@@ -52,6 +62,31 @@ class SocketWriter:
             while not self._queue.empty():
                 self._queue.get_nowait()
             self.end(int(CloseCode.GOING_AWAY), TOO_SLOW)
+
+    async def send(self, text: str) -> None:
+        """Send at once when that cannot wait: nothing queued or being sent, and room in the
+        socket's buffer (an answer does not wait for the writer's turn on a busy event loop);
+        else queue behind what is. Either way the order is kept."""
+        if not self._sendable_now(text):
+            self.post(text)
+            return
+        self._sending += 1
+        try:
+            # Uncompressed and below the buffer's high-water mark, aiohttp writes the frame and
+            # returns without waiting: nothing can come in between.
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_str(text)
+        finally:
+            self._sending -= 1
+
+    def _sendable_now(self, text: str) -> bool:
+        transport = self._transport
+        if transport is None or transport.is_closing() or self.ws.closed or self.ws.compress:
+            return False
+        if self.closed or self._task is None or self._sending or not self._queue.empty():
+            return False
+        _low, high = transport.get_write_buffer_limits()
+        return transport.get_write_buffer_size() + 4 * len(text) + 16 < high  # 4: UTF-8's widest
 
     def end(self, code: int, reason: str) -> None:
         """Close once what is queued is sent; `reason` is a msgid; the first code given wins."""
@@ -95,4 +130,8 @@ class SocketWriter:
                     return
                 if self.ws.closed:
                     return
-                await self.ws.send_str(item)
+                self._sending += 1
+                try:
+                    await self.ws.send_str(item)
+                finally:
+                    self._sending -= 1

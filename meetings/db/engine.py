@@ -32,6 +32,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
+from meetings.db import sqlite_driver
+
 log = logging.getLogger("giaoban.db")
 
 BUSY_TIMEOUT_MS = 5000
@@ -160,7 +162,9 @@ def create_engine(url: str, *, sqlite_writers: str = "queue") -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # Connections are cheap (a thread each) and a writer waiting its turn holds one: room
         # enough that readers never wait behind queued writers for a connection.
-        engine = create_async_engine(url, pool_size=SQLITE_POOL, max_overflow=SQLITE_OVERFLOW)
+        # One trip to the connection's thread per statement (meetings/db/sqlite_driver.py).
+        driver = {"module": sqlite_driver.dbapi()} if parsed.get_driver_name() == "aiosqlite" else {}
+        engine = create_async_engine(url, pool_size=SQLITE_POOL, max_overflow=SQLITE_OVERFLOW, **driver)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if sqlite_writers != "driver":
             _serialise_writers(engine, queue=sqlite_writers == "queue")

@@ -670,9 +670,21 @@ async def apply_edit(
     app: web.Application, who: Actor, minutes_id: int, edit: protocol.MinutesEdit
 ) -> dict[str, Any]:
     """One edit (add, save, status, move, delete, header, attendance, correct) in one transaction,
-    then pushed live.
+    then pushed live (the HTTP API's path)."""
+    result, push = await run_edit(app, who, minutes_id, edit)
+    if push is not None:
+        app[keys.MINUTES_HUB].push(minutes_id, push)
+    return result
 
-    The one path for HTTP and WebSocket edits, so both check versions and push the same way.
+
+async def run_edit(
+    app: web.Application, who: Actor, minutes_id: int, edit: protocol.MinutesEdit
+) -> tuple[dict[str, Any], protocol.MinutesPush | None]:
+    """One edit in one transaction, committed: (the answer to the editor, what to push to every
+    viewer, None for nothing).
+
+    The one path for HTTP and WebSocket edits, so both check versions and push the same way;
+    the caller pushes, after the commit and with no session open, so nothing waits on a viewer.
     An add repeated with its idempotency key pushes nothing and answers with "new": false.
     """
     async with app[keys.DB]() as db:
@@ -718,9 +730,8 @@ async def apply_edit(
             )
     assert push is not None
     if not new:
-        return {**push.as_dict(), "new": False}
-    app[keys.MINUTES_HUB].push(minutes_id, push)
-    return push.as_dict()
+        return {**push.as_dict(), "new": False}, None
+    return push.as_dict(), push
 
 
 # --- live socket -----------------------------------------------------------------------------
@@ -732,7 +743,9 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
     """Live minutes: every change pushed to every viewer; editors save entries with their versions."""
     # Frames up to 1 MiB reach _socket_message, which refuses those over MAX_WS_MESSAGE with an
     # error and keeps the socket open; only larger ones get aiohttp's "message too big" (1009).
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16 * MAX_WS_MESSAGE)
+    # No per-message deflate: each push is encoded once and the same text goes to every viewer
+    # (compressed, it would be deflated again for each of them on the event loop).
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16 * MAX_WS_MESSAGE, compress=False)
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this address is a WebSocket")
     if not origin_allowed(request):
@@ -745,7 +758,7 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
         snapshot = await readable(db, who, minutes)
     language = request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)
     await ws.prepare(request)
-    viewer = Viewer(ws, minutes_id, who.id, language)
+    viewer = Viewer(ws, minutes_id, who.id, language, request.transport)
     live = hub(request)
     live.add(viewer)
     viewer.out.start()
@@ -754,8 +767,9 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 break
+            push: protocol.MinutesPush | None = None
             try:
-                answer = await _socket_message(request.app, who, minutes_id, msg.data, language)
+                answer, push = await _socket_message(request.app, who, minutes_id, msg.data, language)
             except Exception as exc:  # one bad message must not end everyone's editing session
                 clash = database_clash(exc)
                 if clash is None:
@@ -763,7 +777,11 @@ async def minutes_ws(request: web.Request) -> web.StreamResponse:
                 with i18n.language(language):
                     text = i18n.gettext(clash[1] if clash else STATUS_TITLES[500])
                     answer = protocol.Error(_ref_of(msg.data), text, retry=clash is not None)
-            viewer.post(encode(answer))
+            # The editor's answer first, then the push to every viewer (this one included): each
+            # viewer has its own queue and writer, so the ack never waits for a slow viewer.
+            await viewer.out.send(encode(answer))
+            if push is not None:
+                live.push(minutes_id, push)
     finally:
         live.remove(viewer)
         viewer.close()
@@ -782,8 +800,8 @@ def _ref_of(raw: str) -> Any:
 
 async def _socket_message(
     app: web.Application, who: Actor, minutes_id: int, raw: str, language: str
-) -> ServerMessage:
-    """One client message: the answer to send back to that client (pushes go to everyone)."""
+) -> tuple[ServerMessage, protocol.MinutesPush | None]:
+    """One client message: the answer to send back to that client and what to push to everyone."""
     ref: Any = None
     try:
         if len(raw) > MAX_WS_MESSAGE:
@@ -797,14 +815,14 @@ async def _socket_message(
         if not who.can(Permission.MINUTES_EDIT):
             raise Forbidden(N_("Only the secretary and the chair write the minutes."))
         edit = protocol.parse_edit(message)
-        result = await apply_edit(app, who, minutes_id, edit)
-        return protocol.Ack(edit.ref, result)
+        result, push = await run_edit(app, who, minutes_id, edit)
+        return protocol.Ack(edit.ref, result), push
     except service.EntryConflict as exc:
         with i18n.language(language):
             text = i18n.gettext(exc.message)
-        return protocol.Conflict(ref, text, exc.current)
+        return protocol.Conflict(ref, text, exc.current), None
     except DomainError as exc:
         with i18n.language(language):
             text = i18n.gettext(exc.message, **exc.params)
             fields = errors_json(exc.errors) if isinstance(exc, InvalidInput) else []
-        return protocol.Error(ref, text, tuple(fields))
+        return protocol.Error(ref, text, tuple(fields)), None

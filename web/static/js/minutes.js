@@ -183,6 +183,10 @@ class MinutesPage {
 
   /** @param {any} msg */
   receive(msg) {
+    // The ack comes before the push of the same change (the server answers first) and carries
+    // it as `result`: apply it now, so that what follows the ack (the next header change) sees
+    // it; the push after it brings the same again.
+    if (msg.type === "ack" && msg.result && typeof msg.result.type === "string") this.receive(msg.result);
     if (msg.ref != null && msg.ref === this.headerRef && ["ack", "conflict", "error"].includes(msg.type)) {
       this.headerRef = null;
       if (this.headerAgain) { this.headerAgain = false; this.saveHeader(); }
