@@ -69,6 +69,10 @@ class LayerChoice:
 
 
 PAUSED = LayerChoice(None, None, 0)
+# No layer of the publication arrives (yet: a newcomer, or a publisher that stopped): not a
+# bandwidth pause. The slot waits on the lowest layer and takes it when it comes; the page
+# shows no "weak connection" label for a stream that simply has not started.
+WAITING = LayerChoice(0, None, 0)
 
 
 def tile_cap(layers: Sequence[Layer], tile: tuple[int, int] | None) -> int:
@@ -195,7 +199,10 @@ def allocate(
                 remaining -= cost(mid, rank + 1) - cost(mid, rank)
                 chosen[mid] = rank + 1
                 progress = True
-    return {v.mid: rungs[v.mid][chosen[v.mid]] if chosen[v.mid] >= 0 else PAUSED for v in videos}
+    return {
+        v.mid: rungs[v.mid][chosen[v.mid]] if chosen[v.mid] >= 0 else PAUSED if rungs[v.mid] else WAITING
+        for v in videos
+    }
 
 
 def next_budget(

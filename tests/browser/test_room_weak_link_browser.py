@@ -260,11 +260,14 @@ async def test_the_page_encodes_only_the_layers_someone_receives(
         await expect(send).to_contain_text(
             re.compile(r"^Các lớp hình camera đang gửi: q .* · h .* · f "), timeout=EVENT_MS
         )
-        await expect(send).not_to_contain_text("tắt")
-        # (d) Nobody receives the two upper layers: the page stops encoding them, and starts again.
+        # (d) Alone in the meeting, nobody receives its camera: the forwarding unit keeps only the
+        # lowest layer encoding (dynacast, the real SFU's LayersWanted) and the page stops the others.
+        await expect(send).to_contain_text("h tắt · f tắt", timeout=EVENT_MS)
+        await expect(send).not_to_contain_text("q tắt")
+        # Receivers for every layer: the page starts them again; then only the lowest once more.
         session.on_media(LayersWanted(chair_id, "999", ()))  # not its camera: ignored
+        session.on_media(LayersWanted(chair_id, cam, ("q", "h", "f")))
+        await expect(send).not_to_contain_text("tắt", timeout=EVENT_MS)
         session.on_media(LayersWanted(chair_id, cam, ("q",)))
         await expect(send).to_contain_text("h tắt · f tắt", timeout=EVENT_MS)
         await expect(send).not_to_contain_text("q tắt")
-        session.on_media(LayersWanted(chair_id, cam, ("q", "h", "f")))
-        await expect(send).not_to_contain_text("tắt", timeout=EVENT_MS)

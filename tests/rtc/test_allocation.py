@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from meetings.rtc.allocation import (
     PAUSED,
+    WAITING,
     Allocator,
     Layer,
     LayerChoice,
@@ -84,8 +85,12 @@ def test_layers_that_are_not_arriving_are_not_chosen() -> None:
     dropped = (LAYERS[0], LAYERS[1], Layer(2, "f", 0, 640, 360, active=False))
     video = VideoDemand("a", "p/1", dropped, priority=0)
     assert _layers(allocate(10_000_000, AUDIO, [video])) == {"a": (1, None)}
+    # Nothing arrives (a newcomer, or a publisher that stopped): the slot waits on the lowest
+    # layer, which is not a bandwidth pause (the page shows no "weak connection" label for it).
     gone = VideoDemand("a", "p/1", (), priority=0)
-    assert allocate(10_000_000, AUDIO, [gone]) == {"a": PAUSED}
+    assert allocate(10_000_000, AUDIO, [gone]) == {"a": WAITING}
+    assert not WAITING.paused
+    assert allocate(0, AUDIO, [gone]) == {"a": WAITING}
     unknown = VideoDemand("a", "p/1", (Layer(0, None, 0),), priority=0)
     assert allocate(AUDIO + 400_000, AUDIO, [unknown])["a"].bitrate == 300_000, "unmeasured: a default cost"
 
