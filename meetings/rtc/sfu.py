@@ -489,6 +489,7 @@ class _Participant:
     link_reported_at: float = -1e9
     probe_checked: float = -1e9  # when allocations() last looked for a probe target
     lean_audio: bool = False  # its budget is tight: RED publications reach it as plain Opus
+    parked: dict[str, _Slot] = field(default_factory=dict)  # slots of m-sections gone inactive
 
 
 class Sfu:
@@ -867,7 +868,16 @@ class Sfu:
         self, entry: _Participant, transceiver: RTCRtpTransceiver, mid: str, kind: Kind, receives: bool
     ) -> None:
         slot = entry.slots.get(mid)
-        if receives and slot is None:
+        parked = entry.parked.pop(mid, None) if receives and slot is None else None
+        if parked is not None and parked.transceiver is transceiver:
+            # The same sender again (audio-only turned off): its forwarder goes on where it
+            # stopped. A new one would restart the sequence numbers and picture ids from the
+            # source's, behind what this receiver already had on that SSRC after a layer switch
+            # (rewritten), and Chromium drops such "old" packets: the video never came back.
+            entry.slots[mid] = parked
+            parked.want_spatial, parked.want_temporal, parked.reported = TOP_LAYER, None, None
+            parked.forwarder.set_temporal(None)
+        elif receives and slot is None:
             transceiver.sender.replaceTrack(_IdleTrack(kind))
             target = internals.send_target(transceiver)
             payload_types: dict[str, int] = {}
@@ -901,7 +911,7 @@ class Sfu:
             internals.tap_sender_rtcp(transceiver.sender, _SlotFeedback(self, slot, entry))
         elif not receives and slot is not None:
             self._assign(entry, slot, None)
-            del entry.slots[mid]
+            entry.parked[mid] = entry.slots.pop(mid)
 
     # --- forwarding ---------------------------------------------------------------------------
 
@@ -1028,11 +1038,20 @@ class Sfu:
         carried = [slot for slot in carried if slot.publication is pub]
         for slot in carried:
             self._detach(slot)
-        pub.layers = [
-            Layer(i, rid, KeyframeThrottle(self.config.keyframe_interval))
-            for i, rid in enumerate(rids or (None,))
-        ]
+        # A rid that stays keeps its layer (its SSRC above all: Chromium stops tagging a
+        # stream's packets with its rid once it had a receiver report, so a rebuilt layer could
+        # never learn its SSRC again and the camera stopped at the first renegotiation).
+        kept = {layer.rid: layer for layer in pub.layers}
+        layers: list[Layer] = []
+        for i, rid in enumerate(rids or (None,)):
+            layer = kept.get(rid) or Layer(i, rid, KeyframeThrottle(self.config.keyframe_interval))
+            layer.spatial = i
+            layer.sinks.clear()
+            layer.pending.clear()
+            layers.append(layer)
+        pub.layers = layers
         pub.by_ssrc.clear()
+        pub.by_ssrc.update({layer.ssrc: layer for layer in layers if layer.ssrc is not None})
         pub.wanted_rids = tuple(rids) or None
         for slot in carried:
             self._place(slot)

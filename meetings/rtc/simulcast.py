@@ -34,9 +34,10 @@ def offered_layers(sdp: str) -> dict[str, tuple[str, ...]]:
 
     Only m-sections with ``a=simulcast:send`` are listed. A rid is kept if it is declared by an
     ``a=rid:<id> send`` line, has RFC 8851's syntax (alphanumeric, at most 16 characters; what
-    browsers send), is not paused (``~``) and is among the first ``MAX_LAYERS``; every other one
-    is left out with a logged reason (the browser then does not send it). Alternatives
-    (``a,b``) keep their first choice.
+    browsers send) and is among the first ``MAX_LAYERS``; every other one is left out with a
+    logged reason (the browser then does not send it). A paused rid (``~h``: its encoding is
+    not active now) is a layer all the same: it arrives when the browser activates it.
+    Alternatives (``a,b``) keep their first choice.
     """
     result: dict[str, tuple[str, ...]] = {}
     for section in _sections(sdp)[1:]:
@@ -61,10 +62,11 @@ def offered_layers(sdp: str) -> dict[str, tuple[str, ...]]:
         if not has_simulcast:
             continue
         rids: list[str] = []
-        for rid in listed:
-            if rid.startswith("~"):
-                logger.info("simulcast layer %r of mid %s refused: paused in the offer", rid, mid)
-            elif not _RID.fullmatch(rid):
+        for listed_rid in listed:
+            # "~q": a layer the browser has paused (encoding not active, e.g. dynacast turned it
+            # off before this renegotiation): still a layer, it comes back when set active.
+            rid = listed_rid.removeprefix("~")
+            if not _RID.fullmatch(rid):
                 logger.info("simulcast layer %r of mid %s refused: not a valid rid", rid, mid)
             elif rid not in declared:
                 logger.info("simulcast layer %r of mid %s refused: no a=rid send line", rid, mid)
@@ -74,7 +76,7 @@ def offered_layers(sdp: str) -> dict[str, tuple[str, ...]]:
                 logger.info("simulcast layer %r of mid %s refused: at most %d layers", rid, mid, MAX_LAYERS)
             else:
                 rids.append(rid)
-        for rid in sorted(declared - set(listed)):
+        for rid in sorted(declared - {choice.removeprefix("~") for choice in listed}):
             logger.info("rid %r of mid %s ignored: not in a=simulcast", rid, mid)
         if rids:
             result[mid] = tuple(rids)

@@ -106,9 +106,10 @@ def test_bad_rids_are_refused_with_a_logged_reason(caplog: pytest.LogCaptureFixt
         "a=simulcast:send q;~h;bad-rid;nope;x;q;y;z",
     )
     with caplog.at_level(logging.INFO, logger="meetings.rtc.simulcast"):
-        assert simulcast.offered_layers(sdp) == {"1": ("q", "x", "y")}
+        # ~h: paused now (dynacast turned it off before this renegotiation), still a layer.
+        assert simulcast.offered_layers(sdp) == {"1": ("q", "h", "x")}
     reasons = caplog.text
-    assert "'~h'" in reasons and "paused" in reasons
+    assert "'y'" in reasons and "at most 3 layers" in reasons
     assert "'bad-rid'" in reasons and "not a valid rid" in reasons
     assert "'nope'" in reasons and "no a=rid send line" in reasons
     assert "listed twice" in reasons
@@ -321,6 +322,25 @@ async def test_layers_route_by_rid_and_switch_at_the_target_keyframe(
         forwarder.downlink.flush()
         out = [RtpPacket.parse(d).sequence_number for d in sink.sent]
         assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(out)), out
+
+        # A renegotiation (screen share, audio-only) while dynacast has f paused: the offer
+        # lists "q;h;~f". The layers stay, with their SSRCs: Chromium no longer tags these
+        # streams with their rid, so a layer that forgot its SSRC would never be found again.
+        layers_before = list(pub.layers)
+        sfu._set_layers(
+            pub,
+            simulcast.offered_layers(
+                _offer("a=rid:q send", "a=rid:h send", "a=rid:f send", "a=simulcast:send q;h;~f")
+            )["1"],
+        )
+        assert pub.layers == layers_before and pub.by_ssrc == {
+            111: pub.layers[0],
+            222: pub.layers[1],
+            333: pub.layers[2],
+        }
+        sent = len(sink.sent)
+        send("q", True)  # untagged, as Chromium sends by now
+        assert slot.layer is pub.layers[0] and len(sink.sent) == sent + 1
     finally:
         sfu._participants.clear()
         await sfu.close()
