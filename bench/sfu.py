@@ -438,6 +438,23 @@ async def _serve(
 
     sfu.delay_probe = probe
     room = _BaselineRoom(mode) if mode not in PACKET_MODES else None
+    # CPU seconds in the SFU's tick (selection, allocation, upkeep) and in the allocation alone.
+    tick_cpu = {"tick": 0.0, "adapt": 0.0}
+
+    def timed(step: Callable[..., None], *keys: str) -> Callable[..., None]:
+        def run(*args: Any) -> None:
+            start = time.process_time()
+            try:
+                step(*args)
+            finally:
+                for key in keys:
+                    tick_cpu[key] += time.process_time() - start
+
+        return run
+
+    sfu._select = timed(sfu._select, "tick")  # type: ignore[method-assign]
+    sfu._adapt = timed(sfu._adapt, "tick", "adapt")  # type: ignore[method-assign]
+    sfu._maintain = timed(sfu._maintain, "tick")  # type: ignore[method-assign]
 
     async def lag_sampler() -> None:
         # How late the event loop runs a 10 ms timer: what a packet waits before it is read.
@@ -481,6 +498,8 @@ async def _serve(
                     "lags": lags[-5000:],
                     "layers": _layer_mix(sfu) if room is None else {},
                     "dropped": stats.get("dropped_video", 0) + stats.get("dropped_audio", 0),
+                    "tick_cpu": tick_cpu["tick"],
+                    "adapt_cpu": tick_cpu["adapt"],
                 }
             )
             delays[False].clear()
@@ -790,6 +809,8 @@ class Row:
     delivered_pps: float = 0.0  # RTP packets the endpoints received per second
     dropped: int = 0  # packets the SFU's downlink queues dropped in the window
     layers: dict[str, int] = field(default_factory=dict)  # video slots per forwarded layer, at the end
+    tick_share: float = 0.0  # of the server's CPU time, the SFU's tick (selection, allocation, upkeep)
+    adapt_share: float = 0.0  # of it, the allocation (_adapt)
     sys_share: float = 0.0  # of the server's CPU time, the part spent in the kernel (UDP sends)
     note: str = ""
 
@@ -902,6 +923,8 @@ async def _scenario(
             delivered_pps=received / elapsed,
             dropped=after["dropped"] - before["dropped"],
             layers=after["layers"],
+            tick_share=100 * (after["tick_cpu"] - before["tick_cpu"]) / max(cpu, 1e-9),
+            adapt_share=100 * (after["adapt_cpu"] - before["adapt_cpu"]) / max(cpu, 1e-9),
             note="" if connected == n else f"only {connected} of {n} connected",
         )
     finally:
