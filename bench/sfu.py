@@ -21,10 +21,11 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import random
 import time
 from array import array
-from collections import deque
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,11 +36,21 @@ from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import (
+    RTCP_PSFB_PLI,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+)
 
 from meetings.rtc import internals
 from meetings.rtc.forwarder import is_keyframe
@@ -67,7 +78,7 @@ def loopback_only() -> None:
     """ICE gathers 127.0.0.1 only (as in tests/conftest.py): the benchmark never leaves loopback."""
     import aioice.ice
 
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]  # type: ignore[assignment]
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 
 def _configuration() -> RTCConfiguration:
@@ -78,21 +89,23 @@ def _configuration() -> RTCConfiguration:
 # --- media --------------------------------------------------------------------------------
 
 
-def preencode_vp8(frames: int = 50, width: int = 320, height: int = 240) -> list[bytes]:
-    """A two-second VP8 loop (one keyframe) at ~500 kbps, encoded once."""
+def preencode_vp8(
+    frames: int = 50, width: int = 320, height: int = 240, bitrate: int = 500_000
+) -> list[bytes]:
+    """A two-second VP8 loop (one keyframe) at ~``bitrate`` (500 kbps), encoded once."""
     codec = av.CodecContext.create("libvpx", "w")
     codec.width, codec.height = width, height
     codec.pix_fmt = "yuv420p"
-    codec.bit_rate = 500_000
+    codec.bit_rate = bitrate
     codec.time_base = fractions.Fraction(1, 25)
     codec.gop_size = frames
     codec.options = {
         "deadline": "realtime",
         "cpu-used": "8",
         "lag-in-frames": "0",
-        "minrate": "500000",
-        "maxrate": "500000",
-        "bufsize": "500000",
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "bufsize": str(bitrate),
     }
     out: list[bytes] = []
     seed = 1
@@ -112,7 +125,7 @@ def preencode_vp8(frames: int = 50, width: int = 320, height: int = 240) -> list
             chroma.update(bytes([128]) * chroma.buffer_size)
         frame.pts = i
         frame.time_base = codec.time_base
-        out.extend(bytes(p) for p in codec.encode(frame))  # type: ignore[attr-defined]
+        out.extend(bytes(p) for p in codec.encode(frame))
     return out
 
 
@@ -154,6 +167,150 @@ class _KeyframeOnRequest(internals.SenderFeedback):
 
     async def on_keyframe_request(self) -> None:
         self._track.keyframe()
+
+
+# The page's camera layers (docs/media.md, "Simulcast from the browser"): rid, size, bitrate.
+SIMULCAST_LAYERS = (("q", 160, 90, 100_000), ("h", 320, 180, 300_000), ("f", 640, 360, 800_000))
+VP8_PACKET_MAX = 1300  # payload bytes per packet, descriptor included (aiortc's VP8 packetiser)
+
+
+def preencode_simulcast(frames: int = 50) -> list[list[bytes]]:
+    """One pre-encoded loop per simulcast layer (``SIMULCAST_LAYERS``), lowest first."""
+    return [preencode_vp8(frames, width, height, bitrate) for _, width, height, bitrate in SIMULCAST_LAYERS]
+
+
+def vp8_payloads(frame: bytes, picture_id: int) -> list[bytes]:
+    """A VP8 frame cut into RTP payloads as aiortc does: a 4-byte descriptor with the 15-bit
+    picture id on each, the start bit on the first."""
+    step = VP8_PACKET_MAX - 4
+    pid = bytes([0x80 | (picture_id >> 8) & 0x7F, picture_id & 0xFF])
+    return [
+        bytes([0x90 if pos == 0 else 0x80, 0x80]) + pid + frame[pos : pos + step]
+        for pos in range(0, len(frame), step)
+    ]
+
+
+def _section(sdp: str, mid: str) -> list[str]:
+    """The lines of the m-section of ``sdp`` with ``a=mid:<mid>``."""
+    for section in sdp.replace("\r\n", "\n").split("\nm=")[1:]:
+        lines = section.split("\n")
+        if f"a=mid:{mid}" in lines:
+            return lines
+    return []
+
+
+class SimulcastCamera:
+    """A camera published as VP8 simulcast as Chromium sends it, written by hand (aiortc sends
+    one encoding per track, so its video transceiver carries no track here).
+
+    ``offer`` adds ``a=rid:<rid> send`` per layer and ``a=simulcast:send q;h;f`` to the video
+    m-section and drops its ``a=ssrc`` lines (Chromium announces none for simulcast). After the
+    answer, ``start`` sends each layer's pre-encoded loop at 25 fps on its own SSRC through the
+    connection's SRTP session (``internals.rtp_wire``: real SRTP on the wire), with the mid and
+    abs-send-time extensions on every packet and the rtp-stream-id one until a receiver report
+    names the layer's SSRC (as Chromium). A PLI for a layer's SSRC restarts that layer's loop at
+    its keyframe. No retransmissions (loopback).
+    """
+
+    def __init__(self, loops: list[list[bytes]], rids: tuple[str, ...] = ("q", "h", "f")) -> None:
+        internals.negotiate_stream_ids()  # the offer must carry the rtp-stream-id extension
+        self.loops, self.rids = loops, rids
+        self.ssrcs = random.sample(range(1, 1 << 32), len(loops))
+        self._seq = [random.getrandbits(16) for _ in loops]
+        self._ts0 = [random.getrandbits(32) for _ in loops]
+        self._picture = [random.getrandbits(15) for _ in loops]
+        self._pos = [0] * len(loops)
+        self.acked = [False] * len(loops)  # a receiver report named the layer: no rid any more
+        self.sent = [0] * len(loops)  # packets per layer
+        self.keyframe_requests = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def offer(self, sdp: str, mid: str) -> str:
+        """The offer with this camera's layers declared on the video m-section ``mid``."""
+        newline = "\r\n" if "\r\n" in sdp else "\n"
+        sections = sdp.split(newline + "m=")
+        for i, section in enumerate(sections):
+            lines = section.split(newline)
+            if i == 0 or f"a=mid:{mid}" not in lines:
+                continue
+            tail = []
+            while lines and lines[-1] == "":
+                tail.append(lines.pop())
+            lines = [line for line in lines if not line.startswith(("a=ssrc:", "a=ssrc-group:"))]
+            lines += [f"a=rid:{rid} send" for rid in self.rids]
+            lines.append("a=simulcast:send " + ";".join(self.rids))
+            sections[i] = newline.join(lines + tail)
+        return (newline + "m=").join(sections)
+
+    def start(self, transceiver: RTCRtpTransceiver, answer: str) -> None:
+        """Start sending on the transceiver's (bundled) transport, as the answer negotiated."""
+        mid = transceiver.mid or ""
+        lines = _section(answer, mid)
+        payload_type = next(
+            int(x[9:].split()[0]) for x in lines if x.startswith("a=rtpmap:") and " VP8/" in x
+        )
+        extensions = [
+            RTCRtpHeaderExtensionParameters(id=int(x[9:].split()[0]), uri=x.split()[1])
+            for x in lines
+            if x.startswith("a=extmap:")
+        ]
+        extension_map = HeaderExtensionsMap()
+        extension_map.configure(RTCRtpParameters(headerExtensions=extensions))
+        transport = transceiver.sender.transport
+        internals.observe_received_rtcp(transport, self._on_rtcp)
+        wire = internals.rtp_wire(transport)
+        self._task = asyncio.create_task(self._run(wire, extension_map, payload_type, mid))
+
+    def _on_rtcp(self, packet: Any) -> None:
+        if (
+            isinstance(packet, RtcpPsfbPacket)
+            and packet.fmt == RTCP_PSFB_PLI
+            and packet.media_ssrc in self.ssrcs
+        ):
+            self._pos[self.ssrcs.index(packet.media_ssrc)] = 0
+            self.keyframe_requests += 1
+        elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc in self.ssrcs:
+                    self.acked[self.ssrcs.index(report.ssrc)] = True
+
+    async def _run(
+        self, wire: internals.RtpWire, extension_map: HeaderExtensionsMap, pt: int, mid: str
+    ) -> None:
+        start, n = time.time(), 0
+        while True:
+            await asyncio.sleep(start + n / 25 - time.time())
+            send_time = internals.abs_send_time()
+            for i, loop in enumerate(self.loops):
+                payloads = vp8_payloads(loop[self._pos[i] % len(loop)], self._picture[i])
+                timestamp = (self._ts0[i] + n * 3600) & 0xFFFFFFFF
+                for k, payload in enumerate(payloads):
+                    packet = RtpPacket(
+                        payload_type=pt,
+                        marker=int(k == len(payloads) - 1),
+                        sequence_number=self._seq[i],
+                        timestamp=timestamp,
+                        ssrc=self.ssrcs[i],
+                    )
+                    packet.extensions.mid = mid
+                    packet.extensions.abs_send_time = send_time
+                    if not self.acked[i]:
+                        packet.extensions.rtp_stream_id = self.rids[i]
+                    try:
+                        wire.send(packet.serialize(extension_map), payload)
+                    except ConnectionError:
+                        break  # not connected (yet): the frame is skipped
+                    self._seq[i] = (self._seq[i] + 1) & 0xFFFF
+                    self.sent[i] += 1
+                self._pos[i] += 1
+                self._picture[i] = (self._picture[i] + 1) & 0x7FFF
+            n += 1
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def tone_loop(hz: float, amplitude: float) -> list[bytes]:
@@ -239,7 +396,14 @@ def _rss_mib() -> float:
 # --- the server process -------------------------------------------------------------------
 
 
-PACKET_MODES = ("packet", "python")
+PACKET_MODES = ("packet", "python", "single", "simulcast", "sc-top")
+# bench/simulcast.py's modes, all on the C path. "single": single-layer publishers, adaptation
+# off (the forwarding before issue #16); "simulcast": simulcast publishers, each receiver's
+# layers from the allocation (SfuConfig's default), half of the receivers reporting small
+# tiles; "sc-top": simulcast publishers, adaptation off (every slot the top layer).
+SIMULCAST_MODES = ("simulcast", "sc-top")
+SMALL_TILE = (160, 90)  # what half of the receivers report in "simulcast" mode (odd endpoints)
+LARGE_TILE = (640, 360)
 
 
 def _server(
@@ -259,10 +423,11 @@ async def _serve(
     generator_conns: list[multiprocessing.connection.Connection],
     mode: str,
 ) -> None:
-    from meetings.rtc.sfu import Sfu, SfuConfig
+    from meetings.rtc.sfu import Sfu, SfuConfig, offered_media
 
     # "packet": the packet-level SFU as shipped (C fan-out); "python": the same on its Python core.
-    sfu = Sfu(SfuConfig(video_last_n=VIDEO_SLOTS, native=mode != "python"))
+    adaptive = mode not in ("single", "sc-top")
+    sfu = Sfu(SfuConfig(video_last_n=VIDEO_SLOTS, native=mode != "python", adaptive=adaptive))
     delays: dict[bool, list[float]] = {False: [], True: []}
     lags: list[float] = []
     sampling = [False]
@@ -273,6 +438,23 @@ async def _serve(
 
     sfu.delay_probe = probe
     room = _BaselineRoom(mode) if mode not in PACKET_MODES else None
+    # CPU seconds in the SFU's tick (selection, allocation, upkeep) and in the allocation alone.
+    tick_cpu = {"tick": 0.0, "adapt": 0.0}
+
+    def timed(step: Callable[..., None], *keys: str) -> Callable[..., None]:
+        def run(*args: Any) -> None:
+            start = time.process_time()
+            try:
+                step(*args)
+            finally:
+                for key in keys:
+                    tick_cpu[key] += time.process_time() - start
+
+        return run
+
+    sfu._select = timed(sfu._select, "tick")  # type: ignore[method-assign]
+    sfu._adapt = timed(sfu._adapt, "tick", "adapt")  # type: ignore[method-assign]
+    sfu._maintain = timed(sfu._maintain, "tick")  # type: ignore[method-assign]
 
     async def lag_sampler() -> None:
         # How late the event loop runs a 10 ms timer: what a packet waits before it is read.
@@ -287,6 +469,10 @@ async def _serve(
             _, name, sdp, sources = message
             if room is None:
                 channel.send(await sfu.join(name, sdp, sources))
+                if mode == "simulcast":  # as the page would: the rendered size of each video tile
+                    tile = SMALL_TILE if int(name[1:]) % 2 else LARGE_TILE
+                    mids = [m for m, kind, d in offered_media(sdp) if kind == "video" and d == "recvonly"]
+                    sfu.set_tile_sizes(name, dict.fromkeys(mids, tile))
             else:
                 channel.send((await room.join(RTCSessionDescription(sdp=sdp, type="offer"))).sdp)
 
@@ -310,6 +496,10 @@ async def _serve(
                     "audio_delays": delays[False][-50000:],
                     "video_delays": delays[True][-50000:],
                     "lags": lags[-5000:],
+                    "layers": _layer_mix(sfu) if room is None else {},
+                    "dropped": stats.get("dropped_video", 0) + stats.get("dropped_audio", 0),
+                    "tick_cpu": tick_cpu["tick"],
+                    "adapt_cpu": tick_cpu["adapt"],
                 }
             )
             delays[False].clear()
@@ -324,6 +514,20 @@ async def _serve(
     if room is not None:
         await room.close()
     control.send(None)
+
+
+def _layer_mix(sfu: Any) -> dict[str, int]:
+    """How many video slots carrying a stream forward each spatial layer now ("0" lowest; a
+    single-layer stream is "0"); "-": none (paused, or waiting for the layer's keyframe)."""
+    mix: Counter[str] = Counter()
+    streams = sfu.streams()
+    for name in sfu.participants():
+        for mid, carried in sfu.assignments(name).items():
+            if carried is None or streams.get(f"{carried[0]}/{carried[1]}", (None, None))[1] != "video":
+                continue
+            layer = sfu.forwarded_layer(name, mid)
+            mix["-" if layer is None else str(layer)] += 1
+    return dict(mix)
 
 
 class _BaselineRoom:
@@ -425,20 +629,31 @@ class _Spec:
     video: bool
     tone: float | None
     full: bool = True  # False: a cheap receiver that counts its SRTP datagrams and never decrypts
+    simulcast: bool = False  # its camera is three simulcast layers (SimulcastCamera)
 
 
 class _Endpoint:
-    def __init__(self, spec: _Spec, load: _Load, video: list[bytes]) -> None:
+    def __init__(
+        self, spec: _Spec, load: _Load, video: list[bytes], layers: list[list[bytes]] | None = None
+    ) -> None:
         self.name = spec.name
-        self.pc = RTCPeerConnection(_configuration())
         self.load = load
         self.full = spec.full
         self.publishing = False
         self.video_track: LoopedVideo | None = None
+        self.camera: SimulcastCamera | None = None
+        self.camera_transceiver: RTCRtpTransceiver | None = None
+        if spec.video and spec.simulcast:
+            assert layers is not None, "a simulcast publisher needs its layers' loops"
+            self.camera = SimulcastCamera(layers)  # before the peer connection: the rid extension
+        self.pc = RTCPeerConnection(_configuration())
         if spec.tone is not None:
             self.pc.addTransceiver(Tone(spec.tone, 440 + 37 * int(spec.name[1:])), direction="sendonly")
             self.publishing = True
-        if spec.video:
+        if self.camera is not None:
+            self.camera_transceiver = self.pc.addTransceiver("video", direction="sendonly")
+            self.publishing = True
+        elif spec.video:
             self.video_track = LoopedVideo(video)
             self.pc.addTransceiver(self.video_track, direction="sendonly")
             self.publishing = True
@@ -476,6 +691,13 @@ class _Endpoint:
         return False
 
     async def connect(self, server: _Channel) -> None:
+        async def join(name: str, sdp: str) -> str:
+            return str(await server.ask("join", name, sdp, {}))
+
+        await self.join(join)
+
+    async def join(self, join: Callable[[str, str], Awaitable[str]]) -> None:
+        """Offer, get the answer from ``join(name, offer_sdp)``, apply it, start the camera."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
         if self.publishing:
             internals.observe_sent_rtp(
@@ -485,8 +707,18 @@ class _Endpoint:
             internals.divert_received_rtp(
                 self.pc.getTransceivers()[0].receiver.transport, self._count_datagram
             )
-        answer = await server.ask("join", self.name, self.pc.localDescription.sdp, {})
+        offer = self.pc.localDescription.sdp
+        if self.camera is not None and self.camera_transceiver is not None:
+            offer = self.camera.offer(offer, self.camera_transceiver.mid or "")
+        answer = await join(self.name, offer)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        if self.camera is not None and self.camera_transceiver is not None:
+            self.camera.start(self.camera_transceiver, answer)
+
+    async def close(self) -> None:
+        if self.camera is not None:
+            await self.camera.stop()
+        await self.pc.close()
 
 
 def _generator(
@@ -494,9 +726,10 @@ def _generator(
     server: multiprocessing.connection.Connection,
     specs: list[_Spec],
     video: list[bytes],
+    layers: list[list[bytes]] | None = None,
 ) -> None:
     loopback_only()
-    asyncio.run(_generate(control, server, specs, video))
+    asyncio.run(_generate(control, server, specs, video, layers))
 
 
 async def _generate(
@@ -504,10 +737,11 @@ async def _generate(
     server_conn: multiprocessing.connection.Connection,
     specs: list[_Spec],
     video: list[bytes],
+    layers: list[list[bytes]] | None = None,
 ) -> None:
     control, server = _Channel(control_conn), _Channel(server_conn)
     load = _Load()
-    endpoints = [_Endpoint(spec, load, video) for spec in specs]
+    endpoints = [_Endpoint(spec, load, video, layers) for spec in specs]
     try:
         for e in endpoints:
             await e.connect(server)
@@ -548,7 +782,7 @@ async def _generate(
                 break
     finally:
         for e in endpoints:
-            await e.pc.close()
+            await e.close()
         control.send(None)
 
 
@@ -572,6 +806,11 @@ class Row:
     rss: float
     generator_pct: float
     incoming_pps: float = 0.0  # packets the SFU received from publishers per second
+    delivered_pps: float = 0.0  # RTP packets the endpoints received per second
+    dropped: int = 0  # packets the SFU's downlink queues dropped in the window
+    layers: dict[str, int] = field(default_factory=dict)  # video slots per forwarded layer, at the end
+    tick_share: float = 0.0  # of the server's CPU time, the SFU's tick (selection, allocation, upkeep)
+    adapt_share: float = 0.0  # of it, the allocation (_adapt)
     sys_share: float = 0.0  # of the server's CPU time, the part spent in the kernel (UDP sends)
     note: str = ""
 
@@ -588,11 +827,18 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def _failed(mode: str, n: int, note: str) -> Row:
-    return Row(mode, n, 0.0, 0.0, 0.0, None, None, None, None, None, None, None, 0.0, 0.0, note)
+    return Row(mode, n, 0.0, 0.0, 0.0, None, None, None, None, None, None, None, 0.0, 0.0, note=note)
 
 
 async def _scenario(
-    mode: str, n: int, video: list[bytes], publishers: int, speakers: int, generators: int, measure_s: float
+    mode: str,
+    n: int,
+    video: list[bytes],
+    publishers: int,
+    speakers: int,
+    generators: int,
+    measure_s: float,
+    layers: list[list[bytes]] | None = None,
 ) -> Row:
     ctx = multiprocessing.get_context("spawn")
     generators = max(1, min(generators, n))
@@ -606,15 +852,27 @@ async def _scenario(
         # Publishers, speakers and one receiver per process handle media fully; the rest count.
         full = i < max(publishers, speakers) + generators
         specs[i % generators].append(
-            _Spec(f"e{i:03}", i < publishers, (0.5 / (i + 1)) if i < speakers else None, full)
+            _Spec(
+                f"e{i:03}",
+                i < publishers,
+                (0.5 / (i + 1)) if i < speakers else None,
+                full,
+                simulcast=mode in SIMULCAST_MODES,
+            )
         )
+    if mode in SIMULCAST_MODES and layers is None:
+        raise ValueError(f"mode {mode} needs the simulcast layers' loops")
     controls = []
     processes = [server]
     for g in range(generators):
         parent, child = ctx.Pipe()
         controls.append(parent)
         processes.append(
-            ctx.Process(target=_generator, args=(child, join_pipes[g][0], specs[g], video), daemon=True)
+            ctx.Process(
+                target=_generator,
+                args=(child, join_pipes[g][0], specs[g], video, layers if mode in SIMULCAST_MODES else None),
+                daemon=True,
+            )
         )
     for process in processes:
         process.start()
@@ -662,14 +920,19 @@ async def _scenario(
             generator_pct=generator_pct,
             incoming_pps=(after["received"] - before["received"]) / elapsed,
             sys_share=100 * (after["sys"] - before["sys"]) / max(cpu, 1e-9),
+            delivered_pps=received / elapsed,
+            dropped=after["dropped"] - before["dropped"],
+            layers=after["layers"],
+            tick_share=100 * (after["tick_cpu"] - before["tick_cpu"]) / max(cpu, 1e-9),
+            adapt_share=100 * (after["adapt_cpu"] - before["adapt_cpu"]) / max(cpu, 1e-9),
             note="" if connected == n else f"only {connected} of {n} connected",
         )
     finally:
-        for g in gen_ch:
-            g.send(("close",))
-        for g in gen_ch:
+        for channel in gen_ch:
+            channel.send(("close",))
+        for channel in gen_ch:
             with contextlib.suppress(TimeoutError, EOFError, OSError):
-                await g.recv(15)
+                await channel.recv(15)
         server_ch.send(("close",))
         with contextlib.suppress(TimeoutError, EOFError, OSError):
             await server_ch.recv(15)

@@ -1039,6 +1039,22 @@ def rewrite_sent_rtp(transport: RTCDtlsTransport, rewrite: Callable[[bytes], byt
     transport._send_rtp = send  # type: ignore[method-assign]
 
 
+def observe_received_rtcp(transport: RTCDtlsTransport, on_packet: Callable[[Any], None]) -> None:
+    """Test clients and benchmarks: ``on_packet`` sees each RTCP packet a transport receives (aiortc's
+    parsed ``RtcpPacket`` classes) before aiortc routes it, including feedback about SSRCs none of
+    its senders has (the benchmark's hand-written simulcast layers). Wraps
+    ``RTCDtlsTransport._handle_rtcp_data`` on the instance."""
+    original = transport._handle_rtcp_data
+
+    async def handle(data: bytes) -> None:
+        with contextlib.suppress(ValueError):
+            for packet in _rtp.RtcpPacket.parse(data):
+                on_packet(packet)
+        await original(data)
+
+    transport._handle_rtcp_data = handle  # type: ignore[method-assign]
+
+
 def route_payload_type(receiver: RTCRtpReceiver, payload_type: int) -> None:
     """Test clients: hand packets of a payload type aiortc did not negotiate (RED) to this
     receiver, so that ``observe_received_rtp`` sees them (aiortc then drops them, knowing no
