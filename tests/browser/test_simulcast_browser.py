@@ -174,7 +174,10 @@ async def test_chromium_simulcast_reaches_the_sfu_in_three_layers_and_the_receiv
                 await receiver.wait_for_timeout(100)
             assert await decoded() > frames + 10
             assert sfu._get("sub").slots[slot_mid].forwarder.stats.skipped_temporal > 0
-            assert int(await receiver.locator("#lost").text_content() or 0) == lost_before
+            # A sequence gap made by a switch or a dropped frame shows as hundreds of packets lost
+            # (the jump between two layers' numbering); one or two are the loaded loopback's own
+            # (seen once in a full run with a benchmark beside it).
+            assert int(await receiver.locator("#lost").text_content() or 0) <= lost_before + 2
             assert sfu.forwarded_layer("sub", slot_mid) == 2
             for page in (publisher, receiver):
                 await page.close()
