@@ -154,7 +154,15 @@ class Estimator:
         self.known = True
         # Chromium lowers its REMB only when it sees overuse (to 0.85 × what it receives); a
         # REMB that climbs while we send more is lagging (8 % a second), not a verdict.
-        dropped = previous is not None and value < previous * self.config.remb_drop
+        # A REMB that falls while still well above what we send is Chromium's cap following a
+        # lower incoming rate (it never says more than ~1.5 × what arrives: after a downgrade or
+        # a pause it falls too), not overuse: cutting on it kept receivers on a lower layer than
+        # their link carried until a probe got through. During a probe any drop counts.
+        dropped = (
+            previous is not None
+            and value < previous * self.config.remb_drop
+            and (self._probe_until is not None or value < 1.1 * self._sent.bps)
+        )
         self._remb_rising = previous is None or value > previous
         below_sent = previous is None and value < 0.9 * self._sent.bps
         if value < self.estimate and (dropped or below_sent):

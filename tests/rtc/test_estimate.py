@@ -186,6 +186,8 @@ def test_low_loss_increases_by_5_percent_per_interval_up_to_the_remb() -> None:
 
 def test_absurd_rembs_are_clamped_with_a_logged_reason(caplog: pytest.LogCaptureFixture) -> None:
     estimator = Estimator(name="centre-1")
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 125_000)  # 1 Mbit/s sent
     with caplog.at_level(logging.INFO, logger="meetings.rtc.estimate"):
         estimator.on_remb(1.0, 10_000_000_000)
         assert estimator.remb == estimator.config.max_bps
@@ -313,3 +315,16 @@ def test_after_a_failed_probe_steps_are_gentle_only_until_the_link_has_been_quie
     estimator.update(13.0)
     assert estimator.probe_limit() == int(160_000 * estimator.config.probe_step)
     assert estimator.probe(13.0, 400_000)
+
+
+def test_a_remb_that_falls_but_stays_above_what_we_send_is_not_a_cut() -> None:
+    # Chromium's REMB never says more than ~1.5 x what arrives: after a downgrade it follows the
+    # lower rate down. That is not overuse; cutting on it kept receivers low until a probe.
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 25_000)  # 200 kbit/s sent
+    estimator.on_remb(1.0, 900_000)
+    estimator.on_remb(1.5, 600_000)  # falls, still 3 x what we send
+    assert estimator.estimate == estimator.config.initial_bps
+    estimator.on_remb(2.0, 150_000)  # below what we send: overuse
+    assert estimator.estimate == 150_000
