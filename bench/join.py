@@ -9,12 +9,21 @@ remote video frame decoded and to the first remote audio samples received (``get
 polled every 10 ms by a script the page carries from its first line). The same N times in
 audio-only mode (no video slots offered: to the first audio samples). Each officer joins once,
 then leaves (its context closed). Median and p95 per mode, and the ratio audio-only/full.
+
+Then the join phase by phase (docs/media.md), for the full mode: the page's moments
+(``room/timing.js``, switched on by the init script; read from its hidden ``#join-timing``), the
+server's (``meetings.rtc.join`` DEBUG lines: offer received, answer ready, ICE and DTLS
+connected, keyframe requested, keyframe forwarded), and ``getStats()``'s first video packet and
+first frame decoded, all on the wall clock, each as p50/p95 after the click and as the time
+spent in each phase.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -33,18 +42,19 @@ from zoneinfo import ZoneInfo
 import chromium
 
 NAME = "join"
-DEFAULT_SIZES = [10]
+DEFAULT_SIZES = [20]
 QUICK_SIZES = [4]
 HOST = "127.0.0.1"
 SECRET = "bench-join-secret-key-not-for-production"
 JOIN_TIMEOUT_S = 30.0  # one join that has not shown media by then counts as failed
-BUDGET_S = 170.0  # the whole benchmark stops starting joins after this (set-up included)
+BUDGET_S = 330.0  # the whole benchmark stops starting joins after this (set-up included)
 START_TIMEOUT_S = 60.0
 
 # Carried by every page from its first line: records (Date.now(), ms) the first remote video frame
 # decoded and the first remote audio samples received on the room's peer connection.
 FIRST_MEDIA = """
-window.__firstMedia = {video: null, audio: null};
+window.__giaobanTiming = true;
+window.__firstMedia = {video: null, audio: null, videoPacket: null, pli: null};
 (function poll() {
   const g = window.__giaoban;
   const pc = g && g.pc;
@@ -55,7 +65,11 @@ window.__firstMedia = {video: null, audio: null};
     stats.forEach((s) => {
       if (s.type !== "inbound-rtp") return;
       const first = window.__firstMedia;
-      if (s.kind === "video" && s.framesDecoded > 0 && first.video === null) first.video = now;
+      if (s.kind === "video" && s.packetsReceived > 0 && first.videoPacket === null) first.videoPacket = now;
+      if (s.kind === "video" && s.framesDecoded > 0 && first.video === null) {
+        first.video = now;
+        first.pli = s.pliCount || 0;
+      }
       if (s.kind === "audio" && s.totalSamplesReceived > 0 && first.audio === null) first.audio = now;
     });
   }).catch(() => {}).finally(() => setTimeout(poll, 10));
@@ -66,8 +80,24 @@ window.__firstMedia = {video: null, audio: null};
 # --- the app in its own process -------------------------------------------------------------
 
 
-def _serve(database_url: str, var_dir: str, channel: multiprocessing.connection.Connection) -> None:
-    """Child process: run the app on a free loopback port, send the port, stop when told."""
+class _PhaseFile(logging.Handler):
+    """Appends the SFU's join phases (``meetings.rtc.join``) to a JSON-lines file."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = {k: getattr(record, k, None) for k in ("participant", "phase", "at")}
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+
+
+def _serve(
+    database_url: str, var_dir: str, channel: multiprocessing.connection.Connection, phases: str
+) -> None:
+    """Child process: run the app on a free loopback port, send the port, stop when told; the
+    SFU's join phases go to the file ``phases``."""
     import aioice.ice
 
     # ICE on 127.0.0.1 only, as in the tests: the benchmark never leaves loopback.
@@ -89,7 +119,12 @@ def _serve(database_url: str, var_dir: str, channel: multiprocessing.connection.
             mail_catcher_port=0,
             scheduler_enabled=False,
         )
-        runner = web.AppRunner(create_app(settings), access_log=None)
+        app = create_app(settings)
+        join_log = logging.getLogger("meetings.rtc.join")
+        join_log.setLevel(logging.DEBUG)
+        join_log.propagate = False
+        join_log.addHandler(_PhaseFile(phases))
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, HOST, 0)
         await site.start()
@@ -190,6 +225,11 @@ class Join:
     video: float | None = None
     audio: float | None = None
     error: str = ""
+    started: float = 0.0  # page.goto, wall clock (ms)
+    page: dict[str, Any] = field(default_factory=dict)  # room/timing.js's marks (wall clock, ms)
+    video_packet: float | None = None  # getStats: first video packet (wall clock, ms)
+    decoded: float | None = None  # getStats: first video frame decoded (wall clock, ms)
+    pli: int | None = None  # PLIs the page had sent by its first decoded frame
 
 
 @dataclass
@@ -228,7 +268,7 @@ async def _one(browser: Any, url: str, token: str, audio_only: bool) -> Join:
         async with asyncio.timeout(2 * JOIN_TIMEOUT_S):  # page.evaluate itself has no timeout
             await context.add_init_script(FIRST_MEDIA)
             page = await context.new_page()
-            started = time.time() * 1000
+            started = result.started = time.time() * 1000
             clicked = await _enter(page, url, token, audio=False, audio_only=audio_only)
             result.clicked = clicked - started
             # Polled from here (wait_for_function would evaluate a string, which the page's CSP
@@ -246,6 +286,14 @@ async def _one(browser: Any, url: str, token: str, audio_only: bool) -> Join:
                 await asyncio.sleep(0.05)
             result.video = first["video"] - started if first["video"] is not None else None
             result.audio = first["audio"] - started if first["audio"] is not None else None
+            result.decoded, result.video_packet, result.pli = (
+                first["video"],
+                first["videoPacket"],
+                first["pli"],
+            )
+            marks = page.locator("#join-timing")
+            if await marks.count():
+                result.page = json.loads(await marks.text_content() or "{}")
     except Exception as exc:  # one failed join is a row in the table, not the end of the run
         result.error = result.error or _first_line(exc)
     finally:
@@ -364,6 +412,95 @@ def _report(modes: list[Mode], n: int) -> int:
     return status
 
 
+# --- the join phase by phase -------------------------------------------------------------------
+
+# Spans of the join: (what, from, to); moments are "goto" (page.goto of the link), "page:<mark>"
+# (room/timing.js), "server:<phase>" (meetings.rtc.join) or "stats:packet|decoded" (getStats).
+PHASES: list[tuple[str, str, str]] = [
+    ("page load: link → room page's script", "goto", "page:script"),
+    ("getUserMedia (pre-join preview)", "page:gum-start", "page:gum-done"),
+    ("script → pre-join ready", "page:script", "page:prejoin-ready"),
+    ("socket and join: click → welcome", "page:click", "page:welcome"),
+    ("welcome → seated (room)", "page:welcome", "page:room"),
+    ("seated → offer created", "page:room", "page:offer-created"),
+    ("ICE gathering before the offer goes", "page:offer-created", "page:offer-sent"),
+    ("offer on the socket", "page:offer-sent", "server:offer"),
+    ("SFU: offer → answer", "server:offer", "server:answer"),
+    ("answer back and applied", "server:answer", "page:answer-applied"),
+    ("ICE checks: applied → ICE connected", "page:answer-applied", "page:ice-connected"),
+    ("DTLS: ICE → connected (page)", "page:ice-connected", "page:dtls-connected"),
+    ("first keyframe: connected → 1st video packet", "page:dtls-connected", "stats:packet"),
+    ("decode: 1st video packet → frame decoded", "stats:packet", "stats:decoded"),
+    ("click → first frame decoded (total)", "page:click", "stats:decoded"),
+    ("SFU: 1st keyframe request → DTLS connected", "server:keyframe-request", "server:dtls-connected"),
+    (
+        "SFU: DTLS connected → keyframe asked again",
+        "server:dtls-connected",
+        "server:keyframe-request-connected",
+    ),
+    ("SFU: keyframe asked again → 1st video packet", "server:keyframe-request-connected", "stats:packet"),
+]
+
+
+def _server_phases(path: Path) -> dict[str, dict[str, float]]:
+    """The SFU's join phases by participant (wall clock, ms)."""
+    found: dict[str, dict[str, float]] = {}
+    if not path.exists():
+        return found
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        found.setdefault(str(row["participant"]), {})[str(row["phase"])] = float(row["at"]) * 1000
+    return found
+
+
+def _moments(join: Join, server: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Every moment of one join, wall clock (ms)."""
+    moments: dict[str, float] = {"goto": join.started}
+    for name, value in join.page.items():
+        if isinstance(value, int | float):
+            moments[f"page:{name}"] = float(value)
+    for name, value in server.get(str(join.page.get("participant", "")), {}).items():
+        moments[f"server:{name}"] = value
+    if join.video_packet is not None:
+        moments["stats:packet"] = join.video_packet
+    if join.decoded is not None:
+        moments["stats:decoded"] = join.decoded
+    return moments
+
+
+def _phase_report(mode: Mode, server: dict[str, dict[str, float]]) -> None:
+    """The phase table of one mode: each moment after the click, then each span."""
+    joins = [_moments(j, server) for j in mode.joins if not j.error]
+    if not joins:
+        return
+    print(f"\nThe join phase by phase ({mode.name}, {len(joins)} joins; ms, p50 / p95 by nearest rank):")
+    after: dict[str, list[float]] = {}
+    for moments in joins:
+        click = moments.get("page:click")
+        if click is None:
+            continue
+        for name, at in moments.items():
+            after.setdefault(name, []).append(at - click)
+    print(f"  {'moment (ms after the click)':<44}{'p50':>8}{'p95':>8}{'n':>4}")
+    for name, values in sorted(after.items(), key=lambda kv: statistics.median(kv[1])):
+        print(f"  {name:<44}{_ms(_median(values)):>8}{_ms(_p95(values)):>8}{len(values):>4}")
+    print(f"  {'phase (ms spent)':<44}{'p50':>8}{'p95':>8}{'n':>4}")
+    for label, start, end in PHASES:
+        spans = [m[end] - m[start] for m in joins if start in m and end in m]
+        print(f"  {label:<44}{_ms(_median(spans)):>8}{_ms(_p95(spans)):>8}{len(spans):>4}")
+    ok = [j for j in mode.joins if not j.error]
+    unconnected = sum(
+        1 for j in ok if "keyframe-unconnected" in server.get(str(j.page.get("participant", "")), {})
+    )
+    plis = [j.pli for j in ok if j.pli is not None]
+    print(
+        f"  first keyframe reached the SFU before the receiver was connected (lost): {unconnected} of "
+        f"{len(ok)} joins; PLIs the page sent before its first frame: "
+        f"p50 {_ms(_median([float(p) for p in plis]))}, max {max(plis) if plis else 'n/a'}",
+        flush=True,
+    )
+
+
 def run(sizes: Sequence[int]) -> int:
     """For each size N: N joins per mode (full, audio-only), then the table."""
     from meetings.db.migrate import upgrade_sync
@@ -377,7 +514,10 @@ def run(sizes: Sequence[int]) -> int:
         meeting = asyncio.run(_seed(database_url, 2 * n))
         spawn = multiprocessing.get_context("spawn")
         parent, child = spawn.Pipe()
-        server = spawn.Process(target=_serve, args=(database_url, str(folder / "var"), child), daemon=True)
+        phases = folder / "phases.jsonl"
+        server = spawn.Process(
+            target=_serve, args=(database_url, str(folder / "var"), child, str(phases)), daemon=True
+        )
         server.start()
         child.close()  # ours: a child that dies then reads as EOF at once
         try:
@@ -401,6 +541,9 @@ def run(sizes: Sequence[int]) -> int:
             # Joins stop starting at the budget; the one under way and the tear-down may finish.
             modes = asyncio.run(asyncio.wait_for(measuring, BUDGET_S + 2 * JOIN_TIMEOUT_S + START_TIMEOUT_S))
             status = max(status, _report(modes, n))
+            server_phases = _server_phases(phases)
+            for mode in modes:
+                _phase_report(mode, server_phases)
             print(f"({time.monotonic() - began:.0f} s in all)", flush=True)
         finally:
             with contextlib.suppress(OSError):
