@@ -119,6 +119,11 @@ class SfuConfig:
     opus_fec: bool = True
     opus_dtx: bool = True
     audio_red: bool = True
+    # A receiver's video slots ask their publishers for a keyframe once its connection is up (ICE
+    # and DTLS): one asked for earlier reaches the SFU before the receiver can take it and is lost,
+    # and the next waits out the keyframe throttle (docs/media.md, the join phase by phase).
+    # False: asked the moment the slot is assigned, as before issue #18 (bench/join.py's baseline).
+    keyframe_when_connected: bool = True
 
 
 @dataclass(frozen=True)
@@ -549,6 +554,12 @@ class Sfu:
         def on_state() -> None:
             if pc.connectionState == "connected":
                 self._phase(participant, "dtls-connected")
+                if self.config.keyframe_when_connected and self._participants.get(participant) is entry:
+                    for slot in entry.slots.values():
+                        if slot.kind == "video" and (
+                            slot.forwarder.waiting_keyframe or slot.pending is not None
+                        ):
+                            self._keyframe_for_slot(slot)
             self._emit(ConnectionStateChanged(participant, pc.connectionState))
 
         @pc.on("iceconnectionstatechange")
@@ -1147,6 +1158,8 @@ class Sfu:
                 slot.pending.pending.remove(slot)
         target.pending.append(slot)
         slot.pending = target
+        if self.config.keyframe_when_connected and not self._connected(entry):
+            return  # asked once it is connected (a keyframe before then is lost)
         self._request_layer_keyframe(pub, target)
 
     def _complete_switches(self, layer: Layer) -> None:
@@ -1164,9 +1177,7 @@ class Sfu:
                     self._report_layer(entry, slot)
                     break
             if slot.receiver in self._phases:
-                connected = slot.receiver in self._participants and (
-                    self._participants[slot.receiver].pc.connectionState == "connected"
-                )
+                connected = self._connected(self._participants.get(slot.receiver))
                 self._phase(slot.receiver, "keyframe-forwarded" if connected else "keyframe-unconnected")
 
     def _report_layer(self, entry: _Participant, slot: _Slot) -> None:
@@ -1266,12 +1277,19 @@ class Sfu:
     def _keyframe_for_slot(self, slot: _Slot) -> None:
         pub = slot.publication
         layer = slot.pending or slot.layer
-        if pub is not None and layer is not None:
-            sent = self._request_layer_keyframe(pub, layer)
-            if sent and slot.receiver in self._phases:
-                entry = self._participants.get(slot.receiver)
-                connected = entry is not None and entry.pc.connectionState == "connected"
-                self._phase(slot.receiver, "keyframe-request-connected" if connected else "keyframe-request")
+        if pub is None or layer is None or pub.kind != "video":
+            return
+        connected = self._connected(self._participants.get(slot.receiver))
+        if not connected and self.config.keyframe_when_connected:
+            return  # it would arrive before the receiver can take it: asked once it is connected
+        if self._request_layer_keyframe(pub, layer) and slot.receiver in self._phases:
+            self._phase(slot.receiver, "keyframe-request-connected" if connected else "keyframe-request")
+
+    @staticmethod
+    def _connected(entry: _Participant | None) -> bool:
+        """Whether a receiver can take media now (ICE and DTLS up); unknown: as if it could."""
+        pc: RTCPeerConnection | None = entry.pc if entry is not None else None
+        return pc is None or pc.connectionState == "connected"
 
     def _request_layer_keyframe(self, pub: Publication, layer: Layer) -> bool:
         """Ask the publisher for a keyframe on ``layer`` (throttled); whether it was asked."""

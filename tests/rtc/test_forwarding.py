@@ -239,9 +239,14 @@ async def test_new_receivers_get_a_keyframe_within_a_second_with_throttled_plis(
         await _close(sfu, publisher, *viewers)
 
 
-async def test_join_phases_are_logged_only_when_their_logger_is_on(caplog: pytest.LogCaptureFixture) -> None:
-    """``meetings.rtc.join`` (bench/join.py's server side): each phase once, off by default."""
-    sfu = Sfu(SfuConfig(keyframe_interval=0.5))
+@pytest.mark.parametrize("when_connected", [True, False])
+async def test_join_phases_are_logged_only_when_their_logger_is_on(
+    caplog: pytest.LogCaptureFixture, when_connected: bool
+) -> None:
+    """``meetings.rtc.join`` (bench/join.py's server side): each phase once, off by default. A new
+    receiver's slot asks for its first keyframe once the receiver is connected (one asked for
+    before would be lost on the way); ``keyframe_when_connected=False``: at once, as before."""
+    sfu = Sfu(SfuConfig(keyframe_interval=0.5, keyframe_when_connected=when_connected))
     publisher = Client("pub", video=True, audio_slots=0, video_slots=0)
     viewer = Client("viewer", audio_slots=0, video_slots=1)
     try:
@@ -257,8 +262,12 @@ async def test_join_phases_are_logged_only_when_their_logger_is_on(caplog: pytes
         at = {phase: when for _, phase, when in rows}
         assert len(at) == len(rows)  # each phase once
         assert at["offer"] <= at["answer"] <= at["ice-connected"] <= at["dtls-connected"]
-        assert at["keyframe-request"] <= at["answer"]  # its slot got the camera in the answer
-        assert "keyframe-forwarded" in at or "keyframe-request-connected" in at
+        if when_connected:
+            assert "keyframe-request" not in at
+            assert at["dtls-connected"] <= at["keyframe-request-connected"]
+            assert "keyframe-unconnected" not in at
+        else:
+            assert at["keyframe-request"] <= at["answer"]  # its slot got the camera in the answer
     finally:
         await _close(sfu, publisher, viewer)
 
