@@ -32,6 +32,7 @@
 //              #connection-banner (what is retried, while reconnecting), #status-retry, #status-leave
 //   over       #over[data-reason="left|removed|ended|denied|replaced|closed"] (the room and the
 //              pre-join screen hidden), #over-title, #over-message, #over-next, #over-rejoin, #over-home
+//   timing     #join-timing (hidden; JSON of the join's phases, only with ?timing: room/timing.js)
 //   window.__giaoban = {signaling, state, pc, conn}: pc is the current RTCPeerConnection
 import { Signaling } from "./signaling.js";
 import { Call } from "./room/call.js";
