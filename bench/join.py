@@ -9,12 +9,26 @@ remote video frame decoded and to the first remote audio samples received (``get
 polled every 10 ms by a script the page carries from its first line). The same N times in
 audio-only mode (no video slots offered: to the first audio samples). Each officer joins once,
 then leaves (its context closed). Median and p95 per mode, and the ratio audio-only/full.
+
+Today's flow is measured in the same run as the baseline: a second app process (its own
+SQLite, its own chair publishing) runs the SFU as before issue #18
+(``SfuConfig(keyframe_when_connected=False)``: a new receiver's keyframe asked for the moment
+its slot is assigned), and its "full-today" joins are interleaved with the others.
+
+Then the join phase by phase (docs/media.md), for the full mode: the page's moments
+(``room/timing.js``, switched on by the init script; read from its hidden ``#join-timing``), the
+server's (``meetings.rtc.join`` DEBUG lines: offer received, answer ready, ICE and DTLS
+connected, keyframe requested, keyframe forwarded), and ``getStats()``'s first video packet and
+first frame decoded, all on the wall clock, each as p50/p95 after the click and as the time
+spent in each phase.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -33,18 +47,19 @@ from zoneinfo import ZoneInfo
 import chromium
 
 NAME = "join"
-DEFAULT_SIZES = [10]
+DEFAULT_SIZES = [20]
 QUICK_SIZES = [4]
 HOST = "127.0.0.1"
 SECRET = "bench-join-secret-key-not-for-production"
 JOIN_TIMEOUT_S = 30.0  # one join that has not shown media by then counts as failed
-BUDGET_S = 170.0  # the whole benchmark stops starting joins after this (set-up included)
+BUDGET_S = 330.0  # the whole benchmark stops starting joins after this (set-up included)
 START_TIMEOUT_S = 60.0
 
 # Carried by every page from its first line: records (Date.now(), ms) the first remote video frame
 # decoded and the first remote audio samples received on the room's peer connection.
 FIRST_MEDIA = """
-window.__firstMedia = {video: null, audio: null};
+window.__giaobanTiming = true;
+window.__firstMedia = {video: null, audio: null, videoPacket: null, pli: null};
 (function poll() {
   const g = window.__giaoban;
   const pc = g && g.pc;
@@ -55,7 +70,11 @@ window.__firstMedia = {video: null, audio: null};
     stats.forEach((s) => {
       if (s.type !== "inbound-rtp") return;
       const first = window.__firstMedia;
-      if (s.kind === "video" && s.framesDecoded > 0 && first.video === null) first.video = now;
+      if (s.kind === "video" && s.packetsReceived > 0 && first.videoPacket === null) first.videoPacket = now;
+      if (s.kind === "video" && s.framesDecoded > 0 && first.video === null) {
+        first.video = now;
+        first.pli = s.pliCount || 0;
+      }
       if (s.kind === "audio" && s.totalSamplesReceived > 0 && first.audio === null) first.audio = now;
     });
   }).catch(() => {}).finally(() => setTimeout(poll, 10));
@@ -66,8 +85,28 @@ window.__firstMedia = {video: null, audio: null};
 # --- the app in its own process -------------------------------------------------------------
 
 
-def _serve(database_url: str, var_dir: str, channel: multiprocessing.connection.Connection) -> None:
-    """Child process: run the app on a free loopback port, send the port, stop when told."""
+class _PhaseFile(logging.Handler):
+    """Appends the SFU's join phases (``meetings.rtc.join``) to a JSON-lines file."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = {k: getattr(record, k, None) for k in ("participant", "phase", "at")}
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+
+
+def _serve(
+    database_url: str,
+    var_dir: str,
+    channel: multiprocessing.connection.Connection,
+    phases: str,
+    today: bool = False,
+) -> None:
+    """Child process: run the app on a free loopback port, send the port, stop when told; the
+    SFU's join phases go to the file ``phases``. ``today``: the join as before issue #18."""
     import aioice.ice
 
     # ICE on 127.0.0.1 only, as in the tests: the benchmark never leaves loopback.
@@ -79,6 +118,15 @@ def _serve(database_url: str, var_dir: str, channel: multiprocessing.connection.
         from meetings.settings import load_settings
         from web.app import create_app
 
+        if today:
+            import functools
+
+            import web.media_ctx as media_ctx
+            from meetings.rtc.sfu import SfuConfig
+
+            today_config = functools.partial(SfuConfig, keyframe_when_connected=False)
+            setattr(media_ctx, "SfuConfig", today_config)  # noqa: B010 (what the app builds its SFU from)
+
         settings = load_settings(
             environ={},
             database_url=database_url,
@@ -89,7 +137,12 @@ def _serve(database_url: str, var_dir: str, channel: multiprocessing.connection.
             mail_catcher_port=0,
             scheduler_enabled=False,
         )
-        runner = web.AppRunner(create_app(settings), access_log=None)
+        app = create_app(settings)
+        join_log = logging.getLogger("meetings.rtc.join")
+        join_log.setLevel(logging.DEBUG)
+        join_log.propagate = False
+        join_log.addHandler(_PhaseFile(phases))
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, HOST, 0)
         await site.start()
@@ -190,12 +243,18 @@ class Join:
     video: float | None = None
     audio: float | None = None
     error: str = ""
+    started: float = 0.0  # page.goto, wall clock (ms)
+    page: dict[str, Any] = field(default_factory=dict)  # room/timing.js's marks (wall clock, ms)
+    video_packet: float | None = None  # getStats: first video packet (wall clock, ms)
+    decoded: float | None = None  # getStats: first video frame decoded (wall clock, ms)
+    pli: int | None = None  # PLIs the page had sent by its first decoded frame
 
 
 @dataclass
 class Mode:
     name: str
     audio_only: bool
+    server: int = 0  # which app process: 0 as built, 1 today's flow (the baseline)
     joins: list[Join] = field(default_factory=list)
 
 
@@ -228,7 +287,7 @@ async def _one(browser: Any, url: str, token: str, audio_only: bool) -> Join:
         async with asyncio.timeout(2 * JOIN_TIMEOUT_S):  # page.evaluate itself has no timeout
             await context.add_init_script(FIRST_MEDIA)
             page = await context.new_page()
-            started = time.time() * 1000
+            started = result.started = time.time() * 1000
             clicked = await _enter(page, url, token, audio=False, audio_only=audio_only)
             result.clicked = clicked - started
             # Polled from here (wait_for_function would evaluate a string, which the page's CSP
@@ -246,6 +305,14 @@ async def _one(browser: Any, url: str, token: str, audio_only: bool) -> Join:
                 await asyncio.sleep(0.05)
             result.video = first["video"] - started if first["video"] is not None else None
             result.audio = first["audio"] - started if first["audio"] is not None else None
+            result.decoded, result.video_packet, result.pli = (
+                first["video"],
+                first["videoPacket"],
+                first["pli"],
+            )
+            marks = page.locator("#join-timing")
+            if await marks.count():
+                result.page = json.loads(await marks.text_content() or "{}")
     except Exception as exc:  # one failed join is a row in the table, not the end of the run
         result.error = result.error or _first_line(exc)
     finally:
@@ -256,29 +323,34 @@ async def _one(browser: Any, url: str, token: str, audio_only: bool) -> Join:
 # --- the run --------------------------------------------------------------------------------------
 
 
-async def _measure(url: str, meeting: Meeting, n: int, deadline: float) -> list[Mode]:
+async def _measure(servers: list[tuple[str, Meeting]], n: int, deadline: float) -> list[Mode]:
     from playwright.async_api import async_playwright
 
     path = chromium.executable()
     if path is None:
         raise RuntimeError(f"Chromium is not installed ({chromium.INSTALL_HINT})")
     chromium.isolate_playwright()
-    modes = [Mode("full", False), Mode("audio-only", True)]
+    modes = [Mode("full", False), Mode("full-today", False, server=1), Mode("audio-only", True)]
     async with async_playwright() as pw:
         browser = await chromium.launch(pw, path)
         try:
-            chair = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="vi-VN")
-            page = await chair.new_page()
-            await _enter(page, url, meeting.chair, audio=True)
-            await page.wait_for_selector("#room:not([hidden])", timeout=START_TIMEOUT_S * 1000)
-            await asyncio.sleep(2)  # the publisher's media flowing to the SFU
-            tokens = iter(meeting.officers)
+            chairs = []
+            for url, meeting in servers:
+                chair = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="vi-VN")
+                chairs.append(chair)
+                page = await chair.new_page()
+                await _enter(page, url, meeting.chair, audio=True)
+                await page.wait_for_selector("#room:not([hidden])", timeout=START_TIMEOUT_S * 1000)
+            await asyncio.sleep(2)  # the publishers' media flowing to the SFUs
+            tokens = [iter(meeting.officers) for _, meeting in servers]
             for _ in range(n):
-                for mode in modes:  # interleaved, so that a change in load hits both modes alike
+                for mode in modes:  # interleaved, so that a change in load hits every mode alike
                     if time.monotonic() > deadline:
                         break
-                    mode.joins.append(await _one(browser, url, next(tokens), mode.audio_only))
-            await chair.close()
+                    url = servers[mode.server][0]
+                    mode.joins.append(await _one(browser, url, next(tokens[mode.server]), mode.audio_only))
+            for chair in chairs:
+                await chair.close()
         finally:
             await browser.close()
     return modes
@@ -361,54 +433,189 @@ def _report(modes: list[Mode], n: int) -> int:
         f"p95 {_ratio(_p95(after_click['audio-only']), _p95(after_click['full']))}",
         flush=True,
     )
+    if "full-today" in after_click:
+        now, today = after_click["full"], after_click["full-today"]
+        print(
+            f"full as built vs today's join, from the click to the first frame: p50 {_ms(_median(now))} vs "
+            f"{_ms(_median(today))} ms ({_ratio(_median(now), _median(today))}), p95 {_ms(_p95(now))} vs "
+            f"{_ms(_p95(today))} ms ({_ratio(_p95(now), _p95(today))})",
+            flush=True,
+        )
     return status
 
 
-def run(sizes: Sequence[int]) -> int:
-    """For each size N: N joins per mode (full, audio-only), then the table."""
+# --- the join phase by phase -------------------------------------------------------------------
+
+# Spans of the join: (what, from, to); moments are "goto" (page.goto of the link), "page:<mark>"
+# (room/timing.js), "server:<phase>" (meetings.rtc.join) or "stats:packet|decoded" (getStats).
+PHASES: list[tuple[str, str, str]] = [
+    ("page load: link → room page's script", "goto", "page:script"),
+    ("getUserMedia (pre-join preview)", "page:gum-start", "page:gum-done"),
+    ("script → pre-join ready", "page:script", "page:prejoin-ready"),
+    ("socket and join: click → welcome", "page:click", "page:welcome"),
+    ("welcome → seated (room)", "page:welcome", "page:room"),
+    ("seated → offer created", "page:room", "page:offer-created"),
+    ("ICE gathering before the offer goes", "page:offer-created", "page:offer-sent"),
+    ("offer on the socket", "page:offer-sent", "server:offer"),
+    ("SFU: offer → answer", "server:offer", "server:answer"),
+    ("answer on the socket", "server:answer", "page:answer"),
+    ("ICE checks: answer → ICE connected", "page:answer", "page:ice-connected"),
+    ("DTLS: ICE → connected", "page:ice-connected", "page:dtls-connected"),
+    ("first keyframe: connected → 1st video packet", "page:dtls-connected", "page:video-first-packet"),
+    ("decode: 1st video packet → frame decoded", "page:video-first-packet", "stats:decoded"),
+    ("first audio: connected → 1st audio packet", "page:dtls-connected", "page:audio-first-packet"),
+    ("click → first frame decoded (total)", "page:click", "stats:decoded"),
+    ("SFU: keyframe asked → DTLS connected", "server:keyframe-request", "server:dtls-connected"),
+    (
+        "SFU: DTLS connected → keyframe asked (again)",
+        "server:dtls-connected",
+        "server:keyframe-request-connected",
+    ),
+    ("SFU: that request → 1st video packet", "server:keyframe-request-connected", "page:video-first-packet"),
+]
+
+
+def _server_phases(path: Path) -> dict[str, dict[str, float]]:
+    """The SFU's join phases by participant (wall clock, ms)."""
+    found: dict[str, dict[str, float]] = {}
+    if not path.exists():
+        return found
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        found.setdefault(str(row["participant"]), {})[str(row["phase"])] = float(row["at"]) * 1000
+    return found
+
+
+def _moments(join: Join, server: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Every moment of one join, wall clock (ms)."""
+    moments: dict[str, float] = {"goto": join.started}
+    for name, value in join.page.items():
+        if isinstance(value, int | float):
+            moments[f"page:{name}"] = float(value)
+    for name, value in server.get(str(join.page.get("participant", "")), {}).items():
+        moments[f"server:{name}"] = value
+    if join.video_packet is not None:
+        moments["stats:packet"] = join.video_packet
+    if join.decoded is not None:
+        moments["stats:decoded"] = join.decoded
+    return moments
+
+
+def _phase_report(mode: Mode, server: dict[str, dict[str, float]]) -> None:
+    """The phase table of one mode: each moment after the click, then each span."""
+    joins = [_moments(j, server) for j in mode.joins if not j.error]
+    if not joins:
+        return
+    print(f"\nThe join phase by phase ({mode.name}, {len(joins)} joins; ms, p50 / p95 by nearest rank):")
+    after: dict[str, list[float]] = {}
+    for moments in joins:
+        click = moments.get("page:click")
+        if click is None:
+            continue
+        for name, at in moments.items():
+            after.setdefault(name, []).append(at - click)
+    print(f"  {'moment (ms after the click)':<44}{'p50':>8}{'p95':>8}{'n':>4}")
+    for name, values in sorted(after.items(), key=lambda kv: statistics.median(kv[1])):
+        print(f"  {name:<44}{_ms(_median(values)):>8}{_ms(_p95(values)):>8}{len(values):>4}")
+    print(f"  {'phase (ms spent)':<44}{'p50':>8}{'p95':>8}{'n':>4}")
+    for label, start, end in PHASES:
+        spans = [m[end] - m[start] for m in joins if start in m and end in m]
+        if not spans:
+            continue
+        print(f"  {label:<44}{_ms(_median(spans)):>8}{_ms(_p95(spans)):>8}{len(spans):>4}")
+    ok = [j for j in mode.joins if not j.error]
+    unconnected = sum(
+        1 for j in ok if "keyframe-unconnected" in server.get(str(j.page.get("participant", "")), {})
+    )
+    plis = [j.pli for j in ok if j.pli is not None]
+    print(
+        f"  a keyframe reached the SFU for a slot before its receiver was connected: {unconnected} of "
+        f"{len(ok)} joins; PLIs the page sent before its first frame: "
+        f"p50 {_ms(_median([float(p) for p in plis]))}, max {max(plis) if plis else 'n/a'}",
+        flush=True,
+    )
+
+
+def _start(
+    folder: Path, officers: int, today: bool
+) -> tuple[multiprocessing.process.BaseProcess, multiprocessing.connection.Connection, str, Meeting, Path]:
+    """One app process on its own seeded SQLite database: (process, channel, url, meeting, phases)."""
     from meetings.db.migrate import upgrade_sync
 
+    name = "today" if today else "app"
+    database_url = f"sqlite+aiosqlite:///{folder / f'{name}.sqlite3'}"
+    upgrade_sync(database_url)
+    meeting = asyncio.run(_seed(database_url, officers))
+    spawn = multiprocessing.get_context("spawn")
+    parent, child = spawn.Pipe()
+    phases = folder / f"{name}-phases.jsonl"
+    server = spawn.Process(
+        target=_serve,
+        args=(database_url, str(folder / f"{name}-var"), child, str(phases), today),
+        daemon=True,
+    )
+    server.start()
+    child.close()  # ours: a child that dies then reads as EOF at once
+    try:
+        if not parent.poll(START_TIMEOUT_S):
+            raise RuntimeError(f"the app did not start within {START_TIMEOUT_S:.0f} s")
+        try:
+            url = f"http://{HOST}:{parent.recv()}"
+        except EOFError:
+            raise RuntimeError("the app process exited at start (its error is above)") from None
+    except BaseException:
+        _stop(server, parent)
+        raise
+    return server, parent, url, meeting, phases
+
+
+def _stop(server: multiprocessing.process.BaseProcess, parent: multiprocessing.connection.Connection) -> None:
+    with contextlib.suppress(OSError):
+        parent.send("stop")
+    server.join(15)
+    if server.is_alive():
+        server.terminate()
+        server.join(5)
+    parent.close()
+
+
+def run(sizes: Sequence[int]) -> int:
+    """For each size N: N joins per mode (full, full as before #18, audio-only), then the tables."""
     status = 0
     for n in sizes:
         began = time.monotonic()
         folder = Path(tempfile.mkdtemp(prefix="bench-join-"))
-        database_url = f"sqlite+aiosqlite:///{folder / 'giaoban.sqlite3'}"
-        upgrade_sync(database_url)
-        meeting = asyncio.run(_seed(database_url, 2 * n))
-        spawn = multiprocessing.get_context("spawn")
-        parent, child = spawn.Pipe()
-        server = spawn.Process(target=_serve, args=(database_url, str(folder / "var"), child), daemon=True)
-        server.start()
-        child.close()  # ours: a child that dies then reads as EOF at once
+        started: list[tuple[multiprocessing.process.BaseProcess, multiprocessing.connection.Connection]] = []
         try:
-            if not parent.poll(START_TIMEOUT_S):
-                raise RuntimeError(f"the app did not start within {START_TIMEOUT_S:.0f} s")
-            try:
-                url = f"http://{HOST}:{parent.recv()}"
-            except EOFError:
-                raise RuntimeError("the app process exited at start (its error is above)") from None
+            servers: list[tuple[str, Meeting]] = []
+            phase_files: list[Path] = []
+            for today in (False, True):
+                server, parent, url, meeting, phases = _start(folder, 2 * n, today)
+                started.append((server, parent))
+                servers.append((url, meeting))
+                phase_files.append(phases)
             print(
                 f"Join benchmark: {n} joins per mode from the invitation link (fresh context each), one "
-                f"publisher (the chair, camera and microphone on); app in its own process on {url} "
-                f"(SQLite); headless Chromium, fake devices; {os.cpu_count()} CPUs, load average "
+                f"publisher per app (the chair, camera and microphone on); two apps in their own "
+                f"processes, {servers[0][0]} as built and {servers[1][0]} with today's join "
+                f"(full-today: keyframe asked at slot assignment) (SQLite); headless Chromium, fake "
+                f"devices; {os.cpu_count()} CPUs, load average "
                 f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}. Times in ms from page.goto(link): "
                 "pre-join = 'Join now' clicked; video = first remote frame decoded; audio = first "
                 f"remote audio samples; first = what the mode waits for (full: video, audio-only: audio); "
                 f"click→first: from 'Join now' to it. p95 by nearest rank (of {n}: the slowest).",
                 flush=True,
             )
-            measuring = _measure(url, meeting, n, began + BUDGET_S)
+            measuring = _measure(servers, n, began + BUDGET_S)
             # Joins stop starting at the budget; the one under way and the tear-down may finish.
             modes = asyncio.run(asyncio.wait_for(measuring, BUDGET_S + 2 * JOIN_TIMEOUT_S + START_TIMEOUT_S))
             status = max(status, _report(modes, n))
+            server_phases = [_server_phases(path) for path in phase_files]
+            for mode in modes:
+                _phase_report(mode, server_phases[mode.server])
             print(f"({time.monotonic() - began:.0f} s in all)", flush=True)
         finally:
-            with contextlib.suppress(OSError):
-                parent.send("stop")
-            server.join(15)
-            if server.is_alive():
-                server.terminate()
-                server.join(5)
-            parent.close()
+            for server, parent in started:
+                _stop(server, parent)
             shutil.rmtree(folder, ignore_errors=True)
     return status

@@ -69,6 +69,10 @@ internals.check_internals()
 internals.negotiate_stream_ids()
 
 logger = logging.getLogger(__name__)
+# The join phase by phase (docs/media.md, bench/join.py): the first time each phase happens for a
+# participant, one DEBUG line here with ``participant``, ``phase`` and ``at`` (time.time()).
+# Off unless this logger is enabled for DEBUG; nothing is recorded then.
+join_log = logging.getLogger("meetings.rtc.join")
 
 Kind = Literal["audio", "video"]
 MAX_TILE_PX = 7680  # a tile wider or taller than an 8K screen is clamped
@@ -118,6 +122,11 @@ class SfuConfig:
     opus_fec: bool = True
     opus_dtx: bool = True
     audio_red: bool = True
+    # A receiver's video slots ask their publishers for a keyframe once its connection is up (ICE
+    # and DTLS): one asked for earlier reaches the SFU before the receiver can take it and is lost,
+    # and the next waits out the keyframe throttle (docs/media.md, the join phase by phase).
+    # False: asked the moment the slot is assigned, as before issue #18 (bench/join.py's baseline).
+    keyframe_when_connected: bool = True
 
 
 @dataclass(frozen=True)
@@ -414,6 +423,7 @@ class _Slot:
     want_spatial: int | None = TOP_LAYER  # set_layer's spatial (None: paused)
     want_temporal: int | None = None
     reported: tuple[int | None, int | None, bool] | None = None  # the last LayerChanged sent
+    receiver: str = ""  # the participant this slot sends to
 
 
 def publication_layers(pub: Publication) -> tuple[AllocLayer, ...]:
@@ -519,6 +529,7 @@ class Sfu:
         self._adapted_at = -1e9  # when _adapt last ran the allocation
         # Benchmarks set this to sample the time from a packet's arrival to its send, per sink.
         self.delay_probe: Callable[[bool, float], None] | None = None
+        self._phases: dict[str, set[str]] = {}  # join phases logged so far, by participant
 
     # --- API for the signaling layer ----------------------------------------------------
 
@@ -541,14 +552,30 @@ class Sfu:
         )
         entry.estimator.name = participant
         self._participants[participant] = entry
+        self._phases[participant] = set()
+        self._phase(participant, "offer")
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
+            if pc.connectionState == "connected":
+                self._phase(participant, "dtls-connected")
+                if self.config.keyframe_when_connected and self._participants.get(participant) is entry:
+                    for slot in entry.slots.values():
+                        if slot.kind == "video" and (
+                            slot.forwarder.waiting_keyframe or slot.pending is not None
+                        ):
+                            self._keyframe_for_slot(slot)
             self._emit(ConnectionStateChanged(participant, pc.connectionState))
+
+        @pc.on("iceconnectionstatechange")
+        def on_ice() -> None:
+            if pc.iceConnectionState in ("connected", "completed"):
+                self._phase(participant, "ice-connected")
 
         if self._tick_task is None:
             self._tick_task = asyncio.create_task(self._tick_loop())
         answer = await self._negotiate(entry, RTCSessionDescription(sdp=offer, type="offer"), sources or {})
+        self._phase(participant, "answer")
         return answer.sdp
 
     async def renegotiate(
@@ -711,6 +738,7 @@ class Sfu:
         """Disconnect a participant and release everything it held (safe if already gone)."""
         entry = self._participants.pop(participant, None)
         self._demands.pop(participant, None)
+        self._phases.pop(participant, None)
         if entry is None:
             return
         entry.downlink.close()
@@ -910,7 +938,7 @@ class Sfu:
                 entry.downlink,
                 on_keyframe_needed=lambda f: self._keyframe_for_slot(created),
             )
-            slot = created = entry.slots[mid] = _Slot(mid, kind, transceiver, forwarder)
+            slot = created = entry.slots[mid] = _Slot(mid, kind, transceiver, forwarder, receiver=entry.id)
             internals.quiet_sender_rtcp(transceiver.sender)  # reports go out compound, from _maintain
             internals.tap_sender_rtcp(transceiver.sender, _SlotFeedback(self, slot, entry))
         elif not receives and slot is not None:
@@ -1153,6 +1181,8 @@ class Sfu:
                 slot.pending.pending.remove(slot)
         target.pending.append(slot)
         slot.pending = target
+        if self.config.keyframe_when_connected and not self._connected(entry):
+            return  # asked once it is connected (a keyframe before then is lost)
         self._request_layer_keyframe(pub, target)
 
     def _complete_switches(self, layer: Layer) -> None:
@@ -1169,6 +1199,9 @@ class Sfu:
                 if entry.slots.get(slot.mid) is slot:
                     self._report_layer(entry, slot)
                     break
+            if slot.receiver in self._phases:
+                connected = self._connected(self._participants.get(slot.receiver))
+                self._phase(slot.receiver, "keyframe-forwarded" if connected else "keyframe-unconnected")
 
     def _report_layer(self, entry: _Participant, slot: _Slot) -> None:
         """Emit LayerChanged if what the slot forwards differs from what was last said."""
@@ -1271,18 +1304,31 @@ class Sfu:
     def _keyframe_for_slot(self, slot: _Slot) -> None:
         pub = slot.publication
         layer = slot.pending or slot.layer
-        if pub is not None and layer is not None:
-            self._request_layer_keyframe(pub, layer)
-
-    def _request_layer_keyframe(self, pub: Publication, layer: Layer) -> None:
-        if pub.kind != "video" or layer.ssrc is None or not layer.throttle.allow(time.monotonic()):
+        if pub is None or layer is None or pub.kind != "video":
             return
+        connected = self._connected(self._participants.get(slot.receiver))
+        if not connected and self.config.keyframe_when_connected:
+            return  # it would arrive before the receiver can take it: asked once it is connected
+        if self._request_layer_keyframe(pub, layer) and slot.receiver in self._phases:
+            self._phase(slot.receiver, "keyframe-request-connected" if connected else "keyframe-request")
+
+    @staticmethod
+    def _connected(entry: _Participant | None) -> bool:
+        """Whether a receiver can take media now (ICE and DTLS up); unknown: as if it could."""
+        pc: RTCPeerConnection | None = entry.pc if entry is not None else None
+        return pc is None or pc.connectionState == "connected"
+
+    def _request_layer_keyframe(self, pub: Publication, layer: Layer) -> bool:
+        """Ask the publisher for a keyframe on ``layer`` (throttled); whether it was asked."""
+        if pub.kind != "video" or layer.ssrc is None or not layer.throttle.allow(time.monotonic()):
+            return False
         self.keyframe_requests += 1
         task = asyncio.get_running_loop().create_task(
             internals.request_keyframe(pub.transceiver.receiver, layer.ssrc)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
 
     def _remb(self, slot: _Slot, bitrate: int) -> None:
         for entry in self._participants.values():
@@ -1566,6 +1612,19 @@ class Sfu:
             return self._participants[participant]
         except KeyError:
             raise UnknownParticipant(participant) from None
+
+    def _phase(self, participant: str, phase: str) -> None:
+        """Log a join phase the first time it happens for ``participant`` (see ``join_log``)."""
+        seen = self._phases.get(participant)
+        if seen is None or phase in seen or not join_log.isEnabledFor(logging.DEBUG):
+            return
+        seen.add(phase)
+        join_log.debug(
+            "join %s: %s",
+            participant,
+            phase,
+            extra={"participant": participant, "phase": phase, "at": time.time()},
+        )
 
     def _emit(self, event: SfuEvent) -> None:
         if self._on_event is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,6 +132,53 @@ async def test_two_centres_see_and_hear_each_other(world: World, live_url: str, 
     # A leaves; B sees one participant.
     await a.click("#leave")
     await expect(b.locator("#participants li")).to_have_count(1, timeout=15_000)
+    for page in (a, b):
+        await page.context.close()
+
+
+async def test_the_join_is_timed_phase_by_phase_only_when_asked(
+    world: World, live_url: str, browser: Any
+) -> None:
+    """room/timing.js (bench/join.py): with ?timing the page keeps each phase's first moment in
+    #join-timing, in order; without it, nothing is added to the page."""
+    _series, _people, tokens = await open_meeting(world)
+    a = await enter(browser, live_url, tokens["a"])
+    context = await browser.new_context(viewport={"width": 1100, "height": 800}, locale="vi-VN")
+    b = await context.new_page()
+    await b.goto(f"{live_url}/join/{tokens['b']}")
+    room = await b.get_attribute("#join-room", "href")
+    assert room and "?" in room
+    await b.goto(f"{live_url}{room}&timing" if room.startswith("/") else f"{room}&timing")
+    await b.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
+    await b.click("#join-button")
+    await b.wait_for_selector("#room:not([hidden])", timeout=15_000)
+    timing = b.locator("#join-timing")
+    await expect(timing).to_contain_text('"video-first-packet"', timeout=30_000)
+    await expect(timing).to_contain_text('"dtls-connected"', timeout=10_000)
+    marks = json.loads(await timing.text_content() or "{}")
+    assert isinstance(marks["participant"], str) and marks["participant"]
+    order = [
+        "nav-start",
+        "script",
+        "gum-start",
+        "gum-done",
+        "prejoin-ready",
+        "click",
+        "join-sent",
+        "welcome",
+        "room",
+        "offer-created",
+        "offer-sent",
+        "answer",
+        "answer-applied",
+        "dtls-connected",
+        "video-first-packet",
+    ]
+    times = [marks[name] for name in order]
+    assert times == sorted(times), marks
+    assert marks["ice-connected"] <= marks["dtls-connected"]
+    # Off by default: the page without the flag has no such element.
+    assert await a.locator("#join-timing").count() == 0
     for page in (a, b):
         await page.context.close()
 

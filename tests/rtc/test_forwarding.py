@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 import time
@@ -236,6 +237,39 @@ async def test_new_receivers_get_a_keyframe_within_a_second_with_throttled_plis(
         assert await wait_for(lambda: all(v.frames("video") > 3 for v in viewers), 5)
     finally:
         await _close(sfu, publisher, *viewers)
+
+
+@pytest.mark.parametrize("when_connected", [True, False])
+async def test_join_phases_are_logged_only_when_their_logger_is_on(
+    caplog: pytest.LogCaptureFixture, when_connected: bool
+) -> None:
+    """``meetings.rtc.join`` (bench/join.py's server side): each phase once, off by default. A new
+    receiver's slot asks for its first keyframe once the receiver is connected (one asked for
+    before would be lost on the way); ``keyframe_when_connected=False``: at once, as before."""
+    sfu = Sfu(SfuConfig(keyframe_interval=0.5, keyframe_when_connected=when_connected))
+    publisher = Client("pub", video=True, audio_slots=0, video_slots=0)
+    viewer = Client("viewer", audio_slots=0, video_slots=1)
+    try:
+        with caplog.at_level(logging.INFO, logger="meetings.rtc.join"):
+            await publisher.connect(sfu)
+            assert await wait_for(lambda: sfu.peer_connection("pub").connectionState == "connected", 10)
+        assert not [r for r in caplog.records if r.name == "meetings.rtc.join"]
+        with caplog.at_level(logging.DEBUG, logger="meetings.rtc.join"):
+            await viewer.connect(sfu)
+            assert await wait_for(lambda: viewer.frames("video") > 3, 10)
+        rows = [(r.participant, r.phase, r.at) for r in caplog.records if r.name == "meetings.rtc.join"]  # type: ignore[attr-defined]
+        assert {participant for participant, _, _ in rows} == {"viewer"}
+        at = {phase: when for _, phase, when in rows}
+        assert len(at) == len(rows)  # each phase once
+        assert at["offer"] <= at["answer"] <= at["ice-connected"] <= at["dtls-connected"]
+        if when_connected:
+            assert "keyframe-request" not in at
+            assert at["dtls-connected"] <= at["keyframe-request-connected"]
+            assert "keyframe-unconnected" not in at
+        else:
+            assert at["keyframe-request"] <= at["answer"]  # its slot got the camera in the answer
+    finally:
+        await _close(sfu, publisher, viewer)
 
 
 async def test_leave_and_close_clean_up() -> None:

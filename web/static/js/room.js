@@ -32,6 +32,7 @@
 //              #connection-banner (what is retried, while reconnecting), #status-retry, #status-leave
 //   over       #over[data-reason="left|removed|ended|denied|replaced|closed"] (the room and the
 //              pre-join screen hidden), #over-title, #over-message, #over-next, #over-rejoin, #over-home
+//   timing     #join-timing (hidden; JSON of the join's phases, only with ?timing: room/timing.js)
 //   window.__giaoban = {signaling, state, pc, conn}: pc is the current RTCPeerConnection
 import { Signaling } from "./signaling.js";
 import { Call } from "./room/call.js";
@@ -40,6 +41,9 @@ import { fillDeviceSelect, openDevices, stopStream } from "./room/devices.js";
 import { ConnectionProbe, formatRate, readVideo } from "./room/stats.js";
 import { MinutesPanel } from "./room/minutes.js";
 import { fitGrid, speakerLayout, splitTiles } from "./room/layout.js";
+import { mark as phase } from "./room/timing.js";
+
+phase("script"); // the join timed phase by phase only with ?timing (room/timing.js)
 
 /**
  * @typedef {{id: string, person_id: number, unit_id: number | null, name: string, role: string,
@@ -191,7 +195,9 @@ async function openPreview() {
   state.local = null;
   stopStream(previous);
   try {
+    phase("gum-start");
     state.local = await openDevices(micSelect.value, cameraSelect.value);
+    phase("gum-done");
     $("device-note").hidden = true;
   } catch {
     try {
@@ -217,7 +223,9 @@ async function prejoin() {
   for (const id of ["camera-select", "mic-select"]) $(id).addEventListener("change", () => openPreview());
   const button = /** @type {HTMLButtonElement} */ ($("join-button"));
   button.disabled = false;
+  phase("prejoin-ready");
   button.addEventListener("click", () => {
+    phase("click");
     state.audioMuted = !audioBox.checked;
     state.videoMuted = !videoBox.checked;
     applyLocalMute();
@@ -253,6 +261,7 @@ function startJoin() {
 
 /** One attempt: a new socket and `join`; the peer connection is made once seated (`room`). */
 async function connect() {
+  phase("join-sent");
   const welcome = await signaling.join({
     occurrence: config.occurrence,
     token: config.token || undefined,
@@ -260,6 +269,7 @@ async function connect() {
     video: !state.videoMuted,
     audioOnly: state.audioOnly,
   });
+  phase("welcome", { participant: welcome.participant });
   conn.welcomed = true;
   conn.pingAt = 0;
   state.me = welcome.participant;
@@ -469,6 +479,7 @@ function keepAlive() {
 
 /** @param {any} room the `room` event: seated (first time, admitted from the lobby, or back) */
 async function onRoom(room) {
+  phase("room");
   const back = conn.seatedOnce;
   conn.seatedOnce = true;
   state.participants.clear();

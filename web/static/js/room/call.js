@@ -14,6 +14,8 @@
  * @typedef {{local: MediaStream | null, screen: MediaStreamTrack | null, audioOnly: boolean}} Wanted
  */
 
+import { mark, watchConnection, watchTrack } from "./timing.js";
+
 export const AUDIO_SLOTS = 3;
 export const VIDEO_SLOTS = 6;
 
@@ -91,6 +93,7 @@ export class Call {
   constructor(signaling, iceServers) {
     this.signaling = signaling;
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    watchConnection(this.pc);
     /** @type {RTCRtpTransceiver | null} */
     this.microphone = null;
     /** @type {RTCRtpTransceiver | null} */
@@ -154,12 +157,16 @@ export class Call {
       await this.screen.sender.replaceTrack(null);
     }
     await pc.setLocalDescription(await pc.createOffer());
+    mark("offer-created");
     await gathered(pc, 2000);
     const offer = pc.localDescription;
     if (!offer || this.closed) return;
+    mark("offer-sent");
     const answer = await this.signaling.offer(offer.sdp, this.sources());
+    mark("answer");
     if (this.closed) return;
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    mark("answer-applied");
     const camera = this.camera;
     if (camera && camera.mid !== null && !simulcastAccepted(answer, camera.mid)) {
       // A forwarding unit without simulcast keeps the first (lowest) encoding only: send it at
@@ -189,6 +196,7 @@ export class Call {
     }
     for (let i = 0; i < AUDIO_SLOTS; i++) this.audioSlots.push(pc.addTransceiver("audio", { direction: "recvonly" }));
     for (let i = 0; i < VIDEO_SLOTS; i++) this.videoSlots.push(pc.addTransceiver("video", { direction: "recvonly" }));
+    for (const slot of [...this.audioSlots, ...this.videoSlots]) watchTrack(slot.receiver.track);
   }
 
   /**
