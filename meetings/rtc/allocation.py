@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 # Not measured here; erring high only makes a squeezed tile pause a little sooner.
 TEMPORAL_SHARE = (0.4, 0.6, 1.0)
 HEADROOM = 0.15  # an upgrade needs its cost × (1 + HEADROOM) to fit
-PAUSE_AFTER = 2.0  # s the budget must stay short before a slot pauses
 MIN_INTERVAL = 1.0  # seconds between two upgrades of one slot
 COVER = 0.8  # a layer at least this share of the tile's width and height covers it
 
@@ -250,15 +249,9 @@ class Allocator:
 
     min_interval: float = MIN_INTERVAL
     headroom: float = HEADROOM
-    # A slot pauses only once its budget has been short for this long; until then it keeps (or,
-    # new, starts at) its cheapest rung. A receiver's first REMB and a join's first second are
-    # noisy, and a pause is what people see most (measured: a newcomer's video paused at once
-    # and took seconds of probing to come back).
-    pause_after: float = PAUSE_AFTER
     choices: dict[str, LayerChoice] = field(default_factory=dict)
     changed: dict[str, float] = field(default_factory=dict)
     carried: dict[str, str] = field(default_factory=dict)  # slot -> the publication it carried
-    short_since: dict[str, float] = field(default_factory=dict)  # slot -> budget short since
 
     def update(
         self, now: float, budget: int, audio: int, videos: Sequence[VideoDemand]
@@ -274,13 +267,6 @@ class Allocator:
         for video in videos:
             mid = video.mid
             new, old = target[mid], self.choices.get(mid)
-            if new.paused and (old is None or not old.paused):
-                since = self.short_since.setdefault(mid, now)
-                rungs = ladder(video)
-                if rungs and now - since < self.pause_after:
-                    new = rungs[0]
-            else:
-                self.short_since.pop(mid, None)
             if old is not None and new != old:
                 rungs = ladder(video)
                 upgrade = new.bitrate > old.bitrate or (old.paused and not new.paused)

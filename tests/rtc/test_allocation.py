@@ -169,21 +169,3 @@ def test_a_layer_dynacast_stopped_is_asked_for_again_when_a_receiver_may_step_up
     demands = {"big": [VideoDemand("v0", "chair/1", stopped, priority=0, tile=(640, 360))]}
     choices = {"big": {"v0": LayerChoice(1, None, 300_000)}}
     assert wanted_layers(demands, choices, {"chair/1": stopped})["chair/1"] == ("q", "h", "f")
-
-
-def test_a_slot_pauses_only_once_its_budget_has_been_short_for_a_while() -> None:
-    allocator = Allocator()
-    videos = [_video("a", priority=0)]
-    lowest = ladder(videos[0])[0]
-    # A newcomer whose first estimate is short starts on its cheapest rung, not paused ...
-    assert allocator.update(0.0, AUDIO + 10_000, AUDIO, videos)["a"] == lowest
-    assert allocator.update(1.5, AUDIO + 10_000, AUDIO, videos)["a"] == lowest
-    # ... and pauses if the budget stays short for pause_after (2 s).
-    assert allocator.update(2.1, AUDIO + 10_000, AUDIO, videos)["a"].paused
-    # A short dip that ends in time never pauses a running slot.
-    allocator = Allocator()
-    assert not allocator.update(0.0, 2_000_000, AUDIO, videos)["a"].paused
-    assert allocator.update(5.0, AUDIO + 10_000, AUDIO, videos)["a"] == lowest
-    assert not allocator.update(6.0, 2_000_000, AUDIO, videos)["a"].paused
-    assert allocator.update(7.0, AUDIO + 10_000, AUDIO, videos)["a"] == lowest, "the dip starts afresh"
-    assert allocator.update(9.5, AUDIO + 10_000, AUDIO, videos)["a"].paused
