@@ -156,7 +156,12 @@ async def test_join_leave_cycles_leave_nothing_behind(world: World, meeting: Mee
     assert peer_connections() == pcs_before
     # What a cycle leaves is bounded by what a few connections hold, not by the number of cycles.
     growth = memory_after - memory_before
-    assert growth < 1_000_000, f"{growth} bytes more after {CYCLES} cycles"
+    # Measured on 2026-12-06 (tracemalloc): 825 kB after 200 cycles at 1ecf328, 950 kB now, and
+    # 1,053 kB after 400 cycles (not twice: what is left are aiohttp request and WebSocket
+    # objects of the latest ~76 connections still being torn down, web_protocol/web_ws). The
+    # bound is a quarter above that; a per-cycle leak of a connection's media state (kilobytes
+    # each) would exceed it within the 200 cycles.
+    assert growth < 1_250_000, f"{growth} bytes more after {CYCLES} cycles"
     print(f"{CYCLES} cycles in {elapsed:.1f} s, traced memory {growth:+d} bytes")
     async with world.db() as db:
         rows = list(await db.scalars(select(Attendance).where(Attendance.occurrence_id == occ)))
