@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.netlink, pytest
 LAYER_WAIT_S = (
     30.0  # the longest a receiver may take to reach a layer (generous: the target is 2 s down, 15 up)
 )
+UP_WAIT_S = 60.0  # the longest a receiver may take back to the top layer on both tiles
 MEASURE_S = 8.0  # the window the figures are measured over, once the layers have settled
 AUDIO_PCT = 2.0  # the issue's target: a weak receiver's audio concealment stays below 2 %
 DROP_AUDIO_PCT = 5.0  # over a window that includes a fall of the link (see the test)
@@ -73,15 +74,15 @@ def _top(top: int, streams: int) -> Callable[[Figures], bool]:
     return check
 
 
-async def _settle(client: Client, check: Any, what: str) -> float:
-    """Seconds until ``check(figures)`` holds for ``client`` (fails after LAYER_WAIT_S)."""
+async def _settle(client: Client, check: Any, what: str, seconds: float = LAYER_WAIT_S) -> float:
+    """Seconds until ``check(figures)`` holds for ``client`` (fails after ``seconds``)."""
     began, first = time.monotonic(), await client.figures()
 
     async def holds() -> bool:
         return bool(check(await client.figures()))
 
     try:
-        await until(holds, LAYER_WAIT_S, what)
+        await until(holds, seconds, what)
     except AssertionError as exc:  # say what the receiver got meanwhile
         raise AssertionError(
             f"{exc}; {client.name} got {window(first, await client.figures()).line()}"
@@ -138,7 +139,9 @@ async def test_a_receiver_whose_link_falls_to_250_kbit_adapts_down_keeps_audio_a
                 await asyncio.sleep(MEASURE_S)
                 low = await receiver.fresh()
                 link.shape(2000, 2000)
-                up_s = await _settle(receiver, _top(top, 2), "the top layer again at 2 Mbit/s")
+                # Back up takes probes, one layer step at a time for each tile (measured 9-26 s);
+                # the wait is a bound, not the target (the bench reports the seconds).
+                up_s = await _settle(receiver, _top(top, 2), "the top layer again at 2 Mbit/s", UP_WAIT_S)
                 end = await receiver.fresh()
                 low_w, whole = window(start, low), window(start, end)
                 print(f"\n2 Mbit/s: top layer after {first_s:.1f} s")
