@@ -13,8 +13,8 @@ not asserted (``python -m bench weaklink`` tabulates them).
 from __future__ import annotations
 
 import asyncio
-import os
 import itertools
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
