@@ -29,6 +29,11 @@ def _sections(sdp: str) -> list[list[str]]:
     return parts
 
 
+def _mid(section: list[str]) -> str | None:
+    """The ``a=mid`` of one m-section, None if it has none."""
+    return next((line[6:].strip() for line in section if line.startswith("a=mid:")), None)
+
+
 def offered_layers(sdp: str) -> dict[str, tuple[str, ...]]:
     """The simulcast layers (rids, lowest first) each video m-section of an offer sends, by mid.
 
@@ -93,7 +98,7 @@ def answer_layers(sdp: str, layers: dict[str, tuple[str, ...]]) -> str:
     newline = "\r\n" if "\r\n" in sdp else "\n"
     out: list[str] = []
     for section in _sections(sdp):
-        mid = next((line[6:].strip() for line in section if line.startswith("a=mid:")), None)
+        mid = _mid(section)
         rids = layers.get(mid) if mid is not None and section[0].startswith("m=video") else None
         if not rids:
             out.extend(section)
@@ -128,8 +133,7 @@ def start_bitrate(sdp: str, mids: set[str], kbps: int) -> str:
     out: list[str] = []
     param = f"x-google-start-bitrate={kbps}"
     for section in _sections(sdp):
-        mid = next((line[6:].strip() for line in section if line.startswith("a=mid:")), None)
-        if mid not in mids or not section[0].startswith("m=video"):
+        if _mid(section) not in mids or not section[0].startswith("m=video"):
             out.extend(section)
             continue
         types = {
@@ -139,18 +143,16 @@ def start_bitrate(sdp: str, mids: set[str], kbps: int) -> str:
             and " " in line
             and line.split(" ", 1)[1].split("/")[0].upper() in _VIDEO_CODECS
         }
+        fmtp = {line for line in section if line.startswith("a=fmtp:") and " " in line}
+        with_fmtp = {line.split(" ", 1)[0][7:] for line in fmtp}
         lines: list[str] = []
-        with_fmtp: set[str] = set()
         for line in section:
-            if line.startswith("a=fmtp:") and " " in line and line.split(" ", 1)[0][7:] in types:
-                pt = line.split(" ", 1)[0][7:]
-                with_fmtp.add(pt)
-                if "x-google-start-bitrate=" not in line:
-                    line = f"{line};{param}"
+            if line in fmtp and line.split(" ", 1)[0][7:] in types and "x-google-start-bitrate=" not in line:
+                line = f"{line};{param}"
             lines.append(line)
-            if line.startswith("a=rtpmap:") and line.split(" ", 1)[0][9:] in types:
+            if line.startswith("a=rtpmap:") and " " in line:
                 pt = line.split(" ", 1)[0][9:]
-                if not any(x.startswith(f"a=fmtp:{pt} ") for x in section):
+                if pt in types and pt not in with_fmtp:
                     lines.append(f"a=fmtp:{pt} {param}")
         out.extend(lines)
     return newline.join(out)
