@@ -754,6 +754,24 @@ Slot_get_out_seq(Slot *s, void *c)
     return PyLong_FromLong(s->out_seq);
 }
 
+static int
+Slot_set_out_seq(Slot *s, PyObject *value, void *c)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete out_seq");
+        return -1;
+    }
+    long v = PyLong_AsLong(value);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < 0 || v > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "out_seq is a 16-bit sequence number");
+        return -1;
+    }
+    s->out_seq = (uint16_t)v;
+    return 0;
+}
+
 static PyObject *
 Slot_get_out_ts(Slot *s, void *c)
 {
@@ -788,7 +806,7 @@ Slot_set_waiting(Slot *s, PyObject *value, void *c)
 
 static PyGetSetDef Slot_getset[] = {
     {"started", (getter)Slot_get_started, NULL, "whether anything was forwarded yet", NULL},
-    {"out_seq", (getter)Slot_get_out_seq, NULL, "the last outgoing sequence number", NULL},
+    {"out_seq", (getter)Slot_get_out_seq, (setter)Slot_set_out_seq, "the last outgoing sequence number", NULL},
     {"out_ts", (getter)Slot_get_out_ts, NULL, "the last outgoing timestamp", NULL},
     {"out_time", (getter)Slot_get_out_time, NULL, "when the last packet went out (monotonic)", NULL},
     {"waiting_keyframe", (getter)Slot_get_waiting, (setter)Slot_set_waiting, "video waits for a keyframe", NULL},

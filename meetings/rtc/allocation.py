@@ -213,29 +213,25 @@ def next_budget(
     limit: int,
     headroom: float = HEADROOM,
 ) -> int | None:
-    """The budget a probe should ask for, at most ``limit``: the smallest that raises a top
-    priority tile's spatial layer if there is one, else the smallest that raises any slot
-    (searched in 5 % steps). None: nothing higher to get within ``limit``."""
+    """The budget a probe should ask for, at most ``limit``: the smallest (in 5 % steps) that
+    gets every upgrade the allocation would make at ``limit``. None: nothing higher to get
+    within ``limit``. One probe may so raise several slots: a link that came back is climbed in
+    a few probes, not one per rung (each probe takes seconds to succeed)."""
     previous = previous or {}
     base = _ranks(videos, previous)
     if all(base[v.mid] >= len(ladder(v)) - 1 for v in videos):
         return None  # every slot has its best already
-    top = {v.mid for v in videos if v.priority == 0}
-    spatial = {mid: c.spatial if c.spatial is not None else -1 for mid, c in previous.items()}
-    first: int | None = None
+    goal = _ranks(videos, allocate(limit, audio, videos, previous, headroom=headroom))
+    if all(goal[mid] <= base[mid] for mid in goal):
+        return None
     trial = max(budget, 1)
     while True:
         trial = int(trial * 1.05) + 1
-        if trial > limit:
-            return first
-        got = allocate(trial, audio, videos, previous, headroom=headroom)
-        ranks = _ranks(videos, got)
-        if first is None and any(ranks[mid] > base[mid] for mid in ranks):
-            first = trial
-        for mid in top:
-            choice = got[mid]
-            if choice.spatial is not None and choice.spatial > spatial.get(mid, -1):
-                return trial
+        if trial >= limit:
+            return limit
+        ranks = _ranks(videos, allocate(trial, audio, videos, previous, headroom=headroom))
+        if all(ranks[mid] >= goal[mid] for mid in goal):
+            return trial
 
 
 def _ranks(videos: Sequence[VideoDemand], choices: Mapping[str, LayerChoice]) -> dict[str, int]:

@@ -78,11 +78,11 @@ class EstimatorConfig:
     remb_drop: float = 0.97  # a REMB this much below the previous one: the receiver saw overuse
     growth_cap: float = 1.5  # without a REMB, increases stay below growth_cap × what we send
     stable_after_cut: float = 2.0  # no increase or probe this long after a cut
-    probe_duration: float = 2.0  # a probe that sees no cut signal for this long succeeded
-    probe_step: float = 3.0  # a probe asks at most this many times what we send now,
+    probe_duration: float = 1.5  # a probe that sees no cut signal for this long succeeded
+    probe_step: float = 2.0  # a probe asks at most this many times what we send now,
     gentle_step: float = 1.3  # or this many after a failed one, until one succeeds
     holdoff: float = 2.0  # after a failed probe, none for this long, doubling up to:
-    max_holdoff: float = 8.0
+    max_holdoff: float = 6.0
     report_age: float = 2.5  # receiver reports older than this no longer count for the loss
     # Loss alone never cuts below this: random loss on a link with room (15 % in the shaped-link
     # tests) must not pause video; a link that is really this narrow also queues, and its REMB
@@ -157,11 +157,10 @@ class Estimator:
         # A REMB that falls while still well above what we send is Chromium's cap following a
         # lower incoming rate (it never says more than ~1.5 × what arrives: after a downgrade or
         # a pause it falls too), not overuse: cutting on it kept receivers on a lower layer than
-        # their link carried until a probe got through. During a probe any drop counts.
+        # their link carried until a probe got through; during a probe it failed probes on a
+        # link that had come back (a tile paused a second earlier took the cap down).
         dropped = (
-            previous is not None
-            and value < previous * self.config.remb_drop
-            and (self._probe_until is not None or value < 1.1 * self._sent.bps)
+            previous is not None and value < previous * self.config.remb_drop and value < 1.1 * self._sent.bps
         )
         self._remb_rising = previous is None or value > previous
         below_sent = previous is None and value < 0.9 * self._sent.bps
@@ -208,6 +207,7 @@ class Estimator:
         if self._probe_until is not None and now >= self._probe_until:
             self._probe_until = None
             self._probe_end = now
+            logger.debug("%s probe at %d bit/s held", self.name, self.estimate)
             if not self._probe_gentle:  # a full step passed: the link has room again
                 self._holdoff = config.holdoff
             self._gentle = False
@@ -263,6 +263,7 @@ class Estimator:
         self._probe_base = self.estimate
         self._probe_gentle = self._gentle
         self._probe_until = now + self.config.probe_duration
+        logger.debug("%s probe %d -> %d bit/s", self.name, self.estimate, target)
         self.estimate = target
         self.probes += 1
         return True
@@ -290,6 +291,9 @@ class Estimator:
             self._holdoff = min(self._holdoff * 2, self.config.max_holdoff)
             value = min(value, self._probe_base)
         value = self._clamp(value, reason) if value < self.config.min_bps else value
+        # Right after a cut the link is known to be near the estimate: the next probes are
+        # gentle (a 2× probe on a link that just fell overflowed its queue, audio with it).
+        self._gentle = True
         if value < self.estimate:
             logger.debug("%s estimate %d -> %d bit/s (%s)", self.name, self.estimate, value, reason)
             self.estimate = value

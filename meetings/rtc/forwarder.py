@@ -13,6 +13,7 @@ core when it is available, ``PySlotForwarder`` always on the Python one; the tes
 
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 import time
@@ -38,7 +39,43 @@ _U24 = struct.Struct("!HB")  # a 24-bit value as (high 16 bits, low 8 bits)
 _SECOND_SEQ_TS = struct.Struct("!BHI")  # marker/payload type, sequence number, timestamp
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
+WIRE_OVERHEAD = 38  # bytes a packet takes on the link beyond RTP: IPv4 20, UDP 8, SRTP tag 10
 VIDEO_HISTORY = 256  # packets kept per video slot for retransmission (~4 s at 500 kbps)
+
+
+def abs_send_time() -> int:
+    """The 24-bit abs-send-time value for now (6.18 fixed point seconds of the NTP clock).
+
+    The NTP epoch is a whole number of 64 s before the Unix epoch, so the low 6 bits of the
+    seconds (all abs-send-time keeps) are the same as Unix time's: no datetime per packet.
+    """
+    return int(time.time() * 262144) & 0x00FFFFFF
+
+
+def restamp_send_time(header: bytes, ext_id: int, value: int) -> bytes:
+    """``header`` with its abs-send-time extension (one-byte form, id ``ext_id``) set to ``value``;
+    unchanged when it has none."""
+    if not header or not header[0] & 0x10:
+        return header
+    pos = 12 + 4 * (header[0] & 0x0F)
+    if len(header) < pos + 4 or header[pos : pos + 2] != b"\xbe\xde":
+        return header
+    end = min(pos + 4 + 4 * ((header[pos + 2] << 8) | header[pos + 3]), len(header))
+    i = pos + 4
+    while i < end:
+        element = header[i]
+        if element == 0:  # padding
+            i += 1
+            continue
+        element_id, length = element >> 4, (element & 0x0F) + 1
+        if element_id == 15:
+            break
+        if element_id == ext_id and length == 3 and i + 4 <= end:
+            stamped = bytearray(header)
+            stamped[i + 1 : i + 4] = value.to_bytes(3, "big")
+            return bytes(stamped)
+        i += 1 + length
+    return header
 
 
 def seq_newer(a: int, b: int) -> bool:
@@ -189,15 +226,20 @@ class _Queued:
     slot: SlotForwarder | None
     header: bytes
     payload: bytes
+    at: float  # when it was queued
 
 
 class DownlinkQueue:
-    """A subscriber's bounded send queue: video is dropped before audio when it backs up.
+    """A subscriber's bounded send queue, paced and audio first once a rate is set.
 
-    While nothing waits and no rate is set, a packet is sent at once (no copy, no coroutine);
-    otherwise packets wait for the (optional) token bucket and the oldest video packet is
-    dropped first once ``limit`` packets are queued, and its slot waits for the next keyframe.
-    Audio is dropped only when the queue holds nothing but audio.
+    While nothing waits and no rate is set, a packet is sent at once (no copy, no coroutine).
+    With a rate (the receiver's bandwidth estimate: ``Sfu`` sets it for receivers whose link
+    limits what they get), packets leave through a token bucket: a keyframe's burst is spread
+    over the link instead of overflowing its queue, and audio always goes before queued video,
+    so a receiver's audio never waits behind video. Video that waited ``max_video_delay`` is
+    dropped (too late to show), and once ``limit`` packets are queued the oldest video packet
+    goes first; its slot waits for the next keyframe. Audio is dropped only when the queue
+    holds nothing but audio.
     """
 
     def __init__(
@@ -205,6 +247,7 @@ class DownlinkQueue:
         send: Send,
         *,
         limit: int = 256,
+        max_video_delay: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         native: bool | None = None,
     ) -> None:
@@ -213,21 +256,25 @@ class DownlinkQueue:
         # internals.RtpWire binds it to the connection. None: everything goes through push().
         self.fast: Any = _fastpath.Wire() if (NATIVE if native is None else native) and _fastpath else None
         self.limit = limit
-        self._queue: deque[_Queued] = deque()
+        self.max_video_delay = max_video_delay
+        self._audio: deque[_Queued] = deque()
+        self._video: deque[_Queued] = deque()
         self._clock = clock
         self.rate_bps: float | None = None
         self._tokens = 0.0
         self._refilled = clock()
+        self._wake: Any = None  # the timer that drains the queue between packets
         self._sent_packets = 0
         self._sent_bytes = 0
         self.dropped_video = 0
         self.dropped_audio = 0
+        self.late_video = 0  # of dropped_video: waited too long
         self.closed = False
         self.not_connected = 0
         self._update_direct()
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._audio) + len(self._video)
 
     @property
     def sent_packets(self) -> int:
@@ -240,16 +287,20 @@ class DownlinkQueue:
     def _update_direct(self) -> None:
         """Slots may send on their own (C path) only while nothing waits here and no rate is set."""
         if self.fast is not None:
-            self.fast.direct = int(not self._queue and self.rate_bps is None and not self.closed)
+            self.fast.direct = int(not len(self) and self.rate_bps is None and not self.closed)
 
     def set_send(self, send: Send) -> None:
         """Where packets go (the subscriber's DTLS transport, once negotiated)."""
         self._send = send
 
     def set_rate(self, bps: float | None) -> None:
-        """Pace to ``bps`` (from REMB or settings); None sends as fast as packets come."""
+        """Pace to ``bps`` (the receiver's estimate); None sends as fast as packets come."""
+        if bps is not None and self.rate_bps is None:
+            self._tokens, self._refilled = 0.0, self._clock()
         self.rate_bps = bps
         self._update_direct()
+        if bps is None:
+            self.flush()
 
     def push(
         self, header: bytes | bytearray, payload: bytes, video: bool, slot: SlotForwarder | None = None
@@ -257,7 +308,7 @@ class DownlinkQueue:
         """Send (or queue) one packet: ``header`` (RTP header and extensions) + ``payload``."""
         if self.closed:
             return
-        if not self._queue and self.rate_bps is None:  # the common case: straight to the wire
+        if self.rate_bps is None and not len(self):  # the common case: straight to the wire
             try:
                 self._send(header, payload)
             except ConnectionError:  # not connected (yet, or any more): nothing to keep
@@ -268,27 +319,33 @@ class DownlinkQueue:
             self._sent_packets += 1
             self._sent_bytes += len(header) + len(payload)
             return
-        if len(self._queue) >= self.limit:
+        if len(self) >= self.limit:
             self._drop_one(incoming_video=video)
-            if video and len(self._queue) >= self.limit:
-                self.dropped_video += 1
-                if slot is not None:
-                    slot.lost_video()
+            if video and len(self) >= self.limit:
+                self._lose(slot, header)
                 return
-        self._queue.append(_Queued(video, slot, bytes(header), payload))
+        item = _Queued(video, slot, bytes(header), payload, self._clock())
+        (self._video if video else self._audio).append(item)
         self.flush()
-        self._update_direct()
+
+    def _lose(self, slot: SlotForwarder | None, header: bytes | bytearray | None = None) -> None:
+        """One video packet dropped: with it go the slot's later queued packets (useless until its
+        next keyframe), and the slot continues from the dropped packet's sequence number."""
+        self.dropped_video += 1
+        if slot is None:
+            return
+        later = [item for item in self._video if item.slot is slot]
+        if later:
+            self.dropped_video += len(later)
+            self._video = deque(item for item in self._video if item.slot is not slot)
+        slot.lost_video(_U16.unpack_from(header, 2)[0] if header is not None else None)
 
     def _drop_one(self, *, incoming_video: bool) -> None:
-        for i, item in enumerate(self._queue):
-            if item.video:
-                del self._queue[i]
-                self.dropped_video += 1
-                if item.slot is not None:
-                    item.slot.lost_video()
-                return
-        if not incoming_video:
-            self._queue.popleft()
+        if self._video:
+            item = self._video.popleft()
+            self._lose(item.slot, item.header)
+        elif not incoming_video:
+            self._audio.popleft()
             self.dropped_audio += 1
 
     def _budget(self, size: int) -> bool:
@@ -304,30 +361,65 @@ class DownlinkQueue:
         return False
 
     def flush(self) -> None:
-        """Send what the budget allows; the rest waits for the next push or flush."""
-        queue = self._queue
-        while queue and not self.closed:
+        """Send what the budget allows, audio first; the rest waits for a push or the timer."""
+        audio, video = self._audio, self._video
+        while (audio or video) and not self.closed:
+            if not audio and self._clock() - video[0].at > self.max_video_delay:
+                self.late_video += 1
+                late = video.popleft()
+                self._lose(late.slot, late.header)  # too late to be shown
+                video = self._video
+                continue
+            queue = audio or video
             item = queue[0]
             size = len(item.header) + len(item.payload)
-            if not self._budget(size):
+            if not self._budget(size + WIRE_OVERHEAD):
+                self._schedule(size + WIRE_OVERHEAD)
                 break
             queue.popleft()
+            header = item.header
+            if item.slot is not None and (ext_id := item.slot.target.abs_send_time_ext_id):
+                # Stamped as it leaves, as a sender's pacer does: the receiver's delay-based
+                # estimate must see the network's queueing, not ours (stamped when queued, the
+                # wait here read as congestion and the REMB fell, and the pacer with it).
+                header = restamp_send_time(header, ext_id, abs_send_time())
             try:
-                self._send(item.header, item.payload)
+                self._send(header, item.payload)
             except ConnectionError:  # not connected (yet, or any more): nothing to keep
                 self.not_connected += 1
-                for lost in (item, *queue):
+                for lost in (item, *audio, *video):
                     if lost.video and lost.slot is not None:
                         lost.slot.lost_video()
-                queue.clear()
+                audio.clear()
+                video.clear()
                 break
             self._sent_packets += 1
             self._sent_bytes += size
         self._update_direct()
 
+    def _schedule(self, size: int) -> None:
+        """Wake when the bucket holds ``size`` bytes (a queue that waits for the next packet
+        or tick would send in bursts)."""
+        if self._wake is not None or not self.rate_bps:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): the next push or tick flushes
+            return
+        delay = max((min(size, self.rate_bps / 8 * 0.05) - self._tokens) * 8 / self.rate_bps, 0.001)
+        self._wake = loop.call_later(delay, self._woken)
+
+    def _woken(self) -> None:
+        self._wake = None
+        self.flush()
+
     def close(self) -> None:
         self.closed = True
-        self._queue.clear()
+        self._audio.clear()
+        self._video.clear()
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
         self._update_direct()
 
 
@@ -447,6 +539,10 @@ class PySlotCore:
     @property
     def out_seq(self) -> int:
         return self.rewriter.out_seq
+
+    @out_seq.setter
+    def out_seq(self, value: int) -> None:
+        self.rewriter.out_seq = value
 
     @property
     def out_ts(self) -> int:
@@ -592,6 +688,7 @@ class _SlotCore(Protocol):
     skipped_temporal: int
     tid_want: int
     tid_max: int
+    out_seq: int
 
     def _core_setup(
         self, video: bool, clock_rate: float, payload_types: dict[str, int], templates: list[Any]
@@ -694,12 +791,20 @@ class _SlotLogic:
         core: _SlotCore = self  # type: ignore[assignment]
         core.tid_want = vp8.NO_TID if tid is None else max(0, min(tid, vp8.NO_TID))
 
-    def lost_video(self) -> None:
-        """A queued packet was dropped: resume at the next keyframe so the decoder recovers."""
+    def lost_video(self, seq: int | None = None) -> None:
+        """A queued packet was dropped: resume at the next keyframe so the decoder recovers.
+
+        ``seq``: the outgoing sequence number of the dropped packet, when none after it went
+        out (the queue drops the rest of this slot's packets with it): the next epoch then
+        continues from it, so the receiver sees no gap. A gap the receiver never fills reads
+        as loss in its next report, which after a pause failed the probe that resumed the tile.
+        """
         core: _SlotCore = self  # type: ignore[assignment]
         if not core.waiting_keyframe:
             core.waiting_keyframe = True
             core.restart()
+            if seq is not None:
+                core.out_seq = (seq - 1) % SEQ_MOD
             self.on_keyframe_needed(self)
 
     def _extensions(self, send_time: int | None) -> bytes:

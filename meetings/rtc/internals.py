@@ -41,6 +41,8 @@ from aiortc import rtp as _rtp
 from aiortc.codecs import is_rtx as _is_rtx
 from pylibsrtp import _binding as _srtp_binding
 
+from meetings.rtc.forwarder import abs_send_time as abs_send_time  # the SFU's callers name it here
+
 # Re-exported so that the forwarder can name aiortc's parsed packet without importing aiortc.
 RtpPacket = _rtp.RtpPacket
 
@@ -980,15 +982,6 @@ def received_bytes(transport: RTCDtlsTransport) -> int:
 def sender_has_encoder(sender: RTCRtpSender) -> bool:
     """Whether aiortc created an encoder for this sender (``_RTCRtpSender__encoder``)."""
     return getattr(sender, f"{_S}encoder") is not None
-
-
-def abs_send_time() -> int:
-    """The 24-bit abs-send-time value for now (6.18 fixed point seconds of the NTP clock).
-
-    The NTP epoch is a whole number of 64 s before the Unix epoch, so the low 6 bits of the
-    seconds (all abs-send-time keeps) are the same as Unix time's: no datetime per packet.
-    """
-    return int(time.time() * 262144) & 0x00FFFFFF
 
 
 def packet_audio_level(packet: _rtp.RtpPacket) -> int | None:

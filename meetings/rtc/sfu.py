@@ -35,7 +35,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from meetings.rtc import audio_codecs, internals, red, simulcast, vp8
 from meetings.rtc import forwarder as fwd
-from meetings.rtc.allocation import Allocator, LayerChoice, VideoDemand, wanted_layers
+from meetings.rtc.allocation import Allocator, LayerChoice, VideoDemand, ladder, wanted_layers
 from meetings.rtc.allocation import Layer as AllocLayer
 from meetings.rtc.estimate import (
     Estimator,
@@ -101,7 +101,14 @@ class SfuConfig:
     hysteresis_db: float = 6.0
     speech_dbov: int = 60
     downlink_queue: int = 256
-    pace_to_remb: bool = False
+    # A receiver whose link limits what it gets (a slot below its best layer, a paused one, a
+    # probe) is paced at this many times its estimate, counting each packet's UDP/IP/SRTP
+    # bytes, audio first (``DownlinkQueue``): a keyframe's burst then spreads over the link
+    # instead of overflowing its queue and taking audio with it, and what we send stays within
+    # what the link carries (at 250 kbit/s, unpaced, the tbf queue dropped 10 % of every
+    # packet, audio included). 0: never paced. Receivers with room are not paced (the C path
+    # sends directly).
+    pace_factor: float = 1.1
     # Each receiver gets the layers its bandwidth estimate and tile sizes allow (simulcast,
     # temporal layers, pause below the lowest; dynacast). False: every slot forwards the top
     # layer whatever the link, as before issue #16 (the benchmarks' baseline).
@@ -967,7 +974,7 @@ class Sfu:
             now = time.monotonic()
             payload = packet.payload
             layer.last_packet = now
-            layer.window_bytes += len(payload)
+            layer.window_bytes += len(payload) + PACKET_OVERHEAD  # what it costs a receiver's link
             if pub.muted or not pub.active:
                 return
             if not video and codec.name.lower() == "red":
@@ -1245,6 +1252,7 @@ class Sfu:
                     choice.temporal,
                 ):
                     self.set_layer(receiver, mid, choice.spatial, choice.temporal)
+            self._pace(entry, choices)
         for key, rids in self.wanted_layers(allocations).items():
             participant, _, mid = key.partition("/")
             publisher = self._participants.get(participant)
@@ -1252,6 +1260,20 @@ class Sfu:
             if pub is not None and pub.simulcast and rids != pub.wanted_rids:
                 pub.wanted_rids = rids
                 self._emit(LayersWanted(pub.participant, pub.mid, rids))
+
+    def _pace(self, entry: _Participant, choices: Mapping[str, LayerChoice]) -> None:
+        """Pace ``entry``'s downlink at ``pace_factor`` × its estimate while its link limits what
+        it gets; unpaced otherwise."""
+        factor = self.config.pace_factor
+        demands = {video.mid: video for video in self._demands.get(entry.id, ())}
+        limited = entry.estimator.probing or any(
+            (rungs := ladder(demands[mid])) and choice != rungs[-1]
+            for mid, choice in choices.items()
+            if mid in demands
+        )
+        rate = entry.estimator.estimate * factor if factor > 0 and limited else None
+        if rate != entry.downlink.rate_bps:
+            entry.downlink.set_rate(rate)
 
     def _update_wanted(self, pub: Publication | None) -> None:
         """Emit LayersWanted when the union of the layers the slots carrying ``pub`` target changes
@@ -1339,8 +1361,6 @@ class Sfu:
                 entry.downlink_estimate = bitrate
                 # Chromium's REMB measures the streams with abs-send-time: video, not audio.
                 entry.estimator.on_remb(time.monotonic(), bitrate, self._audio_cost(entry))
-                if self.config.pace_to_remb:
-                    entry.downlink.set_rate(bitrate)
 
     # --- estimates and allocation ---------------------------------------------------------
 

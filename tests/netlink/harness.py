@@ -221,6 +221,12 @@ class Meeting:
             if isinstance(e, LayerChanged) and e.subscriber == subscriber
         ]
 
+    def layers(self, subscriber: str) -> dict[str, LayerChanged]:
+        """The latest ``LayerChanged`` of each of ``subscriber``'s slots (by mid)."""
+        return {
+            e.mid: e for _, e in self.events if isinstance(e, LayerChanged) and e.subscriber == subscriber
+        }
+
     def front_url(self, link: shapedlink.Link) -> str:
         return f"http://{link.host_address}:{self.port}"
 

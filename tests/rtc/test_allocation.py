@@ -123,14 +123,22 @@ def test_hysteresis_needs_headroom_to_go_up_and_waits_a_second() -> None:
     assert flips <= 10, f"{flips} changes in 10 s"
 
 
-def test_next_budget_names_what_the_top_tiles_next_layer_needs() -> None:
+def test_next_budget_asks_for_every_upgrade_within_the_limit_at_the_least_cost() -> None:
     videos = [_video("speaker", priority=0, temporal_layers=3), _video("x", temporal_layers=3)]
     now = allocate(AUDIO + 250_000, AUDIO, videos)
     assert _layers(now) == {"speaker": (0, None), "x": (0, None)}
-    target = next_budget(AUDIO + 250_000, AUDIO, videos, now, limit=2_000_000)
+    # Room for the speaker's 320×180 layer only: the probe asks for that, and not much more.
+    target = next_budget(AUDIO + 250_000, AUDIO, videos, now, limit=AUDIO + 450_000)
     assert target is not None
     assert _layers(allocate(target, AUDIO, videos, now))["speaker"] == (1, None)
     assert AUDIO + 300_000 * 1.15 <= target <= (AUDIO + 100_000 + 300_000 * 1.15) * 1.06
+    # A wide limit: one probe for everything it allows (a link that came back is climbed in a
+    # few probes, not one per rung), and for no more than that needs.
+    wide = next_budget(AUDIO + 250_000, AUDIO, videos, now, limit=4_000_000)
+    assert wide is not None
+    best = _layers(allocate(4_000_000, AUDIO, videos, now))
+    assert _layers(allocate(wide, AUDIO, videos, now)) == best == {"speaker": (2, None), "x": (2, None)}
+    assert wide < 4_000_000 and _layers(allocate(int(wide / 1.06), AUDIO, videos, now)) != best
     small = next_budget(AUDIO + 250_000, AUDIO, videos, now, limit=AUDIO + 300_000)
     assert small is None, "nothing higher within the limit"
     top = allocate(10_000_000, AUDIO, videos)

@@ -215,29 +215,34 @@ def test_a_failed_probe_restores_the_estimate_and_holds_further_probes_off() -> 
     estimator.on_sent(4.0, 100_000)
     estimator.update(4.0)
     assert estimator.can_probe(4.0)
-    assert estimator.estimate == 157_500, "+5 %, below the REMB"
-    assert estimator.probe_limit() == 600_000
-    assert not estimator.probe(4.0, 2_000_000), "never more than three times what we send"
-    assert estimator.probe(4.0, 380_000) and estimator.estimate == 380_000 and estimator.probing
-    estimator.on_remb(4.8, 200_000)  # overuse
-    assert estimator.estimate == 157_500, "back to where the probe started"
-    assert not estimator.probing and estimator.failed_probes == 1
+    assert estimator.probe_limit() == 260_000, "gently: the link was cut 3 s ago"
+    estimator.on_sent(7.5, 187_500)  # still 200 kbit/s
     estimator.on_remb(7.5, 260_000)
-    assert estimator.can_probe(7.5), "2 s after the cut, 2 s of hold-off: again"
+    estimator.update(7.5)
+    assert estimator.estimate > 150_000, "+5 % steps, below the REMB"
+    before = estimator.estimate
+    assert estimator.probe_limit() == 400_000, "quiet for max_holdoff: full steps again"
+    assert not estimator.probe(7.5, 500_000), "never more than twice what we send"
+    assert estimator.probe(7.5, 380_000) and estimator.estimate == 380_000 and estimator.probing
+    estimator.on_remb(8.3, 200_000)  # overuse
+    assert estimator.estimate == before, "back to where the probe started"
+    assert not estimator.probing and estimator.failed_probes == 1
+    estimator.on_remb(11.0, 260_000)
+    assert estimator.can_probe(11.0), "2 s after the cut, 2 s of hold-off: again"
     assert estimator.probe_limit() == 260_000, "gently after a failure"
-    assert not estimator.probe(7.5, 300_000)
-    assert estimator.probe(7.5, 250_000)
-    estimator.update(9.6)
+    assert not estimator.probe(11.0, 300_000)
+    assert estimator.probe(11.0, 250_000)
+    estimator.update(13.1)
     assert not estimator.probing and estimator.estimate >= 250_000, "a probe without a cut signal stands"
-    assert estimator.probe_limit() == 600_000
-    estimator.on_sent(9.0, 120_000)
-    estimator.on_sent(10.0, 150_000)  # 240 kbit/s
-    assert estimator.probe(10.1, 500_000)
-    estimator.on_receiver_report(10.5, "v0", 13)  # 5 % lost while probing: failed
+    assert estimator.probe_limit() == 400_000
+    estimator.on_sent(12.5, 212_500)
+    estimator.on_sent(13.5, 242_500)  # 240 kbit/s
+    assert estimator.probe(13.6, 450_000)
+    estimator.on_receiver_report(14.0, "v0", 13)  # 5 % lost while probing: failed
     assert estimator.estimate == 260_000 and estimator.failed_probes == 2
-    estimator.on_remb(12.6, 270_000)
-    assert not estimator.can_probe(12.6), "the hold-off doubled (a gentle probe does not reset it)"
-    assert estimator.can_probe(14.6)
+    estimator.on_remb(16.1, 270_000)
+    assert not estimator.can_probe(16.1), "the hold-off doubled (a gentle probe does not reset it)"
+    assert estimator.can_probe(18.1)
 
 
 def test_round_trip_from_lsr_and_dlsr() -> None:
@@ -306,7 +311,8 @@ def test_after_a_failed_probe_steps_are_gentle_only_until_the_link_has_been_quie
     estimator.on_sent(4.0, 80_000)
     estimator.on_remb(4.0, 200_000)
     estimator.update(4.0)
-    assert estimator.probe(4.0, 400_000)
+    assert estimator.probe_limit() == int(160_000 * estimator.config.gentle_step), "a cut 3 s ago"
+    assert estimator.probe(4.0, 200_000)
     estimator.on_remb(4.5, 150_000)  # the probe fails
     assert estimator.probe_limit() == int(160_000 * estimator.config.gentle_step)
     estimator.on_sent(12.0, 240_000)
@@ -314,7 +320,7 @@ def test_after_a_failed_probe_steps_are_gentle_only_until_the_link_has_been_quie
     estimator.on_remb(12.5, 240_000)  # the link came back: the REMB climbs above what we send
     estimator.update(13.0)
     assert estimator.probe_limit() == int(160_000 * estimator.config.probe_step)
-    assert estimator.probe(13.0, 400_000)
+    assert estimator.probe(13.0, 300_000)
 
 
 def test_a_remb_that_falls_but_stays_above_what_we_send_is_not_a_cut() -> None:

@@ -241,6 +241,57 @@ async def test_the_downlink_queue_drops_video_before_audio_and_stays_bounded(imp
     assert [d[0] for d in sink.sent] == [2, 3, 4, 5]  # the newest audio survived
 
 
+async def test_a_paced_queue_sends_audio_first_and_drops_late_video_without_leaving_a_gap(impl: Impl) -> None:
+    sink, clock = Sink(), [0.0]
+    queue = DownlinkQueue(sink, clock=lambda: clock[0], native=impl.native, max_video_delay=1.0)
+    video = impl.slot_class(_target(), 90000, queue)
+    video.switch("publisher")
+    needed: list[object] = []
+    video.on_keyframe_needed = needed.append
+
+    def forward(seq: int, keyframe: bool = False) -> None:
+        payload = VP8_KEY if keyframe else VP8_DELTA
+        video.forward(
+            codec="VP8", seq=seq, timestamp=seq * 3000, marker=1, payload=payload, keyframe=keyframe,
+            audio_level=None, send_time=None, now=clock[0],
+        )  # fmt: skip
+
+    def seqs() -> list[int]:
+        return [struct.unpack_from("!H", packet, 2)[0] for packet in sink.sent]
+
+    forward(100, keyframe=True)  # unpaced: straight out
+    queue.set_rate(8_000)  # 1 kB/s: nothing more leaves until the clock moves
+    for seq in range(101, 105):
+        forward(seq)
+    queue.push(b"\x80\x6f" + bytes(10), b"audio", video=False)
+    assert len(queue) == 5 and len(sink.sent) == 1
+    clock[0] = 0.06  # room for one packet: the audio, queued last, goes first
+    queue.flush()
+    assert sink.sent[-1].endswith(b"audio")
+    first = seqs()[0]
+    clock[0] = 1.5  # the video waited longer than a second: too late to show, all of it dropped
+    queue.flush()
+    assert len(queue) == 0 and queue.late_video == 1 and queue.dropped_video == 4
+    assert needed == [video] and video.waiting_keyframe
+    queue.set_rate(None)
+    forward(105)  # not a keyframe: still waiting
+    forward(106, keyframe=True)
+    assert seqs()[-1] == (first + 1) % 65536, "the next packet the receiver gets follows the last it got"
+
+
+def test_a_packet_leaving_the_paced_queue_carries_the_time_it_left() -> None:
+    extensions = pack_extensions([(1, b"4"), (3, b"\x12\x34\x56"), (2, b"\x80")])
+    packet = build_rtp(
+        payload_type=97, marker=1, seq=7, timestamp=9, ssrc=1, extensions=extensions, payload=b"x"
+    )
+    header = packet[:-1]
+    stamped = forwarder.restamp_send_time(header, 3, 0xABCDEF)
+    assert stamped == header.replace(b"\x12\x34\x56", b"\xab\xcd\xef")
+    assert forwarder.restamp_send_time(header, 5, 0xABCDEF) == header, "no such extension: unchanged"
+    plain = build_rtp(payload_type=97, marker=1, seq=7, timestamp=9, ssrc=1, extensions=b"", payload=b"")
+    assert forwarder.restamp_send_time(plain, 3, 0xABCDEF) == plain
+
+
 async def test_keyframe_requests_are_throttled_per_publisher() -> None:
     throttle = KeyframeThrottle(0.5)
     asks = [throttle.allow(t / 100) for t in range(0, 150)]  # a request every 10 ms for 1.5 s

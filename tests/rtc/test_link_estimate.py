@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
+
+import pytest
 
 from meetings.rtc import internals
+from meetings.rtc.allocation import PAUSED
 from meetings.rtc.sfu import LinkEstimate, Sfu, SfuEvent
 from tests.rtc.clients import Client, wait_for
 from tests.rtc.probes import DropEveryNth, sdp_sections
@@ -102,6 +106,34 @@ async def test_loss_on_either_side_shows_in_the_link_estimates_and_cuts_the_down
         assert await wait_for(lambda: lossy("sub") and lossy("pub"), 15), events
         assert estimator.estimate < before
         assert len(downstream.dropped) >= 3 and len(upstream.dropped) >= 3
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await sfu.close()
+
+
+async def test_a_receiver_whose_link_limits_it_is_paced_audio_first_and_one_with_room_is_not() -> None:
+    sfu = Sfu()
+    publisher = Client("pub", amplitude=0.3, video=True, audio_slots=0, video_slots=0)
+    subscriber = Client("sub", audio_slots=1, video_slots=1)
+    try:
+        await publisher.connect(sfu)
+        await subscriber.connect(sfu)
+        entry = sfu._participants["sub"]
+        [video_mid] = subscriber.slot_mids("video")
+        assert await wait_for(lambda: not sfu.allocations().get("sub", {}).get(video_mid, PAUSED).paused)
+        assert entry.downlink.rate_bps is None, "a loopback link: sent as it comes (the C path)"
+
+        entry.estimator.estimate = 20_000  # below the camera's cost: its tile pauses, audio goes on
+        sfu._adapt(time.monotonic() + 10)
+        assert entry.allocator.choices[video_mid].paused
+        factor = sfu.config.pace_factor
+        assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor)
+
+        entry.estimator.estimate = 50_000_000  # room again: unpaced
+        sfu._adapt(time.monotonic() + 20)
+        assert not entry.allocator.choices[video_mid].paused
+        assert entry.downlink.rate_bps is None
     finally:
         await subscriber.close()
         await publisher.close()
