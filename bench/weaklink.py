@@ -8,8 +8,11 @@ this side (fake camera and microphone, unshaped). For each link profile, one rec
 centre officer with camera and microphone off, is Chromium launched *inside* a network
 namespace (``shapedlink.shaped_link``) whose veth is shaped with ``tbf`` (both directions) and
 whose media the relay delays, jitters and drops as the profile says. The receiver joins
-unshaped, the profile is applied once remote audio and video arrive, then ``getStats()`` is
-read at the start and the end of a fixed window (``--sizes``: its length in seconds, 30 by
+unshaped, the profile is applied once remote audio and video arrive; for a constant profile
+the window starts ``SETTLE_S`` later (what a centre whose link *is* 300 kbit/s hears, once
+adapted to it), and the audio concealment of those first seconds, the fall from an unlimited
+link, is its own column ("fall %"). ``getStats()`` is read at the start and the end of a fixed
+window (``--sizes``: its length in seconds, 30 by
 default, 10 with ``--quick``): audio concealment % (concealedSamples / totalSamplesReceived),
 video fps (framesDecoded per second), the resolution at the end, freezes per minute
 (freezeCount), the kbit/s received, and the seconds to adapt: from a fall of the link's rate
@@ -57,6 +60,7 @@ START_TIMEOUT_S = 60.0
 JOIN_TIMEOUT_S = 45.0  # from the invitation link to remote audio and video, unshaped
 SEED = 16
 WARMUP_S = 30.0  # the publisher's bandwidth estimate (and so its rate) grows for a while after it joins
+SETTLE_S = 6.0  # a constant profile's window starts this long after the link changed (see docstring)
 UP_WAIT_S = 20.0  # after the drop profile's rate returns, how long the top layer may take to come back
 POLL_S = 0.5  # how often the receiver's frame width is read, for the seconds to adapt
 # Targets of issue #16 (printed under the table, not asserted).
@@ -141,6 +145,7 @@ class Result:
     kbps: float | None = None
     sent_kbps: float | None = None  # what the publisher sent meanwhile
     relay_dropped: str = ""
+    fall_pct: float | None = None  # audio concealment % in the SETTLE_S after the link changed
     down_s: float | None = None  # seconds to adapt down after the rate fell
     up_s: float | None = None  # seconds to come back up after it returned
     error: str = ""
@@ -283,6 +288,12 @@ class _Widths:
             await self.task
 
 
+def _concealed(start: dict[str, float], end: dict[str, float]) -> float | None:
+    """Audio concealment % between two readings (None: no audio received meanwhile)."""
+    samples = end["samples"] - start["samples"]
+    return 100 * (end["concealed"] - start["concealed"]) / samples if samples else None
+
+
 async def _receive(
     pw: Any, link: shapedlink.Link, profile: Profile, url: str, token: str, window: float, publisher: Any
 ) -> Result:
@@ -313,8 +324,14 @@ async def _receive(
         widths = _Widths(page)
         await asyncio.sleep(2 * POLL_S)  # a width read before the rate changes
         shaped = time.monotonic()
+        before = await _stats(page)
         link.shape(profile.kbit, profile.kbit)
-        await asyncio.sleep(1.0)  # the queue the old rate filled drains (or fills) first
+        if profile.drop_to_kbit is None:  # the link as it stays: measured once adapted to it
+            await asyncio.sleep(SETTLE_S)
+            settled = await _stats(page)
+            result.fall_pct = _concealed(before, settled)
+        else:
+            await asyncio.sleep(1.0)  # the queue the old rate filled drains (or fills) first
         start = await _stats(page)
         sent_start = await _stats(publisher)
         fell = returned = 0.0
@@ -346,8 +363,7 @@ async def _receive(
             if result.down_s is not None:  # back up from a layer it went down to
                 result.up_s = widths.seconds_until(returned, lambda w: w >= top)
         seconds = (end["t"] - start["t"]) / 1000
-        samples = end["samples"] - start["samples"]
-        result.concealed_pct = 100 * (end["concealed"] - start["concealed"]) / samples if samples else None
+        result.concealed_pct = _concealed(start, end)
         result.fps = (end["frames"] - start["frames"]) / seconds
         result.resolution = f"{end['width']:.0f}×{end['height']:.0f}" if end["width"] else "—"
         result.freezes_per_min = (end["freezes"] - start["freezes"]) * 60 / seconds
@@ -424,12 +440,16 @@ def _line(r: Result) -> str:
     return (
         f"concealed {_f(r.concealed_pct)} %, {_f(r.fps)} fps at {r.resolution}, "
         f"{_f(r.freezes_per_min)} freezes/min, {_f(r.kbps, '.0f')} kbit/s received "
-        f"(publisher sent {_f(r.sent_kbps, '.0f')}), adapted down in {_f(r.down_s)} s, up in {_f(r.up_s)} s"
+        f"(publisher sent {_f(r.sent_kbps, '.0f')}), adapted down in {_f(r.down_s)} s, up in {_f(r.up_s)} s, "
+        f"concealed {_f(r.fall_pct)} % in the {SETTLE_S:.0f} s after the link changed"
         + (f", relay dropped {r.relay_dropped}" if r.relay_dropped else "")
     )
 
 
-CELL = f"{'conc. %':>7} {'fps':>5} {'resolution':>10} {'frz/min':>7} {'down s':>6} {'up s':>5} {'kbit/s':>6}"
+CELL = (
+    f"{'conc. %':>7} {'fps':>5} {'resolution':>10} {'frz/min':>7} {'down s':>6} {'up s':>5} {'kbit/s':>6}"
+    f" {'fall %':>6}"
+)
 
 
 def _cell(r: Result) -> str:
@@ -437,7 +457,7 @@ def _cell(r: Result) -> str:
         return f"{'failed: ' + r.error[: len(CELL) - 8]:<{len(CELL)}}"
     return (
         f"{_f(r.concealed_pct, '.2f'):>7} {_f(r.fps):>5} {r.resolution:>10} {_f(r.freezes_per_min):>7}"
-        f" {_f(r.down_s):>6} {_f(r.up_s):>5} {_f(r.kbps, '.0f'):>6}"
+        f" {_f(r.down_s):>6} {_f(r.up_s):>5} {_f(r.kbps, '.0f'):>6} {_f(r.fall_pct, '.2f'):>6}"
     )
 
 
@@ -448,7 +468,8 @@ def _report(table: Table) -> int:
     print(
         f"A receiver on a shaped link, {table.window_s:.0f} s window per profile (getStats): audio "
         "concealment %, video fps, resolution at the end, freezes per minute, seconds to adapt down "
-        "and up, kbit/s received"
+        f"and up, kbit/s received; for the constant profiles the window starts {SETTLE_S:.0f} s after "
+        f"the link changed, and 'fall %' is the audio concealment in those {SETTLE_S:.0f} s"
     )
     print(f"{'':<34}" + "".join(f" | {mode:^{len(CELL)}}" for mode in modes))
     header = f"{'profile':<34}" + "".join(f" | {CELL}" for _ in modes)
