@@ -84,6 +84,10 @@ class EstimatorConfig:
     holdoff: float = 2.0  # after a failed probe, none for this long, doubling up to:
     max_holdoff: float = 6.0
     report_age: float = 2.5  # receiver reports older than this no longer count for the loss
+    # A stream's reports this long after it resumed from a pause do not count for the loss: the
+    # packets lost just before the pause are found missing only when the next one arrives, and
+    # the first report then read 83-93 % lost and failed the probe that had resumed the tile.
+    resume_grace: float = 1.5
     # Loss alone never cuts below this: random loss on a link with room (15 % in the shaped-link
     # tests) must not pause video; a link that is really this narrow also queues, and its REMB
     # (delay-based) takes the estimate lower.
@@ -113,6 +117,7 @@ class Estimator:
         self.rtt: float | None = None
         self.jitter: float | None = None  # seconds, the latest report's
         self._reports: dict[str, tuple[float, float]] = {}  # key -> (time, fraction lost)
+        self._resumed: dict[str, float] = {}  # key -> when it resumed after a pause
         self._sent = RateMeter(1.0)
         self._last_step = 0.0
         self._last_cut = -1e9
@@ -176,6 +181,8 @@ class Estimator:
         """
         self._now = max(self._now, now)
         fraction = min(max(fraction_lost, 0), 255) / 256
+        if now - self._resumed.get(key, -1e9) < self.config.resume_grace:
+            fraction = 0.0  # losses from before its pause, found only now
         self._reports[key] = (now, fraction)
         self.known = True
         if jitter is not None and jitter >= 0:
@@ -191,6 +198,10 @@ class Estimator:
             self._cut(now, max(int(base * (1 - 0.5 * fraction)), floor), f"loss {fraction:.0%}")
         elif fraction > self.config.low_loss and self._probe_until is not None:
             self._cut(now, self.estimate, f"loss {fraction:.0%} while probing")
+
+    def resumed(self, now: float, key: str) -> None:
+        """The stream ``key`` resumed after a pause (see ``resume_grace``)."""
+        self._resumed[key] = now
 
     @property
     def loss(self) -> float | None:

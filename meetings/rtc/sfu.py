@@ -83,6 +83,7 @@ RED_PRIMARY_SHARE = 0.55  # what a RED stream costs stripped to its primary bloc
 # layer at its base frame rate. At 150 kbit/s it stripped RED under 15 % random loss, where RED
 # is what keeps the audio (concealment 2 % → 13 % in the shaped-link test).
 LEAN_ROOM = 60_000
+PACE_HOLD = 3.0  # a receiver stays paced this long after its link last limited it (s)
 Source = Literal["microphone", "camera", "screen"]
 LAYER_TIMEOUT = 1.5  # a simulcast layer with no packet for this long is inactive (s)
 BITRATE_WINDOW = 1.0  # each layer's bitrate is measured over this long (s)
@@ -511,6 +512,7 @@ class _Participant:
     link_reported: LinkEstimate | None = None
     link_reported_at: float = -1e9
     probe_checked: float = -1e9  # when allocations() last looked for a probe target
+    limited_at: float = -1e9  # when its link last limited what it gets (see Sfu._pace)
     lean_audio: bool = False  # its budget is tight: RED publications reach it as plain Opus
     parked: dict[str, _Slot] = field(default_factory=dict)  # slots of m-sections gone inactive
 
@@ -1220,6 +1222,8 @@ class Sfu:
         state = (layer.spatial if layer else None, slot.want_temporal, paused)
         if state == slot.reported:
             return
+        if slot.reported is not None and slot.reported[2] and not paused:
+            entry.estimator.resumed(time.monotonic(), slot.mid)
         slot.reported = state
         self._emit(
             LayerChanged(
@@ -1252,7 +1256,7 @@ class Sfu:
                     choice.temporal,
                 ):
                     self.set_layer(receiver, mid, choice.spatial, choice.temporal)
-            self._pace(entry, choices)
+            self._pace(entry, choices, now)
         for key, rids in self.wanted_layers(allocations).items():
             participant, _, mid = key.partition("/")
             publisher = self._participants.get(participant)
@@ -1261,16 +1265,20 @@ class Sfu:
                 pub.wanted_rids = rids
                 self._emit(LayersWanted(pub.participant, pub.mid, rids))
 
-    def _pace(self, entry: _Participant, choices: Mapping[str, LayerChoice]) -> None:
+    def _pace(self, entry: _Participant, choices: Mapping[str, LayerChoice], now: float) -> None:
         """Pace ``entry``'s downlink at ``pace_factor`` × its estimate while its link limits what
         it gets; unpaced otherwise."""
         factor = self.config.pace_factor
         demands = {video.mid: video for video in self._demands.get(entry.id, ())}
-        limited = entry.estimator.probing or any(
+        if entry.estimator.probing or any(
             (rungs := ladder(demands[mid])) and choice != rungs[-1]
             for mid, choice in choices.items()
             if mid in demands
-        )
+        ):
+            entry.limited_at = now
+        # Still paced a while after the last step up: its keyframe (the largest burst: 640×360)
+        # comes after the allocation chose the layer; unpaced, it read as overuse to Chromium.
+        limited = now - entry.limited_at < PACE_HOLD
         rate = entry.estimator.estimate * factor if factor > 0 and limited else None
         if rate != entry.downlink.rate_bps:
             entry.downlink.set_rate(rate)

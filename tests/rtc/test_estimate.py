@@ -334,3 +334,21 @@ def test_a_remb_that_falls_but_stays_above_what_we_send_is_not_a_cut() -> None:
     assert estimator.estimate == estimator.config.initial_bps
     estimator.on_remb(2.0, 150_000)  # below what we send: overuse
     assert estimator.estimate == 150_000
+
+
+def test_losses_from_before_a_pause_found_when_the_stream_resumes_do_not_fail_a_probe() -> None:
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 25_000)  # 200 kbit/s
+    estimator.on_remb(1.0, 150_000)
+    estimator.on_sent(9.0, 225_000)
+    estimator.on_remb(9.0, 260_000)
+    estimator.update(9.0)
+    assert estimator.probe(9.0, 300_000)
+    estimator.resumed(9.0, "v1")  # the probe resumed a paused tile
+    estimator.on_receiver_report(9.3, "v1", 238)  # 93 %: its tail before the pause, found now
+    assert estimator.probing and estimator.estimate == 300_000, "not a verdict on the probe"
+    estimator.on_receiver_report(9.4, "v0", 38)  # 15 % on another stream: the probe failed
+    assert not estimator.probing and estimator.failed_probes == 1
+    estimator.on_receiver_report(11.0, "v1", 64)  # later, its loss counts again
+    assert estimator.loss == 0.25

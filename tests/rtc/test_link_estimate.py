@@ -9,7 +9,7 @@ import pytest
 
 from meetings.rtc import internals
 from meetings.rtc.allocation import PAUSED
-from meetings.rtc.sfu import LinkEstimate, Sfu, SfuEvent
+from meetings.rtc.sfu import PACE_HOLD, LinkEstimate, Sfu, SfuEvent
 from tests.rtc.clients import Client, wait_for
 from tests.rtc.probes import DropEveryNth, sdp_sections
 
@@ -130,9 +130,12 @@ async def test_a_receiver_whose_link_limits_it_is_paced_audio_first_and_one_with
         factor = sfu.config.pace_factor
         assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor)
 
-        entry.estimator.estimate = 50_000_000  # room again: unpaced
-        sfu._adapt(time.monotonic() + 20)
+        entry.estimator.estimate = 50_000_000  # room again: paced a little longer (the keyframe
+        now = time.monotonic() + 12  # of the step up comes after it), then unpaced
+        sfu._adapt(now)
         assert not entry.allocator.choices[video_mid].paused
+        assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor)
+        sfu._adapt(now + PACE_HOLD)
         assert entry.downlink.rate_bps is None
     finally:
         await subscriber.close()
