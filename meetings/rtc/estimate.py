@@ -75,6 +75,7 @@ class EstimatorConfig:
     increase: float = 0.05  # +5 % per interval below low_loss (Galène)
     low_loss: float = 0.02
     high_loss: float = 0.10
+    collapse_loss: float = 0.30  # above this the link fell: cut to what it delivered, at once
     remb_drop: float = 0.97  # a REMB this much below the previous one: the receiver saw overuse
     growth_cap: float = 1.5  # without a REMB, increases stay below growth_cap × what we send
     stable_after_cut: float = 2.0  # no increase or probe this long after a cut
@@ -131,6 +132,7 @@ class Estimator:
         self._remb_rising = False
         self.probes = 0
         self.failed_probes = 0
+        self.cuts = 0  # how many times the estimate was lowered (the SFU reallocates at once)
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -190,12 +192,19 @@ class Estimator:
         if rtt is not None and 0 <= rtt < MAX_RTT:
             self.rtt = rtt if self.rtt is None else 0.8 * self.rtt + 0.2 * rtt
         # A report covers about the last second: after a cut in that second it describes
-        # the rate before the cut, already corrected.
-        if fraction > self.config.high_loss and now - self._last_cut >= 1.0:
-            sent = self._sent.bps
-            base = min(self.estimate, sent) if sent else self.estimate
-            floor = min(self.estimate, self.config.loss_floor)
-            self._cut(now, max(int(base * (1 - 0.5 * fraction)), floor), f"loss {fraction:.0%}")
+        # the rate before the cut, already corrected; unless it says the link delivered less
+        # than even the cut leaves (a link that fell: 50-90 % lost, and the REMB, 0.85 × what
+        # arrived over its window, steps down over a second while the link's queue drops
+        # audio with the rest).
+        sent = self._sent.bps
+        if fraction > self.config.high_loss and sent:
+            heavy = fraction > self.config.collapse_loss
+            base = min(self.estimate, sent)
+            # Heavy: what the link delivered of what went into it; moderate: Galène's rule.
+            value = int(sent * (1 - fraction)) if heavy else int(base * (1 - 0.5 * fraction))
+            value = max(value, min(self.estimate, self.config.loss_floor))
+            if now - self._last_cut >= 1.0 or (heavy and value < self.estimate):
+                self._cut(now, value, f"loss {fraction:.0%}")
         elif fraction > self.config.low_loss and self._probe_until is not None:
             self._cut(now, self.estimate, f"loss {fraction:.0%} while probing")
 
@@ -308,6 +317,7 @@ class Estimator:
         if value < self.estimate:
             logger.debug("%s estimate %d -> %d bit/s (%s)", self.name, self.estimate, value, reason)
             self.estimate = value
+            self.cuts += 1
         self._last_cut = now
 
 

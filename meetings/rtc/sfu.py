@@ -513,6 +513,7 @@ class _Participant:
     link_reported_at: float = -1e9
     probe_checked: float = -1e9  # when allocations() last looked for a probe target
     limited_at: float = -1e9  # when its link last limited what it gets (see Sfu._pace)
+    cuts_seen: int = 0  # its estimator's cuts the allocation has acted on
     lean_audio: bool = False  # its budget is tight: RED publications reach it as plain Opus
     parked: dict[str, _Slot] = field(default_factory=dict)  # slots of m-sections gone inactive
 
@@ -1243,12 +1244,16 @@ class Sfu:
         if not self.config.adaptive or self._closed:
             return
         now = time.monotonic() if now is None else now
-        if now - self._adapted_at < self.config.adapt_interval:
+        # Every adapt_interval, and at once when an estimate was cut: the link will not wait
+        # (at a fall to 250 kbit/s, the half second lost here was half the audio lost).
+        cut = any(p.estimator.cuts != p.cuts_seen for p in self._participants.values())
+        if now - self._adapted_at < self.config.adapt_interval and not cut:
             return
         self._adapted_at = now
         allocations = self.allocations(now)
         for receiver, choices in allocations.items():
             entry = self._participants[receiver]
+            entry.cuts_seen = entry.estimator.cuts
             for mid, choice in choices.items():
                 slot = entry.slots.get(mid)
                 if slot is not None and (slot.want_spatial, slot.want_temporal) != (
@@ -1368,7 +1373,10 @@ class Sfu:
             if entry.slots.get(slot.mid) is slot:
                 entry.downlink_estimate = bitrate
                 # Chromium's REMB measures the streams with abs-send-time: video, not audio.
+                cuts = entry.estimator.cuts
                 entry.estimator.on_remb(time.monotonic(), bitrate, self._audio_cost(entry))
+                if entry.estimator.cuts != cuts and entry.downlink.rate_bps is not None:
+                    entry.downlink.set_rate(entry.estimator.estimate * self.config.pace_factor)
 
     # --- estimates and allocation ---------------------------------------------------------
 

@@ -352,3 +352,23 @@ def test_losses_from_before_a_pause_found_when_the_stream_resumes_do_not_fail_a_
     assert not estimator.probing and estimator.failed_probes == 1
     estimator.on_receiver_report(11.0, "v1", 64)  # later, its loss counts again
     assert estimator.loss == 0.25
+
+
+def test_a_link_that_falls_is_followed_by_what_it_delivered_not_by_the_remb_stepping_down() -> None:
+    # 1.6 Mbit/s sent when the link falls to 400 kbit/s: the first REMB says 0.85 × what
+    # arrived over its window (still mostly before the fall), the reports say 75 % lost.
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 200_000)  # 1.6 Mbit/s
+    estimator.on_remb(1.0, 2_000_000)
+    estimator.on_remb(1.3, 900_000)
+    assert estimator.estimate == 900_000
+    estimator.on_receiver_report(1.4, "v0", 192)  # 75 % lost, 0.1 s after the REMB's cut
+    assert estimator.estimate == 400_000, "cut to what the link delivered, without waiting a second"
+    estimator.on_receiver_report(1.5, "v1", 40)  # 16 %: a moderate loss waits for the next second
+    assert estimator.estimate == 400_000
+    floor = Estimator()
+    floor.on_sent(0.0, 0)
+    floor.on_sent(1.0, 50_000)  # 400 kbit/s
+    floor.on_receiver_report(1.1, "v0", 192)
+    assert floor.estimate == floor.config.loss_floor, "loss alone never below the floor"
