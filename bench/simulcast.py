@@ -14,6 +14,13 @@ slots; the SFU in its own process, on the C path) in three modes, alternating, `
   the others 640×360;
 - ``sc-top``: the same simulcast publishers, adaptation off (every slot forwards the top layer).
 
+The simulcast publishers honour dynacast as Chromium does: the SFU's ``LayersWanted`` event goes
+from the server process to the publisher's load generator (as ``MeetingSession`` posts
+``layers_wanted`` to the page only), and the publisher stops sending the layers it does not list
+(``encodings[i].active = false``: no packets on that SSRC) and resumes them, from a keyframe,
+when they are listed again. With the allocation that is the layers some receiver gets or may
+step up to (and always the lowest); without it (``sc-top``) the layers the slots forward.
+
 Columns: the server's CPU (100 = one core), packets in from the publishers, packets the SFU
 sent and the endpoints got per second, loss (1 − got/sent), µs of server CPU per packet sent
 and per packet got, packets the SFU's downlink queues dropped, the video slots per forwarded
