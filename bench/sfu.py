@@ -491,9 +491,12 @@ async def _serve(
     # The join pipe of the load generator that holds each endpoint: where its events go.
     owners: dict[str, _Channel] = {}
 
+    pushed = [0]  # LayersWanted events told to publishers
+
     def on_event(event: SfuEvent) -> None:
         message = push_message(event)
         if message is not None and (channel := owners.get(message[2])):
+            pushed[0] += 1
             channel.send(message)
 
     # "packet": the packet-level SFU as shipped (C fan-out); "python": the same on its Python core.
@@ -580,6 +583,8 @@ async def _serve(
                     "lags": lags[-5000:],
                     "layers": _layer_mix(sfu) if room is None else {},
                     "dropped": stats.get("dropped_video", 0) + stats.get("dropped_audio", 0),
+                    "keyframe_requests": sfu.keyframe_requests,
+                    "layers_wanted": pushed[0],
                     "tick_cpu": tick_cpu["tick"],
                     "adapt_cpu": tick_cpu["adapt"],
                 }
@@ -900,6 +905,8 @@ class Row:
     incoming_pps: float = 0.0  # packets the SFU received from publishers per second
     delivered_pps: float = 0.0  # RTP packets the endpoints received per second
     dropped: int = 0  # packets the SFU's downlink queues dropped in the window
+    keyframe_requests: int = 0  # keyframes the SFU asked publishers for in the window
+    layers_wanted: int = 0  # LayersWanted the SFU told publishers in the window (dynacast)
     layers: dict[str, int] = field(default_factory=dict)  # video slots per forwarded layer, at the end
     tick_share: float = 0.0  # of the server's CPU time, the SFU's tick (selection, allocation, upkeep)
     adapt_share: float = 0.0  # of it, the allocation (_adapt)
@@ -1014,6 +1021,8 @@ async def _scenario(
             sys_share=100 * (after["sys"] - before["sys"]) / max(cpu, 1e-9),
             delivered_pps=received / elapsed,
             dropped=after["dropped"] - before["dropped"],
+            keyframe_requests=after.get("keyframe_requests", 0) - before.get("keyframe_requests", 0),
+            layers_wanted=after.get("layers_wanted", 0) - before.get("layers_wanted", 0),
             layers=after["layers"],
             tick_share=100 * (after["tick_cpu"] - before["tick_cpu"]) / max(cpu, 1e-9),
             adapt_share=100 * (after["adapt_cpu"] - before["adapt_cpu"]) / max(cpu, 1e-9),

@@ -26,8 +26,9 @@ sent and the endpoints got per second, loss (1 − got/sent), µs of server CPU 
 and per packet got, packets the SFU's downlink queues dropped, the video slots per forwarded
 layer at the end of the window (0 = lowest, "-" = none: paused or waiting for a keyframe), the
 share of the server's CPU spent in the SFU's tick (selection, allocation, upkeep every 100 ms)
-and in the allocation alone, the server-side video delay p99 (ms) and the busiest load
-generator (100 = one core: the load is capped by the machine).
+and in the allocation alone, the server-side video delay p99 (ms), the busiest load
+generator (100 = one core: the load is capped by the machine), the keyframes the SFU asked
+publishers for (``kf``) and the ``LayersWanted`` it told them (``dyn``) in the window.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _header() -> str:
     return (
         f"{'mode':<10}{'N':>4}{'CPU %':>7}{'in/s':>6}{'sent/s':>8}{'got/s':>8}{'loss %':>7}"
         f"{'µs/sent':>8}{'µs/got':>8}{'drop':>6}  {'layers 0/1/2/-':<16}{'tick %':>7}{'alloc %':>8}"
-        f"{'vid99':>6}{'gen %':>6}"
+        f"{'vid99':>6}{'gen %':>6}{'kf':>5}{'dyn':>5}"
     )
 
 
@@ -84,7 +85,8 @@ def _line(r: Row) -> str:
         f"{r.mode:<10}{r.n:>4}{r.cpu_pct:>7.1f}{r.incoming_pps:>6.0f}{r.pps:>8.0f}{r.delivered_pps:>8.0f}"
         f"{loss:>7.2f}{r.us_per_packet:>8.1f}{per_got:>8.1f}{r.dropped:>6}  {mix:<16}{r.tick_share:>7.1f}"
         f"{r.adapt_share:>8.1f}{video99:>6}"
-        f"{r.generator_pct:>6.0f}" + (f"  ({r.note})" if r.note else "")
+        f"{r.generator_pct:>6.0f}{r.keyframe_requests:>5}{r.layers_wanted:>5}"
+        + (f"  ({r.note})" if r.note else "")
     )
 
 
