@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import fractions
 import math
 import multiprocessing
@@ -25,9 +26,9 @@ import random
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 from aiortc import (
@@ -55,6 +56,9 @@ from aiortc.rtp import (
 from meetings.rtc import internals
 from meetings.rtc.forwarder import is_keyframe
 from meetings.rtc.framelevel import EncodedFrameTrack
+
+if TYPE_CHECKING:  # the SFU itself is imported by the server process only
+    from meetings.rtc.sfu import SfuEvent
 
 NAME = "sfu"
 DEFAULT_SIZES = [10, 20, 40, 60]
@@ -210,6 +214,12 @@ class SimulcastCamera:
     abs-send-time extensions on every packet and the rtp-stream-id one until a receiver report
     names the layer's SSRC (as Chromium). A PLI for a layer's SSRC restarts that layer's loop at
     its keyframe. No retransmissions (loopback).
+
+    Dynacast as the page does it (``Call.setLayers`` in web/static/js/room/call.js, on the
+    server's ``layers_wanted``): ``set_layers(mid, rids)`` stops sending the layers whose rid
+    is not listed (Chromium's ``encodings[i].active = false``: no packets at all on that SSRC)
+    and starts the listed ones again, each resumed layer from its loop's keyframe (a re-enabled
+    simulcast encoder starts with one). A mid that is not this camera's changes nothing.
     """
 
     def __init__(self, loops: list[list[bytes]], rids: tuple[str, ...] = ("q", "h", "f")) -> None:
@@ -223,10 +233,13 @@ class SimulcastCamera:
         self.acked = [False] * len(loops)  # a receiver report named the layer: no rid any more
         self.sent = [0] * len(loops)  # packets per layer
         self.keyframe_requests = 0
+        self.active = [True] * len(loops)  # encodings on: what the last layers_wanted listed
+        self.mid: str | None = None  # the video m-section's mid, once offered
         self._task: asyncio.Task[None] | None = None
 
     def offer(self, sdp: str, mid: str) -> str:
         """The offer with this camera's layers declared on the video m-section ``mid``."""
+        self.mid = mid  # known from here on, as the page's: layers_wanted may come before the answer
         newline = "\r\n" if "\r\n" in sdp else "\n"
         sections = sdp.split(newline + "m=")
         for i, section in enumerate(sections):
@@ -261,6 +274,18 @@ class SimulcastCamera:
         wire = internals.rtp_wire(transport)
         self._task = asyncio.create_task(self._run(wire, extension_map, payload_type, mid))
 
+    def set_layers(self, mid: str, rids: Sequence[str]) -> bool:
+        """Send only the layers named in ``rids`` (the SFU's ``LayersWanted``); whether ``mid``
+        is this camera's video m-section."""
+        if self.mid is None or mid != self.mid:
+            return False
+        for i, rid in enumerate(self.rids):
+            on = rid in rids
+            if on and not self.active[i]:
+                self._pos[i] = 0  # a re-enabled encoding starts with a keyframe
+            self.active[i] = on
+        return True
+
     def _on_rtcp(self, packet: Any) -> None:
         if (
             isinstance(packet, RtcpPsfbPacket)
@@ -282,6 +307,8 @@ class SimulcastCamera:
             await asyncio.sleep(start + n / 25 - time.time())
             send_time = internals.abs_send_time()
             for i, loop in enumerate(self.loops):
+                if not self.active[i]:
+                    continue  # an inactive encoding sends nothing
                 payloads = vp8_payloads(loop[self._pos[i] % len(loop)], self._picture[i])
                 timestamp = (self._ts0[i] + n * 3600) & 0xFFFFFFFF
                 for k, payload in enumerate(payloads):
@@ -354,18 +381,34 @@ class Tone(MediaStreamTrack):
 # --- process plumbing ---------------------------------------------------------------------
 
 
-class _Channel:
-    """One end of a multiprocessing pipe, read from the event loop (no thread per pipe)."""
+PUSH = "push"  # a message the server sends unasked on a join pipe: ("push", kind, *args)
 
-    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+
+class _Channel:
+    """One end of a multiprocessing pipe, read from the event loop (no thread per pipe).
+
+    ``on_push`` takes the messages tagged ``PUSH`` (the SFU's events for a load generator's
+    endpoints) as they arrive, so that they never stand in for the answer ``ask`` waits for.
+    """
+
+    def __init__(
+        self,
+        conn: multiprocessing.connection.Connection,
+        on_push: Callable[[tuple[Any, ...]], None] | None = None,
+    ) -> None:
         self.conn = conn
+        self._on_push = on_push
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         asyncio.get_running_loop().add_reader(conn.fileno(), self._readable)
 
     def _readable(self) -> None:
         try:
             while self.conn.poll():
-                self._queue.put_nowait(self.conn.recv())
+                message = self.conn.recv()
+                if self._on_push is not None and isinstance(message, tuple) and message[:1] == (PUSH,):
+                    self._on_push(message[1:])
+                    continue
+                self._queue.put_nowait(message)
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(self.conn.fileno())
             self._queue.put_nowait(None)
@@ -394,6 +437,26 @@ def _rss_mib() -> float:
 
 
 # --- the server process -------------------------------------------------------------------
+
+
+def push_message(event: SfuEvent) -> tuple[Any, ...] | None:
+    """What the server pushes to the load generator of the endpoint an SFU event is for, or
+    None. As ``MeetingSession.on_media``: the SFU's ``LayersWanted`` goes to the publisher it
+    names only (the page's ``layers_wanted``: ``mid``, ``rids``)."""
+    from meetings.rtc.sfu import LayersWanted
+
+    if isinstance(event, LayersWanted):
+        return (PUSH, "layers_wanted", event.participant, event.mid, tuple(event.rids))
+    return None
+
+
+def deliver_push(endpoints: Mapping[str, _Endpoint], message: tuple[Any, ...]) -> None:
+    """A pushed message (``push_message`` without its tag) to the endpoint it names, as the
+    page handles it; one for an endpoint this process does not hold is dropped."""
+    kind, name, *args = message
+    endpoint = endpoints.get(name)
+    if kind == "layers_wanted" and endpoint is not None:
+        endpoint.layers_wanted(*args)
 
 
 PACKET_MODES = ("packet", "python", "single", "simulcast", "sc-top")
@@ -425,9 +488,22 @@ async def _serve(
 ) -> None:
     from meetings.rtc.sfu import Sfu, SfuConfig, offered_media
 
+    # The join pipe of the load generator that holds each endpoint: where its events go.
+    owners: dict[str, _Channel] = {}
+
+    pushed = [0]  # LayersWanted events told to publishers
+
+    def on_event(event: SfuEvent) -> None:
+        message = push_message(event)
+        if message is not None and (channel := owners.get(message[2])):
+            pushed[0] += 1
+            channel.send(message)
+
     # "packet": the packet-level SFU as shipped (C fan-out); "python": the same on its Python core.
     adaptive = mode not in ("single", "sc-top")
-    sfu = Sfu(SfuConfig(video_last_n=VIDEO_SLOTS, native=mode != "python", adaptive=adaptive))
+    sfu = Sfu(
+        SfuConfig(video_last_n=VIDEO_SLOTS, native=mode != "python", adaptive=adaptive), on_event=on_event
+    )
     delays: dict[bool, list[float]] = {False: [], True: []}
     lags: list[float] = []
     sampling = [False]
@@ -468,6 +544,7 @@ async def _serve(
         while (message := await channel.recv()) is not None:
             _, name, sdp, sources = message
             if room is None:
+                owners[name] = channel
                 channel.send(await sfu.join(name, sdp, sources))
                 if mode == "simulcast":  # as the page would: the rendered size of each video tile
                     tile = SMALL_TILE if int(name[1:]) % 2 else LARGE_TILE
@@ -476,6 +553,10 @@ async def _serve(
             else:
                 channel.send((await room.join(RTCSessionDescription(sdp=sdp, type="offer"))).sdp)
 
+    # BENCH_SFU_PROFILE=<path>: the server's cProfile statistics over the measuring window, in
+    # <path>.<mode> (read with pstats); the profiler's own cost inflates every figure.
+    profile = os.environ.get("BENCH_SFU_PROFILE")
+    profiler = cProfile.Profile() if profile else None
     control = _Channel(control_conn)
     joiners = [asyncio.create_task(serve_joins(_Channel(c))) for c in generator_conns]
     sampler = asyncio.create_task(lag_sampler())
@@ -483,6 +564,10 @@ async def _serve(
         command, *args = message
         if command == "sample":
             sampling[0] = bool(args[0])
+            if profiler is not None and sampling[0]:  # the measuring window only
+                profiler.enable()
+            elif profiler is not None:
+                profiler.disable()
             control.send(None)
         elif command == "stats":
             stats = sfu.stats() if room is None else {}
@@ -498,6 +583,8 @@ async def _serve(
                     "lags": lags[-5000:],
                     "layers": _layer_mix(sfu) if room is None else {},
                     "dropped": stats.get("dropped_video", 0) + stats.get("dropped_audio", 0),
+                    "keyframe_requests": sfu.keyframe_requests,
+                    "layers_wanted": pushed[0],
                     "tick_cpu": tick_cpu["tick"],
                     "adapt_cpu": tick_cpu["adapt"],
                 }
@@ -507,6 +594,8 @@ async def _serve(
             lags.clear()
         elif command == "close":
             break
+    if profiler is not None:
+        profiler.dump_stats(f"{profile}.{mode}")
     sampler.cancel()
     for task in joiners:
         task.cancel()
@@ -686,6 +775,12 @@ class _Endpoint:
 
         internals.tap_receiver(t.receiver, on_packet)  # count, never decode
 
+    def layers_wanted(self, mid: str, rids: Sequence[str]) -> None:
+        """The server's ``layers_wanted`` for this endpoint (the page's handler): only the listed
+        layers of its camera go on; another mid changes nothing."""
+        if self.camera is not None:
+            self.camera.set_layers(mid, rids)
+
     def _count_datagram(self, size: int) -> bool:
         self.load.received += 1
         return False
@@ -739,9 +834,11 @@ async def _generate(
     video: list[bytes],
     layers: list[list[bytes]] | None = None,
 ) -> None:
-    control, server = _Channel(control_conn), _Channel(server_conn)
     load = _Load()
     endpoints = [_Endpoint(spec, load, video, layers) for spec in specs]
+    by_name = {e.name: e for e in endpoints}
+    control = _Channel(control_conn)
+    server = _Channel(server_conn, lambda message: deliver_push(by_name, message))
     try:
         for e in endpoints:
             await e.connect(server)
@@ -808,6 +905,8 @@ class Row:
     incoming_pps: float = 0.0  # packets the SFU received from publishers per second
     delivered_pps: float = 0.0  # RTP packets the endpoints received per second
     dropped: int = 0  # packets the SFU's downlink queues dropped in the window
+    keyframe_requests: int = 0  # keyframes the SFU asked publishers for in the window
+    layers_wanted: int = 0  # LayersWanted the SFU told publishers in the window (dynacast)
     layers: dict[str, int] = field(default_factory=dict)  # video slots per forwarded layer, at the end
     tick_share: float = 0.0  # of the server's CPU time, the SFU's tick (selection, allocation, upkeep)
     adapt_share: float = 0.0  # of it, the allocation (_adapt)
@@ -922,6 +1021,8 @@ async def _scenario(
             sys_share=100 * (after["sys"] - before["sys"]) / max(cpu, 1e-9),
             delivered_pps=received / elapsed,
             dropped=after["dropped"] - before["dropped"],
+            keyframe_requests=after.get("keyframe_requests", 0) - before.get("keyframe_requests", 0),
+            layers_wanted=after.get("layers_wanted", 0) - before.get("layers_wanted", 0),
             layers=after["layers"],
             tick_share=100 * (after["tick_cpu"] - before["tick_cpu"]) / max(cpu, 1e-9),
             adapt_share=100 * (after["adapt_cpu"] - before["adapt_cpu"]) / max(cpu, 1e-9),

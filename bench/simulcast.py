@@ -14,13 +14,21 @@ slots; the SFU in its own process, on the C path) in three modes, alternating, `
   the others 640×360;
 - ``sc-top``: the same simulcast publishers, adaptation off (every slot forwards the top layer).
 
+The simulcast publishers honour dynacast as Chromium does: the SFU's ``LayersWanted`` event goes
+from the server process to the publisher's load generator (as ``MeetingSession`` posts
+``layers_wanted`` to the page only), and the publisher stops sending the layers it does not list
+(``encodings[i].active = false``: no packets on that SSRC) and resumes them, from a keyframe,
+when they are listed again. With the allocation that is the layers some receiver gets or may
+step up to (and always the lowest); without it (``sc-top``) the layers the slots forward.
+
 Columns: the server's CPU (100 = one core), packets in from the publishers, packets the SFU
 sent and the endpoints got per second, loss (1 − got/sent), µs of server CPU per packet sent
 and per packet got, packets the SFU's downlink queues dropped, the video slots per forwarded
 layer at the end of the window (0 = lowest, "-" = none: paused or waiting for a keyframe), the
 share of the server's CPU spent in the SFU's tick (selection, allocation, upkeep every 100 ms)
-and in the allocation alone, the server-side video delay p99 (ms) and the busiest load
-generator (100 = one core: the load is capped by the machine).
+and in the allocation alone, the server-side video delay p99 (ms), the busiest load
+generator (100 = one core: the load is capped by the machine), the keyframes the SFU asked
+publishers for (``kf``) and the ``LayersWanted`` it told them (``dyn``) in the window.
 """
 
 from __future__ import annotations
@@ -62,7 +70,7 @@ def _header() -> str:
     return (
         f"{'mode':<10}{'N':>4}{'CPU %':>7}{'in/s':>6}{'sent/s':>8}{'got/s':>8}{'loss %':>7}"
         f"{'µs/sent':>8}{'µs/got':>8}{'drop':>6}  {'layers 0/1/2/-':<16}{'tick %':>7}{'alloc %':>8}"
-        f"{'vid99':>6}{'gen %':>6}"
+        f"{'vid99':>6}{'gen %':>6}{'kf':>5}{'dyn':>5}"
     )
 
 
@@ -77,7 +85,8 @@ def _line(r: Row) -> str:
         f"{r.mode:<10}{r.n:>4}{r.cpu_pct:>7.1f}{r.incoming_pps:>6.0f}{r.pps:>8.0f}{r.delivered_pps:>8.0f}"
         f"{loss:>7.2f}{r.us_per_packet:>8.1f}{per_got:>8.1f}{r.dropped:>6}  {mix:<16}{r.tick_share:>7.1f}"
         f"{r.adapt_share:>8.1f}{video99:>6}"
-        f"{r.generator_pct:>6.0f}" + (f"  ({r.note})" if r.note else "")
+        f"{r.generator_pct:>6.0f}{r.keyframe_requests:>5}{r.layers_wanted:>5}"
+        + (f"  ({r.note})" if r.note else "")
     )
 
 

@@ -12,6 +12,8 @@ See ``docs/media.md``, "Allocation".
 from __future__ import annotations
 
 import functools
+import math
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -146,8 +148,74 @@ def allocate(
     priority tile (priority 0) gets the highest rung of its ladder that fits, every other tile
     its lowest, then the others are raised one rung at a time, in priority order, while the
     budget allows. A rung above the slot's ``previous`` one must fit with ``headroom`` to spare.
+    Results are cached (see :func:`_allocation`): receivers with the same demands share them.
     """
-    previous = previous or {}
+    return dict(_allocation(budget - max(audio, 0), videos, previous or {}, headroom)[0])
+
+
+# The allocation depends on the budget left after audio ("room") only through comparisons
+# with it, so it is the same over a range of rooms: per distinct (demands, previous choices,
+# headroom), the ranges computed so far and their results. Most receivers of a meeting have the
+# same demands (the same publications, tile sizes and choices), and their budgets mostly fall in
+# ranges another receiver, or this one a tick ago, already computed.
+_Key = tuple[tuple[VideoDemand, ...], tuple[LayerChoice | None, ...], float]
+_Piece = tuple[int, int | None, dict[str, LayerChoice]]  # [low, high) (None: unbounded), result
+CACHE_KEYS = 512  # distinct demands remembered (least recently used dropped)
+CACHE_PIECES = 16  # ranges remembered per demands (oldest dropped)
+_cache: OrderedDict[_Key, list[_Piece]] = OrderedDict()
+
+
+def _allocation(
+    room: int,
+    videos: Sequence[VideoDemand],
+    previous: Mapping[str, LayerChoice],
+    headroom: float,
+    pieces: list[_Piece] | None = None,
+) -> tuple[Mapping[str, LayerChoice], int | None]:
+    """:func:`allocate`'s result for ``room`` (budget after audio), from the cache when a range
+    computed before holds it, and the smallest room above it where the result may change (None:
+    no larger room changes it). ``pieces``: :func:`_pieces` of the same arguments, if known. The
+    result must not be modified."""
+    if not isinstance(room, int):
+        return _allocate(room, videos, previous, headroom)[0], room  # (not cached)
+    if pieces is None:
+        pieces = _pieces(videos, previous, headroom)
+    for low, high, result in pieces:
+        if low <= room and (high is None or room < high):
+            return result, high
+    result, high = _allocate(room, videos, previous, headroom)
+    pieces.append((room, high, result))
+    if len(pieces) > CACHE_PIECES:
+        del pieces[0]
+    return result, high
+
+
+def _pieces(
+    videos: Sequence[VideoDemand], previous: Mapping[str, LayerChoice], headroom: float
+) -> list[_Piece]:
+    """The cached ranges of these arguments (allocate reads ``previous`` of its slots only)."""
+    key = (tuple(videos), tuple(previous.get(v.mid) for v in videos), headroom)
+    pieces = _cache.get(key)
+    if pieces is None:
+        pieces = _cache[key] = []
+        if len(_cache) > CACHE_KEYS:
+            _cache.popitem(last=False)
+    else:
+        _cache.move_to_end(key)
+    return pieces
+
+
+def cache_clear() -> None:
+    """Forget every cached allocation (tests)."""
+    _cache.clear()
+
+
+def _allocate(
+    room: int, videos: Sequence[VideoDemand], previous: Mapping[str, LayerChoice], headroom: float
+) -> tuple[dict[str, LayerChoice], int | None]:
+    """The allocation of ``room`` (the budget after audio), computed, and the smallest integer room
+    above it at which a comparison it made would come out otherwise (None: none would): below
+    that every decision, so the result, is the same."""
     order = sorted(range(len(videos)), key=lambda i: videos[i].priority)
     rungs = {v.mid: ladder(v) for v in videos}
     # A slot's rung last time: above it, headroom is needed (a new slot needs none).
@@ -155,8 +223,9 @@ def allocate(
         v.mid: _rank(rungs[v.mid], previous[v.mid]) if v.mid in previous else len(rungs[v.mid])
         for v in videos
     }
-    remaining = budget - max(audio, 0)
+    remaining = room
     chosen: dict[str, int] = {v.mid: -1 for v in videos}
+    change: list[int | None] = [None]  # the smallest room at which a "does not fit" turns
 
     def cost(mid: str, rank: int) -> int:
         return rungs[mid][rank].bitrate if rank >= 0 else 0
@@ -166,7 +235,14 @@ def allocate(
         return extra * (1 + headroom) if rank > held[mid] else extra
 
     def fits(mid: str, rank: int) -> bool:
-        return needed(mid, rank) <= remaining
+        need = needed(mid, rank)
+        if need <= remaining:
+            return True
+        # It would fit from the room where ``need <= room - spent`` (spent so far: room - remaining).
+        at = math.ceil(need) + (room - remaining) if isinstance(remaining, int) else None
+        if at is not None and (change[0] is None or at < change[0]):
+            change[0] = at
+        return False
 
     for i in order:
         video = videos[i]
@@ -198,10 +274,11 @@ def allocate(
                 remaining -= cost(mid, rank + 1) - cost(mid, rank)
                 chosen[mid] = rank + 1
                 progress = True
-    return {
+    result = {
         v.mid: rungs[v.mid][chosen[v.mid]] if chosen[v.mid] >= 0 else PAUSED if rungs[v.mid] else WAITING
         for v in videos
     }
+    return result, change[0]
 
 
 def next_budget(
@@ -225,12 +302,21 @@ def next_budget(
     if all(goal[mid] <= base[mid] for mid in goal):
         return None
     trial = max(budget, 1)
+    reserved = max(audio, 0)
+    pieces = _pieces(videos, previous, headroom)
+    ladders = [(v.mid, ladder(v)) for v in videos]
+    same_below: int | None = None  # trials whose room is below this allocate as the last one did
     while True:
         trial = int(trial * 1.05) + 1
         if trial >= limit:
             return limit
-        ranks = _ranks(videos, allocate(trial, audio, videos, previous, headroom=headroom))
-        if all(ranks[mid] >= goal[mid] for mid in goal):
+        room = trial - reserved
+        if same_below is not None and room < same_below:
+            continue  # the same allocation as the last trial: it falls short of the goal too
+        got, same_below = _allocation(room, videos, previous, headroom, pieces)
+        if same_below is None:
+            same_below = limit + 1 - reserved  # no larger budget allocates otherwise
+        if all(_rank(rungs, got.get(mid)) >= goal[mid] for mid, rungs in ladders):
             return trial
 
 

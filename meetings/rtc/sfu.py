@@ -1266,9 +1266,8 @@ class Sfu:
             participant, _, mid = key.partition("/")
             publisher = self._participants.get(participant)
             pub = publisher.publications.get(mid) if publisher is not None else None
-            if pub is not None and pub.simulcast and rids != pub.wanted_rids:
-                pub.wanted_rids = rids
-                self._emit(LayersWanted(pub.participant, pub.mid, rids))
+            if pub is not None:
+                self._tell_wanted(pub, rids)
 
     def _pace(self, entry: _Participant, choices: Mapping[str, LayerChoice], now: float) -> None:
         """Pace ``entry``'s downlink at ``pace_factor`` × its estimate while its link limits what
@@ -1298,8 +1297,14 @@ class Sfu:
             for slot in entry.slots.values():
                 if slot.publication is pub and slot.want_spatial is not None:
                     wanted.add(min(slot.want_spatial, len(pub.layers) - 1))
-        rids = tuple(layer.rid for layer in pub.layers if layer.spatial in wanted and layer.rid is not None)
-        if rids != pub.wanted_rids:
+        self._tell_wanted(
+            pub, tuple(layer.rid for layer in pub.layers if layer.spatial in wanted and layer.rid is not None)
+        )
+
+    def _tell_wanted(self, pub: Publication, rids: tuple[str, ...]) -> None:
+        """Emit LayersWanted when the layers a simulcast publication must keep encoding change
+        (the one place both ways of deciding them, with and without adaptation, say it)."""
+        if pub.simulcast and rids != pub.wanted_rids:
             pub.wanted_rids = rids
             self._emit(LayersWanted(pub.participant, pub.mid, rids))
 
@@ -1452,6 +1457,10 @@ class Sfu:
         """
         now = time.monotonic() if now is None else now
         result: dict[str, dict[str, LayerChoice]] = {}
+        # What a publication's demands share, computed once per call, not once per receiver: its
+        # key, layers, temporal layers, screen or not, and priority (the same objects in every
+        # receiver's demands also make the allocation's cache lookups cheap).
+        shared: dict[int, tuple[str, tuple[AllocLayer, ...], int, bool, int]] = {}
         for entry in self._participants.values():
             audio = self._audio_cost(entry)
             if self._lean(entry, entry.estimator.estimate, audio):
@@ -1461,16 +1470,26 @@ class Sfu:
                 pub = slot.publication
                 if pub is None or slot.kind == "audio":
                     continue
-                top = pub.participant in self._pinned or pub.participant == self._dominant
+                of_pub = shared.get(id(pub))
+                if of_pub is None:
+                    top = pub.participant in self._pinned or pub.participant == self._dominant
+                    of_pub = shared[id(pub)] = (
+                        f"{pub.participant}/{pub.mid}",
+                        publication_layers(pub),
+                        publication_temporal_layers(pub),
+                        pub.source == "screen",
+                        0 if top else 1,
+                    )
+                key, layers, temporal, screen, priority = of_pub
                 videos.append(
                     VideoDemand(
                         mid,
-                        f"{pub.participant}/{pub.mid}",
-                        publication_layers(pub),
-                        priority=0 if top else 1,
+                        key,
+                        layers,
+                        priority=priority,
                         tile=entry.tiles.get(mid),
-                        temporal_layers=publication_temporal_layers(pub),
-                        screen=pub.source == "screen",
+                        temporal_layers=temporal,
+                        screen=screen,
                     )
                 )
             estimator, allocator = entry.estimator, entry.allocator

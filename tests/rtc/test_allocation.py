@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from meetings.rtc import allocation
 from meetings.rtc.allocation import (
+    HEADROOM,
     PAUSED,
     WAITING,
     Allocator,
     Layer,
     LayerChoice,
     VideoDemand,
+    _rank,
     allocate,
+    cache_clear,
     ladder,
     next_budget,
     tile_cap,
@@ -177,3 +188,214 @@ def test_a_layer_dynacast_stopped_is_asked_for_again_when_a_receiver_may_step_up
     demands = {"big": [VideoDemand("v0", "chair/1", stopped, priority=0, tile=(640, 360))]}
     choices = {"big": {"v0": LayerChoice(1, None, 300_000)}}
     assert wanted_layers(demands, choices, {"chair/1": stopped})["chair/1"] == ("q", "h", "f")
+
+
+# --- the cache: allocate and next_budget as they computed before it (kept verbatim) --------------
+
+
+def _fresh_allocate(
+    budget: int,
+    audio: int,
+    videos: Sequence[VideoDemand],
+    previous: Mapping[str, LayerChoice] | None = None,
+    *,
+    headroom: float = HEADROOM,
+) -> dict[str, LayerChoice]:
+    previous = previous or {}
+    order = sorted(range(len(videos)), key=lambda i: videos[i].priority)
+    rungs = {v.mid: ladder(v) for v in videos}
+    held = {
+        v.mid: _rank(rungs[v.mid], previous[v.mid]) if v.mid in previous else len(rungs[v.mid])
+        for v in videos
+    }
+    remaining = budget - max(audio, 0)
+    chosen: dict[str, int] = {v.mid: -1 for v in videos}
+
+    def cost(mid: str, rank: int) -> int:
+        return rungs[mid][rank].bitrate if rank >= 0 else 0
+
+    def needed(mid: str, rank: int) -> float:
+        extra = cost(mid, rank) - cost(mid, chosen[mid])
+        return extra * (1 + headroom) if rank > held[mid] else extra
+
+    def fits(mid: str, rank: int) -> bool:
+        return needed(mid, rank) <= remaining
+
+    for i in order:
+        video = videos[i]
+        mid = video.mid
+        ranks = rungs[mid]
+        if not ranks:
+            continue
+        if video.priority == 0:
+            top = [rank for rank in range(len(ranks)) if fits(mid, rank)]
+        else:
+            top = [
+                rank
+                for rank in range(len(ranks))
+                if ranks[rank].spatial == ranks[0].spatial and fits(mid, rank)
+            ]
+        if top:
+            remaining -= cost(mid, top[-1])
+            chosen[mid] = top[-1]
+    progress = True
+    while progress:
+        progress = False
+        for i in order:
+            mid = videos[i].mid
+            rank = chosen[mid]
+            if rank < 0 or rank + 1 >= len(rungs[mid]):
+                continue
+            if fits(mid, rank + 1):
+                remaining -= cost(mid, rank + 1) - cost(mid, rank)
+                chosen[mid] = rank + 1
+                progress = True
+    return {
+        v.mid: rungs[v.mid][chosen[v.mid]] if chosen[v.mid] >= 0 else PAUSED if rungs[v.mid] else WAITING
+        for v in videos
+    }
+
+
+def _fresh_next_budget(
+    budget: int,
+    audio: int,
+    videos: Sequence[VideoDemand],
+    previous: Mapping[str, LayerChoice] | None = None,
+    *,
+    limit: int,
+    headroom: float = HEADROOM,
+) -> int | None:
+    previous = previous or {}
+
+    def ranks_of(choices: Mapping[str, LayerChoice]) -> dict[str, int]:
+        return {v.mid: _rank(ladder(v), choices.get(v.mid)) for v in videos}
+
+    base = ranks_of(previous)
+    if all(base[v.mid] >= len(ladder(v)) - 1 for v in videos):
+        return None
+    goal = ranks_of(_fresh_allocate(limit, audio, videos, previous, headroom=headroom))
+    if all(goal[mid] <= base[mid] for mid in goal):
+        return None
+    trial = max(budget, 1)
+    while True:
+        trial = int(trial * 1.05) + 1
+        if trial >= limit:
+            return limit
+        ranks = ranks_of(_fresh_allocate(trial, audio, videos, previous, headroom=headroom))
+        if all(ranks[mid] >= goal[mid] for mid in goal):
+            return trial
+
+
+def _random_demands(rng: random.Random) -> list[VideoDemand]:
+    videos = []
+    for i in range(rng.randint(1, 4)):
+        count = rng.randint(0, 3)
+        layers = tuple(
+            Layer(
+                s,
+                "qhf"[s] if count > 1 else None,
+                rng.choice([0, 90_000, 100_000, 280_000, 300_000, 650_000, 800_000]) * (s + 1) // (s + 1),
+                (160, 320, 640)[s],
+                (90, 180, 360)[s],
+                active=rng.random() > 0.15,
+            )
+            for s in range(count)
+        )
+        videos.append(
+            VideoDemand(
+                f"v{i}",
+                f"p{rng.randint(0, 5)}/1",
+                layers,
+                priority=rng.choice([0, 1, 1]),
+                tile=rng.choice([None, (0, 0), (160, 90), (320, 180), (640, 360)]),
+                temporal_layers=rng.choice([1, 2, 3]),
+                screen=rng.random() < 0.1,
+            )
+        )
+    return videos
+
+
+def test_the_cached_allocation_is_the_fresh_computation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Receivers with the same demands share cached allocations (by ranges of the budget left
+    after audio): every result, and every probe target, is what the computation gives fresh."""
+    rng = random.Random(16)
+    cache_clear()
+    computed = calls = 0
+    fresh = allocation._allocate
+
+    def counted(*args: Any) -> Any:
+        nonlocal computed
+        computed += 1
+        return fresh(*args)
+
+    monkeypatch.setattr(allocation, "_allocate", counted)
+    for _ in range(300):
+        videos = _random_demands(rng)
+        headroom = rng.choice([HEADROOM, 0.0, 0.3])
+        previous = _fresh_allocate(rng.randint(0, 3_000_000), AUDIO, videos, headroom=headroom)
+        if rng.random() < 0.3:
+            previous = {}
+        for _ in range(25):  # nearby budgets and audio costs: the same ranges, reused
+            budget, audio = rng.randint(-50_000, 3_000_000), rng.choice([0, -5, AUDIO, AUDIO + 7])
+            got = allocate(budget, audio, videos, previous, headroom=headroom)
+            calls += 1
+            assert got == _fresh_allocate(budget, audio, videos, previous, headroom=headroom)
+            assert list(got) == [v.mid for v in videos]
+            # The range's end is exact: just below it the same, from it on what a fresh one gives.
+            reserved = max(audio, 0)
+            _, high = allocation._allocation(budget - reserved, videos, previous, headroom)
+            if high is not None:
+                for edge in (high - 1 + reserved, high + reserved):
+                    assert allocate(edge, audio, videos, previous, headroom=headroom) == _fresh_allocate(
+                        edge, audio, videos, previous, headroom=headroom
+                    )
+            limit = budget + rng.randint(0, 4_000_000)
+            counted_so_far = computed  # a probe's search, at budgets far apart, is not counted
+            assert next_budget(budget, audio, videos, previous, limit=limit, headroom=headroom) == (
+                _fresh_next_budget(budget, audio, videos, previous, limit=limit, headroom=headroom)
+            )
+            computed = counted_so_far
+    assert computed < calls / 2, f"{computed} computed for {calls} allocations: the ranges are reused"
+
+
+def test_a_cached_allocation_is_not_reused_when_any_input_changes() -> None:
+    cache_clear()
+    videos = [_video("speaker", priority=0, temporal_layers=3), _video("x", temporal_layers=3)]
+    budget = AUDIO + 800_000 + 100_000
+    got = allocate(budget, AUDIO, videos)
+    assert _layers(got) == {"speaker": (2, None), "x": (0, None)}
+    assert allocate(budget, AUDIO, videos) == got, "cached"
+    previous = {"speaker": LayerChoice(1, None, 300_000), "x": LayerChoice(0, None, 100_000)}
+    cheaper = tuple(Layer(x.spatial, x.rid, x.bitrate // 2, x.width, x.height) for x in LAYERS)
+    stopped = (LAYERS[0], LAYERS[1], Layer(2, "f", 800_000, 640, 360, active=False))
+    changed: list[tuple[str, int, int, list[VideoDemand], dict[str, LayerChoice], float]] = [
+        ("budget", budget - 200_000, AUDIO, videos, {}, HEADROOM),
+        ("audio", budget, AUDIO + 200_000, videos, {}, HEADROOM),
+        ("previous choices", budget, AUDIO, videos, previous, HEADROOM),
+        ("headroom", budget, AUDIO, videos, previous, 0.0),
+        ("tile", budget, AUDIO, [replace(videos[0], tile=(320, 180)), videos[1]], {}, HEADROOM),
+        ("bitrates", budget, AUDIO, [replace(v, layers=cheaper) for v in videos], {}, HEADROOM),
+        ("a layer stopped", budget, AUDIO, [replace(videos[0], layers=stopped), videos[1]], {}, HEADROOM),
+        (
+            "priority",
+            budget,
+            AUDIO,
+            [replace(videos[0], priority=1), replace(videos[1], priority=0)],
+            {},
+            HEADROOM,
+        ),
+        ("temporal layers", budget - 720_000, AUDIO, videos, {}, HEADROOM),
+        ("", budget - 720_000, AUDIO, [replace(v, temporal_layers=1) for v in videos], {}, HEADROOM),
+        ("", budget - 600_000, AUDIO, videos, {}, HEADROOM),
+        ("screen", budget - 600_000, AUDIO, [replace(videos[0], screen=True), videos[1]], {}, HEADROOM),
+    ]
+    results = []
+    for what, b, a, v, p, h in changed:
+        fresh = _fresh_allocate(b, a, v, p, headroom=h)
+        assert allocate(b, a, v, p, headroom=h) == fresh, what
+        results.append(fresh)
+    # Each change changes the allocation: a stale cached result would have shown above.
+    assert all(results[i] != got for i in (0, 1, 2, 4, 5, 6, 7)), results
+    assert results[3] != results[2], "headroom (with the same previous choices)"
+    assert results[8] != results[9], "temporal layers"
+    assert results[10] != results[11], "screen"
