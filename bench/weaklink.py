@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -63,6 +64,10 @@ WARMUP_S = 30.0  # the publisher's bandwidth estimate (and so its rate) grows fo
 SETTLE_S = 6.0  # a constant profile's window starts this long after the link changed (see docstring)
 UP_WAIT_S = 20.0  # after the drop profile's rate returns, how long the top layer may take to come back
 POLL_S = 0.5  # how often the receiver's frame width is read, for the seconds to adapt
+# To look at one case: BENCH_WEAKLINK_PROFILES="5" (1-based, comma-separated) and
+# BENCH_WEAKLINK_MODES="adaptive" run only those; BENCH_WEAKLINK_LOG=<file> has the app process
+# write the media plane's DEBUG lines (estimates, probes, layer changes) there.
+PROFILES_ENV, MODES_ENV, LOG_ENV = "BENCH_WEAKLINK_PROFILES", "BENCH_WEAKLINK_MODES", "BENCH_WEAKLINK_LOG"
 # Targets of issue #16 (printed under the table, not asserted).
 TARGETS = "targets: at 300 kbit/s audio concealment < 2 %; adapt down within 2 s, up within 15 s"
 
@@ -203,6 +208,12 @@ def _serve(
             media_addresses=HOST,
             media_announced_address=front,
         )
+        if path := os.environ.get(LOG_ENV):
+            handler = logging.FileHandler(path)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+            media = logging.getLogger("meetings.rtc")
+            media.setLevel(logging.DEBUG)
+            media.addHandler(handler)
         with shapedlink.follow_sfu_ports(relay):
             runner = web.AppRunner(create_app(settings), access_log=None)
             await runner.setup()
@@ -222,6 +233,11 @@ def _serve(
 
     with contextlib.suppress(EOFError, KeyboardInterrupt):
         asyncio.run(main())
+
+
+def _chosen(variable: str) -> list[str]:
+    """The comma-separated choices in environment ``variable`` (none: everything runs)."""
+    return [item.strip() for item in os.environ.get(variable, "").split(",") if item.strip()]
 
 
 def _detailed_video(path: Path, frames: int = 50, width: int = 960, height: int = 540) -> None:
@@ -409,7 +425,11 @@ async def _measure(
             await page.wait_for_selector("#room:not([hidden])", timeout=START_TIMEOUT_S * 1000)
             # The publisher's sending rate ramps up first (shorter for a short window).
             await asyncio.sleep(min(WARMUP_S, 1.5 * window))
-            for profile, link, token in zip(PROFILES, links, tokens[1:], strict=False):
+            chosen = _chosen(PROFILES_ENV)
+            cases = enumerate(zip(PROFILES, links, tokens[1:], strict=False), 1)
+            for number, (profile, link, token) in cases:
+                if chosen and str(number) not in chosen:
+                    continue
                 server.send("counts")
                 before = server.recv()
                 result = await _receive(pw, link, profile, url, token, window, page)
@@ -512,6 +532,8 @@ def run(sizes: Sequence[int]) -> int:
             flush=True,
         )
         for name, mode in MODES.items():
+            if _chosen(MODES_ENV) and name not in _chosen(MODES_ENV):
+                continue
             print(f"mode {name}:", flush=True)
             folder = Path(tempfile.mkdtemp(prefix="bench-weaklink-"))
             database_url = f"sqlite+aiosqlite:///{folder / 'giaoban.sqlite3'}"

@@ -367,6 +367,16 @@ class Allocator:
         """What a probe should ask for (see :func:`next_budget`)."""
         return next_budget(budget, audio, videos, self.choices, limit=limit, headroom=self.headroom)
 
+    def next_rung(self, budget: int, audio: int, videos: Sequence[VideoDemand], *, limit: int) -> int | None:
+        """The smallest budget (5 % steps, at most ``limit``) that raises any slot one rung."""
+        base = _ranks(videos, self.choices)
+        trial = max(budget, 1)
+        while (trial := int(trial * 1.05) + 1) <= limit:
+            got = allocate(trial, audio, videos, self.choices, headroom=self.headroom)
+            if any(rank > base[mid] for mid, rank in _ranks(videos, got).items()):
+                return trial
+        return None
+
 
 def wanted_layers(
     demands: Mapping[str, Sequence[VideoDemand]],

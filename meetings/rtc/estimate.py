@@ -82,6 +82,7 @@ class EstimatorConfig:
     probe_duration: float = 1.5  # a probe that sees no cut signal for this long succeeded
     probe_step: float = 2.0  # a probe asks at most this many times what we send now,
     gentle_step: float = 1.3  # or this many after a failed one, until one succeeds
+    reach_step: float = 3.0  # a probe for a single rung that costs more than probe_step allows
     holdoff: float = 2.0  # after a failed probe, none for this long, doubling up to:
     max_holdoff: float = 6.0
     report_age: float = 2.5  # receiver reports older than this no longer count for the loss
@@ -264,21 +265,35 @@ class Estimator:
             and (self.remb is None or self.remb >= self._sent.bps or self._remb_rising)
         )
 
+    @property
+    def gentle(self) -> bool:
+        """After a cut, until the link has been quiet for ``max_holdoff``: a gentle step may be
+        too small for the next layer, and a recovered link must not stay stuck."""
+        return self._gentle and self._now - self._last_cut < self.config.max_holdoff
+
     def probe_limit(self) -> int:
-        """The most a probe may ask now: a few times what we send, less after a failed one."""
-        # Gentle after a failed probe, until the link has been quiet for max_holdoff: a gentle
-        # step may be too small for the next layer, and a recovered link must not stay stuck.
-        gentle = self._gentle and self._now - self._last_cut < self.config.max_holdoff
-        step = self.config.gentle_step if gentle else self.config.probe_step
+        """The most a probe may ask now: a few times what we send, less after a cut."""
+        step = self.config.gentle_step if self.gentle else self.config.probe_step
         return min(int(max(self._sent.bps, self.config.min_bps) * step), self.config.max_bps)
 
-    def probe(self, now: float, target: int) -> bool:
-        """Raise the estimate to ``target`` (what the next layer needs) for a trial, if allowed.
+    def reach_limit(self) -> int:
+        """The most a probe for one rung may ask when no rung fits in :meth:`probe_limit` (a
+        next layer that costs more than twice the lowest: a detailed picture); 0 when gentle.
+        Without it a receiver back on a good link stayed on the lowest layer for good."""
+        if self.gentle:
+            return 0
+        sent = max(self._sent.bps, self.config.min_bps)
+        return min(int(sent * self.config.reach_step), self.config.max_bps)
+
+    def probe(self, now: float, target: int, *, reach: bool = False) -> bool:
+        """Raise the estimate to ``target`` (what the next layer needs) for a trial, if allowed
+        (``reach``: one rung beyond :meth:`probe_limit`, up to :meth:`reach_limit`).
 
         The REMB of a Chromium receiver cannot exceed ~1.5 × what it receives and climbs 8 %
         a second, so waiting for it to allow the next layer would take tens of seconds.
         """
-        if target <= self.estimate or target > self.probe_limit() or not self.can_probe(now):
+        limit = self.reach_limit() if reach else self.probe_limit()
+        if target <= self.estimate or target > limit or not self.can_probe(now):
             return False
         self._probe_base = self.estimate
         self._probe_gentle = self._gentle
@@ -361,8 +376,9 @@ class PublisherRemb:
     aiortc's receive-side estimator (delay-based, on abs-send-time) starts from what arrives and
     never says more than about 1.5 times that, climbing a few percent a second: a Chromium
     publisher capped by it sent only its two lower layers (~200 kbit/s) for 40 s, and no receiver
-    ever got the top one. So while that estimator sees no congestion (it says at least
-    ``CONGESTED`` of what arrives) and has seen none for ``hold`` seconds, the REMB says
+    ever got the top one. So while that estimator sees no congestion (its estimate did not fall
+    below ``CONGESTED`` of what arrives, at least ``MIN_INCOMING``) and has seen none for
+    ``hold`` seconds, the REMB says
     ``ceiling`` (what all the layers need) and Chromium's own controller (loss-based, from our
     receiver reports, and its start bitrate) sets the pace; once it sees congestion (a weak
     uplink queueing), the REMB is aiortc's estimate for ``hold`` seconds (a minute: a publisher
@@ -372,15 +388,28 @@ class PublisherRemb:
     """
 
     CONGESTED = 0.9
+    # Below this much arriving, aiortc's estimate wobbling under what arrives says nothing: a
+    # publisher sending only its lowest layer (~90 kbit/s: nobody watched its others) read as
+    # congested, was held at ~80 kbit/s for a minute, and could not start its upper layers
+    # when a receiver came (the top one took over 30 s).
+    MIN_INCOMING = 150_000
 
     def __init__(self, ceiling: int, *, hold: float = 60.0) -> None:
         self.ceiling = ceiling
         self.hold = hold
         self.congested_at: float | None = None
+        self._last: int | None = None  # aiortc's previous estimate
 
     def adjust(self, now: float, estimated: int, incoming: int) -> int:
         """The REMB bitrate for aiortc's ``estimated`` when ``incoming`` bits/s arrive."""
-        if incoming > 0 and estimated < self.CONGESTED * incoming:
+        # Congestion: aiortc's estimate fell (its overuse detector saw the uplink queue) below
+        # what arrives. Below what arrives alone is not enough: when the publisher starts its
+        # upper layers again, what arrives jumps and aiortc's estimate follows only later.
+        fell = self._last is not None and estimated < 0.97 * self._last
+        self._last = estimated
+        if fell and incoming >= self.MIN_INCOMING and estimated < self.CONGESTED * incoming:
+            if self.congested_at is None or now - self.congested_at >= self.hold:
+                logger.debug("publisher uplink congested: estimated %d of %d bit/s", estimated, incoming)
             self.congested_at = now
         if self.congested_at is not None and now - self.congested_at < self.hold:
             return estimated

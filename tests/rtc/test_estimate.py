@@ -284,6 +284,12 @@ def test_a_simulcast_publisher_is_given_room_for_its_layers_until_its_uplink_con
     # ... and gives room again only after `hold` seconds without congestion.
     assert remb.adjust(15.5, 270_000, 250_000) == 1_500_000
     assert remb.adjust(16.0, 2_000_000, 250_000) == 2_000_000, "never below aiortc's own estimate"
+    # Only the lowest layer arriving (nobody watched the others): its wobble is no congestion.
+    lone = PublisherRemb(1_500_000)
+    assert lone.adjust(0.0, 90_000, 92_000) == 1_500_000
+    assert lone.adjust(1.0, 82_000, 92_000) == 1_500_000 and lone.congested_at is None
+    # Its upper layers start again: what arrives jumps before aiortc's estimate follows.
+    assert lone.adjust(2.0, 201_000, 386_000) == 1_500_000 and lone.congested_at is None
 
 
 def test_random_loss_alone_does_not_take_the_estimate_below_the_loss_floor() -> None:
@@ -372,3 +378,38 @@ def test_a_link_that_falls_is_followed_by_what_it_delivered_not_by_the_remb_step
     floor.on_sent(1.0, 50_000)  # 400 kbit/s
     floor.on_receiver_report(1.1, "v0", 192)
     assert floor.estimate == floor.config.loss_floor, "loss alone never below the floor"
+
+
+def test_a_next_layer_costing_more_than_a_probe_step_is_reached_for_alone_once_the_link_is_quiet() -> None:
+    # A detailed picture: the middle layer costs three times the lowest. A receiver on the
+    # lowest layer with a link that came back must still be probed up to it.
+    videos = [
+        VideoDemand(
+            "v0",
+            "pub/1",
+            (Layer(0, "q", 150_000, 160, 90), Layer(1, "h", 450_000, 320, 180)),
+            priority=0,
+            tile=(320, 180),
+        )
+    ]
+    allocator = Allocator()
+    assert allocator.update(0.0, 250_000, 60_000, videos)["v0"].spatial == 0
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 26_250)  # 210 kbit/s: audio and the lowest layer
+    estimator.on_remb(1.0, 150_000)  # a cut: gentle for a while
+    estimator.on_sent(8.0, 210_000)
+    estimator.on_remb(8.0, 300_000)
+    estimator.update(8.0)
+    limit = estimator.probe_limit()
+    assert allocator.next_budget(estimator.estimate, 60_000, videos, limit=limit) is None, "beyond a step"
+    target = allocator.next_rung(estimator.estimate, 60_000, videos, limit=estimator.reach_limit())
+    assert target is not None and limit < target <= estimator.reach_limit()
+    assert not estimator.probe(8.0, target), "not as an ordinary probe"
+    assert estimator.probe(8.0, target, reach=True)
+    assert allocator.update(8.0, estimator.estimate, 60_000, videos)["v0"].spatial == 1
+    gentle = Estimator()
+    gentle.on_sent(0.0, 0)
+    gentle.on_sent(1.0, 26_250)
+    gentle.on_remb(1.0, 150_000)
+    assert gentle.reach_limit() == 0, "right after a cut: no reaching"

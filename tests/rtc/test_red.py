@@ -108,3 +108,6 @@ def test_audio_goes_lean_when_redundancy_leaves_too_little_room_for_video() -> N
     assert sfu._lean(entry, audio + LEAN_ROOM + 10_000, audio), "hysteresis: not back at once"
     assert not sfu._lean(entry, audio + 2 * LEAN_ROOM, audio)
     assert entry.downlink not in sfu._lean_audio
+    # A receiver losing 15 %: that is the line's loss, which RED is for; it keeps RED.
+    entry.estimator.on_receiver_report(0.0, "audio", 38)
+    assert not sfu._lean(entry, audio + LEAN_ROOM - 1, audio)
