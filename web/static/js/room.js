@@ -234,7 +234,6 @@ async function prejoin() {
   const videoBox = /** @type {HTMLInputElement} */ ($("want-video"));
   audioBox.checked = !config.mutedByDefault;
   await openPreview();
-  prepareCall();
   for (const id of ["camera-select", "mic-select"]) {
     $(id).addEventListener("change", async () => {
       await openPreview();
@@ -256,6 +255,7 @@ async function prejoin() {
     applyLocalMute();
     startJoin();
   });
+  prepareCall(); // while the person looks at the preview and chooses
 }
 
 /** The first join (from the pre-join screen, or "try again" when the meeting had not started). */
@@ -309,7 +309,12 @@ function newCall(options = {}) {
 
 /** On the pre-join screen: start the peer connection, so that joining only sends its offer. */
 function prepareCall() {
-  if (PREPARE && !conn.welcomed && !conn.over) newCall();
+  if (!PREPARE || conn.welcomed || conn.over) return;
+  try {
+    newCall();
+  } catch {
+    closeCall(); // no peer connection here (a browser without WebRTC): the join makes one, or says why
+  }
 }
 
 /**
@@ -323,6 +328,7 @@ async function connect() {
   if (call && Date.now() - conn.callAt > ttl / 2) call = null;
   if (!call && PREPARE) call = newCall(); // a reconnect: prepared while the socket opens
   const offer = call ? call.takeOffer(wanted()) : null;
+  if (call && !offer) call.refresh(wanted());
   phase("join-sent");
   const joining = signaling.join({
     occurrence: config.occurrence,

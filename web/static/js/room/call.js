@@ -168,6 +168,19 @@ export class Call {
   }
 
   /**
+   * A prepared offer that offers something else than `wanted` (audio-only turned on before
+   * joining) is made again at once, while `join` goes, so that the page need not make it once
+   * seated.
+   * @param {Wanted} wanted
+   */
+  refresh(wanted) {
+    const ready = this.ready;
+    if (!ready || this.closed || ready.key === offerKey(wanted)) return;
+    this.ready = null;
+    this.prepare(wanted).catch(() => {});
+  }
+
+  /**
    * The answer to the offer that went with `join`; it never comes from the lobby (the page drops
    * it, `Signaling.dropAnswer`, and offers again once admitted).
    * @param {Promise<string>} answer
