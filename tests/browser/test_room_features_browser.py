@@ -243,10 +243,18 @@ async def test_prejoin_device_choice_then_grid_and_speaker_views(
     assert len(cameras) == 4 and await a.locator("#mic-select option").count() >= 1
     in_use = "window.__giaoban.state.local?.getVideoTracks()[0]?.getSettings().deviceId"
     assert await a.evaluate(in_use) == cameras[0]
+    # The call prepared on the pre-join screen (issue #18) takes the new camera without a new
+    # peer connection or offer: replaceTrack on its transceiver.
+    await until(lambda: _gathered(a), 10, "the call prepared")
+    await a.evaluate("window.__giaoban.pc.__prepared = true")
     await a.select_option("#camera-select", cameras[3])
     await until(lambda: a.evaluate(f"{in_use} === {cameras[3]!r}"), 10, "the fourth camera")
     await until(lambda: a.evaluate("document.getElementById('preview').videoWidth > 0"), 10, "the preview")
     assert await a.input_value("#camera-select") == cameras[3]
+    assert await a.evaluate("window.__giaoban.pc.__prepared === true")
+    prepared_camera = """window.__giaoban.pc.getSenders().filter(s => s.track && s.track.kind === 'video')
+      .map(s => s.track.getSettings().deviceId)"""
+    await until(lambda: a.evaluate(f"({prepared_camera})[0] === {cameras[3]!r}"), 10, "the camera on the call")
     await a.screenshot(path=artifact("room-prejoin-devices.png"))
     await join(a)
     # The chosen camera is the one sent.
