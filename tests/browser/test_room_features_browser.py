@@ -254,7 +254,7 @@ async def test_prejoin_device_choice_then_grid_and_speaker_views(
     assert await a.evaluate("window.__giaoban.pc.__prepared === true")
     prepared_camera = """window.__giaoban.pc.getSenders().filter(s => s.track && s.track.kind === 'video')
       .map(s => s.track.getSettings().deviceId)"""
-    await until(lambda: a.evaluate(f"({prepared_camera})[0] === {cameras[3]!r}"), 10, "the camera on the call")
+    await until(lambda: a.evaluate(f"({prepared_camera})[0] === {cameras[3]!r}"), 10, "its camera")
     await a.screenshot(path=artifact("room-prejoin-devices.png"))
     await join(a)
     # The chosen camera is the one sent.
