@@ -12,8 +12,12 @@ then leaves (its context closed). Median and p95 per mode, and the ratio audio-o
 
 Today's flow is measured in the same run as the baseline: a second app process (its own
 SQLite, its own chair publishing) runs the SFU as before issue #18
-(``SfuConfig(keyframe_when_connected=False)``: a new receiver's keyframe asked for the moment
-its slot is assigned), and its "full-today" joins are interleaved with the others.
+(``SfuConfig(keyframe_when_connected=False, resume_silence=0)``: a new receiver's keyframe
+asked for the moment its slot is assigned), and its pages join as before #18
+(``window.__giaobanPrepare = false``: the peer connection made after ``welcome``, the offer
+after ``room``); its "full-today" joins are interleaved with the others. Every officer looks
+at the pre-join screen for ``THINK_S`` before pressing "Join now" (a person reads it and
+chooses; the page prepares its peer connection meanwhile, where it does).
 
 Then the join phase by phase (docs/media.md), for the full mode: the page's moments
 (``room/timing.js``, switched on by the init script; read from its hidden ``#join-timing``), the
@@ -54,6 +58,7 @@ SECRET = "bench-join-secret-key-not-for-production"
 JOIN_TIMEOUT_S = 30.0  # one join that has not shown media by then counts as failed
 BUDGET_S = 330.0  # the whole benchmark stops starting joins after this (set-up included)
 START_TIMEOUT_S = 60.0
+THINK_S = 1.0  # on the pre-join screen, from "Join now" enabled to the click (both modes)
 
 # Carried by every page from its first line: records (Date.now(), ms) the first remote video frame
 # decoded and the first remote audio samples received on the room's peer connection.
@@ -124,7 +129,7 @@ def _serve(
             import web.media_ctx as media_ctx
             from meetings.rtc.sfu import SfuConfig
 
-            today_config = functools.partial(SfuConfig, keyframe_when_connected=False)
+            today_config = functools.partial(SfuConfig, keyframe_when_connected=False, resume_silence=0.0)
             setattr(media_ctx, "SfuConfig", today_config)  # noqa: B010 (what the app builds its SFU from)
 
         settings = load_settings(
@@ -263,6 +268,7 @@ async def _enter(page: Any, url: str, token: str, *, audio: bool, audio_only: bo
     await page.goto(f"{url}/join/{token}")
     await page.click("#join-room")
     await page.wait_for_selector("#join-button:not([disabled])", timeout=JOIN_TIMEOUT_S * 1000)
+    await asyncio.sleep(THINK_S)
     await page.set_checked("#want-audio", audio)
     if audio_only:
         # No pre-join control for it (yet): what the in-room toggle sets, set before joining, so
@@ -279,13 +285,16 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:100] if lines else ''}"
 
 
-async def _one(browser: Any, url: str, token: str, audio_only: bool) -> Join:
-    """One fresh context joins from its invitation link; times to first media; then it leaves."""
+async def _one(browser: Any, url: str, token: str, audio_only: bool, today: bool = False) -> Join:
+    """One fresh context joins from its invitation link; times to first media; then it leaves.
+    ``today``: the page joins as before #18 (no peer connection before the click)."""
     context = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="vi-VN")
     result = Join()
     try:
         async with asyncio.timeout(2 * JOIN_TIMEOUT_S):  # page.evaluate itself has no timeout
             await context.add_init_script(FIRST_MEDIA)
+            if today:
+                await context.add_init_script(script="window.__giaobanPrepare = false;")
             page = await context.new_page()
             started = result.started = time.time() * 1000
             clicked = await _enter(page, url, token, audio=False, audio_only=audio_only)
@@ -348,7 +357,10 @@ async def _measure(servers: list[tuple[str, Meeting]], n: int, deadline: float) 
                     if time.monotonic() > deadline:
                         break
                     url = servers[mode.server][0]
-                    mode.joins.append(await _one(browser, url, next(tokens[mode.server]), mode.audio_only))
+                    token = next(tokens[mode.server])
+                    mode.joins.append(
+                        await _one(browser, url, token, mode.audio_only, today=mode.server == 1)
+                    )
             for chair in chairs:
                 await chair.close()
         finally:
@@ -452,6 +464,9 @@ PHASES: list[tuple[str, str, str]] = [
     ("page load: link → room page's script", "goto", "page:script"),
     ("getUserMedia (pre-join preview)", "page:gum-start", "page:gum-done"),
     ("script → pre-join ready", "page:script", "page:prejoin-ready"),
+    ("pre-join (before the click): offer created", "page:script", "page:offer-created"),
+    ("pre-join (before the click): offer → ICE gathered", "page:offer-created", "page:ice-gathered"),
+    ("click → join (and offer) sent", "page:click", "page:join-sent"),
     ("socket and join: click → welcome", "page:click", "page:welcome"),
     ("welcome → seated (room)", "page:welcome", "page:room"),
     ("seated → offer created", "page:room", "page:offer-created"),
@@ -459,6 +474,7 @@ PHASES: list[tuple[str, str, str]] = [
     ("offer on the socket", "page:offer-sent", "server:offer"),
     ("SFU: offer → answer", "server:offer", "server:answer"),
     ("answer on the socket", "server:answer", "page:answer"),
+    ("click → answer", "page:click", "page:answer"),
     ("ICE checks: answer → ICE connected", "page:answer", "page:ice-connected"),
     ("DTLS: ICE → connected", "page:ice-connected", "page:dtls-connected"),
     ("first keyframe: connected → 1st video packet", "page:dtls-connected", "page:video-first-packet"),
@@ -598,7 +614,8 @@ def run(sizes: Sequence[int]) -> int:
                 f"Join benchmark: {n} joins per mode from the invitation link (fresh context each), one "
                 f"publisher per app (the chair, camera and microphone on); two apps in their own "
                 f"processes, {servers[0][0]} as built and {servers[1][0]} with today's join "
-                f"(full-today: keyframe asked at slot assignment) (SQLite); headless Chromium, fake "
+                f"(full-today: peer connection after welcome, offer after room, keyframe asked at slot "
+                f"assignment) (SQLite); {THINK_S:.1f} s on the pre-join screen; headless Chromium, fake "
                 f"devices; {os.cpu_count()} CPUs, load average "
                 f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}. Times in ms from page.goto(link): "
                 "pre-join = 'Join now' clicked; video = first remote frame decoded; audio = first "

@@ -51,6 +51,9 @@ class Join:
     audio: bool
     video: bool
     audio_only: bool
+    # The first offer, prepared on the pre-join screen and sent with the join: answered once
+    # seated, dropped in the lobby (the client offers again when admitted).
+    offer: Sdp | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Sdp:
     kind: str  # "offer" | "answer"
     sdp: str
     sources: tuple[tuple[str, str], ...] = ()  # (mid, "camera" | "screen" | "microphone")
+    # A new peer connection replacing the connection's current one (its media was lost, the
+    # socket was not): the SFU drops the old one and joins this one afresh.
+    restart: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,7 +201,16 @@ def _join(d: dict[str, Any]) -> Join:
         audio=_bool(d, "audio", False),
         video=_bool(d, "video", False),
         audio_only=_bool(d, "audioOnly", False),
+        offer=_join_offer(d.get("offer")),
     )
+
+
+def _join_offer(raw: Any) -> Sdp | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ProtocolError("'offer' must be an object with 'sdp' and 'sources'")
+    return _sdp({**raw, "type": "offer", "restart": False})
 
 
 SOURCES = frozenset({"microphone", "camera", "screen"})
@@ -214,7 +229,8 @@ def _sdp(d: dict[str, Any]) -> Sdp:
         if len(mid) > 16 or not isinstance(source, str) or source not in SOURCES:
             raise ProtocolError("'sources' values are microphone, camera or screen")
         sources.append((mid, source))
-    return Sdp(kind=d["type"], sdp=sdp, sources=tuple(sorted(sources)))
+    restart = _bool(d, "restart", False)
+    return Sdp(kind=d["type"], sdp=sdp, sources=tuple(sorted(sources)), restart=restart)
 
 
 def _candidate(d: dict[str, Any]) -> Candidate:

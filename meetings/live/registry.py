@@ -66,18 +66,22 @@ class LiveMeetings:
             await db.commit()
         return admission
 
-    def welcome(self, client: Client) -> Welcome:
-        """The first message of a connection: its id, the protocol version, STUN and TURN."""
+    def ice_servers(self, person_id: int) -> list[dict[str, Any]]:
+        """STUN, and TURN with credentials valid from now: for `welcome`, and for the room page,
+        whose pre-join screen starts its peer connection before it joins."""
         s = self.settings
-        servers = ice_servers(
+        return ice_servers(
             stun_urls=s.stun_urls,
             turn_urls=s.turn_urls,
             turn_secret=s.turn_secret,
-            user=str(client.person_id),
+            user=str(person_id),
             now=datetime.now(UTC),
             ttl_seconds=s.turn_ttl_seconds,
         )
-        return Welcome(client.id, proto.PROTOCOL_VERSION, tuple(servers))
+
+    def welcome(self, client: Client) -> Welcome:
+        """The first message of a connection: its id, the protocol version, STUN and TURN."""
+        return Welcome(client.id, proto.PROTOCOL_VERSION, tuple(self.ice_servers(client.person_id)))
 
     async def enter(self, admission: rooms.Admission, client: Client, join: proto.Join) -> MeetingSession:
         """Seat (or queue) a connection in its meeting's session, which it holds until `leave`.

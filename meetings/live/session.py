@@ -214,11 +214,23 @@ class MeetingSession:
         elif isinstance(message, proto.Moderate):
             await self._moderate(client, message, now)
 
+    async def first_offer(self, client: Client, join: proto.Join) -> None:
+        """The offer that came with `join`: answered if the connection is seated, dropped in the
+        lobby (the page offers again once admitted). Errors as for `offer`."""
+        if join.offer is not None and self.room.participant(client.person_id) is client:
+            await self._offer(client, join.offer)
+
     async def _offer(self, client: Client, message: proto.Sdp) -> None:
         self._seated(client)
         if message.kind != "offer":
             raise proto.ProtocolError("the server only answers offers")
         sources = dict(message.sources)
+        if message.restart and client.id in self.sfu.participants():
+            # The page lost its media, not its socket, and brings a new peer connection: the old
+            # one goes (aiortc cannot restart ICE) and this offer is a first one again.
+            self.layers.pop(client.id, None)
+            self.estimates.pop(client.id, None)
+            await self.sfu.leave(client.id)
         renegotiating = client.id in self.sfu.participants()
         try:
             if renegotiating:

@@ -4,6 +4,7 @@ audio-only mode, connection quality, joining from the home page."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -242,10 +243,18 @@ async def test_prejoin_device_choice_then_grid_and_speaker_views(
     assert len(cameras) == 4 and await a.locator("#mic-select option").count() >= 1
     in_use = "window.__giaoban.state.local?.getVideoTracks()[0]?.getSettings().deviceId"
     assert await a.evaluate(in_use) == cameras[0]
+    # The call prepared on the pre-join screen (issue #18) takes the new camera without a new
+    # peer connection or offer: replaceTrack on its transceiver.
+    await until(lambda: _gathered(a), 10, "the call prepared")
+    await a.evaluate("window.__giaoban.pc.__prepared = true")
     await a.select_option("#camera-select", cameras[3])
     await until(lambda: a.evaluate(f"{in_use} === {cameras[3]!r}"), 10, "the fourth camera")
     await until(lambda: a.evaluate("document.getElementById('preview').videoWidth > 0"), 10, "the preview")
     assert await a.input_value("#camera-select") == cameras[3]
+    assert await a.evaluate("window.__giaoban.pc.__prepared === true")
+    prepared_camera = """window.__giaoban.pc.getSenders().filter(s => s.track && s.track.kind === 'video')
+      .map(s => s.track.getSettings().deviceId)"""
+    await until(lambda: a.evaluate(f"({prepared_camera})[0] === {cameras[3]!r}"), 10, "its camera")
     await a.screenshot(path=artifact("room-prejoin-devices.png"))
     await join(a)
     # The chosen camera is the one sent.
@@ -375,3 +384,54 @@ async def test_an_invitee_enters_an_open_room_from_the_home_page(
     await join(page)
     await page.wait_for_selector(f"#participants li[data-person='{people['a'].id}']", timeout=10_000)
     await context.close()
+
+
+async def _gathered(page: Any) -> bool:
+    return bool(await page.evaluate("window.__giaoban.pc?.iceGatheringState === 'complete'"))
+
+
+async def test_the_pre_join_screen_prepares_the_call_and_joining_only_sends_it(
+    world: World, live: Live, browser: Any
+) -> None:
+    """Issue #18: the peer connection, its offer and ICE gathering are ready on the pre-join
+    screen; the click sends the offer with `join` and turns on what the person chose. Leaving the
+    pre-join screen leaves nothing on the server."""
+    _series_id, people, tokens = await open_meeting(world)
+    media_node = live.app[keys.MEDIA]
+    # B opens the pre-join screen, its call prepared, and goes away without joining.
+    gone = await prejoin(browser, live.url, tokens["b"])
+    await until(lambda: _gathered(gone), 10, "B's call prepared")
+    await gone.context.close()
+    await asyncio.sleep(0.5)
+    assert not media_node.sfus and all(not room.participants for room in media_node.registry)
+
+    context = await browser.new_context(viewport={"width": 1100, "height": 800}, locale="vi-VN")
+    await context.add_init_script(script="window.__giaobanTiming = true")
+    a = await context.new_page()
+    await a.goto(f"{live.url}/join/{tokens['a']}")
+    await a.click("#join-room")
+    await a.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
+    await until(lambda: _gathered(a), 10, "A's call prepared")
+    # Microphone on, camera off: what is sent follows the choice.
+    await a.check("#want-audio")
+    await a.uncheck("#want-video")
+    await a.click("#join-button")
+    await a.wait_for_selector("#room[data-connection='connected']", timeout=20_000)
+    marks = json.loads(await a.locator("#join-timing").text_content() or "{}")
+    assert marks["ice-gathered"] < marks["click"] < marks["offer-sent"] <= marks["welcome"], marks
+    assert marks["welcome"] < marks["answer"] < marks["dtls-connected"], marks
+    assert await a.get_attribute("#toggle-video", "aria-pressed") == "true"
+    assert await a.get_attribute("#toggle-audio", "aria-pressed") == "false"
+    enabled = """window.__giaoban.pc.getSenders().filter(s => s.track)
+      .map(s => [s.track.kind, s.track.enabled]).sort()"""
+    assert await a.evaluate(enabled) == [["audio", True], ["video", False]]
+
+    b = await enter(browser, live.url, tokens["b"])  # its participants panel open
+    await b.wait_for_selector(
+        f"#participants li[data-person='{people['a'].id}'][data-camera='false'][data-muted='false']",
+        timeout=10_000,
+    )
+    await growing(a, "frames")
+    await growing(b, "samples")
+    for page in (a, b):
+        await page.context.close()

@@ -436,3 +436,47 @@ def red_malformed(payload: bytes) -> bool:
     except red.MalformedRed:
         return True
     return False
+
+
+def _mute_outgoing(client: Client, muted: dict[str, bool]) -> None:
+    """Drop every datagram the client sends while ``muted["on"]`` (its uplink cut, the peer
+    connection kept): nothing reaches the SFU, as when a network drops."""
+    dtls = client.pc.getTransceivers()[0].receiver.transport
+    for protocol in dtls.transport._connection._protocols:
+        transport = protocol.transport
+        send = transport.sendto
+
+        def sendto(data: Any, addr: Any = None, send: Any = send) -> None:
+            if not muted["on"]:
+                send(data, addr)
+
+        transport.sendto = sendto  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("silence", [2.0, 0.0])
+async def test_a_receiver_heard_again_after_a_silence_gets_keyframes_at_once(silence: float) -> None:
+    """Issue #18, reconnection: a receiver whose RTCP stops for longer than ``resume_silence`` (its
+    network dropped, its peer connection kept) asks its publishers for keyframes the moment its
+    feedback comes back, rather than NACKing the gap for a second or more; 0: never."""
+    sfu = Sfu(SfuConfig(keyframe_interval=0.5, resume_silence=silence))
+    publisher = Client("pub", video=True, audio_slots=0, video_slots=0)
+    viewer = Client("viewer", audio_slots=0, video_slots=1)
+    try:
+        await publisher.connect(sfu)
+        await viewer.connect(sfu)
+        assert await wait_for(lambda: viewer.frames("video") > 3, 10)
+        entry = sfu._participants["viewer"]
+        assert await wait_for(lambda: entry.heard_at is not None, 5)  # its first receiver report
+        muted = {"on": True}
+        _mute_outgoing(viewer, muted)
+        await asyncio.sleep(2.5)
+        before = sfu.keyframe_requests
+        muted["on"] = False
+        heard = entry.heard_at
+        assert await wait_for(lambda: entry.heard_at != heard, 5)  # its next report
+        if silence:
+            assert entry.resumes == 1 and sfu.keyframe_requests > before
+        else:
+            assert entry.resumes == 0
+    finally:
+        await _close(sfu, publisher, viewer)

@@ -110,3 +110,24 @@ def test_offer_sources_are_checked() -> None:
         s.parse('{"type":"offer","sdp":"v=0","sources":{"1":"hologram"}}')
     with pytest.raises(s.ProtocolError, match="sources"):
         s.parse('{"type":"offer","sdp":"v=0","sources":["camera"]}')
+
+
+def test_join_may_carry_the_first_offer_and_an_offer_may_restart() -> None:
+    join = s.parse(
+        '{"type":"join","occurrence":7,"audio":true,"video":true,'
+        '"offer":{"sdp":"v=0\\r\\n","sources":{"0":"microphone","1":"camera"}}}'
+    )
+    assert isinstance(join, s.Join) and join.offer == s.Sdp(
+        "offer", "v=0\r\n", (("0", "microphone"), ("1", "camera"))
+    )
+    assert s.parse('{"type":"offer","sdp":"v=0\\r\\n","restart":true}') == s.Sdp(
+        "offer", "v=0\r\n", restart=True
+    )
+    for bad in (
+        '{"type":"join","occurrence":7,"offer":"v=0"}',
+        '{"type":"join","occurrence":7,"offer":{"sdp":"hello"}}',
+        '{"type":"join","occurrence":7,"offer":{"sdp":"v=0","sources":{"0":"drone"}}}',
+        '{"type":"offer","sdp":"v=0","restart":"yes"}',
+    ):
+        with pytest.raises(s.ProtocolError):
+            s.parse(bad)

@@ -214,6 +214,10 @@ async def room_page(request: web.Request) -> web.StreamResponse:
         "invited": [u.id for u in invited],
         # Before it, a refused join means "not started yet" rather than "ended".
         "start": occ.start.isoformat(),
+        # The pre-join screen starts the peer connection (docs/signaling.md, "Opening"); it makes
+        # a new one when the TURN credentials are half way to expiring.
+        "iceServers": request.app[keys.MEDIA].ice_servers(person.id),
+        "iceTtl": request.app[keys.SETTINGS].turn_ttl_seconds,
     }
     return render(
         request,

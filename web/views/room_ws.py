@@ -150,6 +150,11 @@ async def _serve(
         await _refuse(ws, exc, language)
         return
     try:
+        if join.offer is not None:
+            try:
+                await session.first_offer(conn, join)
+            except ANSWERED as exc:
+                _answer_error(conn, exc, language)
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
                 raise proto.ProtocolError("binary frames are not part of the protocol", CloseCode.BAD_MESSAGE)
@@ -160,10 +165,8 @@ async def _serve(
                 if isinstance(message, proto.Leave):
                     break
                 await session.handle(conn, message)
-            except (proto.ProtocolError, InvalidInput, Forbidden, NotFound, Conflict) as exc:
-                if isinstance(exc, proto.ProtocolError) and exc.close is not None:
-                    raise
-                conn.post(Error(_code(exc), _message(exc, language)))
+            except ANSWERED as exc:
+                _answer_error(conn, exc, language)
     except proto.ProtocolError as exc:
         await conn.close(close_code_for(exc), exc.reason)
     finally:
@@ -174,6 +177,17 @@ async def _serve(
             await live.leave(session, conn)
         finally:
             await conn.out.wait()
+
+
+# Errors a message may cause that the client is told about (`error`), the socket staying open,
+# unless it is a protocol error that closes.
+ANSWERED = (proto.ProtocolError, InvalidInput, Forbidden, NotFound, Conflict)
+
+
+def _answer_error(conn: Connection, exc: Exception, language: str) -> None:
+    if isinstance(exc, proto.ProtocolError) and exc.close is not None:
+        raise exc
+    conn.post(Error(_code(exc), _message(exc, language)))
 
 
 async def _first_join(ws: web.WebSocketResponse) -> proto.Join:

@@ -52,7 +52,8 @@ phase("script"); // the join timed phase by phase only with ?timing (room/timing
  *   reason: string}} Waiting
  * @typedef {{occurrence: number, token: string, ws: string, name: string, personId: number, unit: string,
  *   mutedByDefault: boolean, units: Record<string, {name: string, centre: boolean}>,
- *   minutes?: {api: string, editor: boolean}, invited?: number[], start?: string}} RoomConfig
+ *   minutes?: {api: string, editor: boolean}, invited?: number[], start?: string,
+ *   iceServers?: RTCIceServer[], iceTtl?: number}} RoomConfig
  * @typedef {{kind: string, personId: number | null, source: string, track: MediaStreamTrack | null}} Slot
  * @typedef {{mid: string, spatial: number | null, temporal: number | null, width: number | null,
  *   height: number | null, paused: boolean}} Layer
@@ -64,7 +65,11 @@ phase("script"); // the join timed phase by phase only with ?timing (room/timing
 const STATS_EVERY_MS = 2000;
 const PING_EVERY_MS = 10_000;
 const SILENCE_MS = 25_000; // a ping unanswered this long: the socket is dead
-const MEDIA_GRACE_MS = 4000; // a peer connection "disconnected" this long is lost
+const MEDIA_GRACE_MS = 2000; // a peer connection "disconnected" this long: is the socket alive?
+const MEDIA_RETRY_MS = 1000; // new peer connections on a live socket at most this often
+// The pre-join screen prepares the peer connection (room/call.js) unless something set this false
+// before the page ran: the benchmark's baseline (bench/join.py), the join as before #18.
+const PREPARE = /** @type {any} */ (window).__giaobanPrepare !== false;
 const TILES_DEBOUNCE_MS = 300; // tile sizes settle (a resize, a new layout) before the server hears them
 
 /** @param {string} id @returns {any} */
@@ -146,8 +151,17 @@ const conn = {
   attempt: 0,
   /** @type {ReturnType<typeof setTimeout> | null} the pending reconnect */
   timer: null,
-  /** @type {ReturnType<typeof setTimeout> | null} media "disconnected" grace */
+  /** @type {ReturnType<typeof setTimeout> | null} media "disconnected" grace, or the next media restart */
   mediaTimer: null,
+  /** @type {RTCIceServer[]} STUN and TURN: the page's, then the last `welcome`'s */
+  iceServers: config.iceServers || [],
+  /** @type {number} Date.now() when the current call was made (its TURN credentials) */
+  callAt: 0,
+  /** @type {number} Date.now() of the last new peer connection on a live socket */
+  mediaRestartAt: 0,
+  mediaRestarts: 0,
+  /** @type {Call | null} the call whose media is lost, while a ping checks the socket (restartMedia) */
+  mediaProbe: null,
   welcomed: false, // a first welcome came: from now on the page reconnects by itself
   seatedOnce: false, // seated at least once: a later `room` is a reconnect
   over: false, // left, ended, removed, denied, replaced: no more reconnects
@@ -220,7 +234,17 @@ async function prejoin() {
   const videoBox = /** @type {HTMLInputElement} */ ($("want-video"));
   audioBox.checked = !config.mutedByDefault;
   await openPreview();
-  for (const id of ["camera-select", "mic-select"]) $(id).addEventListener("change", () => openPreview());
+  for (const id of ["camera-select", "mic-select"]) {
+    $(id).addEventListener("change", async () => {
+      await openPreview();
+      // The new devices' tracks go on the prepared call; a new call if a kind came or went.
+      if (conn.call && !conn.welcomed && !conn.call.useLocal(state.local)) prepareCall();
+    });
+  }
+  // Leaving the pre-join screen: nothing was sent to the server, the peer connection just closes.
+  window.addEventListener("pagehide", () => {
+    if (!conn.welcomed) closeCall();
+  });
   const button = /** @type {HTMLButtonElement} */ ($("join-button"));
   button.disabled = false;
   phase("prejoin-ready");
@@ -231,6 +255,7 @@ async function prejoin() {
     applyLocalMute();
     startJoin();
   });
+  prepareCall(); // while the person looks at the preview and chooses
 }
 
 /** The first join (from the pre-join screen, or "try again" when the meeting had not started). */
@@ -259,30 +284,112 @@ function startJoin() {
 
 // ---- Connecting, and coming back --------------------------------------------------------------
 
-/** One attempt: a new socket and `join`; the peer connection is made once seated (`room`). */
+/** What the next offer offers: our devices, the screen share, audio-only. */
+function wanted() {
+  return { local: state.local, screen: state.screen, audioOnly: state.audioOnly };
+}
+
+/**
+ * A new peer connection, prepared (transceivers, offer, ICE gathering) before it is needed: on the
+ * pre-join screen, while a reconnect's socket opens, or to replace a lost one.
+ * @param {{restart?: boolean}} [options]
+ * @returns {Call}
+ */
+function newCall(options = {}) {
+  closeCall();
+  const call = new Call(signaling, conn.iceServers, options);
+  conn.call = call;
+  conn.callAt = Date.now();
+  conn.probe = new ConnectionProbe();
+  debug.__giaoban.pc = call.pc;
+  call.pc.addEventListener("connectionstatechange", () => onMediaState(call));
+  call.prepare(wanted()).catch(() => {});
+  return call;
+}
+
+/** On the pre-join screen: start the peer connection, so that joining only sends its offer. */
+function prepareCall() {
+  if (!PREPARE || conn.welcomed || conn.over) return;
+  try {
+    newCall();
+  } catch {
+    closeCall(); // no peer connection here (a browser without WebRTC): the join makes one, or says why
+  }
+}
+
+/**
+ * One attempt: a new socket and `join`. With a prepared call its offer goes with `join` (answered
+ * once seated); otherwise the call offers once seated (`room`).
+ */
 async function connect() {
+  const ttl = (config.iceTtl || 43_200) * 1000;
+  let call = conn.call && !conn.call.closed ? conn.call : null;
+  // TURN credentials half way to expiring (a pre-join screen left open for hours): a new call.
+  if (call && Date.now() - conn.callAt > ttl / 2) call = null;
+  if (!call && PREPARE) call = newCall(); // a reconnect: prepared while the socket opens
+  const offer = call ? call.takeOffer(wanted()) : null;
+  if (call && !offer) call.refresh(wanted());
   phase("join-sent");
-  const welcome = await signaling.join({
+  const joining = signaling.join({
     occurrence: config.occurrence,
     token: config.token || undefined,
     audio: !state.audioMuted,
     video: !state.videoMuted,
     audioOnly: state.audioOnly,
+    offer: offer ? { sdp: offer.sdp, sources: offer.sources } : undefined,
   });
+  if (call && offer) {
+    phase("offer-sent");
+    call.expectAnswer(signaling.expectAnswer(), offer.key);
+  }
+  const welcome = await joining;
   phase("welcome", { participant: welcome.participant });
   conn.welcomed = true;
   conn.pingAt = 0;
+  conn.iceServers = welcome.iceServers;
   state.me = welcome.participant;
+  if (!call) newCallAfterWelcome();
+}
+
+/** The join as before #18 (the benchmark's baseline): the peer connection made once welcomed. */
+function newCallAfterWelcome() {
   closeCall();
-  const call = new Call(signaling, welcome.iceServers);
+  const call = new Call(signaling, conn.iceServers);
   conn.call = call;
+  conn.callAt = Date.now();
   conn.probe = new ConnectionProbe();
   debug.__giaoban.pc = call.pc;
   call.pc.addEventListener("connectionstatechange", () => onMediaState(call));
 }
 
 /**
- * The peer connection's state: failed, or disconnected for a few seconds, means reconnect.
+ * The media is lost and the socket is not: a new peer connection on the same socket, offered at
+ * once (its offer says `restart`: the SFU replaces the old one). No new socket, no new join, the
+ * same devices; again at most every MEDIA_RETRY_MS while the network is still away.
+ */
+function restartMedia() {
+  if (conn.over || !conn.welcomed || conn.timer !== null) return;
+  if (!signaling.open) {
+    lost("media");
+    return;
+  }
+  if (conn.mediaTimer !== null) clearTimeout(conn.mediaTimer);
+  conn.mediaTimer = null;
+  const wait = conn.mediaRestartAt + MEDIA_RETRY_MS - Date.now();
+  if (wait > 0) {
+    conn.mediaTimer = setTimeout(restartMedia, wait);
+    return;
+  }
+  conn.mediaRestartAt = Date.now();
+  conn.mediaRestarts++;
+  setConnection("reconnecting", "media");
+  newCall({ restart: true });
+  negotiate();
+}
+
+/**
+ * The peer connection's state: failed, or disconnected for a moment, means a new one (on the same
+ * socket when it is alive: restartMedia). "disconnected" may come back by itself first.
  * @param {Call} call
  */
 function onMediaState(call) {
@@ -293,14 +400,34 @@ function onMediaState(call) {
     conn.mediaTimer = null;
     conn.attempt = 0;
     setConnection("connected");
+  } else if (!PREPARE && now === "failed") {
+    lost("media"); // the baseline: a fresh join
   } else if (now === "failed") {
-    lost("media");
+    restartMedia();
   } else if (now === "disconnected" && conn.mediaTimer === null) {
     conn.mediaTimer = setTimeout(() => {
       conn.mediaTimer = null;
-      if (call === conn.call && call.pc.connectionState !== "connected") lost("media");
-    }, MEDIA_GRACE_MS);
+      if (call !== conn.call || call.pc.connectionState === "connected") return;
+      if (!PREPARE) {
+        lost("media"); // the baseline: a fresh join after 4 s
+        return;
+      }
+      // The network may be gone altogether: then this peer connection comes back by itself the
+      // moment it returns (its checks go on, the SFU keeps it ~30 s), faster than any new one.
+      // If the socket answers while the media does not, only the media path is broken: a new
+      // peer connection on the same socket (restartMedia, from the `pong`).
+      setConnection("reconnecting", "media");
+      conn.mediaProbe = call;
+      signaling.ping();
+    }, PREPARE ? MEDIA_GRACE_MS : 4000);
   }
+}
+
+/** A `pong`: the socket is alive; if the media is still lost, a new peer connection on it. */
+function onPong() {
+  const call = conn.mediaProbe;
+  conn.mediaProbe = null;
+  if (call && call === conn.call && call.pc.connectionState !== "connected") restartMedia();
 }
 
 /**
@@ -1396,7 +1523,11 @@ function on(type, handler) {
 }
 
 on("room", (room) => onRoom(room));
-on("waiting", () => showStatus("lobby", t.waiting));
+on("pong", onPong);
+on("waiting", () => {
+  signaling.dropAnswer(); // an offer sent with `join` is not answered from the lobby
+  showStatus("lobby", t.waiting);
+});
 on("joined", (detail) => upsert(detail.participant));
 on("state", onState);
 on("left", (detail) => {

@@ -9,8 +9,9 @@
  * @typedef {{urls: string | string[], username?: string, credential?: string}} IceServer
  * @typedef {{type: "welcome", participant: string, protocol: number, iceServers: IceServer[]}} Welcome
  * @typedef {{type: string, [field: string]: any}} ServerMessage
- * @typedef {{occurrence: number, token?: string, audio: boolean, video: boolean, audioOnly?: boolean}} JoinRequest
  * @typedef {{[mid: string]: "microphone" | "camera" | "screen"}} Sources
+ * @typedef {{occurrence: number, token?: string, audio: boolean, video: boolean, audioOnly?: boolean,
+ *   offer?: {sdp: string, sources: Sources}}} JoinRequest
  * @typedef {{rttMs: number, lossPct: number, bitrateKbps: number}} Stats
  */
 
@@ -122,9 +123,21 @@ export class Signaling extends EventTarget {
    * Send an offer; resolves with the server's answer SDP (one offer at a time).
    * @param {string} sdp
    * @param {Sources} sources
+   * @param {boolean} [restart] a new peer connection replacing the lost one (same socket)
    * @returns {Promise<string>}
    */
-  offer(sdp, sources) {
+  offer(sdp, sources, restart = false) {
+    const answer = this.expectAnswer();
+    this.send("offer", restart ? { sdp, sources, restart } : { sdp, sources });
+    return answer;
+  }
+
+  /**
+   * The answer to the offer in flight (sent with `join`, or by `offer`); rejects when the socket
+   * closes, after 15 s, or when dropped (`dropAnswer`).
+   * @returns {Promise<string>}
+   */
+  expectAnswer() {
     this._failAnswer();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -145,8 +158,12 @@ export class Signaling extends EventTarget {
           reject(error);
         },
       };
-      this.send("offer", { sdp, sources });
     });
+  }
+
+  /** No answer will come (an offer sent with `join` from the lobby is dropped by the server). */
+  dropAnswer() {
+    this._failAnswer();
   }
 
   /** @param {RTCIceCandidate} candidate */

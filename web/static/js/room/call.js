@@ -1,7 +1,9 @@
 // One peer connection to the room's forwarding unit. The client always offers (docs/signaling.md):
 // our microphone and camera (send-only publications, kept while muted so unmuting needs no
 // renegotiation), a screen share while sharing, and receive slots for the loudest voices and the
-// speakers' videos. A reconnect makes a new Call: the SFU (aiortc) cannot restart ICE.
+// speakers' videos. The first Call is prepared on the pre-join screen (offer made, ICE gathered)
+// and its offer goes with `join`. Media lost under a live socket: a new Call on the same socket
+// (its offer says `restart`); the SFU (aiortc) cannot restart ICE.
 //
 // The camera goes out as VP8 simulcast (docs/media.md): three encodings, low to high, so the
 // forwarding unit can give each receiver the layer its link and its tile carry; the server says
@@ -85,12 +87,24 @@ function preferVp8(transceiver) {
   }
 }
 
+/**
+ * What an offer offers, beyond the tracks (which change by `replaceTrack`, without a new offer).
+ * @param {Wanted} wanted
+ */
+function offerKey(wanted) {
+  return `${wanted.audioOnly}|${wanted.screen ? wanted.screen.id : ""}`;
+}
+
+/** @typedef {{sdp: string, sources: Sources, key: string}} Offer */
+
 export class Call {
   /**
    * @param {Signaling} signaling
    * @param {RTCIceServer[]} iceServers
+   * @param {{restart?: boolean}} [options] restart: this call replaces the connection's lost one
+   *   (its first offer says so, on the same socket)
    */
-  constructor(signaling, iceServers) {
+  constructor(signaling, iceServers, options = {}) {
     this.signaling = signaling;
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
     watchConnection(this.pc);
@@ -110,6 +124,11 @@ export class Call {
     this._params = Promise.resolve();
     /** @type {string[] | null} the camera layers someone receives (null: all, until told) */
     this.wantedLayers = null;
+    /** @type {Offer | null} an offer prepared (gathered) and not sent yet */
+    this.ready = null;
+    /** @type {string | null} what the offer that went with `join` offered, once answered */
+    this.joinAnswered = null;
+    this.restart = Boolean(options.restart);
     this.pc.addEventListener("icecandidate", (event) => {
       if (event.candidate && event.candidate.candidate) signaling.candidate(event.candidate);
     });
@@ -118,6 +137,64 @@ export class Call {
   /** Whether this call is over (closed by us). */
   get closed() {
     return this.pc.signalingState === "closed";
+  }
+
+  /**
+   * Before joining (the pre-join screen, or a reconnect while the socket opens): the transceivers,
+   * the offer and ICE gathering, so that joining only sends it (docs/signaling.md, "Opening").
+   * @param {Wanted} wanted
+   * @returns {Promise<void>}
+   */
+  prepare(wanted) {
+    const run = this._chain.then(async () => {
+      const offer = await this._describe(wanted);
+      if (offer) this.ready = offer;
+    });
+    this._chain = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * The prepared offer, taken once, to go with `join`; null when none is ready yet or it offers
+   * something else than `wanted` (then the page offers once seated, as without one).
+   * @param {Wanted} wanted
+   * @returns {Offer | null}
+   */
+  takeOffer(wanted) {
+    const ready = this.ready;
+    if (!ready || this.closed || ready.key !== offerKey(wanted)) return null;
+    this.ready = null;
+    return ready;
+  }
+
+  /**
+   * A prepared offer that offers something else than `wanted` (audio-only turned on before
+   * joining) is made again at once, while `join` goes, so that the page need not make it once
+   * seated.
+   * @param {Wanted} wanted
+   */
+  refresh(wanted) {
+    const ready = this.ready;
+    if (!ready || this.closed || ready.key === offerKey(wanted)) return;
+    this.ready = null;
+    this.prepare(wanted).catch(() => {});
+  }
+
+  /**
+   * The answer to the offer that went with `join`; it never comes from the lobby (the page drops
+   * it, `Signaling.dropAnswer`, and offers again once admitted).
+   * @param {Promise<string>} answer
+   * @param {string} key what that offer offered
+   */
+  expectAnswer(answer, key) {
+    const run = this._chain.then(async () => {
+      const sdp = await answer;
+      mark("answer");
+      if (this.closed) return;
+      await this._accept(sdp);
+      this.joinAnswered = key;
+    });
+    this._chain = run.catch(() => {});
   }
 
   /**
@@ -133,8 +210,31 @@ export class Call {
 
   /** @param {Wanted} wanted */
   async _negotiate(wanted) {
-    const pc = this.pc;
     if (this.closed) return;
+    const key = offerKey(wanted);
+    const joined = this.joinAnswered;
+    this.joinAnswered = null;
+    if (joined === key) return; // the offer that went with `join` is answered: nothing new to offer
+    const ready = this.ready && this.ready.key === key ? this.ready : await this._describe(wanted);
+    this.ready = null;
+    if (!ready || this.closed) return;
+    mark("offer-sent");
+    const restart = this.restart;
+    this.restart = false;
+    const answer = await this.signaling.offer(ready.sdp, ready.sources, restart);
+    mark("answer");
+    if (this.closed) return;
+    await this._accept(answer);
+  }
+
+  /**
+   * Set up the transceivers for what is wanted, set the local offer and wait for ICE gathering.
+   * @param {Wanted} wanted
+   * @returns {Promise<Offer | null>}
+   */
+  async _describe(wanted) {
+    const pc = this.pc;
+    if (this.closed) return null;
     if (this.audioSlots.length === 0) this._addTransceivers(wanted.local);
     // Audio-only: no camera sent, no video received; the slots come back when it is turned off.
     if (this.camera) this.camera.direction = wanted.audioOnly ? "inactive" : "sendonly";
@@ -160,12 +260,13 @@ export class Call {
     mark("offer-created");
     await gathered(pc, 2000);
     const offer = pc.localDescription;
-    if (!offer || this.closed) return;
-    mark("offer-sent");
-    const answer = await this.signaling.offer(offer.sdp, this.sources());
-    mark("answer");
-    if (this.closed) return;
-    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    if (!offer || this.closed) return null;
+    return { sdp: offer.sdp, sources: this.sources(), key: offerKey(wanted) };
+  }
+
+  /** @param {string} answer */
+  async _accept(answer) {
+    await this.pc.setRemoteDescription({ type: "answer", sdp: answer });
     mark("answer-applied");
     const camera = this.camera;
     if (camera && camera.mid !== null && !simulcastAccepted(answer, camera.mid)) {
@@ -179,6 +280,32 @@ export class Call {
         params.encodings[0].maxBitrate = top.maxBitrate;
       });
     }
+  }
+
+  /**
+   * Send other devices' tracks (a choice on the pre-join screen) without a new offer. False when
+   * the stream has a kind of track the call has no m-section for, or lacks one it has: the page
+   * then prepares a new call.
+   * @param {MediaStream | null} local
+   * @returns {boolean}
+   */
+  useLocal(local) {
+    const audio = local ? local.getAudioTracks()[0] || null : null;
+    const video = local ? local.getVideoTracks()[0] || null : null;
+    if (Boolean(audio) !== Boolean(this.microphone) || Boolean(video) !== Boolean(this.camera)) return false;
+    if (this.microphone) this.microphone.sender.replaceTrack(audio).catch(() => {});
+    const camera = this.camera;
+    if (camera && video) {
+      camera.sender.replaceTrack(video).catch(() => {});
+      const captured = video.getSettings().width || 960;
+      this._setParameters(camera.sender, (params) => {
+        params.encodings.forEach((encoding, i) => {
+          const layer = CAMERA_LAYERS[i];
+          if (layer && params.encodings.length > 1) encoding.scaleResolutionDownBy = Math.max(1, captured / layer.width);
+        });
+      }).catch(() => {});
+    }
+    return true;
   }
 
   /** @param {MediaStream | null} local */
