@@ -90,6 +90,7 @@ class EstimatorConfig:
     # packets lost just before the pause are found missing only when the next one arrives, and
     # the first report then read 83-93 % lost and failed the probe that had resumed the tile.
     resume_grace: float = 1.5
+    silence: float = 2.0  # a stream's report this long after its last one follows an outage
     # Loss alone never cuts below this: random loss on a link with room (15 % in the shaped-link
     # tests) must not pause video; a link that is really this narrow also queues, and its REMB
     # (delay-based) takes the estimate lower.
@@ -186,6 +187,11 @@ class Estimator:
         fraction = min(max(fraction_lost, 0), 255) / 256
         if now - self._resumed.get(key, -1e9) < self.config.resume_grace:
             fraction = 0.0  # losses from before its pause, found only now
+        previous = self._reports.get(key)
+        if previous is not None and now - previous[0] > self.config.silence:
+            # The first report after a silence (the network was away) counts everything sent
+            # meanwhile as lost: that was the outage, not this link's rate.
+            fraction = 0.0
         self._reports[key] = (now, fraction)
         self.known = True
         if jitter is not None and jitter >= 0:

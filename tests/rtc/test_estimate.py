@@ -175,6 +175,7 @@ def test_low_loss_increases_by_5_percent_per_interval_up_to_the_remb() -> None:
     estimator.update(3.1)
     assert estimator.estimate == 420_000
     for step in range(1, 20):
+        estimator.on_receiver_report(3.1 + step * 0.5, "v0", 2)
         estimator.update(3.1 + step * 0.5)
     assert estimator.estimate == 600_000, "steady increases stop at the REMB"
     estimator.on_receiver_report(13.0, "v0", 13)  # 5 %: hold
@@ -413,3 +414,17 @@ def test_a_next_layer_costing_more_than_a_probe_step_is_reached_for_alone_once_t
     gentle.on_sent(1.0, 26_250)
     gentle.on_remb(1.0, 150_000)
     assert gentle.reach_limit() == 0, "right after a cut: no reaching"
+
+
+def test_the_first_report_after_an_outage_does_not_cut_the_estimate() -> None:
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 125_000)  # 1 Mbit/s
+    estimator.on_remb(1.0, 1_200_000)
+    estimator.on_receiver_report(1.0, "v0", 0)
+    before = estimator.estimate
+    estimator.on_sent(12.0, 1_500_000)
+    estimator.on_receiver_report(12.0, "v0", 250)  # 98 % lost: the 11 s the network was away
+    assert estimator.estimate == before, "the outage is not the link's rate"
+    estimator.on_receiver_report(13.0, "v0", 192)  # 75 % a second later: the link now
+    assert estimator.estimate < before
