@@ -811,6 +811,8 @@ class Sfu:
         self, entry: _Participant, offer: RTCSessionDescription, sources: Mapping[str, Source]
     ) -> RTCSessionDescription:
         pc = entry.pc
+        # Recomputed at the end; should the negotiation fail half-way, at the next tick.
+        self._selection_stale = True
         await pc.setRemoteDescription(offer)
         offered = {mid: (kind, direction) for mid, kind, direction in offered_media(offer.sdp)}
         layered = simulcast.offered_layers(offer.sdp)
