@@ -12,9 +12,12 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+from aiortc import RTCRtpSender
+
 from meetings.rtc import sfu as sfu_module
 from meetings.rtc.sfu import DominantSpeakerChanged, Sfu, SfuConfig, SfuEvent
 from tests.rtc.clients import Client, ToneTrack, wait_for
+from tests.rtc.probes import prefer_codec
 
 Snapshot = tuple[str | None, dict[str, dict[str, tuple[str, str] | None]]]
 
@@ -133,4 +136,32 @@ async def test_quiet_ticks_recompute_nothing_and_each_change_is_picked_up_within
     finally:
         for c in clients:
             await c.close()
+        await sfu.close()
+
+
+async def test_a_video_whose_codec_turns_out_undecodable_is_replaced_within_one_tick() -> None:
+    """A publisher that negotiated VP8 and H.264 but sends H.264: a VP8-only viewer may get it
+    before its first packet (decodable as far as anyone knew), and must get a VP8 stream in the
+    tick that sees the H.264 packets (no join, leave or speaker change to trigger it)."""
+    sfu = Sfu(SfuConfig(video_last_n=1, tick=0.05))
+    checked = _Checked(sfu)
+    viewer = Client("viewer", audio_slots=0, video_slots=1)
+    prefer_codec(viewer.slots[0], "video/VP8")
+    dual = Client("dual", video=True, audio_slots=0, video_slots=0)
+    capabilities = RTCRtpSender.getCapabilities("video").codecs
+    dual._publish[0].setCodecPreferences(
+        [c for c in capabilities if c.mimeType == "video/H264"]
+        + [c for c in capabilities if c.mimeType in ("video/VP8", "video/rtx")]
+    )
+    vp8 = Client("vp8pub", video=True, audio_slots=0, video_slots=0)
+    prefer_codec(vp8._publish[0], "video/VP8")
+    try:
+        for client in (viewer, dual, vp8):
+            await client.connect(sfu)
+        assert await wait_for(lambda: _carried(sfu, viewer, "video") == "vp8pub", 10)
+        assert await wait_for(lambda: viewer.frames("video") > 3, 10)
+        assert checked.differences == []
+    finally:
+        for client in (viewer, dual, vp8):
+            await client.close()
         await sfu.close()
