@@ -117,6 +117,21 @@ def audio_top_n(
     return speaking[:n]
 
 
+def speaking_order(
+    scores: Mapping[str, float], sizes: Iterable[int], *, threshold: float = 1.0
+) -> tuple[frozenset[str], ...]:
+    """What every receiver's ``audio_top_n`` depends on, for each n in ``sizes``: the sets of
+    the n and n + 1 loudest speakers (at least ``threshold``).
+
+    A receiver among the n + 1 loudest gets the others of them; any other receiver the n
+    loudest. So while these sets stay the same, so does every receiver's choice (slots keep
+    their streams, ``assign_slots``), however the scores move within them: the SFU recomputes
+    its selection when this changes, not every tick.
+    """
+    ranked = sorted((p for p, s in scores.items() if s >= threshold), key=lambda p: (-scores[p], p))
+    return tuple(frozenset(ranked[:k]) for k in sorted({k for n in sizes for k in (n, n + 1)}))
+
+
 def note_speaker(recent: Sequence[str], speaker: str | None) -> list[str]:
     """The recent-speaker order (most recent first) after ``speaker`` took the floor."""
     if speaker is None:

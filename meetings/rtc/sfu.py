@@ -62,6 +62,7 @@ from meetings.rtc.selection import (
     estimated_opus_level,
     loudness,
     note_speaker,
+    speaking_order,
     video_last_n,
 )
 
@@ -542,6 +543,20 @@ class Sfu:
         self._dominant: str | None = None
         self._recent: list[str] = []
         self._pinned: set[str] = set()
+        # The selection is recomputed when one of its inputs changes, not every tick (_select):
+        # a join, leave, mute, pin, publication or slot (_reselect), the dominant speaker, the
+        # sets of loudest speakers receivers' audio depends on, or a video's codec.
+        self._selection_stale = True
+        self._selecting = False
+        self._mics: list[tuple[str, Publication]] = []  # active unmuted microphones, scored each tick
+        self._microphones: dict[str, Publication] = {}  # each participant's first of them
+        self._cameras: list[VideoSource] = []  # active unmuted videos, in publication order
+        self._videos: dict[str, Publication] = {}  # by VideoSource.key
+        self._audio_sizes: tuple[int, ...] = ()  # the audio top-N sizes receivers use
+        self._speaking: tuple[frozenset[str], ...] = ()  # speaking_order at the last recomputation
+        self._sending: tuple[str | None, ...] = ()  # each video's codec then
+        self.selection_checks = 0  # ticks' checks for a changed input
+        self.selections = 0  # recomputations of who gets what
         self._tick_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -629,18 +644,18 @@ class Sfu:
                 pub.muted = muted
                 if muted:
                     pub.levels.samples.clear()
-        self._select()
+        self._reselect()
 
     def set_screen_muted(self, participant: str, muted: bool) -> None:
         for pub in self._get(participant).publications.values():
             if pub.source == "screen":
                 pub.muted = muted
-        self._select()
+        self._reselect()
 
     def set_pinned(self, participants: set[str]) -> None:
         """Participants whose video every receiver gets first (the chair)."""
         self._pinned = set(participants)
-        self._select()
+        self._reselect()
 
     def set_tile_sizes(self, participant: str, sizes: Mapping[str, tuple[int, int]]) -> None:
         """How large ``participant``'s page shows each of its video slots (by mid), in pixels.
@@ -784,7 +799,7 @@ class Sfu:
             self._dominant = None
             self._emit(DominantSpeakerChanged(None))
         await entry.pc.close()
-        self._select()
+        self._reselect()
 
     async def close(self) -> None:
         """Disconnect everybody and stop; safe to call twice."""
@@ -807,6 +822,8 @@ class Sfu:
         self, entry: _Participant, offer: RTCSessionDescription, sources: Mapping[str, Source]
     ) -> RTCSessionDescription:
         pc = entry.pc
+        # Recomputed at the end; should the negotiation fail half-way, at the next tick.
+        self._selection_stale = True
         await pc.setRemoteDescription(offer)
         offered = {mid: (kind, direction) for mid, kind, direction in offered_media(offer.sdp)}
         layered = simulcast.offered_layers(offer.sdp)
@@ -846,7 +863,7 @@ class Sfu:
                 entry.wire = internals.rtp_wire(transport, entry.downlink.fast)
                 internals.direct_rtp_receive(transport)  # media in without aiortc's queue and task
                 entry.downlink.set_send(entry.wire.send)
-        self._select()
+        self._reselect()
         answer = pc.localDescription
         sdp = answer.sdp
         accepted = {
@@ -1605,26 +1622,48 @@ class Sfu:
                     with contextlib.suppress(ConnectionError):
                         wire.send_rtcp(internals.sender_reports(rows, ntp))
 
-    def _select(self) -> None:
-        if self._closed:
-            return
-        now = time.monotonic()
-        microphones: dict[str, Publication] = {}
-        scores: dict[str, float] = {}
-        cameras: list[VideoSource] = []
-        video_by_key: dict[str, Publication] = {}
+    def _reselect(self) -> None:
+        """An input of the selection changed (a join, a leave, a mute, a pin, a publication or
+        a slot added or removed): recompute who gets what now."""
+        self._selection_stale = True
+        if not self._selecting:  # from a listener of the recomputation's events: the next tick
+            self._select()
+
+    def _collect(self) -> None:
+        """The streams the selection chooses from; changed only where ``_reselect`` follows."""
+        self._mics, self._microphones, self._cameras, self._videos = [], {}, [], {}
         for entry in self._participants.values():
             for pub in entry.publications.values():
                 if not pub.active or pub.muted:
                     continue
                 if pub.kind == "audio":
-                    microphones.setdefault(entry.id, pub)
-                    score = loudness(pub.levels, now, speech_dbov=self.config.speech_dbov)
-                    scores[entry.id] = max(score, scores.get(entry.id, 0.0))
+                    self._mics.append((entry.id, pub))
+                    self._microphones.setdefault(entry.id, pub)
                 else:
                     key = f"{entry.id}/{pub.mid}"
-                    cameras.append(VideoSource(entry.id, key, pub.source == "screen"))
-                    video_by_key[key] = pub
+                    self._cameras.append(VideoSource(entry.id, key, pub.source == "screen"))
+                    self._videos[key] = pub
+
+    def _select(self) -> None:
+        """The dominant speaker, and each receiver's audio top-N and video last-N in its slots.
+
+        Every tick scores the microphones (cheap: a few speakers' level windows) and recomputes
+        the rest only when an input changed: ``_reselect`` was called, the dominant speaker
+        changed (the video order follows it), ``speaking_order`` changed (which the audio of
+        every receiver depends on), or a video's codec did (what a receiver can decode). With
+        none of these, a full recomputation would assign the same streams to the same slots.
+        """
+        if self._closed:
+            return
+        self.selection_checks += 1
+        now = time.monotonic()
+        if self._selection_stale:
+            self._collect()
+        scores: dict[str, float] = {}
+        speech = self.config.speech_dbov
+        for participant, pub in self._mics:
+            score = loudness(pub.levels, now, speech_dbov=speech)
+            scores[participant] = max(score, scores.get(participant, 0.0))
         dominant = dominant_speaker(scores, self._dominant, hysteresis=self.config.hysteresis_db)
         if dominant not in self._participants:
             dominant = None
@@ -1632,15 +1671,38 @@ class Sfu:
             self._dominant = dominant
             self._recent = note_speaker(self._recent, dominant)
             self._emit(DominantSpeakerChanged(dominant))
-        # Most receivers publish nothing: their choice is the same, computed once per tick.
+            self._selection_stale = True
+        sending = tuple(pub.sending for pub in self._videos.values())
+        if (
+            not self._selection_stale
+            and sending == self._sending
+            and speaking_order(scores, self._audio_sizes) == self._speaking
+        ):
+            return
+        self.selections += 1
+        self._selection_stale, self._selecting = False, True
+        try:
+            self._recompute(scores, sending)
+        except Exception:
+            self._selection_stale = True  # tried again at the next tick
+            raise
+        finally:
+            self._selecting = False
+
+    def _recompute(self, scores: Mapping[str, float], sending: tuple[str | None, ...]) -> None:
+        """Each receiver's audio top-N and video last-N, assigned to its slots."""
+        microphones, cameras, video_by_key = self._microphones, self._cameras, self._videos
+        # Most receivers publish nothing: their choice is the same, computed once.
         video_publishers = {source.participant for source in cameras}
         top_cache: dict[tuple[str, int], list[Publication]] = {}
         last_n_cache: dict[tuple[str, int, frozenset[str]], list[Publication]] = {}
+        sizes: set[int] = set()
         for entry in self._participants.values():
             audio_slots = {m: s.publication for m, s in entry.slots.items() if s.kind == "audio"}
             if audio_slots:
                 # Never more than the receiver has room for: the loudest (or latest) first.
                 n = min(self.config.audio_top_n, len(audio_slots))
+                sizes.add(n)
                 choice = (entry.id if entry.id in scores else "", n)
                 wanted = top_cache.get(choice)
                 if wanted is None:
@@ -1670,6 +1732,9 @@ class Sfu:
                     wanted_video = last_n_cache[video_choice] = [video_by_key[s.key] for s in chosen]
                 for mid, chosen_video in assign_slots(video_slots, wanted_video).items():
                     self._assign(entry, entry.slots[mid], chosen_video)
+        self._audio_sizes = tuple(sorted(sizes))
+        self._speaking = speaking_order(scores, self._audio_sizes)
+        self._sending = sending
 
     def _assign(
         self, entry: _Participant, slot: _Slot, pub: Publication | None, *, emit: bool = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from meetings.rtc.selection import (
     OPUS_LOUDEST_ESTIMATE,
     OPUS_QUIETEST_ESTIMATE,
@@ -14,6 +16,7 @@ from meetings.rtc.selection import (
     estimated_opus_level,
     loudness,
     note_speaker,
+    speaking_order,
     video_last_n,
 )
 
@@ -43,6 +46,31 @@ def test_audio_top_n_takes_the_loudest_others_and_skips_muted() -> None:
     assert audio_top_n(scores, receiver="a") == ["b", "c", "d"]
     assert audio_top_n(scores, receiver="x", muted={"b"}, n=2) == ["a", "c"]
     assert audio_top_n(scores, receiver="x", n=10) == ["a", "b", "c", "d", "e"]  # silence is not sent
+
+
+def test_speaking_order_changes_whenever_some_receivers_audio_top_n_does() -> None:
+    """Issue #18: the SFU recomputes its selection when ``speaking_order`` changes, so equal
+    orders must mean equal ``audio_top_n`` for every receiver (speaker or not) and size."""
+    rng = random.Random(18)
+    people = ["a", "b", "c", "d", "e"]
+    sizes = (1, 3)
+    for _ in range(2000):
+        before = {p: rng.choice([0.0, 0.5, 20.0, 40.0, 60.0, 61.0]) for p in people}
+        after = {p: rng.choice([0.0, 0.5, 20.0, 40.0, 60.0, 61.0]) for p in people}
+        if speaking_order(before, sizes) != speaking_order(after, sizes):
+            continue
+        for receiver in [*people, "listener"]:
+            for n in sizes:
+                top = audio_top_n(before, receiver=receiver, n=n)
+                assert set(top) == set(audio_top_n(after, receiver=receiver, n=n))
+    # The order within the sets may move (the slots keep their streams); a set may not.
+    assert speaking_order({"a": 50, "b": 40, "c": 30}, [1]) == (frozenset("a"), frozenset("ab"))
+    assert speaking_order({"a": 40, "b": 50, "c": 30}, [3]) == speaking_order(
+        {"c": 50, "b": 40, "a": 30}, [3]
+    )
+    assert speaking_order({"a": 50, "b": 40, "c": 30}, [1]) != speaking_order(
+        {"a": 50, "b": 0.5, "c": 30}, [1]
+    )
 
 
 def test_video_last_n_order() -> None:
