@@ -414,6 +414,12 @@ def test_a_next_layer_costing_more_than_a_probe_step_is_reached_for_alone_once_t
     gentle.on_sent(1.0, 26_250)
     gentle.on_remb(1.0, 150_000)
     assert gentle.reach_limit() == 0, "right after a cut: no reaching"
+    full = Estimator()
+    full.on_sent(0.0, 0)
+    full.on_sent(1.0, 26_250)
+    full.on_remb(1.0, 230_000)  # a full link: the REMB near what arrives
+    full.update(9.0)
+    assert not full.gentle and full.reach_limit() == 0, "no room said: no reaching"
 
 
 def test_the_first_report_after_an_outage_does_not_cut_the_estimate() -> None:
