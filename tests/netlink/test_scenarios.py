@@ -119,12 +119,18 @@ async def test_a_300_kbit_receiver_gets_the_lowest_layer_and_continuous_audio_an
                 down_s = await _settle(weak, _lowest(top), "the weak receiver's lowest layer")
                 up_s = await _settle(strong, _top(top, 2), "the strong receiver's top layer")
                 before = [await weak.fresh(), await strong.fresh()]
-                await asyncio.sleep(MEASURE_S)
+                # The weak receiver's frame widths every second: a probe may try the next layer
+                # for a moment (that is how a link that grew is found), the link keeps it low.
+                began, lowest = time.monotonic(), []
+                while time.monotonic() - began < MEASURE_S:
+                    await asyncio.sleep(1.0)
+                    lowest.append(_lowest(top)(await weak.figures()))
                 after = [await weak.fresh(), await strong.fresh()]
                 weak_w, strong_w = (window(b, a) for b, a in zip(before, after, strict=True))
                 print(f"\n300 kbit/s receiver (lowest layer after {down_s:.1f} s): {weak_w.line()}")
+                print(f"  on the lowest layer in {sum(lowest)} of {len(lowest)} readings")
                 print(f"unlimited receiver (top layer after {up_s:.1f} s): {strong_w.line()}")
-                assert weak_w.widths and max(weak_w.widths) <= top // 4, (weak_w, top)
+                assert sum(lowest) >= 0.75 * len(lowest), (lowest, weak_w, top)
                 assert weak_w.concealed_pct is not None and weak_w.concealed_pct < AUDIO_PCT, weak_w
                 assert weak_w.fps > 0, weak_w  # video goes on, at the lowest layer
                 assert min(strong_w.widths) >= top, (strong_w, top)
