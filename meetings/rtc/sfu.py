@@ -1312,9 +1312,13 @@ class Sfu:
         # Still paced a while after the last step up: its keyframe (the largest burst: 640×360)
         # comes after the allocation chose the layer; unpaced, it read as overuse to Chromium.
         limited = now - entry.limited_at < PACE_HOLD
-        rate = entry.estimator.estimate * factor if factor > 0 and limited else None
+        rate = self._pace_rate(entry) if factor > 0 and limited else None
         if rate != entry.downlink.rate_bps:
             entry.downlink.set_rate(rate)
+
+    def _pace_rate(self, entry: _Participant) -> float:
+        """The rate a paced receiver's downlink leaves at: ``pace_factor`` × its estimate."""
+        return entry.estimator.estimate * self.config.pace_factor
 
     def _update_wanted(self, pub: Publication | None) -> None:
         """Emit LayersWanted when the union of the layers the slots carrying ``pub`` target changes
@@ -1428,7 +1432,7 @@ class Sfu:
                 cuts = entry.estimator.cuts
                 entry.estimator.on_remb(time.monotonic(), bitrate, self._audio_cost(entry))
                 if entry.estimator.cuts != cuts and entry.downlink.rate_bps is not None:
-                    entry.downlink.set_rate(entry.estimator.estimate * self.config.pace_factor)
+                    entry.downlink.set_rate(self._pace_rate(entry))  # paced: follow the cut at once
 
     # --- estimates and allocation ---------------------------------------------------------
 
