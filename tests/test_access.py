@@ -32,10 +32,10 @@ ADMIN = frozenset({"administrator"})
 ORGANISERS = frozenset({"administrator", "chair", "secretary"})
 MINUTES_EDITORS = frozenset({"chair", "secretary"})
 CHAIR = frozenset({"chair"})
-ISSUE_REPORTERS = frozenset({"chair", "secretary", "member"})
+ISSUE_REPORTERS = frozenset({"chair", "secretary", "member", "support"})
 FIGURES_READERS = frozenset({"administrator", "chair", "secretary", "observer"})
 # Who reads every centre's issues by role (members of non-centre units do too, by their unit).
-REGISTER_READERS = frozenset({"administrator", "chair", "secretary", "observer"})
+REGISTER_READERS = frozenset({"administrator", "chair", "secretary", "observer", "support"})
 CENTRE_STAFF = frozenset({"member"})  # members of a centre (the test's people all are)
 # Routes authenticated by a centre's token, not by role: tests/figures/test_figures_web.py covers them.
 TOKEN_ROUTES = frozenset({"api_figures_report"})

@@ -30,6 +30,11 @@ class Permission(enum.StrEnum):
     FIGURES_READ = "figures_read"  # the dashboard of every centre, exports
     FIGURES_TOKENS = "figures_tokens"  # issue and revoke the centres' API tokens
     MANUAL_EDIT = "manual_edit"  # write, review and publish manual articles
+    # The readiness board, the live connection monitoring and every unit's connection history
+    # (meetings.readiness); the connection check itself is open to anyone signed in or invited.
+    READINESS_READ = "readiness_read"
+    # Act on the board: resend a personal link, excuse a unit, note who is helping it.
+    READINESS_MANAGE = "readiness_manage"
 
 
 _EVERYONE_SIGNED_IN = frozenset({Permission.SIGNED_IN, Permission.DIRECTORY_READ, Permission.MEETINGS_READ})
@@ -41,6 +46,8 @@ _MEETING_RUNNERS = frozenset(
         Permission.ISSUES_READ_ALL,
         Permission.FIGURES_READ,
         Permission.MANUAL_EDIT,
+        Permission.READINESS_READ,
+        Permission.READINESS_MANAGE,
     }
 )
 
@@ -56,6 +63,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.ISSUES_READ_ALL,
         Permission.FIGURES_READ,
         Permission.FIGURES_TOKENS,
+        Permission.READINESS_READ,
     },
     Role.CHAIR: _EVERYONE_SIGNED_IN
     | _MEETING_RUNNERS
@@ -68,6 +76,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.MEMBER: _EVERYONE_SIGNED_IN | {Permission.ISSUES_REPORT, Permission.REPORT_FIGURES},
     # Observers follow the city: the figures and the whole register, read only.
     Role.OBSERVER: _EVERYONE_SIGNED_IN | {Permission.ISSUES_READ_ALL, Permission.FIGURES_READ},
+    # Support staff get every centre connected: the board, monitoring and history of all units,
+    # the whole register (they move the issues their unit owns); not the minutes' drafts.
+    Role.SUPPORT: _EVERYONE_SIGNED_IN
+    | {
+        Permission.READINESS_READ,
+        Permission.READINESS_MANAGE,
+        Permission.ISSUES_REPORT,
+        Permission.ISSUES_READ_ALL,
+    },
 }
 
 # Who follows issues across centres by the unit they work in, whatever their role: the

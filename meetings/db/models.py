@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "meetings.issues.models",
     "meetings.figures.models",
     "meetings.manual.models",
+    "meetings.readiness.models",
 )
 
 

@@ -39,6 +39,9 @@ class Role(enum.StrEnum):
     SECRETARY = "secretary"
     MEMBER = "member"
     OBSERVER = "observer"
+    # Technical support (IOC, HueCIT, the telecom operators' teams): readiness board, live
+    # monitoring and connection history of every unit; never the minutes' drafts.
+    SUPPORT = "support"
 
 
 ROLE_LABELS: dict[Role, str] = {
@@ -47,6 +50,7 @@ ROLE_LABELS: dict[Role, str] = {
     Role.SECRETARY: N_("Secretary"),
     Role.MEMBER: N_("Member"),
     Role.OBSERVER: N_("Observer"),
+    Role.SUPPORT: N_("Technical support"),
 }
 
 
@@ -60,12 +64,19 @@ class Unit(Base):
     kind: Mapped[UnitKind] = mapped_column(str_enum(UnitKind))
     name: Mapped[str] = mapped_column(String(200))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
+    # The number the support team calls when the unit has trouble joining (readiness board).
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    # The telecom operator or support team that keeps this unit connected: connection follow-up
+    # issues are assigned to it (meetings.readiness).
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"), default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     search_text: Mapped[str] = mapped_column(String(400), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    parent: Mapped[Unit | None] = relationship(remote_side="Unit.id", lazy="raise_on_sql")
+    parent: Mapped[Unit | None] = relationship(
+        remote_side="Unit.id", foreign_keys=[parent_id], lazy="raise_on_sql"
+    )
 
 
 class Person(Base):
