@@ -18,7 +18,10 @@ video fps (framesDecoded per second), the resolution at the end, freezes per min
 (freezeCount), the kbit/s received, and the seconds to adapt: from a fall of the link's rate
 (the profile applied after the join, or the drop) to the first reading (every 0.5 s) with a
 frame width below the one before it, and from the rate's return to the first reading back at
-that width ("—": not within the window, or no fall to adapt to). The drop profile spends a third
+the widest it showed at 2 Mbit/s before the fall ("—": not within the window, or no fall to
+adapt to); "sfu↓ s" and "sfu↑ s" are the same seconds read from the SFU's own switches (its
+``LayerChanged`` events, which take effect at the new layer's keyframe): the adaptation
+itself, without the receiver's queues and decoder. The drop profile spends a third
 of the window at 2 Mbit/s, a third at 250 kbit/s and the rest back at 2 Mbit/s (at most
 ``UP_WAIT_S`` more to see the top layer again). The receiver then leaves and its browser closes.
 
@@ -153,6 +156,10 @@ class Result:
     fall_pct: float | None = None  # audio concealment % in the SETTLE_S after the link changed
     down_s: float | None = None  # seconds to adapt down after the rate fell
     up_s: float | None = None  # seconds to come back up after it returned
+    sfu_down_s: float | None = None  # the same, from the SFU's switches (its LayerChanged)
+    sfu_up_s: float | None = None
+    # Wall-clock moments of the link's changes, for the SFU's events: (start, shaped, fell, returned).
+    moments: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     error: str = ""
 
 
@@ -163,6 +170,46 @@ class Table:
 
 
 # --- the app in its own process, behind the relay -------------------------------------------
+
+
+class _LayerLog(logging.Handler):
+    """The SFU's ``LayerChanged`` events (its DEBUG log): (wall time, width; 0 when paused).
+
+    Emitted when a slot's switch takes effect (at the new layer's keyframe), so the seconds
+    from a rate's fall to the first narrower one are the SFU's own adaptation: the estimate's
+    reaction, the allocation and the keyframe; what the receiver shows adds its queues and its
+    decoder (the "down s" column, from its decoded frame width).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.events: list[tuple[float, int]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        if type(event).__name__ == "LayerChanged":
+            width = 0 if getattr(event, "paused", False) else int(getattr(event, "width", None) or 0)
+            self.events.append((record.created, width))
+
+    def take(self) -> list[tuple[float, int]]:
+        events, self.events = self.events, []
+        return events
+
+
+def _sfu_seconds(
+    events: list[tuple[float, int]], since: float, check: Any, until: float | None = None
+) -> float | None:
+    """Seconds from ``since`` (wall time) to the first SFU switch for which ``check(width)`` holds."""
+    for at, width in events:
+        if at >= since and (until is None or at < until) and check(width):
+            return at - since
+    return None
+
+
+def _sfu_width_at(events: list[tuple[float, int]], moment: float) -> int:
+    """The width the SFU forwarded at ``moment`` (0: none yet, or paused)."""
+    before = [width for at, width in events if at <= moment]
+    return before[-1] if before else 0
 
 
 def _serve(
@@ -208,6 +255,10 @@ def _serve(
             media_addresses=HOST,
             media_announced_address=front,
         )
+        layers = _LayerLog()
+        sfu_log = logging.getLogger("meetings.rtc.sfu")
+        sfu_log.setLevel(logging.DEBUG)
+        sfu_log.addHandler(layers)
         if path := os.environ.get(LOG_ENV):
             handler = logging.FileHandler(path)
             handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
@@ -226,6 +277,9 @@ def _serve(
                 message = await loop.run_in_executor(None, channel.recv)  # EOF: the parent is gone
                 if message == "counts":
                     channel.send((relay.counts.impaired, relay.counts.dropped))
+                    continue
+                if message == "layers":  # what the SFU switched each receiver to, and when
+                    channel.send(layers.take())
                     continue
                 break
             await runner.cleanup()
@@ -291,6 +345,10 @@ class _Widths:
         before = [w for t, w in self.readings if t <= moment]
         return before[-1] if before else 0.0
 
+    def widest(self, start: float, end: float) -> float:
+        """The widest frame read between two moments (0: none)."""
+        return max((w for t, w in self.readings if start <= t <= end), default=0.0)
+
     def seconds_until(self, moment: float, check: Any) -> float | None:
         """Seconds from ``moment`` to the first reading after it for which ``check(width)`` holds."""
         for t, width in self.readings:
@@ -339,7 +397,7 @@ async def _receive(
                 await asyncio.sleep(0.25)
         widths = _Widths(page)
         await asyncio.sleep(2 * POLL_S)  # a width read before the rate changes
-        shaped = time.monotonic()
+        shaped, shaped_wall = time.monotonic(), time.time()
         before = await _stats(page)
         link.shape(profile.kbit, profile.kbit)
         if profile.drop_to_kbit is None:  # the link as it stays: measured once adapted to it
@@ -350,16 +408,17 @@ async def _receive(
             await asyncio.sleep(1.0)  # the queue the old rate filled drains (or fills) first
         start = await _stats(page)
         sent_start = await _stats(publisher)
-        fell = returned = 0.0
+        fell = returned = fell_wall = returned_wall = 0.0
+        started, started_wall = time.monotonic(), time.time()
         if profile.drop_to_kbit is not None:
             await asyncio.sleep(window / 3)
-            fell = time.monotonic()
+            fell, fell_wall = time.monotonic(), time.time()
             link.shape(profile.drop_to_kbit, profile.drop_to_kbit)
             await asyncio.sleep(window / 3)
-            returned = time.monotonic()
+            returned, returned_wall = time.monotonic(), time.time()
             link.shape(profile.kbit, profile.kbit)
             await asyncio.sleep(window / 3)
-            top = widths.width_at(fell)
+            top = widths.widest(started, fell)
             deadline = returned + window / 3 + UP_WAIT_S
             while time.monotonic() < deadline:  # the top layer back, or the deadline
                 if widths.seconds_until(returned, lambda w: w >= top) is not None:
@@ -373,9 +432,13 @@ async def _receive(
         if profile.kbit is not None:  # a fall from unlimited: how long until a smaller layer
             unshaped = widths.width_at(shaped)
             result.down_s = widths.seconds_until(shaped, lambda w: w < unshaped)
+        result.moments = (started_wall, shaped_wall, fell_wall, returned_wall)
         if profile.drop_to_kbit is not None:
-            top = widths.width_at(fell)
-            result.down_s = widths.seconds_until(fell, lambda w: w < top)
+            # Down: narrower than what it showed at the fall; up: back at the widest it showed
+            # at 2 Mbit/s before the fall (a probe's moment at another width does not count).
+            top = widths.widest(started, fell)
+            at_fall = widths.width_at(fell)
+            result.down_s = widths.seconds_until(fell, lambda w: w < at_fall)
             if result.down_s is not None:  # back up from a layer it went down to
                 result.up_s = widths.seconds_until(returned, lambda w: w >= top)
         seconds = (end["t"] - start["t"]) / 1000
@@ -432,7 +495,11 @@ async def _measure(
                     continue
                 server.send("counts")
                 before = server.recv()
+                server.send("layers")  # forget the switches of earlier profiles
+                server.recv()
                 result = await _receive(pw, link, profile, url, token, window, page)
+                server.send("layers")
+                _sfu_adaptation(result, profile, server.recv())
                 server.send("counts")
                 after = server.recv()
                 if profile.impairment is not None:
@@ -445,6 +512,20 @@ async def _measure(
             await browser.close()
             shutil.rmtree(clip.parent, ignore_errors=True)
     return results
+
+
+def _sfu_adaptation(result: Result, profile: Profile, events: list[tuple[float, int]]) -> None:
+    """The SFU's seconds to adapt down and up, from its switches (as the receiver's, see _receive)."""
+    start, shaped, fell, returned = result.moments
+    if profile.kbit is not None and shaped:
+        unshaped = _sfu_width_at(events, shaped)
+        result.sfu_down_s = _sfu_seconds(events, shaped, lambda w: w < unshaped)
+    if profile.drop_to_kbit is not None and fell:
+        at_fall = _sfu_width_at(events, fell)
+        result.sfu_down_s = _sfu_seconds(events, fell, lambda w: w < at_fall, until=returned)
+        top = max([w for at, w in events if start <= at <= fell] + [_sfu_width_at(events, start)])
+        if result.sfu_down_s is not None:
+            result.sfu_up_s = _sfu_seconds(events, returned, lambda w: w >= top)
 
 
 # --- the table ------------------------------------------------------------------------------------
@@ -460,15 +541,16 @@ def _line(r: Result) -> str:
     return (
         f"concealed {_f(r.concealed_pct)} %, {_f(r.fps)} fps at {r.resolution}, "
         f"{_f(r.freezes_per_min)} freezes/min, {_f(r.kbps, '.0f')} kbit/s received "
-        f"(publisher sent {_f(r.sent_kbps, '.0f')}), adapted down in {_f(r.down_s)} s, up in {_f(r.up_s)} s, "
+        f"(publisher sent {_f(r.sent_kbps, '.0f')}), adapted down in {_f(r.down_s)} s, up in {_f(r.up_s)} s "
+        f"(the SFU's switches: {_f(r.sfu_down_s)} s, {_f(r.sfu_up_s)} s), "
         f"concealed {_f(r.fall_pct)} % in the {SETTLE_S:.0f} s after the link changed"
         + (f", relay dropped {r.relay_dropped}" if r.relay_dropped else "")
     )
 
 
 CELL = (
-    f"{'conc. %':>7} {'fps':>5} {'resolution':>10} {'frz/min':>7} {'down s':>6} {'up s':>5} {'kbit/s':>6}"
-    f" {'fall %':>6}"
+    f"{'conc. %':>7} {'fps':>5} {'resolution':>10} {'frz/min':>7} {'down s':>6} {'up s':>5}"
+    f" {'sfu↓ s':>6} {'sfu↑ s':>6} {'kbit/s':>6} {'fall %':>6}"
 )
 
 
@@ -477,7 +559,8 @@ def _cell(r: Result) -> str:
         return f"{'failed: ' + r.error[: len(CELL) - 8]:<{len(CELL)}}"
     return (
         f"{_f(r.concealed_pct, '.2f'):>7} {_f(r.fps):>5} {r.resolution:>10} {_f(r.freezes_per_min):>7}"
-        f" {_f(r.down_s):>6} {_f(r.up_s):>5} {_f(r.kbps, '.0f'):>6} {_f(r.fall_pct, '.2f'):>6}"
+        f" {_f(r.down_s):>6} {_f(r.up_s):>5} {_f(r.sfu_down_s):>6} {_f(r.sfu_up_s):>6}"
+        f" {_f(r.kbps, '.0f'):>6} {_f(r.fall_pct, '.2f'):>6}"
     )
 
 

@@ -269,6 +269,7 @@ class DownlinkQueue:
         self.dropped_video = 0
         self.dropped_audio = 0
         self.late_video = 0  # of dropped_video: waited too long
+        self.superseded_video = 0  # of dropped_video: of a layer its slot switched away from
         self.closed = False
         self.not_connected = 0
         self._update_direct()
@@ -339,6 +340,26 @@ class DownlinkQueue:
             self.dropped_video += len(later)
             self._video = deque(item for item in self._video if item.slot is not slot)
         slot.lost_video(_U16.unpack_from(header, 2)[0] if header is not None else None)
+
+    def supersede(self, slot: SlotForwarder) -> int:
+        """The slot switches layer at a keyframe: its queued video, of the layer it leaves, goes.
+
+        On a fall the queue holds up to ``max_video_delay`` of the old, larger layer, paced at
+        the new, lower estimate: the new layer's keyframe would wait behind it (measured: the
+        receiver decoded the lower layer 1 to 1.4 s after the switch). The slot's next epoch
+        continues from the first dropped sequence number, so the receiver sees no gap.
+        Returns how many packets were dropped.
+        """
+        mine = [item for item in self._video if item.slot is slot]
+        if not mine:
+            return 0
+        self._video = deque(item for item in self._video if item.slot is not slot)
+        self.dropped_video += len(mine)
+        self.superseded_video += len(mine)
+        core: _SlotCore = slot  # type: ignore[assignment]
+        core.out_seq = (_U16.unpack_from(mine[0].header, 2)[0] - 1) % SEQ_MOD
+        self._update_direct()
+        return len(mine)
 
     def _drop_one(self, *, incoming_video: bool) -> None:
         if self._video:

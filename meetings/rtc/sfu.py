@@ -1234,6 +1234,9 @@ class Sfu:
             if slot.layer is not None:  # from another layer (a new source already waits for this)
                 with contextlib.suppress(ValueError):
                     slot.layer.sinks.remove(slot.forwarder)
+                receiver = self._participants.get(slot.receiver)
+                if receiver is not None:  # the old layer's queued packets would delay this keyframe
+                    receiver.downlink.supersede(slot.forwarder)
                 slot.forwarder.switch_layer()
             layer.sinks.append(slot.forwarder)
             slot.layer, slot.pending = layer, None

@@ -279,6 +279,46 @@ async def test_a_paced_queue_sends_audio_first_and_drops_late_video_without_leav
     assert seqs()[-1] == (first + 1) % 65536, "the next packet the receiver gets follows the last it got"
 
 
+async def test_a_layer_switch_drops_the_old_layers_queued_video_without_leaving_a_gap(impl: Impl) -> None:
+    """On a fall the queue holds the old, larger layer: the new layer's keyframe must not wait behind it."""
+    sink, clock = Sink(), [0.0]
+    queue = DownlinkQueue(sink, clock=lambda: clock[0], native=impl.native)
+    video = impl.slot_class(_target(), 90000, queue)
+    video.switch("publisher")
+    other = impl.slot_class(_target(), 90000, queue)  # another tile's slot keeps its packets
+    other.switch("publisher")
+
+    def forward(slot: Any, seq: int, keyframe: bool = False) -> None:
+        payload = VP8_KEY if keyframe else VP8_DELTA
+        slot.forward(
+            codec="VP8", seq=seq, timestamp=seq * 3000, marker=1, payload=payload, keyframe=keyframe,
+            audio_level=None, send_time=None, now=clock[0],
+        )  # fmt: skip
+
+    forward(video, 100, keyframe=True)  # unpaced: straight out
+    forward(other, 7, keyframe=True)
+    queue.set_rate(8_000)  # 1 kB/s: nothing more leaves until the clock moves
+    for seq in range(101, 106):
+        forward(video, seq)
+    forward(other, 8)
+    queue.push(b"\x80\x6f" + bytes(10), b"audio", video=False)
+    assert len(queue) == 7
+    assert queue.supersede(video) == 5
+    assert len(queue) == 2 and queue.superseded_video == 5 and queue.dropped_video == 5
+    assert queue.supersede(video) == 0
+    video.switch_layer()  # the Sfu switches the slot at the new layer's keyframe
+    forward(video, 5000, keyframe=True)
+    queue.set_rate(None)
+    queue.flush()
+    first = struct.unpack_from("!H", sink.sent[0], 2)[0]
+    assert len(sink.sent) == 5 and sink.sent[2].endswith(b"audio"), "the audio went first"
+    assert sink.sent[3].endswith(VP8_DELTA)  # the other tile's queued packet stayed
+    assert sink.sent[4].endswith(VP8_KEY[-3:])  # its picture id rewritten: the keyframe start code
+    assert struct.unpack_from("!H", sink.sent[4], 2)[0] == (first + 1) % 65536, (
+        "the new layer's keyframe follows the last packet the receiver got"
+    )
+
+
 def test_a_packet_leaving_the_paced_queue_carries_the_time_it_left() -> None:
     extensions = pack_extensions([(1, b"4"), (3, b"\x12\x34\x56"), (2, b"\x80")])
     packet = build_rtp(
