@@ -89,6 +89,15 @@ PACE_HOLD = 3.0  # a receiver stays paced this long after its link last limited 
 Source = Literal["microphone", "camera", "screen"]
 LAYER_TIMEOUT = 1.5  # a simulcast layer with no packet for this long is inactive (s)
 BITRATE_WINDOW = 1.0  # each layer's bitrate is measured over this long (s)
+# A simulcast layer that (re)started this recently costs what it used to, not what it measures:
+# restarted (dynacast resumed it), its first second measured 1.6 Mbit/s (the keyframe) and the
+# next 50 kbit/s (the encoder ramping up), and before any measurement it cost the allocation's
+# flat default, so a 440 kbit/s probe put a 250 kbit/s link's receiver on 640×360 and off
+# again within a second (bench weaklink, the drop profile's return).
+LAYER_RAMP = 4.0
+# What each simulcast layer costs before it was ever measured steadily: the page's maxBitrate
+# per rid (web/static/js/room/call.js, CAMERA_LAYERS), lowest first.
+LAYER_NOMINAL_BPS = (100_000, 300_000, 800_000)
 TOP_LAYER = simulcast.MAX_LAYERS - 1
 
 
@@ -359,6 +368,14 @@ class Layer:
     width: int | None = None
     height: int | None = None
     active: bool = False
+    active_since: float = 0.0  # when it last started arriving
+    steady_bps: int = 0  # its rate once past LAYER_RAMP (smoothed); kept while it is stopped
+
+    def cost(self, now: float) -> int:
+        """What forwarding it costs, for the allocation (0: unknown)."""
+        if now - self.active_since < LAYER_RAMP:
+            return self.steady_bps or LAYER_NOMINAL_BPS[min(self.spatial, len(LAYER_NOMINAL_BPS) - 1)]
+        return self.bitrate_bps or self.steady_bps
 
     def info(self) -> LayerInfo:
         return LayerInfo(
@@ -444,13 +461,15 @@ class _Slot:
     receiver: str = ""  # the participant this slot sends to
 
 
-def publication_layers(pub: Publication) -> tuple[AllocLayer, ...]:
+def publication_layers(pub: Publication, now: float | None = None) -> tuple[AllocLayer, ...]:
     """The layers of a publication as the allocation sees them, lowest first.
 
-    A simulcast publication has one per rid, each with its measured bitrate (None in its first
-    second) and the size of its latest keyframe; a single-layer one, one layer with the rate the
-    publication brings in. A muted or unpublished stream has no active layer.
+    A simulcast publication has one per rid, each with its cost (``Layer.cost``: its measured
+    bitrate, or while it ramps up what it cost before) and the size of its latest keyframe; a
+    single-layer one, one layer with the rate the publication brings in. A muted or unpublished
+    stream has no active layer.
     """
+    now = time.monotonic() if now is None else now
     on = pub.active and not pub.muted
     if not pub.simulcast:
         layer = pub.layers[0] if pub.layers else None
@@ -460,7 +479,7 @@ def publication_layers(pub: Publication) -> tuple[AllocLayer, ...]:
         AllocLayer(
             layer.spatial,
             layer.rid,
-            layer.bitrate_bps or 0,  # 0: not measured yet (the allocation assumes a default)
+            layer.cost(now),
             layer.width,
             layer.height,
             active=on and layer.active,
@@ -1358,10 +1377,17 @@ class Sfu:
                     if elapsed >= BITRATE_WINDOW:
                         if layer.window_start:
                             layer.bitrate_bps = int(layer.window_bytes * 8 / elapsed)
+                            if layer.active and now - layer.active_since >= LAYER_RAMP:
+                                old = layer.steady_bps
+                                layer.steady_bps = (
+                                    int(0.7 * old + 0.3 * layer.bitrate_bps) if old else layer.bitrate_bps
+                                )
                         layer.window_bytes, layer.window_start = 0, now
                     active = layer.last_packet is not None and now - layer.last_packet <= LAYER_TIMEOUT
                     if active != layer.active:
                         layer.active = active
+                        if active:
+                            layer.active_since = now
                         if not active:
                             layer.bitrate_bps = 0
                             logger.info(
@@ -1533,7 +1559,7 @@ class Sfu:
                     top = pub.participant in self._pinned or pub.participant == self._dominant
                     of_pub = shared[id(pub)] = (
                         f"{pub.participant}/{pub.mid}",
-                        publication_layers(pub),
+                        publication_layers(pub, now),
                         publication_temporal_layers(pub),
                         pub.source == "screen",
                         0 if top else 1,

@@ -16,7 +16,10 @@ from meetings.rtc import simulcast, vp8
 from meetings.rtc.forwarder import DownlinkQueue, KeyframeThrottle
 from meetings.rtc.selection import LevelWindow
 from meetings.rtc.sfu import (
+    LAYER_NOMINAL_BPS,
+    LAYER_RAMP,
     LAYER_TIMEOUT,
+    Layer,
     LayerChanged,
     LayersWanted,
     Publication,
@@ -481,3 +484,17 @@ def test_the_answer_starts_a_simulcast_publishers_estimate_high_enough_for_its_l
     assert lines.count("a=fmtp:96 x-google-start-bitrate=1000") == 1, "mid 2 is not a simulcast publication"
     assert lines[-1] == "", "the final newline stays"
     assert start_bitrate(answer, set(), 1000) == answer
+
+
+def test_a_layer_that_just_restarted_costs_what_it_did_before_not_its_first_seconds() -> None:
+    """Dynacast resumed a layer: its first second measured the keyframe (1.6 Mbit/s), the next the
+    encoder ramping up (50 kbit/s); before any measurement the allocation read 0 (a flat default),
+    and a 440 kbit/s probe put a 250 kbit/s receiver on 640×360 and off again within a second."""
+    top = Layer(spatial=2, rid="f", throttle=KeyframeThrottle(0.5))
+    top.active_since = 100.0
+    assert top.cost(101.0) == LAYER_NOMINAL_BPS[2], "never measured: the page's maxBitrate for it"
+    top.bitrate_bps, top.steady_bps = 1_585_099, 760_000
+    assert top.cost(101.0) == 760_000, "ramping: what it cost once steady"
+    top.bitrate_bps = 48_705
+    assert top.cost(100.0 + LAYER_RAMP - 0.1) == 760_000
+    assert top.cost(100.0 + LAYER_RAMP) == 48_705, "past the ramp: what it measures"
