@@ -124,11 +124,11 @@ def _minutes(seconds: float) -> str:
 
 def _figures_line(row: MeetingRecord, tz: tzinfo) -> str:
     r = row.record
-    parts: list[str] = []
-    if r.join_delay_s is None:
-        parts.append(i18n.gettext("never connected"))
-    else:
-        parts.append(i18n.gettext("joined %(n)s min late", n=_minutes(max(0.0, r.join_delay_s))))
+    when = i18n.fmt_datetime(r.meeting_start, tz)
+    outcome = i18n.gettext(row.outcome_label)
+    if r.join_delay_s is None:  # never connected (or excused): no figures to give
+        return f"- {when}, {row.title}: {outcome}"
+    parts = [i18n.gettext("joined %(n)s min late", n=_minutes(max(0.0, r.join_delay_s)))]
     parts.append(i18n.gettext("%(n)s min on a weak link", n=_minutes(r.weak_s)))
     if r.audio_only_s:
         parts.append(i18n.gettext("%(n)s min on audio only", n=_minutes(r.audio_only_s)))
@@ -137,8 +137,6 @@ def _figures_line(row: MeetingRecord, tz: tzinfo) -> str:
         parts.append(i18n.gettext("lowest downlink %(n)s kbit/s", n=i18n.fmt_number(r.min_down_kbps)))
     if r.max_loss_pct is not None:
         parts.append(i18n.gettext("highest loss %(n)s %%", n=i18n.fmt_number(r.max_loss_pct, 1)))
-    when = i18n.fmt_datetime(r.meeting_start, tz)
-    outcome = i18n.gettext(row.outcome_label)
     return f"- {when}, {row.title}: {outcome} — " + "; ".join(parts)
 
 
