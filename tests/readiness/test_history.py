@@ -274,6 +274,12 @@ async def test_history_page_draws_the_chart_and_the_checks(world: World) -> None
     # Fewer meetings on request.
     page = await (await world.client.get(f"/readiness/history/units/{unit.id}?meetings=3")).text()
     assert page.count('class="mark" data-outcome=') == 3
+    # In English too: numbers and labels in that language's convention.
+    await world.post_form("/language", {"language": "en", "next": "/"})
+    page = await (await world.client.get(f"/readiness/history/units/{unit.id}")).text()
+    assert "Connection history" in page and "Time on a weak link" in page and "12.0 min" in page
+    overview = await world.client.get("/readiness/history")
+    assert overview.status == 200 and "Connection history of the units" in await overview.text()
 
 
 async def test_overview_ranks_by_trouble_and_searches_without_diacritics(world: World) -> None:
