@@ -80,5 +80,10 @@ async def test_support_opens_a_centres_history_from_the_home_page(
         assert box is not None and box["width"] > 300 and box["height"] > 250
         await chart.screenshot(path=artifact("readiness-history-chart.png"))
         await page.screenshot(path=artifact("readiness-history.png"), full_page=True)
+        # On a phone the chart scales down with the screen instead of overflowing it.
+        await page.set_viewport_size({"width": 375, "height": 740})
+        box = await chart.bounding_box()
+        assert box is not None and 0 < box["width"] <= 375
+        await page.screenshot(path=artifact("readiness-history-phone.png"), full_page=True)
     finally:
         await page.close()
