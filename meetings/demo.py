@@ -22,6 +22,7 @@ from meetings.issues import service as issues
 from meetings.issues.models import Issue
 from meetings.manual import service as manual
 from meetings.manual.models import Article
+from meetings.readiness.demo_morning import seed_demo_morning
 from meetings.schedule.models import Series, SeriesKind
 from meetings.schedule.service import Context, SeriesInput, create_series
 
@@ -175,6 +176,7 @@ async def load_demo(db: AsyncSession, schedule: Context | None = None) -> tuple[
     if schedule is not None:
         await _demo_series(db, schedule)
     await _demo_register(db)
+    await seed_demo_morning(db, schedule)
     return report.created, created
 
 

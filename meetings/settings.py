@@ -153,6 +153,18 @@ class Settings:
     turn_ttl_seconds: int = _s(
         12 * 3600, "How long TURN credentials handed to a client stay valid, in seconds."
     )
+    # Connection history and follow-up (meetings.readiness.history).
+    readiness_followup_bad_meetings: int = _s(
+        3,
+        "Weak or failed meetings, among a unit's last readiness_followup_window_meetings, that open "
+        "a connection follow-up issue assigned to the unit's operator.",
+    )
+    readiness_followup_window_meetings: int = _s(
+        5, "How many of a unit's last meetings (excused ones left out) the connection follow-up looks at."
+    )
+    readiness_history_meetings: int = _s(
+        20, "How many of its last meetings a unit's connection history page shows by default."
+    )
 
     @property
     def base_url(self) -> str:
@@ -254,6 +266,13 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("setting video_last_n: must be at least 1")
     if settings.signaling_heartbeat_seconds <= 0:
         raise SettingsError("setting signaling_heartbeat_seconds: must be more than 0")
+    if not 1 <= settings.readiness_followup_bad_meetings <= settings.readiness_followup_window_meetings <= 50:
+        raise SettingsError(
+            "settings readiness_followup_bad_meetings and readiness_followup_window_meetings: "
+            "need 1 <= bad meetings <= window <= 50"
+        )
+    if not 1 <= settings.readiness_history_meetings <= 200:
+        raise SettingsError("setting readiness_history_meetings: must be between 1 and 200")
     if min(settings.room_open_minutes, settings.room_grace_minutes, settings.reconnect_merge_seconds) < 0:
         raise SettingsError(
             "settings room_open_minutes, room_grace_minutes and reconnect_merge_seconds: must not be negative"

@@ -36,6 +36,8 @@ ISSUE_REPORTERS = frozenset({"chair", "secretary", "member", "support"})
 FIGURES_READERS = frozenset({"administrator", "chair", "secretary", "observer"})
 # Who reads every centre's issues by role (members of non-centre units do too, by their unit).
 REGISTER_READERS = frozenset({"administrator", "chair", "secretary", "observer", "support"})
+# The readiness board, monitoring and connection history of every unit.
+READINESS_READERS = frozenset({"administrator", "chair", "secretary", "support"})
 CENTRE_STAFF = frozenset({"member"})  # members of a centre (the test's people all are)
 # Routes authenticated by a centre's token, not by role: tests/figures/test_figures_web.py covers them.
 TOKEN_ROUTES = frozenset({"api_figures_report"})
@@ -172,6 +174,11 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "manual_update"): MINUTES_EDITORS,
     ("POST", "manual_publish"): MINUTES_EDITORS,
     ("POST", "manual_from_issue"): MINUTES_EDITORS,
+    # Connection history: every unit's for the readiness readers; a unit's own for its people
+    # (the test's people all belong to the unit asked for; tests/readiness/test_history.py
+    # checks another unit's).
+    ("GET", "readiness_history"): READINESS_READERS,
+    ("GET", "readiness_unit_history"): SIGNED_IN,
 }
 
 
@@ -296,6 +303,8 @@ def path_parts(name: str, canonical: str, values: dict[str, str]) -> dict[str, s
         return {"id": values["issue"]}
     if name.startswith("manual"):
         return {"id": values["article"]}
+    if name == "readiness_unit_history":
+        return {"id": values["unit"]}
     if name == "figures_token_revoke":
         return {"id": values["figures_token"]}
     for prefix in ("series", "occurrence", "calendar_day", "mail", "unit", "api_unit"):

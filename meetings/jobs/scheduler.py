@@ -60,7 +60,11 @@ JOB_TABLE = "apscheduler_jobs"
 JOB_DEFAULTS = {"misfire_grace_time": 3600, "coalesce": True}
 
 # Modules whose import registers reconcile hooks (like MODEL_MODULES for tables).
-JOB_MODULES: tuple[str, ...] = ("meetings.mail.jobs", "meetings.schedule.jobs")
+JOB_MODULES: tuple[str, ...] = (
+    "meetings.mail.jobs",
+    "meetings.schedule.jobs",
+    "meetings.readiness.history_jobs",
+)
 
 Reconciler = Callable[["Scheduler"], Awaitable[None]]
 R = TypeVar("R", bound=Reconciler)
