@@ -317,6 +317,11 @@ class Estimator:
     def probing(self) -> bool:
         return self._probe_until is not None
 
+    @property
+    def probe_base(self) -> int | None:
+        """The estimate before the probe under way (None: none is)."""
+        return self._probe_base if self._probe_until is not None else None
+
     # --- helpers ------------------------------------------------------------------------
 
     def _clamp(self, value: int, what: str) -> int:

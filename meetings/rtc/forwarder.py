@@ -41,6 +41,7 @@ SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
 WIRE_OVERHEAD = 38  # bytes a packet takes on the link beyond RTP: IPv4 20, UDP 8, SRTP tag 10
 VIDEO_HISTORY = 256  # packets kept per video slot for retransmission (~4 s at 500 kbps)
+PAD_DEPTH = 32  # probe padding copies at most this many of the latest packets per call
 
 
 def abs_send_time() -> int:
@@ -710,6 +711,7 @@ class _SlotCore(Protocol):
     tid_want: int
     tid_max: int
     out_seq: int
+    started: bool
 
     def _core_setup(
         self, video: bool, clock_rate: float, payload_types: dict[str, int], templates: list[Any]
@@ -750,6 +752,7 @@ class _SlotLogic:
         self.on_keyframe_needed = on_keyframe_needed
         self.source = None
         self.retransmitted = 0
+        self.padded = 0  # bytes of probe padding queued (pad)
         self._rtx_seq = 0
         mid = target.mid.encode()
         ext_id = target.mid_ext_id
@@ -859,6 +862,36 @@ class _SlotLogic:
         self.retransmitted += count
         return count
 
+    def pad(self, size: int, send_time: int | None) -> int:
+        """Probe padding: RTX copies of the latest packets sent, newest first, until ``size``
+        bytes are queued (each at most once per call). The receiver drops them as duplicates,
+        but its bandwidth estimator counts them: a probe raises what the link carries without
+        switching the picture to a layer the link may not hold. 0 without RTX (or video)."""
+        core: _SlotCore = self  # type: ignore[assignment]
+        if not self.target.rtx_payload_types or not core.video or not core.started:
+            return 0
+        queued = 0
+        newest = core.out_seq
+        for back in range(PAD_DEPTH):
+            if queued >= size:
+                break
+            entry = core.history_get((newest - back) % SEQ_MOD)
+            if entry is None:
+                break
+            out_seq, out_ts, second, payload = entry
+            rtx_pt = self.target.rtx_payload_types.get(second & 0x7F)
+            if rtx_pt is None:
+                break
+            ext = self._extensions(send_time)
+            self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
+            header = _HEADER.pack(
+                0x90 if ext else 0x80, (second & 0x80) | rtx_pt, self._rtx_seq, out_ts, self.target.rtx_ssrc
+            )
+            self.downlink.push(header + ext, _U16.pack(out_seq) + payload, True)
+            queued += len(header) + len(ext) + 2 + len(payload)
+        self.padded += queued
+        return queued
+
 
 _LOGIC_SLOTS = (
     "target",
@@ -867,6 +900,7 @@ _LOGIC_SLOTS = (
     "on_keyframe_needed",
     "source",
     "retransmitted",
+    "padded",
     "_rtx_seq",
     "_templates",
 )

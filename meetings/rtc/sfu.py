@@ -125,6 +125,12 @@ class SfuConfig:
     # temporal layers, pause below the lowest; dynacast). False: every slot forwards the top
     # layer whatever the link, as before issue #16 (the benchmarks' baseline).
     adaptive: bool = True
+    # A probe (the estimator trying a higher rate before a receiver's tile steps up) is filled
+    # with padding, RTX copies of the latest video packets the receiver drops as duplicates but
+    # its bandwidth estimator counts, and the tile steps up only once the probe held. False (or
+    # a receiver without RTX): the step up itself is the probe, and a failed one flips the
+    # picture up and down (bench weaklink: 160/320/640 within seconds after a link returned).
+    probe_padding: bool = True
     # How often the allocation runs (s): every tick it took 15 % of a core at 60 endpoints
     # (bench simulcast); estimates step every 0.5 s anyway, and a drop is acted on within it.
     adapt_interval: float = 0.5
@@ -461,6 +467,18 @@ class _Slot:
     receiver: str = ""  # the participant this slot sends to
 
 
+# A padded probe asks this much more than the step up it is for: the tile steps up only after
+# the probe (1.5 s later), by then its layers measure up to ~10 % more or less than when the
+# probe was chosen, and a probe that fell short by 2 % took another probe (bench weaklink: five
+# probes of 5 % each for one temporal layer).
+PAD_MARGIN = 1.15
+
+
+def _probe_target(target: int, limit: int, padded: bool) -> int:
+    """What a probe for ``target`` asks (see PAD_MARGIN), at most ``limit``."""
+    return max(target, min(int(target * PAD_MARGIN), limit)) if padded else target
+
+
 def publication_layers(pub: Publication, now: float | None = None) -> tuple[AllocLayer, ...]:
     """The layers of a publication as the allocation sees them, lowest first.
 
@@ -542,6 +560,8 @@ class _Participant:
     link_reported: LinkEstimate | None = None
     link_reported_at: float = -1e9
     probe_checked: float = -1e9  # when allocations() last looked for a probe target
+    padding: bool = False  # its estimator's probe under way is filled with padding (Sfu._pad)
+    pad_mark: tuple[float, int] = (0.0, 0)  # (when, downlink bytes sent) at the last padding
     limited_at: float = -1e9  # when its link last limited what it gets (see Sfu._pace)
     cuts_seen: int = 0  # its estimator's cuts the allocation has acted on
     lean_audio: bool = False  # its budget is tight: RED publications reach it as plain Opus
@@ -1578,18 +1598,62 @@ class Sfu:
                 )
             estimator, allocator = entry.estimator, entry.allocator
             budget = estimator.update(now)
+            if entry.padding:  # a padded probe: the picture stays as it was until the probe held
+                base = estimator.probe_base
+                entry.padding = base is not None
+                budget = base if base is not None else budget
             if videos and now - entry.probe_checked >= 0.5 and estimator.can_probe(now):
                 entry.probe_checked = now
-                target = allocator.next_budget(budget, audio, videos, limit=estimator.probe_limit())
-                if target is not None and estimator.probe(now, target):
-                    budget = estimator.estimate
+                padded = self._can_pad(entry)
+                limit = estimator.probe_limit()
+                target = allocator.next_budget(budget, audio, videos, limit=limit)
+                if target is not None and estimator.probe(now, _probe_target(target, limit, padded)):
+                    budget = self._probing(entry, budget, now, padded)
                 elif target is None and (reach := estimator.reach_limit()):
                     target = allocator.next_rung(budget, audio, videos, limit=reach)
-                    if target is not None and estimator.probe(now, target, reach=True):
-                        budget = estimator.estimate
+                    if target is not None and estimator.probe(
+                        now, _probe_target(target, reach, padded), reach=True
+                    ):
+                        budget = self._probing(entry, budget, now, padded)
             result[entry.id] = allocator.update(now, budget, audio, videos)
             self._demands[entry.id] = videos
         return result
+
+    def _can_pad(self, entry: _Participant) -> bool:
+        """Whether a probe for ``entry`` can be padded: RTX negotiated on a video slot that sends."""
+        return self.config.probe_padding and any(
+            slot.kind == "video" and slot.forwarder.target.rtx_payload_types and slot.forwarder.started
+            for slot in entry.slots.values()
+        )
+
+    def _probing(self, entry: _Participant, before: int, now: float, padded: bool) -> int:
+        """A probe started for ``entry``: the budget its allocation gets meanwhile. Padded (see
+        ``SfuConfig.probe_padding``), the one it had; otherwise the probe's, the step up itself."""
+        if padded:
+            entry.padding = True
+            entry.pad_mark = (now, entry.downlink.sent_bytes)
+            return before
+        return entry.estimator.estimate
+
+    def _pad(self, entry: _Participant, now: float) -> None:
+        """Fill ``entry``'s padded probe up to the probe's rate (each tick; the pacer spreads it)."""
+        estimator, downlink = entry.estimator, entry.downlink
+        if estimator.probe_base is None:
+            entry.padding = False
+            return
+        then, sent_then = entry.pad_mark
+        sent = downlink.sent_bytes
+        entry.pad_mark = (now, sent)
+        rate = estimator.estimate / 8  # bytes per second
+        want = min(int(rate * (now - then)) - (sent - sent_then), int(rate * 2 * self.config.tick))
+        if want <= 0 or len(downlink):  # sending at the probe's rate already, or the pacer is full
+            return
+        send_time = internals.abs_send_time()
+        for slot in entry.slots.values():
+            if slot.kind == "video" and slot.publication is not None:
+                want -= slot.forwarder.pad(want, send_time)
+                if want <= 0:
+                    break
 
     def wanted_layers(
         self, allocations: Mapping[str, Mapping[str, LayerChoice]]
@@ -1626,6 +1690,8 @@ class Sfu:
             self._keyframe_sweep = now
         for entry in self._participants.values():
             downlink = entry.downlink
+            if entry.padding:
+                self._pad(entry, now)
             if len(downlink) or downlink.rate_bps is not None:
                 downlink.flush()  # paced queues drain between packets too
             # One compound sender report per connection, every 0.5-1.5 s (RFC 3550's spread),

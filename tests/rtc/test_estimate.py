@@ -15,6 +15,7 @@ import pytest
 
 from meetings.rtc.allocation import Allocator, Layer, LayerChoice, VideoDemand
 from meetings.rtc.estimate import Estimator, RateMeter, UplinkMeter, ntp_middle32, round_trip
+from meetings.rtc.sfu import _probe_target
 
 DT = 0.1
 AUDIO = 80_000  # two Opus streams with headers
@@ -86,10 +87,16 @@ class Session:
     now: float = 0.0
     sent_bytes: float = 0.0
     choices: dict[str, LayerChoice] = field(default_factory=dict)
+    # Probes filled with padding, the tiles stepping up once one held (SfuConfig.probe_padding);
+    # False: the step up itself is the probe.
+    padded: bool = False
 
     @property
     def sending(self) -> int:
-        return AUDIO + sum(c.bitrate for c in self.choices.values())
+        media = AUDIO + sum(c.bitrate for c in self.choices.values())
+        if self.padded and self.estimator.probing:
+            return max(media, self.estimator.estimate)  # padding up to the probe's rate
+        return media
 
     def run(self, until: float, on_step: list[tuple[float, dict[str, LayerChoice]]] | None = None) -> None:
         while self.now < until - 1e-9:
@@ -99,11 +106,15 @@ class Session:
             self.estimator.on_sent(self.now, int(self.sent_bytes))
             self.link.step(self.now, sent, self.estimator)
             budget = self.estimator.update(self.now)
+            if self.padded and (base := self.estimator.probe_base) is not None:
+                budget = base
             if self.estimator.can_probe(self.now):
                 limit = self.estimator.probe_limit()
                 target = self.allocator.next_budget(budget, AUDIO, VIDEOS, limit=limit)
-                if target is not None and self.estimator.probe(self.now, target):
-                    budget = self.estimator.estimate
+                if target is not None and self.estimator.probe(
+                    self.now, _probe_target(target, limit, self.padded)
+                ):
+                    budget = budget if self.padded else self.estimator.estimate
             self.choices = self.allocator.update(self.now, budget, AUDIO, VIDEOS)
             if on_step is not None:
                 on_step.append((self.now, dict(self.choices)))
@@ -116,11 +127,12 @@ def _first(steps: list[tuple[float, dict[str, LayerChoice]]], after: float, test
     return None
 
 
+@pytest.mark.parametrize("padded", [False, True], ids=["step-up-probes", "padded-probes"])
 @pytest.mark.parametrize("low_for", [20.0, 37.0, 60.0])  # the recovery finds probes in various phases
 def test_a_drop_to_250_kbits_is_followed_within_2_s_and_the_top_layer_is_back_within_15_s(
-    low_for: float,
+    low_for: float, padded: bool
 ) -> None:
-    session = Session(ChromiumReceiver(capacity=2_000_000))
+    session = Session(ChromiumReceiver(capacity=2_000_000), padded=padded)
     steps: list[tuple[float, dict[str, LayerChoice]]] = []
     session.run(20.0, steps)
     assert session.choices["v0"].spatial == 2, "an unlimited link carries the speaker's top layer"

@@ -319,6 +319,39 @@ async def test_a_layer_switch_drops_the_old_layers_queued_video_without_leaving_
     )
 
 
+async def test_probe_padding_is_rtx_copies_of_the_latest_packets(impl: Impl) -> None:
+    """A padded probe: what the receiver drops as duplicates but its estimator counts."""
+    sink = Sink()
+    slot = impl.slot(_target(), sink)
+    assert slot.pad(5000, None) == 0, "nothing sent yet: nothing to copy"
+    slot.switch("publisher")
+    for seq in range(10, 14):
+        slot.forward(
+            codec="VP8", seq=seq, timestamp=seq * 3000, marker=1, payload=(VP8_KEY if seq == 10 else VP8_DELTA)
+            + bytes(300), keyframe=seq == 10, audio_level=None, send_time=None, now=0.0,
+        )  # fmt: skip
+    media = list(sink.sent)
+    newest = struct.unpack_from("!H", media[-1], 2)[0]
+    queued = slot.pad(700, 0x123456)
+    copies = sink.sent[len(media) :]
+    assert queued >= 700 and len(copies) == 3 and slot.padded == queued
+    for back, copy in enumerate(copies):  # newest first, on the RTX stream, its own sequence
+        assert copy[1] & 0x7F == 98 and struct.unpack_from("!I", copy, 8)[0] == 0x55667788
+        assert struct.unpack_from("!H", copy, 2)[0] == back + 1
+        original = media[-1 - back]
+        payload_at = 12 + 4 + 4 * struct.unpack_from("!H", copy, 14)[0]  # after the extensions
+        assert struct.unpack_from("!H", copy, payload_at)[0] == (newest - back) % 65536  # the OSN
+        assert copy.endswith(original[-300:])
+    assert len(copies) == len(sink.sent) - len(media)
+    plain = impl.slot(_target(rtx=False), Sink())
+    plain.switch("publisher")
+    plain.forward(
+        codec="VP8", seq=1, timestamp=0, marker=1, payload=VP8_KEY, keyframe=True, audio_level=None,
+        send_time=None, now=0.0,
+    )  # fmt: skip
+    assert plain.pad(5000, None) == 0, "no RTX: no padding (the step up itself probes)"
+
+
 def test_a_packet_leaving_the_paced_queue_carries_the_time_it_left() -> None:
     extensions = pack_extensions([(1, b"4"), (3, b"\x12\x34\x56"), (2, b"\x80")])
     packet = build_rtp(
