@@ -326,9 +326,10 @@ async def test_probe_padding_is_rtx_copies_of_the_latest_packets(impl: Impl) -> 
     assert slot.pad(5000, None) == 0, "nothing sent yet: nothing to copy"
     slot.switch("publisher")
     for seq in range(10, 14):
+        payload = (VP8_KEY if seq == 10 else VP8_DELTA) + bytes(300)
         slot.forward(
-            codec="VP8", seq=seq, timestamp=seq * 3000, marker=1, payload=(VP8_KEY if seq == 10 else VP8_DELTA)
-            + bytes(300), keyframe=seq == 10, audio_level=None, send_time=None, now=0.0,
+            codec="VP8", seq=seq, timestamp=seq * 3000, marker=1, payload=payload, keyframe=seq == 10,
+            audio_level=None, send_time=None, now=0.0,
         )  # fmt: skip
     media = list(sink.sent)
     newest = struct.unpack_from("!H", media[-1], 2)[0]
