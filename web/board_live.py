@@ -1,0 +1,121 @@
+"""The live readiness boards of a node: who watches which board, and the reload that pushes it.
+
+A board is reloaded and pushed (only if it changed) when the room of its meeting on this node
+seats or lets go of someone (`web/media_ctx.py` wires the room's attendance hook here), after
+every action taken on the board, and every `readiness_board_refresh_seconds` while someone
+watches it: connection checks and the rooms of other nodes reach it that way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from meetings.db.base import utcnow
+from meetings.readiness.board import (
+    BoardHub,
+    BoardRules,
+    BoardState,
+    board_json,
+    build_board,
+    connected_in_room,
+)
+from meetings.schedule.models import Occurrence, Series
+from meetings.wire import CloseCode, encode
+from web import keys
+from web.socket_writer import SocketWriter
+
+log = logging.getLogger("giaoban.readiness")
+SEND_QUEUE = 100  # boards; a watcher this far behind is closed and reloads
+
+
+class Watcher:
+    """One WebSocket watching one meeting's board, with its own send queue."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        occurrence_id: int,
+        language: str,
+        transport: asyncio.WriteTransport | None = None,
+    ) -> None:
+        self.occurrence_id = occurrence_id
+        self.out = SocketWriter(
+            ws, limit=SEND_QUEUE, language=language, name=f"board-ws-{occurrence_id}", transport=transport
+        )
+
+    def post(self, text: str) -> None:
+        """Queue a message; a watcher whose queue is full is closed and reloads."""
+        self.out.post(text)
+
+    def close(self) -> None:
+        """Close the socket after what is queued (going away: the page reconnects)."""
+        self.out.end(CloseCode.GOING_AWAY, "")
+
+
+def live_connected(app: web.Application, occurrence_id: int) -> dict[int, list[str]] | None:
+    """Who is in the meeting now by unit, from this node's room; None when this node has no room
+    for it (the board then reads the attendance records every node writes)."""
+    media = app.get(keys.MEDIA)
+    room = media.registry.get(occurrence_id) if media is not None else None
+    return connected_in_room(room.participants) if room is not None else None
+
+
+async def encoded_board(app: web.Application, occurrence_id: int) -> str | None:
+    """The board of a meeting as the socket sends it, or None if the meeting is gone."""
+    rules = BoardRules.from_settings(app[keys.SETTINGS])
+    async with app[keys.DB]() as db:
+        occurrence = await db.get(Occurrence, occurrence_id)
+        series = await db.get(Series, occurrence.series_id) if occurrence is not None else None
+        if occurrence is None or series is None:
+            return None
+        board = await build_board(
+            db, occurrence, series, rules=rules, now=utcnow(), connected=live_connected(app, occurrence_id)
+        )
+    return encode(BoardState(board_json(board)))
+
+
+async def refresh_board(app: web.Application, occurrence_id: int) -> None:
+    """Reload a meeting's board and push it to its watchers on this node if it changed; never
+    raises (the room and the actions go on whatever happens to the board)."""
+    hub = app.get(keys.BOARD_HUB)
+    if hub is None or occurrence_id not in hub.watchers:  # nobody watches: no query
+        return
+    async with hub.lock(occurrence_id):
+        try:
+            text = await encoded_board(app, occurrence_id)
+        except Exception:
+            log.exception("readiness board not reloaded", extra={"occurrence": occurrence_id})
+            return
+        if text is not None:
+            hub.push(occurrence_id, text)
+
+
+async def _refresher(app: web.Application, hub: BoardHub) -> None:
+    seconds = app[keys.SETTINGS].readiness_board_refresh_seconds
+    while True:
+        await asyncio.sleep(seconds)
+        for occurrence_id in hub.watched():
+            await refresh_board(app, occurrence_id)
+
+
+async def board_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The hub and its periodic reload for the app's lifetime."""
+    hub = BoardHub()
+    app[keys.BOARD_HUB] = hub
+    task = asyncio.create_task(_refresher(app, hub), name="readiness-board-refresh")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def close_board_sockets(app: web.Application) -> None:
+    """on_shutdown: close every board watcher."""
+    hub = app.get(keys.BOARD_HUB)
+    if hub is not None:
+        hub.close_all()
