@@ -131,8 +131,8 @@ def _people_for(unit: Unit, counter: int) -> list[tuple[str, str, str, Role]]:
         (f"{local}.1@{DEMO_DOMAIN}", demo_name(counter), "Chuyên viên", staff),
         (f"{local}.lanhdao@{DEMO_DOMAIN}", demo_name(counter + 1), head_title, staff),
     ]
-    if unit.code == "IOC":
-        people.append((f"hotro@{DEMO_DOMAIN}", "Đặng Quang Huy", "Kỹ sư hỗ trợ kỹ thuật", Role.SUPPORT))
+    if unit.code == "IOC":  # its officer is the demo's support login
+        people[0] = (f"hotro@{DEMO_DOMAIN}", demo_name(counter), "Kỹ sư hỗ trợ kỹ thuật", Role.SUPPORT)
     if unit.code == "UBND":
         people += [
             (
