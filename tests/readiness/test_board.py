@@ -7,6 +7,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -513,3 +514,21 @@ async def test_a_join_a_check_and_another_supporters_action_reach_the_board(worl
         await ws.close()
     assert await wait_for(lambda: not world.app[keys.MEDIA].sfus, 10)
     assert not world.app[keys.BOARD_HUB].watchers
+
+
+def test_the_board_document_names_every_status_and_field() -> None:
+    text = (Path(__file__).parent.parent.parent / "docs" / "readiness" / "board.md").read_text(
+        encoding="utf-8"
+    )
+    for unit_status in UnitStatus:
+        assert f"| `{unit_status.value}` |" in text, unit_status
+    names = {f.name for cls in (readiness.BoardRow, readiness.CheckFigures) for f in dataclasses.fields(cls)}
+    names |= {"occurrence_id", "title", "start", "end", "opens_at", "counts", "rows", "board"}
+    missing = sorted(n for n in names if f"`{n}`" not in text)
+    assert not missing, missing
+    for setting in (
+        "readiness_board_open_minutes",
+        "readiness_check_hours",
+        "readiness_board_refresh_seconds",
+    ):
+        assert f"`{setting}`" in text
