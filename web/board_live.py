@@ -79,9 +79,10 @@ async def encoded_board(app: web.Application, occurrence_id: int) -> str | None:
     return encode(BoardState(board_json(board)))
 
 
-async def refresh_board(app: web.Application, occurrence_id: int) -> None:
-    """Reload a meeting's board and push it to its watchers on this node if it changed; never
-    raises (the room and the actions go on whatever happens to the board)."""
+async def refresh_board(app: web.Application, occurrence_id: int, newcomer: Watcher | None = None) -> None:
+    """Reload a meeting's board and push it to its watchers on this node if it changed (and to a
+    newcomer in any case); never raises (the room and the actions go on whatever happens to the
+    board). One reload at a time per meeting: a watcher never gets an older board after a newer."""
     hub = app.get(keys.BOARD_HUB)
     if hub is None or occurrence_id not in hub.watchers:  # nobody watches: no query
         return
@@ -92,7 +93,7 @@ async def refresh_board(app: web.Application, occurrence_id: int) -> None:
             log.exception("readiness board not reloaded", extra={"occurrence": occurrence_id})
             return
         if text is not None:
-            hub.push(occurrence_id, text)
+            hub.push(occurrence_id, text, newcomer)
 
 
 async def _refresher(app: web.Application, hub: BoardHub) -> None:

@@ -619,10 +619,9 @@ class BoardHub:
         """The lock a reload of this meeting's board holds while it reads and pushes."""
         return self.locks.setdefault(occurrence_id, asyncio.Lock())
 
-    def add(self, watcher: BoardWatcher, first: str) -> None:
-        """Start pushing to a watcher, which gets `first` (the board as it is) at once."""
+    def add(self, watcher: BoardWatcher) -> None:
+        """Start pushing to a watcher (its first board comes with `push(…, newcomer=watcher)`)."""
         self.watchers.setdefault(watcher.occurrence_id, set()).add(watcher)
-        watcher.post(first)
 
     def remove(self, watcher: BoardWatcher) -> None:
         """Stop pushing to a watcher."""
@@ -638,12 +637,17 @@ class BoardHub:
         """The meetings someone watches the board of on this node."""
         return list(self.watchers)
 
-    def push(self, occurrence_id: int, text: str) -> int:
-        """Send an encoded board to every watcher of the meeting unless it is the one last sent;
-        returns how many were sent it."""
+    def push(self, occurrence_id: int, text: str, newcomer: BoardWatcher | None = None) -> int:
+        """Send an encoded board to every watcher of the meeting unless it is the one last sent
+        (a newcomer gets it anyway); returns how many were sent it."""
         group = self.watchers.get(occurrence_id)
-        if not group or self.last.get(occurrence_id) == text:
+        if not group:
             return 0
+        if self.last.get(occurrence_id) == text:
+            if newcomer is None or newcomer not in group:
+                return 0
+            newcomer.post(text)
+            return 1
         self.last[occurrence_id] = text
         for watcher in list(group):
             watcher.post(text)

@@ -532,3 +532,35 @@ def test_the_board_document_names_every_status_and_field() -> None:
         "readiness_board_refresh_seconds",
     ):
         assert f"`{setting}`" in text
+
+
+@dataclasses.dataclass(eq=False)
+class FakeWatcher:
+    occurrence_id: int
+    got: list[str] = dataclasses.field(default_factory=list)
+    closed: bool = False
+
+    def post(self, text: str) -> None:
+        self.got.append(text)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_hub_sends_a_board_once_and_a_newcomer_always() -> None:
+    hub = readiness.BoardHub()
+    first, other = FakeWatcher(7), FakeWatcher(8)
+    hub.add(first)
+    hub.add(other)
+    assert hub.push(7, "a") == 1 and hub.push(7, "a") == 0  # unchanged: not sent again
+    late = FakeWatcher(7)
+    hub.add(late)
+    assert hub.push(7, "a", newcomer=late) == 1  # the newcomer's first board
+    assert hub.push(7, "b") == 2
+    assert (first.got, late.got, other.got) == (["a", "b"], ["a", "b"], [])
+    assert sorted(hub.watched()) == [7, 8]
+    for watcher in (first, late):
+        hub.remove(watcher)
+    assert hub.watched() == [8] and 7 not in hub.last
+    hub.close_all()
+    assert other.closed

@@ -14,9 +14,9 @@ from meetings.accounts.permissions import Permission
 from meetings.db.base import utcnow
 from meetings.errors import N_, FieldError, InvalidInput
 from meetings.readiness import board as readiness
-from meetings.readiness.board import STATUS_LABELS, BoardRules, BoardState, UnitStatus, board_json
+from meetings.readiness.board import STATUS_LABELS, BoardRules, UnitStatus, board_json
 from meetings.readiness.models import CHECK_VERDICT_LABELS
-from meetings.wire import CloseCode, encode
+from meetings.wire import CloseCode
 from web import keys
 from web.access import needs
 from web.board_live import Watcher, live_connected, refresh_board
@@ -237,20 +237,15 @@ async def board_ws(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
     occurrence_id = int_param(request)
     async with request.app[keys.DB]() as db:
-        board = await readiness.load_board(  # not found, closed: a clear 4xx before the upgrade
-            db,
-            actor(request),
-            occurrence_id,
-            rules=_rules(request),
-            now=utcnow(),
-            connected=live_connected(request.app, occurrence_id),
-        )
+        # Not found, not allowed, closed: a clear 4xx before the upgrade.
+        await readiness.load_board(db, actor(request), occurrence_id, rules=_rules(request), now=utcnow())
     language = request.get(keys.LANGUAGE, i18n.DEFAULT_LANGUAGE)
     await ws.prepare(request)
     watcher = Watcher(ws, occurrence_id, language, request.transport)
     hub = request.app[keys.BOARD_HUB]
     watcher.out.start()
-    hub.add(watcher, encode(BoardState(board_json(board))))
+    hub.add(watcher)
+    await refresh_board(request.app, occurrence_id, newcomer=watcher)  # its first board
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
