@@ -96,19 +96,28 @@ async def refresh_board(app: web.Application, occurrence_id: int, newcomer: Watc
             hub.push(occurrence_id, text, newcomer)
 
 
-async def _refresher(app: web.Application, hub: BoardHub) -> None:
+async def refresh_all(app: web.Application) -> None:
+    """Reload every board watched on this node (pushed where it changed): for a change that is
+    not one meeting's, such as a connection check just stored; never raises."""
+    hub = app.get(keys.BOARD_HUB)
+    if hub is None:
+        return
+    for occurrence_id in hub.watched():
+        await refresh_board(app, occurrence_id)
+
+
+async def _refresher(app: web.Application) -> None:
     seconds = app[keys.SETTINGS].readiness_board_refresh_seconds
     while True:
         await asyncio.sleep(seconds)
-        for occurrence_id in hub.watched():
-            await refresh_board(app, occurrence_id)
+        await refresh_all(app)
 
 
 async def board_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub and its periodic reload for the app's lifetime."""
     hub = BoardHub()
     app[keys.BOARD_HUB] = hub
-    task = asyncio.create_task(_refresher(app, hub), name="readiness-board-refresh")
+    task = asyncio.create_task(_refresher(app), name="readiness-board-refresh")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
