@@ -564,3 +564,24 @@ def test_the_hub_sends_a_board_once_and_a_newcomer_always() -> None:
     assert hub.watched() == [8] and 7 not in hub.last
     hub.close_all()
     assert other.closed
+
+
+async def test_the_socket_ignores_text_and_closes_on_binary_and_oversized_frames(world: World) -> None:
+    c = await city(world)
+    await world.login("hotro@hue.example")
+    ws = await open_board(world, c.occurrence)
+    await next_board(ws, lambda b: True)
+    for junk in ("not json", '{"type": "excuse", "unit": 1}', "\u0000", "[" * 2000):
+        await ws.send_str(junk)
+    # Still open and still pushed to: an action shows.
+    await world.post_form(path(c, c.units["P-A"], "excuse"), {"reason": "Nghỉ phép"})
+    await next_board(ws, lambda b: status(b, c.units["P-A"]) == "excused", within=5)
+    await ws.send_bytes(b"\x00\x01")
+    closing = await ws.receive(timeout=5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 4000
+    big = await open_board(world, c.occurrence)
+    await next_board(big, lambda b: True)
+    await big.send_str("x" * 10_000)
+    closing = await big.receive(timeout=5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1009
+    assert await wait_for(lambda: not world.app[keys.BOARD_HUB].watchers, 5)
