@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,12 +14,20 @@ from playwright.async_api import expect
 
 from meetings.directory.models import Role, UnitKind
 from meetings.schedule.links import JoinLink, make_join_token
+from meetings.schedule.models import SeriesInvitee
+from meetings.settings import Settings
 from tests.browser.conftest import artifact
 from tests.conftest import PASSWORD, World
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # A unit invited while the board is open shows at the next reload.
+    return dataclasses.replace(settings, readiness_board_refresh_seconds=0.5)
 
 
 def keep(name: str, text: str) -> None:
@@ -92,6 +101,20 @@ async def test_a_centre_joining_turns_its_row_joined_live_on_a_phone(
     await expect(other_row).to_have_attribute("data-status", "excused", timeout=10_000)
     await expect(other_row.locator("[data-part=mark]")).to_contain_text("Mất điện cả phường")
     await expect(other_row.locator("form[data-board-action=unexcuse]")).to_be_visible()
+
+    # A unit invited while the board is open appears at the next reload, with working actions.
+    late = await world.unit("P-THUANHOA", UnitKind.CENTRE, "Phường Thuận Hóa")
+    await world.person("t@hue.example", Role.MEMBER, late, name="Trương Văn Thuận")
+    async with world.db() as db:
+        db.add(SeriesInvitee(series_id=series.id, unit_id=late.id))
+        await db.commit()
+    late_row = board.locator(f"li.board-row[data-unit='{late.id}']")
+    await expect(late_row).to_have_attribute("data-status", "not_yet", timeout=10_000)
+    await late_row.locator("summary").click()
+    await late_row.locator("input[name=note]").fill("Đang gọi")
+    await late_row.locator("form[data-board-action=help] button").click()
+    await expect(late_row).to_have_attribute("data-status", "helping", timeout=10_000)
+    await expect(late_row.locator("[data-part=mark]")).to_contain_text("Đặng Quang Huy đang hỗ trợ: Đang gọi")
 
     # Readable on a phone: nothing wider than the screen.
     overflow = await board.evaluate("document.documentElement.scrollWidth > window.innerWidth")

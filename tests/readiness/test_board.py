@@ -245,6 +245,9 @@ async def test_the_page_and_its_json(world: World) -> None:
     assert page.status == 200, html[:500]
     assert "Bảng sẵn sàng" in html and "Kiểm tra không đạt" in html and "Phường B" in html
     assert 'href="tel:02343822001"' in html and "Trần Thị Bình 0905 111 222" in html
+    # The actions of a unit that appears later come from a template board.js fills in.
+    template = html.split('id="board-actions-template"')[1]
+    assert f"/meetings/occurrences/{c.occurrence}/readiness/units/0/excuse" in template
     answer = await world.client.get(
         f"/meetings/occurrences/{c.occurrence}/readiness", headers={"Accept": "application/json"}
     )

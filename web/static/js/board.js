@@ -132,7 +132,9 @@ class BoardPage {
     if (template instanceof HTMLTemplateElement) {
       const actions = /** @type {DocumentFragment} */ (template.content.cloneNode(true));
       for (const form of Array.from(actions.querySelectorAll("form"))) {
-        form.action = form.action.replace("/units/0/", `/units/${row.unit_id}/`);
+        // The attribute, not the property: a template's content has no base address to resolve against.
+        const action = form.getAttribute("action") || "";
+        form.setAttribute("action", action.replace("/units/0/", `/units/${row.unit_id}/`));
       }
       for (const labelled of Array.from(actions.querySelectorAll("[id]"))) {
         labelled.id = labelled.id.replace(/-0$/, `-${row.unit_id}`);
