@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import expect
 
 from meetings.directory.models import Role, UnitKind
+from meetings.readiness.models import CheckVerdict, ConnectionCheck
 from meetings.schedule.links import JoinLink, make_join_token
 from meetings.schedule.models import SeriesInvitee
 from meetings.settings import Settings
@@ -58,6 +59,26 @@ async def test_a_centre_joining_turns_its_row_joined_live_on_a_phone(
         ["P-PHONGDIEN", "P-KIMLONG"], chair_email="chair@hue.example"
     )
     board_path = f"/meetings/occurrences/{occurrence.id}/readiness"
+    # Phong Điền passed its connection check this morning; Kim Long's failed.
+    async with world.db() as db:
+        for unit, person, verdict, figures in (
+            (centre, member.id, CheckVerdict.VIDEO, (38.0, 0.2, 1450.0, 3200.0)),
+            (other, None, CheckVerdict.FAILED, (None, None, None, None)),
+        ):
+            rtt, loss, up, down = figures
+            db.add(
+                ConnectionCheck(
+                    person_id=person,
+                    unit_id=unit.id,
+                    at=datetime.now(UTC) - timedelta(minutes=20),
+                    verdict=verdict,
+                    rtt_ms=rtt,
+                    loss_pct=loss,
+                    up_kbps=up,
+                    down_kbps=down,
+                )
+            )
+        await db.commit()
 
     # The support officer watches the board on a phone.
     phone = await browser.new_context(viewport=PHONE, locale="vi-VN", is_mobile=True, has_touch=True)
@@ -66,8 +87,12 @@ async def test_a_centre_joining_turns_its_row_joined_live_on_a_phone(
     assert board.url.endswith(board_path)
     await expect(board.locator("#board-live")).to_have_attribute("data-state", "on", timeout=10_000)
     row = board.locator(f"li.board-row[data-unit='{centre.id}']")
-    await expect(row).to_have_attribute("data-status", "not_yet")
+    await expect(row).to_have_attribute("data-status", "checked")
+    await expect(row.locator("[data-part=check]")).to_contain_text("38 ms")
     await expect(row.locator("[data-part=phone] a")).to_have_attribute("href", "tel:02343551234")
+    await expect(board.locator(f"li.board-row[data-unit='{other.id}']")).to_have_attribute(
+        "data-status", "failed"
+    )
 
     # The centre joins from its invitation link in another browser.
     token = make_join_token(
@@ -121,7 +146,7 @@ async def test_a_centre_joining_turns_its_row_joined_live_on_a_phone(
     assert overflow is False
     await board.screenshot(path=artifact("readiness-board-phone.png"), full_page=True)
 
-    # The centre leaves: its row is "not yet" again.
+    # The centre leaves: its row shows its check again.
     await desk.close()
-    await expect(row).to_have_attribute("data-status", "not_yet", timeout=15_000)
+    await expect(row).to_have_attribute("data-status", "checked", timeout=15_000)
     await phone.close()
