@@ -111,6 +111,7 @@ class BoardRow:
     phone: str  # the unit's contact phone ("" if none)
     contacts: tuple[Contact, ...]  # its invitees' phones, when the unit has no phone
     check: CheckFigures | None
+    operator: str = ""  # the telecom operator or support team keeping it connected ("" if none)
     excused: bool = False
     excuse_reason: str = ""
     excused_by: str = ""
@@ -309,6 +310,11 @@ async def build_board(
     if names_needed:
         rows = await db.execute(select(Person.id, Person.name).where(Person.id.in_(names_needed)))
         names = {pid: name for pid, name in rows}
+    operator_ids = {u.operator_id for u, _people in units.values() if u.operator_id is not None}
+    operators: dict[int, str] = {}
+    if operator_ids:
+        rows = await db.execute(select(Unit.id, Unit.name).where(Unit.id.in_(operator_ids)))
+        operators = {uid: name for uid, name in rows}
     board_rows: list[BoardRow] = []
     for unit_id, (unit, people) in units.items():
         mark = marks.get(unit_id)
@@ -326,6 +332,7 @@ async def build_board(
                 if unit.phone
                 else tuple(Contact(p.name, p.phone) for p in sorted(people, key=lambda p: p.name) if p.phone),
                 check=check,
+                operator=operators.get(unit.operator_id, "") if unit.operator_id is not None else "",
                 excused=bool(mark and mark.excused),
                 excuse_reason=mark.excuse_reason if mark and mark.excused else "",
                 excused_by=names.get(mark.excused_by_id, "")
@@ -371,6 +378,7 @@ def board_json(board: Board) -> dict[str, Any]:
                 "connected": list(r.connected),
                 "phone": r.phone,
                 "contacts": [{"name": c.name, "phone": c.phone} for c in r.contacts],
+                "operator": r.operator,
                 "check": None
                 if r.check is None
                 else {

@@ -61,7 +61,9 @@ async def city(world: World) -> City:
     dept = await world.unit("VP-UBND", UnitKind.DEPARTMENT, "Văn phòng UBND")
     units = {"vnpt": vnpt, "ioc": ioc, "dept": dept}
     for code, phone in (("P-A", "0234 3822 001"), ("P-B", ""), ("P-C", ""), ("P-D", ""), ("P-E", "")):
-        units[code] = await world.unit(code, UnitKind.CENTRE, f"Phường {code[-1]}", phone=phone)
+        units[code] = await world.unit(
+            code, UnitKind.CENTRE, f"Phường {code[-1]}", phone=phone, operator_id=vnpt.id if phone else None
+        )
     await world.unit("P-NOT", UnitKind.CENTRE, "Phường Không Mời")
     people = {
         "a": await world.person("a@hue.example", Role.MEMBER, units["P-A"], name="Nguyễn Văn An"),
@@ -163,6 +165,7 @@ async def test_one_row_per_invited_unit_problems_first_with_counts(world: World)
     }
     # The phone: the unit's own, else its invitees' phones.
     assert by_code["P-A"].phone == "0234 3822 001" and by_code["P-A"].contacts == ()
+    assert (by_code["P-A"].operator, by_code["P-B"].operator) == ("VNPT Huế", "")
     assert [(x.name, x.phone) for x in by_code["P-B"].contacts] == [("Trần Thị Bình", "0905 111 222")]
     # The live room, when the node has it, says who is connected (not the records).
     live = await load(world, support, c.occurrence, connected={c.units["P-C"].id: ["Lê Văn Cường"]})

@@ -34,6 +34,7 @@ PAGE_TEXTS = {
     "connected": N_("In the meeting"),
     "call": N_("Call"),
     "no_phone": N_("No phone in the directory"),
+    "operator": N_("Connected by"),
     "check_at": N_("Checked at %(time)s by %(person)s"),
     "no_check": N_("No connection check in the last %(hours)s hours"),
     "rtt": N_("round trip"),

@@ -7,7 +7,8 @@
  * @typedef {{at: string, verdict: string, rtt_ms: number|null, loss_pct: number|null,
  *   up_kbps: number|null, down_kbps: number|null, person: string}} Check
  * @typedef {{unit_id: number, code: string, name: string, status: string, connected: string[],
- *   phone: string, contacts: {name: string, phone: string}[], check: Check|null, excused: boolean,
+ *   phone: string, contacts: {name: string, phone: string}[], operator: string, check: Check|null,
+ *   excused: boolean,
  *   excuse_reason: string, excused_by: string, helper_id: number|null, helper: string,
  *   help_note: string, help_at: string|null}} Row
  * @typedef {{occurrence_id: number, title: string, start: string, end: string, opens_at: string,
@@ -195,6 +196,7 @@ class BoardPage {
     } else {
       phone.append(el("span", t.no_phone, "muted"));
     }
+    if (row.operator) phone.append(document.createTextNode(" "), el("span", `· ${t.operator}: ${row.operator}`, "muted"));
 
     const mark = this.part(li, "mark");
     const notes = [];
