@@ -87,13 +87,35 @@ async def refresh_board(app: web.Application, occurrence_id: int, newcomer: Watc
     if hub is None or occurrence_id not in hub.watchers:  # nobody watches: no query
         return
     async with hub.lock(occurrence_id):
-        try:
-            text = await encoded_board(app, occurrence_id)
-        except Exception:
-            log.exception("readiness board not reloaded", extra={"occurrence": occurrence_id})
-            return
-        if text is not None:
-            hub.push(occurrence_id, text, newcomer)
+        await _reload(app, hub, occurrence_id, newcomer)
+
+
+async def _reload(app: web.Application, hub: BoardHub, occurrence_id: int, newcomer: Watcher | None) -> None:
+    try:
+        text = await encoded_board(app, occurrence_id)
+    except Exception:
+        log.exception("readiness board not reloaded", extra={"occurrence": occurrence_id})
+        return
+    if text is not None:
+        hub.push(occurrence_id, text, newcomer)
+
+
+def board_changed(app: web.Application, occurrence_id: int) -> None:
+    """A meeting's board changed (someone sat down in its room or left): reload it soon, without
+    making the caller wait; changes that come before that reload starts make no other reload."""
+    hub = app.get(keys.BOARD_HUB)
+    if hub is None or not hub.ask(occurrence_id):
+        return
+
+    async def reload() -> None:
+        async with hub.lock(occurrence_id):
+            hub.queued.discard(occurrence_id)  # from here on a change needs another reload
+            if occurrence_id in hub.watchers:
+                await _reload(app, hub, occurrence_id, None)
+
+    task = asyncio.create_task(reload(), name=f"readiness-board-{occurrence_id}")
+    hub.tasks.add(task)
+    task.add_done_callback(hub.tasks.discard)
 
 
 async def refresh_all(app: web.Application) -> None:
@@ -119,9 +141,11 @@ async def board_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.BOARD_HUB] = hub
     task = asyncio.create_task(_refresher(app), name="readiness-board-refresh")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for running in (task, *hub.tasks):
+        running.cancel()
+    for running in (task, *hub.tasks):
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
 
 async def close_board_sockets(app: web.Application) -> None:

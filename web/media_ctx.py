@@ -21,7 +21,7 @@ from meetings.rtc.sfu import SfuConfig
 from meetings.settings import media_addresses
 from meetings.wire import CloseCode
 from web import keys
-from web.board_live import refresh_board
+from web.board_live import board_changed
 from web.minutes_live import push_attendance
 
 log = logging.getLogger("giaoban.media")
@@ -45,7 +45,7 @@ async def _sweep(app: web.Application, media: LiveMeetings) -> None:
 async def attendance_changed(app: web.Application, occurrence_id: int) -> None:
     """A seat, a leave or the end: the minutes' live viewers and the readiness board are told."""
     await push_attendance(app, occurrence_id)
-    await refresh_board(app, occurrence_id)
+    board_changed(app, occurrence_id)  # reloaded by a task of its own: the room does not wait
 
 
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -622,6 +622,16 @@ class BoardHub:
     last: dict[int, str] = field(default_factory=dict)
     # One reload at a time per meeting, so that an older board is never pushed after a newer one.
     locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    # Meetings whose reload is asked for and not started yet: a burst of joins makes one reload.
+    queued: set[int] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def ask(self, occurrence_id: int) -> bool:
+        """Note that a meeting's board changed; False when a reload not yet started will see it."""
+        if occurrence_id not in self.watchers or occurrence_id in self.queued:
+            return False
+        self.queued.add(occurrence_id)
+        return True
 
     def lock(self, occurrence_id: int) -> asyncio.Lock:
         """The lock a reload of this meeting's board holds while it reads and pushes."""

@@ -570,6 +570,10 @@ def test_the_hub_sends_a_board_once_and_a_newcomer_always() -> None:
     assert hub.watched() == [8] and 7 not in hub.last
     hub.close_all()
     assert other.closed
+    # A change asks for a reload once until that reload starts; an unwatched meeting asks nothing.
+    assert hub.ask(8) and not hub.ask(8) and not hub.ask(7)
+    hub.queued.discard(8)
+    assert hub.ask(8)
 
 
 async def test_the_socket_ignores_text_and_closes_on_binary_and_oversized_frames(world: World) -> None:
