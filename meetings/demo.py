@@ -103,7 +103,18 @@ DEMO_LOGINS = [
     DemoLogin(f"thuky@{DEMO_DOMAIN}", Role.SECRETARY, "secretary"),
     DemoLogin(f"p-phongdien.1@{DEMO_DOMAIN}", Role.MEMBER, "staff of a centre (Phường Phong Điền)"),
     DemoLogin(f"quansat@{DEMO_DOMAIN}", Role.OBSERVER, "observer"),
+    DemoLogin(f"hotro@{DEMO_DOMAIN}", Role.SUPPORT, "technical support (IOC): the readiness board"),
 ]
+
+# The operators who keep the centres connected, taken in turn (meetings.readiness).
+_CENTRE_OPERATORS = ("VNPT", "VIETTEL")
+# Units whose staff are technical support (the readiness board, monitoring and history).
+_SUPPORT_KINDS = frozenset({UnitKind.SUPPORT, UnitKind.TELECOM})
+
+
+def demo_phone(n: int) -> str:
+    """A deterministic Huế landline for the n-th demo unit."""
+    return f"0234 38{(n * 37) % 100:02d} {(100 + n * 53) % 1000:03d}"
 
 
 def _people_for(unit: Unit, counter: int) -> list[tuple[str, str, str, Role]]:
@@ -116,10 +127,13 @@ def _people_for(unit: Unit, counter: int) -> list[tuple[str, str, str, Role]]:
         UnitKind.TELECOM: "Giám đốc",
         UnitKind.CENTRE: "Giám đốc Trung tâm phục vụ hành chính công",
     }[unit.kind]
+    staff = Role.SUPPORT if unit.kind in _SUPPORT_KINDS else Role.MEMBER
     people = [
-        (f"{local}.1@{DEMO_DOMAIN}", demo_name(counter), "Chuyên viên", Role.MEMBER),
-        (f"{local}.lanhdao@{DEMO_DOMAIN}", demo_name(counter + 1), head_title, Role.MEMBER),
+        (f"{local}.1@{DEMO_DOMAIN}", demo_name(counter), "Chuyên viên", staff),
+        (f"{local}.lanhdao@{DEMO_DOMAIN}", demo_name(counter + 1), head_title, staff),
     ]
+    if unit.code == "IOC":  # its officer is the demo's support login
+        people[0] = (f"hotro@{DEMO_DOMAIN}", demo_name(counter), "Kỹ sư hỗ trợ kỹ thuật", Role.SUPPORT)
     if unit.code == "UBND":
         people += [
             (
@@ -151,6 +165,7 @@ async def load_demo(db: AsyncSession, schedule: Context | None = None) -> tuple[
     """
     report = await import_units(db, None, UNITS_CSV.read_bytes())
     units = list(await db.scalars(select(Unit).order_by(Unit.id)))
+    _demo_contacts(units)
     existing = set(await db.scalars(select(Person.email)))
     shared_hash = hash_password(DEMO_PASSWORD)
     created = 0
@@ -178,6 +193,19 @@ async def load_demo(db: AsyncSession, schedule: Context | None = None) -> tuple[
     await _demo_register(db)
     await seed_demo_morning(db, schedule)
     return report.created, created
+
+
+def _demo_contacts(units: list[Unit]) -> None:
+    """A contact phone for every unit, an operator for every centre (kept once set)."""
+    by_code = {u.code: u for u in units}
+    operators = [by_code[c] for c in _CENTRE_OPERATORS if c in by_code]
+    centres = sorted((u for u in units if u.kind == UnitKind.CENTRE), key=lambda u: u.code)
+    for i, unit in enumerate(units):
+        if not unit.phone:
+            unit.phone = demo_phone(i)
+    for i, centre in enumerate(centres):
+        if centre.operator_id is None and operators:
+            centre.operator_id = operators[i % len(operators)].id
 
 
 async def _demo_series(db: AsyncSession, ctx: Context) -> None:

@@ -111,6 +111,18 @@ class Settings:
     minutes_due_minutes: int = _s(
         30, "Minutes after a meeting ends when the secretary is reminded that the minutes are due."
     )
+    readiness_board_open_minutes: int = _s(
+        30, "Minutes before a meeting's start when its readiness board opens (it stays open until the end)."
+    )
+    readiness_check_hours: int = _s(
+        24, "Hours a unit's last connection check counts on the readiness board (older ones are not shown)."
+    )
+    readiness_board_refresh_seconds: float = _s(
+        5.0,
+        "Seconds between the readiness board's reloads while someone watches it: connection checks "
+        "and changes made on other nodes reach it this late at most (this node's joins and actions "
+        "at once).",
+    )
     room_open_minutes: int = _s(15, "Minutes before a meeting's start when its room lets people in.")
     room_grace_minutes: int = _s(
         30, "Minutes a room stays open after the meeting's planned end, unless the chair ends it."
@@ -273,6 +285,12 @@ def _validate(settings: Settings) -> None:
         )
     if not 1 <= settings.readiness_history_meetings <= 200:
         raise SettingsError("setting readiness_history_meetings: must be between 1 and 200")
+    if min(settings.readiness_board_open_minutes, settings.readiness_check_hours) < 0:
+        raise SettingsError(
+            "settings readiness_board_open_minutes and readiness_check_hours: must not be negative"
+        )
+    if settings.readiness_board_refresh_seconds <= 0:
+        raise SettingsError("setting readiness_board_refresh_seconds: must be more than 0")
     if min(settings.room_open_minutes, settings.room_grace_minutes, settings.reconnect_merge_seconds) < 0:
         raise SettingsError(
             "settings room_open_minutes, room_grace_minutes and reconnect_merge_seconds: must not be negative"

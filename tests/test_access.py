@@ -34,10 +34,14 @@ MINUTES_EDITORS = frozenset({"chair", "secretary"})
 CHAIR = frozenset({"chair"})
 ISSUE_REPORTERS = frozenset({"chair", "secretary", "member", "support"})
 FIGURES_READERS = frozenset({"administrator", "chair", "secretary", "observer"})
+# The readiness board, monitoring and connection history of every unit: read by whoever runs the
+# meetings, the support team and administrators;
+# acted on by the chair, the secretary and the support team (the test's meeting is two days away:
+# those allowed get 409, the board not open yet).
+READINESS_READERS = frozenset({"administrator", "chair", "secretary", "support"})
+READINESS_MANAGERS = frozenset({"chair", "secretary", "support"})
 # Who reads every centre's issues by role (members of non-centre units do too, by their unit).
 REGISTER_READERS = frozenset({"administrator", "chair", "secretary", "observer", "support"})
-# The readiness board, monitoring and connection history of every unit.
-READINESS_READERS = frozenset({"administrator", "chair", "secretary", "support"})
 CENTRE_STAFF = frozenset({"member"})  # members of a centre (the test's people all are)
 # Routes authenticated by a centre's token, not by role: tests/figures/test_figures_web.py covers them.
 TOKEN_ROUTES = frozenset({"api_figures_report"})
@@ -179,6 +183,13 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     # checks another unit's).
     ("GET", "readiness_history"): READINESS_READERS,
     ("GET", "readiness_unit_history"): SIGNED_IN,
+    ("GET", "readiness_board"): READINESS_READERS,
+    ("GET", "readiness_board_ws"): READINESS_READERS,  # checked before the upgrade; a plain GET gets 400
+    ("POST", "readiness_resend"): READINESS_MANAGERS,
+    ("POST", "readiness_excuse"): READINESS_MANAGERS,
+    ("POST", "readiness_unexcuse"): READINESS_MANAGERS,
+    ("POST", "readiness_help"): READINESS_MANAGERS,
+    ("POST", "readiness_unhelp"): READINESS_MANAGERS,
 }
 
 
@@ -296,6 +307,8 @@ def path_parts(name: str, canonical: str, values: dict[str, str]) -> dict[str, s
         "api_occurrence_minutes",
     }:
         return {"id": values["occurrence"]}
+    if name.startswith("readiness"):
+        return {"id": values["occurrence"], **({"unit": values["unit"]} if "{unit}" in canonical else {})}
     if name.startswith(("minutes", "api_minutes")):
         extra = {"number": "1", "entry": values["entry"], "format": "md"}
         return {"id": values["minutes"], **{k: v for k, v in extra.items() if f"{{{k}}}" in canonical}}

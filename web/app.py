@@ -15,6 +15,7 @@ from meetings.db import create_engine, create_sessionmaker
 from meetings.settings import Settings, ensure_secret_key
 from web import keys, labels, middlewares
 from web.access import check_every_route_declares
+from web.board_live import board_ctx, close_board_sockets
 from web.mail_ctx import mail_ctx
 from web.media_ctx import close_sockets, media_ctx
 from web.metrics import Metrics, lag_sampler
@@ -35,6 +36,7 @@ from web.views import (
     manual,
     minutes,
     ops,
+    readiness_board,
     readiness_history,
     room,
     room_ws,
@@ -106,8 +108,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(scheduler_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(minutes_ctx)
+    app.cleanup_ctx.append(board_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_shutdown.append(close_minutes_sockets)
+    app.on_shutdown.append(close_board_sockets)
     setup_templates(app)
     for module in (
         ops,
@@ -128,6 +132,7 @@ def create_app(settings: Settings) -> web.Application:
         figures,
         manual,
         readiness_history,
+        readiness_board,
     ):
         app.router.add_routes(module.routes)
     static = app.router.add_static("/static/", HERE / "static", name="static", append_version=True)

@@ -21,6 +21,7 @@ from meetings.rtc.sfu import SfuConfig
 from meetings.settings import media_addresses
 from meetings.wire import CloseCode
 from web import keys
+from web.board_live import board_changed
 from web.minutes_live import push_attendance
 
 log = logging.getLogger("giaoban.media")
@@ -41,6 +42,12 @@ async def _sweep(app: web.Application, media: LiveMeetings) -> None:
             log.exception("room sweep failed")
 
 
+async def attendance_changed(app: web.Application, occurrence_id: int) -> None:
+    """A seat, a leave or the end: the minutes' live viewers and the readiness board are told."""
+    await push_attendance(app, occurrence_id)
+    board_changed(app, occurrence_id)  # reloaded by a task of its own: the room does not wait
+
+
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     """Create the node's rooms and SFUs; on shutdown close every socket, SFU and room."""
     settings = app[keys.SETTINGS]
@@ -58,8 +65,9 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
         registry=rooms.create_registry(settings, app[keys.DB]),
         settings=settings,
         sessions=app[keys.DB],
-        # A seat, a leave or the end changes the attendance the minutes' live viewers see.
-        attendance_changed=partial(push_attendance, app),
+        # A seat, a leave or the end changes the attendance the minutes' live viewers and the
+        # readiness board see.
+        attendance_changed=partial(attendance_changed, app),
         config=SfuConfig(
             ice_servers=stun,
             video_last_n=settings.video_last_n,

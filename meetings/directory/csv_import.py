@@ -29,7 +29,7 @@ from meetings.directory.service import (
 from meetings.errors import N_, FieldError, InvalidInput
 
 UNIT_COLUMNS = ("code", "kind", "name")
-UNIT_OPTIONAL = ("parent",)
+UNIT_OPTIONAL = ("parent", "phone", "operator")
 PEOPLE_COLUMNS = ("name", "email")
 PEOPLE_OPTIONAL = ("unit", "phone", "title", "role", "language")
 MAX_ROWS = 20_000
@@ -129,7 +129,8 @@ async def _cycles(db: AsyncSession, cleaned: list[tuple[int, UnitInput]]) -> lis
 
 
 async def import_units(db: AsyncSession, actor: Actor | None, data: bytes) -> ImportReport:
-    """Create or update units from CSV (code, kind, name[, parent]); nothing is written on any error."""
+    """Create or update units from CSV (code, kind, name[, parent, phone, operator]); nothing is
+    written on any error. An empty parent, phone or operator keeps the unit's."""
     if actor is not None:
         require(actor, Permission.DIRECTORY_MANAGE)
     rows = _rows(data, UNIT_COLUMNS, UNIT_OPTIONAL)
@@ -137,10 +138,13 @@ async def import_units(db: AsyncSession, actor: Actor | None, data: bytes) -> Im
     file_codes: dict[str, int] = {}
     errors: list[FieldError] = []
     cleaned: list[tuple[int, UnitInput]] = []
+    # Each code's kind after the import (an operator may be a unit the file creates or changes).
+    kinds = {code: u.kind.value for code, u in existing.items()}
     for line, _row in rows:
         code = _row.get("code", "").strip().upper()
         if code:
             file_codes.setdefault(code, line)
+            kinds[code] = _row.get("kind", "").strip().lower()
     known = {**existing, **file_codes}
     seen: dict[str, int] = {}
     for line, row in rows:
@@ -148,7 +152,16 @@ async def import_units(db: AsyncSession, actor: Actor | None, data: bytes) -> Im
             errors.append(FieldError("file", N_("Too many fields on this line."), line=line))
             continue
         clean, problems = validate_unit(
-            UnitInput(row["code"], row["kind"], row["name"], row.get("parent", "")), known
+            UnitInput(
+                row["code"],
+                row["kind"],
+                row["name"],
+                row.get("parent", ""),
+                phone=row.get("phone", ""),
+                operator_code=row.get("operator", ""),
+            ),
+            known,
+            kinds,
         )
         if clean.code and clean.code in seen:
             problems.append(
@@ -175,11 +188,22 @@ async def import_units(db: AsyncSession, actor: Actor | None, data: bytes) -> Im
             units[clean.code] = unit
             report.created += 1
             report.created_keys.append(clean.code)
-        elif unit.kind == clean.kind and unit.name == clean.name and unit.active:
+        elif (
+            unit.kind == clean.kind
+            and unit.name == clean.name
+            and unit.active
+            and (not clean.phone or unit.phone == clean.phone)
+            and (
+                not clean.operator_code
+                or unit.operator_id == getattr(existing.get(clean.operator_code), "id", 0)
+            )
+        ):
             report.unchanged += 1
         else:
             unit.kind, unit.name, unit.active = UnitKind(clean.kind), clean.name, True
             report.updated += 1
+        if clean.phone:  # an empty phone, like an empty parent, keeps the unit's
+            unit.phone = clean.phone
         unit.search_text = unit_search_text(unit)
     await db.flush()
     for _line, clean in cleaned:
@@ -187,6 +211,9 @@ async def import_units(db: AsyncSession, actor: Actor | None, data: bytes) -> Im
         parent_id = units[clean.parent_code].id if clean.parent_code else None
         if clean.parent_code and unit.parent_id != parent_id:
             unit.parent_id = parent_id
+        operator_id = units[clean.operator_code].id if clean.operator_code else None
+        if clean.operator_code and unit.operator_id != operator_id:
+            unit.operator_id = operator_id
     await audit.record(
         db,
         actor_id=actor.id if actor else None,

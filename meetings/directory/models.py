@@ -77,6 +77,9 @@ class Unit(Base):
     parent: Mapped[Unit | None] = relationship(
         remote_side="Unit.id", foreign_keys=[parent_id], lazy="raise_on_sql"
     )
+    operator: Mapped[Unit | None] = relationship(
+        remote_side="Unit.id", foreign_keys=[operator_id], lazy="raise_on_sql"
+    )
 
 
 class Person(Base):

@@ -91,6 +91,14 @@ class UnitInput:
     kind: str
     name: str
     parent_code: str = ""
+    # The number the support team calls, and the telecom operator or support team keeping the
+    # unit connected (a unit of kind telecom or support, by code).
+    phone: str = ""
+    operator_code: str = ""
+
+
+# What a unit's operator may be: whoever keeps a unit connected (meetings.readiness).
+OPERATOR_KINDS = frozenset({UnitKind.TELECOM.value, UnitKind.SUPPORT.value})
 
 
 @dataclass(frozen=True)
@@ -106,13 +114,18 @@ class PersonInput:
     language: str = "vi"
 
 
-def validate_unit(data: UnitInput, known_codes: Mapping[str, Any]) -> tuple[UnitInput, list[FieldError]]:
-    """Clean a unit's fields and list what is wrong (the parent must be in known_codes)."""
+def validate_unit(
+    data: UnitInput, known_codes: Mapping[str, Any], kinds: Mapping[str, str] | None = None
+) -> tuple[UnitInput, list[FieldError]]:
+    """Clean a unit's fields and list what is wrong (the parent must be in known_codes; the
+    operator too, and of kind telecom or support by `kinds`, code → kind)."""
     errors: list[FieldError] = []
     code = normalize(data.code).upper()
     name = normalize(data.name)
     kind = normalize(data.kind).lower()
     parent = normalize(data.parent_code).upper()
+    phone = normalize(data.phone)
+    operator = normalize(data.operator_code).upper()
     if not code:
         errors.append(FieldError("code", N_("This field is required.")))
     elif not CODE_RE.match(code):
@@ -127,8 +140,28 @@ def validate_unit(data: UnitInput, known_codes: Mapping[str, Any]) -> tuple[Unit
         errors.append(FieldError("parent_code", N_("Unknown unit %(code)s."), {"code": parent}))
     if parent and parent == code:
         errors.append(FieldError("parent_code", N_("A unit cannot be its own parent.")))
-    raw = {"code": data.code, "kind": data.kind, "name": data.name, "parent_code": data.parent_code}
-    return UnitInput(code=code, kind=kind, name=name, parent_code=parent), without_controls(errors, raw)
+    if not PHONE_RE.match(phone):
+        errors.append(FieldError("phone", N_("This is not a valid phone number.")))
+    if operator and operator == code:
+        errors.append(FieldError("operator_code", N_("A unit cannot be its own operator.")))
+    elif operator and operator not in known_codes:
+        errors.append(FieldError("operator_code", N_("Unknown unit %(code)s."), {"code": operator}))
+    elif operator and kinds is not None and kinds.get(operator) not in OPERATOR_KINDS:
+        errors.append(
+            FieldError("operator_code", N_("The operator must be a telecom operator or a support team."))
+        )
+    raw = {
+        "code": data.code,
+        "kind": data.kind,
+        "name": data.name,
+        "parent_code": data.parent_code,
+        "phone": data.phone,
+        "operator_code": data.operator_code,
+    }
+    cleaned = UnitInput(
+        code=code, kind=kind, name=name, parent_code=parent, phone=phone, operator_code=operator
+    )
+    return cleaned, without_controls(errors, raw)
 
 
 def validate_person(
@@ -187,6 +220,12 @@ async def unit_codes(db: AsyncSession) -> dict[str, int]:
     return {code: uid for code, uid in rows}
 
 
+async def unit_kinds(db: AsyncSession) -> dict[str, str]:
+    """Every unit code with its kind."""
+    rows = await db.execute(select(Unit.code, Unit.kind))
+    return {code: UnitKind(kind).value for code, kind in rows}
+
+
 async def unit_parents(db: AsyncSession) -> dict[str, str]:
     """Every unit code with its parent's code ('' for a top unit)."""
     parent = aliased(Unit)
@@ -219,7 +258,7 @@ async def list_units(
     db: AsyncSession, *, q: str = "", kind: str = "", include_inactive: bool = False
 ) -> list[Unit]:
     """Units matching a diacritic-insensitive query, committee first, then by kind and name."""
-    stmt = select(Unit).options(selectinload(Unit.parent))
+    stmt = select(Unit).options(selectinload(Unit.parent), selectinload(Unit.operator))
     if q.strip():
         stmt = stmt.where(Unit.search_text.contains(fold(q)))
     if kind:
@@ -234,7 +273,9 @@ async def list_units(
 
 async def get_unit(db: AsyncSession, unit_id: int) -> Unit:
     """The unit with this id."""
-    unit = await db.scalar(select(Unit).options(selectinload(Unit.parent)).where(Unit.id == unit_id))
+    unit = await db.scalar(
+        select(Unit).options(selectinload(Unit.parent), selectinload(Unit.operator)).where(Unit.id == unit_id)
+    )
     if unit is None:
         raise NotFound(N_("This unit does not exist."))
     return unit
@@ -282,7 +323,7 @@ async def create_unit(db: AsyncSession, actor: Actor, data: UnitInput) -> Unit:
     """Create a unit; audited. Raises InvalidInput or Conflict."""
     require(actor, Permission.DIRECTORY_MANAGE)
     codes = await unit_codes(db)
-    clean, errors = validate_unit(data, codes)
+    clean, errors = validate_unit(data, codes, await unit_kinds(db))
     if clean.code in codes:
         errors.append(FieldError("code", N_("A unit with code %(code)s exists."), {"code": clean.code}))
     if errors:
@@ -292,6 +333,8 @@ async def create_unit(db: AsyncSession, actor: Actor, data: UnitInput) -> Unit:
         kind=UnitKind(clean.kind),
         name=clean.name,
         parent_id=codes.get(clean.parent_code) if clean.parent_code else None,
+        phone=clean.phone,
+        operator_id=codes.get(clean.operator_code) if clean.operator_code else None,
     )
     unit.search_text = unit_search_text(unit)
     db.add(unit)
@@ -303,7 +346,7 @@ async def create_unit(db: AsyncSession, actor: Actor, data: UnitInput) -> Unit:
         action="unit.create",
         target_type="unit",
         target_id=unit.id,
-        details={"code": unit.code, "name": unit.name},
+        details={"code": unit.code, "name": unit.name, "phone": unit.phone, "operator_id": unit.operator_id},
     )
     return unit
 
@@ -313,7 +356,9 @@ async def update_unit(db: AsyncSession, actor: Actor, unit_id: int, data: UnitIn
     require(actor, Permission.DIRECTORY_MANAGE)
     unit = await get_unit(db, unit_id)
     codes = await unit_codes(db)
-    clean, errors = validate_unit(data, codes)
+    kinds = await unit_kinds(db)
+    kinds[unit.code] = ""  # the unit itself, renamed or not, is not its own operator
+    clean, errors = validate_unit(data, codes, kinds)
     if clean.code != unit.code and clean.code in codes:
         errors.append(FieldError("code", N_("A unit with code %(code)s exists."), {"code": clean.code}))
     if not errors and clean.parent_code:
@@ -328,13 +373,27 @@ async def update_unit(db: AsyncSession, actor: Actor, unit_id: int, data: UnitIn
             errors.append(FieldError("parent_code", CYCLE, {"code": clean.code, "cycle": " → ".join(cycle)}))
     if errors:
         raise InvalidInput(errors)
-    before = {"code": unit.code, "kind": unit.kind.value, "name": unit.name}
+    before = {
+        "code": unit.code,
+        "kind": unit.kind.value,
+        "name": unit.name,
+        "phone": unit.phone,
+        "operator_id": unit.operator_id,
+    }
     unit.code = clean.code
     unit.kind = UnitKind(clean.kind)
     unit.name = clean.name
     unit.parent_id = codes.get(clean.parent_code) if clean.parent_code else None
+    unit.phone = clean.phone
+    unit.operator_id = codes.get(clean.operator_code) if clean.operator_code else None
     unit.search_text = unit_search_text(unit)
-    after = {"code": unit.code, "kind": unit.kind.value, "name": unit.name}
+    after = {
+        "code": unit.code,
+        "kind": unit.kind.value,
+        "name": unit.name,
+        "phone": unit.phone,
+        "operator_id": unit.operator_id,
+    }
     await audit.record(
         db,
         actor_id=actor.id,

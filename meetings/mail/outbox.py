@@ -45,6 +45,7 @@ class Kind:
     MINUTES_DUE = "minutes_due"
     ANSWER = "answer"
     NOTICE = "notice"
+    LINK = "link"  # a personal join link sent again from the readiness board
 
 
 def idempotency_key(uid: str, recurrence_id: str, sequence: int, recipient: str, kind: str) -> str:

@@ -20,6 +20,7 @@ SUBJECTS = {
     "series_cancel": N_("Cancelled: %(title)s (all meetings)"),
     "reminder": N_("Reminder: %(title)s at %(when)s"),
     "minutes_due": N_("Minutes due: %(title)s, %(when)s"),
+    "link": N_("Your link to join: %(title)s, %(when)s"),  # sent again from the readiness board
 }
 
 _env = jinja2.Environment(

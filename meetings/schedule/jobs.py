@@ -46,7 +46,8 @@ def context_from(settings: Settings, now: datetime | None = None) -> Context:
     )
 
 
-def _plain_message(series: Series, person: Person, subject: str, text: str, html: str) -> EmailMessage:
+def plain_message(series: Series, person: Person, subject: str, text: str, html: str) -> EmailMessage:
+    """A plain (not iMIP) message from the series' organiser to one person, text and HTML."""
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = Address(display_name=series.organizer_name, addr_spec=series.organizer_email)
     msg["To"] = Address(display_name=person.name, addr_spec=person.email)
@@ -77,7 +78,7 @@ async def queue_reminders(db: AsyncSession, occurrence_id: int, ctx: Context) ->
         )
         words = render(facts, person.language)
         key = idempotency_key(series.uid, occ.original_start.isoformat(), 0, person.email, "reminder")
-        message = _plain_message(series, person, words.subject, words.text, words.html)
+        message = plain_message(series, person, words.subject, words.text, words.html)
         queued += int(await enqueue(db, key=key, kind="reminder", message=message, now=ctx.now))
     return queued
 
@@ -107,7 +108,7 @@ async def queue_minutes_due(db: AsyncSession, occurrence_id: int, ctx: Context) 
     )
     words = render(facts, person.language)
     key = idempotency_key(series.uid, occ.original_start.isoformat(), 0, person.email, "minutes_due")
-    message = _plain_message(series, person, words.subject, words.text, words.html)
+    message = plain_message(series, person, words.subject, words.text, words.html)
     return int(await enqueue(db, key=key, kind="minutes_due", message=message, now=ctx.now))
 
 

@@ -20,7 +20,7 @@ from web.render import field_errors, render
 
 routes = web.RouteTableDef()
 
-UNIT_FIELDS = ("code", "kind", "name", "parent_code")
+UNIT_FIELDS = ("code", "kind", "name", "parent_code", "phone", "operator_code")
 PERSON_FIELDS = ("name", "email", "unit_code", "phone", "title", "role", "language")
 
 
@@ -42,6 +42,7 @@ async def _unit_form(
             "unit": unit,
             "kinds": UNIT_KIND_LABELS,
             "units": units,
+            "operators": [u for u in units if u.kind.value in service.OPERATOR_KINDS],
         },
         status=status,
     )
@@ -80,6 +81,8 @@ async def unit_edit(request: web.Request) -> web.Response:
         "kind": unit.kind.value,
         "name": unit.name,
         "parent_code": unit.parent.code if unit.parent else "",
+        "phone": unit.phone,
+        "operator_code": unit.operator.code if unit.operator else "",
     }
     return await _unit_form(request, values, {}, unit)
 

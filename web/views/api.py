@@ -26,6 +26,8 @@ def unit_json(unit: Unit) -> dict[str, Any]:
         "kind": unit.kind.value,
         "name": unit.name,
         "parent_id": unit.parent_id,
+        "phone": unit.phone,
+        "operator_id": unit.operator_id,
         "active": unit.active,
     }
 
@@ -53,6 +55,8 @@ def unit_input(data: dict[str, Any]) -> service.UnitInput:
         kind=text_field(data, "kind"),
         name=text_field(data, "name"),
         parent_code=text_field(data, "parent_code"),
+        phone=text_field(data, "phone"),
+        operator_code=text_field(data, "operator_code"),
     )
 
 

@@ -18,6 +18,8 @@ from meetings.directory.models import Unit, UnitKind
 from meetings.figures import service as figures
 from meetings.issues import service as issues
 from meetings.issues.models import ISSUE_STATUS_LABELS
+from meetings.readiness import board as readiness_board
+from meetings.readiness.board import BoardRules
 from meetings.schedule import service
 from meetings.schedule.models import OCCURRENCE_STATE_LABELS, OccurrenceState
 from web import keys
@@ -42,6 +44,11 @@ async def home(request: web.Request) -> web.Response:
             db, start_of_day, start_of_day + timedelta(days=8), series_ids=ids
         )
         by_role = await role_panels(db, actor_of(person), now.date())
+        boards = (
+            await readiness_board.open_boards(db, BoardRules.from_settings(request.app[keys.SETTINGS]), now)
+            if actor_of(person).can(Permission.READINESS_READ)
+            else []
+        )
         await db.commit()  # register rows given to new minutes entries
     rows = [(o, s) for o, s in rows if o.state != OccurrenceState.CANCELLED]
     today = [(o, s) for o, s in rows if o.start.astimezone(tz).date() == now.date()]
@@ -63,6 +70,7 @@ async def home(request: web.Request) -> web.Response:
             "open_rooms": open_rooms,
             "states": OCCURRENCE_STATE_LABELS,
             "issue_statuses": ISSUE_STATUS_LABELS,
+            "readiness_boards": boards,
             **by_role,
         },
     )
