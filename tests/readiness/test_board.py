@@ -265,7 +265,8 @@ async def test_the_page_and_its_json(world: World) -> None:
     assert board_url in await (await world.client.get(f"/meetings/occurrences/{c.occurrence}")).text()
     await world.logout()
     await world.login("a@hue.example")
-    assert "/readiness" not in await (await world.client.get("/")).text()
+    home = await (await world.client.get("/")).text()
+    assert board_url not in home and "/readiness\"" not in home  # (their own unit's history is theirs)
     assert (await world.client.get(f"/meetings/occurrences/{c.occurrence}/readiness")).status == 403
 
 
