@@ -35,6 +35,7 @@ from web.views import (
     manual,
     minutes,
     ops,
+    readiness_monitor,
     room,
     room_ws,
     schedule,
@@ -126,6 +127,7 @@ def create_app(settings: Settings) -> web.Application:
         issues,
         figures,
         manual,
+        readiness_monitor,
     ):
         app.router.add_routes(module.routes)
     static = app.router.add_static("/static/", HERE / "static", name="static", append_version=True)

@@ -1,0 +1,369 @@
+"""Live monitoring through the real app: real rooms, real aiortc peers, the monitoring socket,
+the per-room metrics, and the connection records written for every invited unit."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from meetings.directory.models import Person, Role, Unit, UnitKind
+from meetings.readiness import monitor as mon
+from meetings.readiness.models import ConnectionOutcome, ConnectionRecord, ReadinessMark
+from meetings.readiness.monitor import LinkSample, MonitorRules
+from meetings.schedule.links import JoinLink, make_join_token
+from meetings.settings import Settings
+from tests.conftest import World
+from tests.rtc.clients import Client, wait_for
+from tests.signaling.peers import Peer, eventually
+from web import keys
+
+LAST: list[Any] = []
+READERS = ("administrator", "chair", "secretary", "support")
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Samples every 0.2 s, records saved every 0.5 s, the audio-only alert after 1 s."""
+    return dataclasses.replace(
+        settings, monitor_sample_seconds=0.2, monitor_save_seconds=0.5, monitor_alert_seconds=1.0
+    )
+
+
+@dataclass
+class Scene:
+    """A meeting inviting three centres: A's person joins, B's never does, C is excused."""
+
+    world: World
+    occurrence: int
+    a: Person
+    chair: Person
+    unit_a: Unit
+    unit_b: Unit
+    unit_c: Unit
+    dept: Unit
+    series_id: int
+    peers: list[Peer] = field(default_factory=list)
+    sockets: list[aiohttp.ClientWebSocketResponse] = field(default_factory=list)
+
+    def token(self, person: Person) -> str:
+        link = JoinLink(person.id, self.series_id, None, datetime.now(UTC) + timedelta(days=1))
+        return make_join_token(self.world.settings.secret_key, link)
+
+    async def join(self, person: Person, **client: Any) -> Peer:
+        peer = Peer(self.world, Client(person.name, **{"audio_slots": 0, "video_slots": 0, **client}))
+        self.peers.append(peer)
+        await peer.connect(self.occurrence, token=self.token(person), session=False)
+        await peer.negotiate()
+        return peer
+
+    async def watch(self, session: aiohttp.ClientSession | None = None) -> aiohttp.ClientWebSocketResponse:
+        """The monitoring socket, as the signed-in client (or `session`)."""
+        origin = str(self.world.client.make_url("/")).rstrip("/")
+        url = self.world.client.make_url(f"/meetings/occurrences/{self.occurrence}/monitor/ws")
+        ws = await (session or self.world.client.session).ws_connect(url, headers={"Origin": origin})
+        self.sockets.append(ws)
+        return ws
+
+
+@pytest.fixture
+async def scene(world: World) -> AsyncIterator[Scene]:
+    unit_a = await world.unit("P-ANCUU", UnitKind.CENTRE, "Phường An Cựu")
+    unit_b = await world.unit("P-BINHDIEN", UnitKind.CENTRE, "Xã Bình Điền")
+    unit_c = await world.unit("P-CAUHAI", UnitKind.CENTRE, "Xã Cầu Hai")
+    dept = await world.unit("VP-UBND", UnitKind.DEPARTMENT, "Văn phòng UBND")
+    a = await world.person("a@hue.example", Role.MEMBER, unit_a, name="Nguyễn Văn An")
+    await world.person("b@hue.example", Role.MEMBER, unit_b, name="Lê Thị Bình")
+    chair = await world.person("chair@hue.example", Role.CHAIR, dept, name="Phan Chủ Trì")
+    await world.person("support@hue.example", Role.SUPPORT, dept, name="Hỗ Trợ")
+    series, occ = await world.open_meeting(
+        ["P-ANCUU", "P-BINHDIEN", "P-CAUHAI"], chair_email="chair@hue.example"
+    )
+    async with world.db() as db:
+        db.add(ReadinessMark(occurrence_id=occ.id, unit_id=unit_c.id, excused=True, excuse_reason="Nghỉ"))
+        await db.commit()
+    found = Scene(world, occ.id, a, chair, unit_a, unit_b, unit_c, dept, series.id)
+    yield found
+    for ws in found.sockets:
+        await ws.close()
+    for peer in found.peers:
+        await peer.close()
+    assert await wait_for(lambda: not world.app[keys.MEDIA].sfus, 10)
+
+
+async def next_message(
+    ws: aiohttp.ClientWebSocketResponse, where: Any, within: float = 20.0
+) -> dict[str, Any]:
+    """Read the socket until a message matches `where`."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        assert left > 0, f"no matching message in time: {LAST}"
+        try:
+            msg = await ws.receive(timeout=left)
+        except TimeoutError:
+            raise AssertionError(f"no matching message in time; the last: {LAST}") from None
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        data: dict[str, Any] = json.loads(msg.data)
+        LAST[:] = [data]
+        if where(data):
+            return data
+
+
+def unit_of(state: dict[str, Any], unit: Unit) -> dict[str, Any]:
+    return next(u for u in state["units"] if u["unit_id"] == unit.id)
+
+
+def figures_known(unit: Unit) -> Any:
+    def check(m: dict[str, Any]) -> bool:
+        if m["type"] != "state":
+            return False
+        people = unit_of(m, unit)["participants"]
+        return bool(people) and people[0]["uplink_kbps"] is not None and people[0]["loss_pct"] is not None
+
+    return check
+
+
+async def test_the_monitor_shows_the_servers_figures_and_flags_a_forged_claim(scene: Scene) -> None:
+    world = scene.world
+    await world.login("support@hue.example")
+    ws = await scene.watch()
+    first = await next_message(ws, lambda m: m["type"] == "state")
+    assert [(u["unit_id"], u["status"]) for u in first["units"]] == [
+        (scene.unit_a.id, "waiting"),
+        (scene.unit_b.id, "waiting"),
+        (scene.unit_c.id, "waiting"),
+    ]
+    a = await scene.join(scene.a, amplitude=0.3, audio_slots=1)
+    state = await next_message(ws, figures_known(scene.unit_a))
+    unit = unit_of(state, scene.unit_a)
+    assert unit["status"] == "connected"
+    person = unit["participants"][0]
+    assert (person["participant"], person["person_id"], person["name"]) == (
+        a.participant,
+        scene.a.id,
+        "Nguyễn Văn An",
+    )
+    assert person["uplink_kbps"] > 10 and person["loss_pct"] < 5 and person["claim_flags"] == []
+    # A forged report: an impossible round trip and total loss. Shown beside, flagged, not used.
+    await a.send(type="stats", rttMs=60_000, lossPct=100, bitrateKbps=1_000_000)
+    state = await next_message(
+        ws, lambda m: m["type"] == "state" and unit_of(m, scene.unit_a)["participants"][0]["claim_flags"]
+    )
+    person = unit_of(state, scene.unit_a)["participants"][0]
+    assert "loss" in person["claim_flags"]
+    assert (person["claim_rtt_ms"], person["claim_loss_pct"]) == (60_000, 100.0)
+    assert person["loss_pct"] < 5  # the server's own figure stays
+    # An absurd one is refused by the protocol with an error (the socket stays open).
+    await a.send(type="stats", rttMs=-5, lossPct=500, bitrateKbps="fast")
+    assert await a.event("error", lambda e: e["code"] == "bad_message")
+    api = await (await world.client.get(f"/api/occurrences/{scene.occurrence}/monitor")).json()
+    assert unit_of(api, scene.unit_a)["participants"][0]["claim_rtt_ms"] == 60_000
+
+
+async def test_audio_only_for_the_alert_period_raises_an_alert(scene: Scene) -> None:
+    await scene.world.login("chair@hue.example")
+    ws = await scene.watch()
+    a = await scene.join(scene.a, amplitude=0.3)
+    await next_message(
+        ws, lambda m: m["type"] == "state" and unit_of(m, scene.unit_a)["status"] == "connected"
+    )
+    await a.send(type="audio_only", enabled=True)
+    alert = await next_message(ws, lambda m: m["type"] == "alert")
+    assert (alert["alert"]["kind"], alert["alert"]["unit_id"], alert["alert"]["unit"]) == (
+        "audio_only",
+        scene.unit_a.id,
+        "Phường An Cựu",
+    )
+    state = await next_message(ws, lambda m: m["type"] == "state")
+    assert [a["kind"] for a in state["alerts"]] == ["audio_only"]
+    person = unit_of(state, scene.unit_a)["participants"][0]
+    assert person["audio_only"] is True and person["layer"] is None
+    page = await scene.world.client.get(f"/meetings/occurrences/{scene.occurrence}/monitor")
+    assert "Phường An Cựu" in await page.text() and 'data-kind="audio_only"' in await page.text()
+
+
+async def test_a_unit_dropping_out_raises_an_alert(scene: Scene) -> None:
+    await scene.world.login("support@hue.example")
+    ws = await scene.watch()
+    a = await scene.join(scene.a, amplitude=0.3)
+    await next_message(
+        ws, lambda m: m["type"] == "state" and unit_of(m, scene.unit_a)["status"] == "connected"
+    )
+    await a.close()
+    alert = await next_message(ws, lambda m: m["type"] == "alert")
+    assert (alert["alert"]["kind"], alert["alert"]["unit_id"]) == ("dropped", scene.unit_a.id)
+    state = await next_message(ws, lambda m: m["type"] == "state")
+    assert unit_of(state, scene.unit_a)["status"] == "dropped"
+    assert unit_of(state, scene.unit_a)["dropouts"] == 1
+
+
+async def test_room_metrics_appear_and_disappear_with_the_room(scene: Scene) -> None:
+    world = scene.world
+    room = f'room="{scene.occurrence}"'
+
+    async def metrics() -> str:
+        return str(await (await world.client.get("/metrics")).text())
+
+    assert room not in await metrics()
+    a = await scene.join(scene.a, amplitude=0.3)
+    chair = await scene.join(scene.chair, audio_slots=1)
+    assert await wait_for(lambda: chair.client.frames("audio") > 10, 15)
+
+    async def forwarded() -> bool:
+        text = await metrics()
+        lines = [line for line in text.splitlines() if room in line]
+        values = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
+        return (
+            values.get("giaoban_room_participants") == 2
+            and values.get("giaoban_room_forwarded_packets_total", 0) > 10
+            and values.get("giaoban_room_sent_bytes_total", 0) > 1000
+            and values.get("giaoban_room_received_packets_total", 0) > 10
+        )
+
+    assert await eventually(forwarded, 15)
+    await a.close()
+    await chair.close()
+    assert await wait_for(lambda: not world.app[keys.MEDIA].sfus, 10)
+    assert room not in await metrics()
+
+
+async def records(world: World, occurrence: int) -> dict[int, ConnectionRecord]:
+    async with world.db() as db:
+        rows = await db.scalars(select(ConnectionRecord).where(ConnectionRecord.occurrence_id == occurrence))
+        return {r.unit_id: r for r in rows}
+
+
+async def test_records_for_every_invited_unit_when_the_meeting_ends(scene: Scene) -> None:
+    world = scene.world
+    await scene.join(scene.a, amplitude=0.3)
+    chair = await scene.join(scene.chair)
+
+    async def running() -> bool:  # saved while the meeting goes on
+        found = await records(world, scene.occurrence)
+        a = found.get(scene.unit_a.id)
+        return a is not None and a.connected_s >= 1 and not a.details["final"]
+
+    assert await eventually(running, 15)
+    await chair.send(type="moderate", action="end")
+
+    async def final() -> bool:
+        found = await records(world, scene.occurrence)
+        return len(found) == 3 and all(r.details["final"] for r in found.values())
+
+    assert await eventually(final, 15)
+    found = await records(world, scene.occurrence)
+    assert set(found) == {scene.unit_a.id, scene.unit_b.id, scene.unit_c.id}  # not the chair's department
+    a, b, c = found[scene.unit_a.id], found[scene.unit_b.id], found[scene.unit_c.id]
+    assert (a.outcome, b.outcome, c.outcome) == (
+        ConnectionOutcome.GOOD,
+        ConnectionOutcome.FAILED,
+        ConnectionOutcome.EXCUSED,
+    )
+    assert a.join_delay_s == 0  # joined before the start
+    assert a.connected_s >= 1 and a.dropouts == 0 and a.audio_only_s == 0
+    assert a.max_loss_pct is not None and a.meeting_start is not None
+    assert (b.join_delay_s, b.connected_s, c.details["excused"]) == (None, 0, True)
+    # Idempotent: a later save (another node's catch-up) leaves the final records as they are.
+    before = {u: (r.outcome, r.connected_s, r.updated_at) for u, r in found.items()}
+    async with world.db() as db:
+        assert await mon.finalise(db, scene.occurrence, MonitorRules(), datetime.now(UTC)) == 0
+        await db.commit()
+    after = await records(world, scene.occurrence)
+    assert {u: (r.outcome, r.connected_s, r.updated_at) for u, r in after.items()} == before
+
+
+async def test_a_restart_keeps_what_was_measured(scene: Scene) -> None:
+    """Running records saved, the node gone; the next monitor goes on from them, and the catch-up
+    finalises a meeting no node finished."""
+    world, rules = scene.world, MonitorRules(sample_seconds=5)
+    async with world.db() as db:
+        first = await mon.load_monitor(db, scene.occurrence, rules)
+    start = first.start
+    sample = LinkSample("p1", scene.a.id, scene.unit_a.id, "An", 800_000, 300_000, 1.0, 50.0)
+    for t in range(0, 65, 5):
+        first.observe([sample], start + timedelta(seconds=t))
+    async with world.db() as db:
+        assert await mon.save_records(db, first, final=False) == 3
+        await db.commit()
+    # The node restarts: a new monitor reads the running records back and goes on.
+    async with world.db() as db:
+        second = await mon.load_monitor(db, scene.occurrence, rules)
+    assert second.tracks[scene.unit_a.id].connected_s == 60
+    assert second.excused == {scene.unit_c.id}
+    for t in range(0, 35, 5):
+        second.observe([dataclasses.replace(sample, participant="p2")], start + timedelta(seconds=120 + t))
+    async with world.db() as db:
+        await mon.save_records(db, second, final=False)
+        await db.commit()
+    assert (await records(world, scene.occurrence))[scene.unit_a.id].connected_s == 90
+    # Nobody finished it: once it is past its end and the grace period, the catch-up does.
+    late = datetime.now(UTC) + timedelta(hours=3)
+    async with world.db() as db:
+        assert await mon.due_for_final(db, late, timedelta(minutes=30), timedelta(days=2)) == [
+            scene.occurrence
+        ]
+        assert await mon.due_for_final(db, datetime.now(UTC), timedelta(minutes=30), timedelta(days=2)) == []
+        assert await mon.finalise(db, scene.occurrence, rules, late) == 3
+        await db.commit()
+    found = await records(world, scene.occurrence)
+    assert found[scene.unit_a.id].connected_s == 90 and found[scene.unit_a.id].details["final"]
+    assert found[scene.unit_a.id].outcome is ConnectionOutcome.GOOD
+    assert found[scene.unit_b.id].outcome is ConnectionOutcome.FAILED
+    async with world.db() as db:
+        assert await mon.due_for_final(db, late, timedelta(minutes=30), timedelta(days=2)) == []
+
+
+# --- who may watch ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["anonymous", *(r.value for r in Role)])
+async def test_the_monitoring_socket_as(world: World, scene: Scene, who: str) -> None:
+    if who != "anonymous":
+        email = f"{who}@hue.example"
+        if who not in {"chair", "support"}:  # the scene made these two
+            await world.person(email, Role(who), scene.dept)
+        await world.login(email)
+    if who in READERS:
+        ws = await scene.watch()
+        state = await next_message(ws, lambda m: m["type"] == "state")
+        assert state["occurrence"] == scene.occurrence
+    else:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await scene.watch()
+        if who == "anonymous":  # sent to the sign-in page
+            assert refused.value.request_info.url.path == "/login"
+        else:
+            assert refused.value.status == 403
+
+
+async def test_the_monitoring_socket_refuses_another_origin(world: World, scene: Scene) -> None:
+    await world.login("support@hue.example")
+    url = world.client.make_url(f"/meetings/occurrences/{scene.occurrence}/monitor/ws")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await world.client.session.ws_connect(url, headers={"Origin": "https://evil.example"})
+    assert refused.value.status == 403
+    missing = world.client.make_url("/meetings/occurrences/999999/monitor/ws")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as not_found:
+        origin = str(world.client.make_url("/")).rstrip("/")
+        await world.client.session.ws_connect(missing, headers={"Origin": origin})
+    assert not_found.value.status == 404
+
+
+async def test_the_occurrence_page_links_the_monitoring_for_those_who_may_see_it(
+    world: World, scene: Scene
+) -> None:
+    link = f"/meetings/occurrences/{scene.occurrence}/monitor"
+    await world.login("chair@hue.example")
+    assert link in await (await world.client.get(f"/meetings/occurrences/{scene.occurrence}")).text()
+    await world.logout()
+    await world.login("a@hue.example")
+    assert link not in await (await world.client.get(f"/meetings/occurrences/{scene.occurrence}")).text()
