@@ -72,10 +72,8 @@ def samples(room: Room, session: MeetingSession | None, sfu: Sfu | None) -> list
     found: list[LinkSample] = []
     for p in room.participants:
         link = session.links.get(p.id) if session is not None else None
-        quality = session.quality.get(p.id) if session is not None else None
-        claim = None
-        if quality is not None and None not in (quality.rtt_ms, quality.loss_pct, quality.bitrate_kbps):
-            claim = ClientClaim(quality.rtt_ms or 0.0, quality.loss_pct or 0.0, quality.bitrate_kbps or 0.0)
+        told = session.claims.get(p.id) if session is not None else None
+        claim = ClientClaim(told.rtt_ms, told.loss_pct, told.bitrate_kbps) if told is not None else None
         audio_only = session is not None and p.id in session.audio_only
         found.append(
             LinkSample(

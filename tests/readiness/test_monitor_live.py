@@ -127,7 +127,7 @@ def figures_known(unit: Unit) -> Any:
         if m["type"] != "state":
             return False
         people = unit_of(m, unit)["participants"]
-        return bool(people) and people[0]["uplink_kbps"] is not None and people[0]["loss_pct"] is not None
+        return bool(people) and all(people[0][k] is not None for k in ("uplink_kbps", "loss_pct", "rtt_ms"))
 
     return check
 
@@ -143,6 +143,7 @@ async def test_the_monitor_shows_the_servers_figures_and_flags_a_forged_claim(sc
         (scene.unit_c.id, "waiting"),
     ]
     a = await scene.join(scene.a, amplitude=0.3, audio_slots=1)
+    await scene.join(scene.chair, amplitude=0.3)  # A receives the chair: the server learns its round trip
     state = await next_message(ws, figures_known(scene.unit_a))
     unit = unit_of(state, scene.unit_a)
     assert unit["status"] == "connected"
@@ -159,9 +160,12 @@ async def test_the_monitor_shows_the_servers_figures_and_flags_a_forged_claim(sc
         ws, lambda m: m["type"] == "state" and unit_of(m, scene.unit_a)["participants"][0]["claim_flags"]
     )
     person = unit_of(state, scene.unit_a)["participants"][0]
-    assert "loss" in person["claim_flags"]
+    assert person["claim_flags"] == ["rtt", "loss"]
     assert (person["claim_rtt_ms"], person["claim_loss_pct"]) == (60_000, 100.0)
-    assert person["loss_pct"] < 5  # the server's own figure stays
+    assert person["loss_pct"] < 5 and person["rtt_ms"] < 1000  # the server's own figures stay
+    # Nor does the room believe it: everyone's indicator shows the level of the server's figures.
+    assert await a.event("quality", lambda e: e["person_id"] == scene.a.id)
+    assert [e["level"] for e in a.of_type("quality") if e["person_id"] == scene.a.id] == ["good"]
     # An absurd one is refused by the protocol with an error (the socket stays open).
     await a.send(type="stats", rttMs=-5, lossPct=500, bitrateKbps="fast")
     assert await a.event("error", lambda e: e["code"] == "bad_message")
@@ -356,6 +360,21 @@ async def test_the_monitoring_socket_refuses_another_origin(world: World, scene:
         origin = str(world.client.make_url("/")).rstrip("/")
         await world.client.session.ws_connect(missing, headers={"Origin": origin})
     assert not_found.value.status == 404
+
+
+async def test_whatever_the_page_sends_is_ignored(world: World, scene: Scene, caplog: Any) -> None:
+    await world.login("support@hue.example")
+    ws = await scene.watch()
+    await next_message(ws, lambda m: m["type"] == "state")
+    for frame in ("not json", json.dumps({"type": "stats", "rttMs": 1e308}), "[]" * 1000):
+        await ws.send_str(frame)
+    await ws.send_bytes(b"\x00\xff")
+    await scene.join(scene.a, amplitude=0.3)
+    state = await next_message(
+        ws, lambda m: m["type"] == "state" and unit_of(m, scene.unit_a)["participants"]
+    )
+    assert unit_of(state, scene.unit_a)["status"] == "connected"
+    assert not [r for r in caplog.records if r.levelname in {"ERROR", "CRITICAL"}]
 
 
 async def test_the_occurrence_page_links_the_monitoring_for_those_who_may_see_it(
