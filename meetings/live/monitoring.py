@@ -141,7 +141,7 @@ class ConnectionTracker:
             monitor = self.monitors.get(occurrence_id)
             if monitor is None:
                 async with self.sessions() as db:
-                    monitor = await mon.load_monitor(db, occurrence_id, self.rules)
+                    monitor = await mon.load_monitor(db, occurrence_id, self.rules, saved=True)
             return monitor.state(now)
 
     # --- sampling ------------------------------------------------------------------------
@@ -255,6 +255,7 @@ class ConnectionTracker:
             try:
                 async with self.sessions() as db:
                     monitor.excused = await mon.excused_units(db, monitor.occurrence_id)
+                    monitor.drop_excused_alerts()
                     await mon.save_records(db, monitor, final=final)
                     await db.commit()
                 return

@@ -227,7 +227,9 @@ class UnitView:
     code: str
     name: str
     invited: bool
-    status: str  # "connected", "dropped", "waiting" (not joined yet)
+    # Live: "connected", "dropped", "waiting" (not joined yet), "excused"; once the meeting is
+    # over: "attended", "absent", "excused".
+    status: str
     dropouts: int
     reconnects: int
     limited: bool
@@ -365,6 +367,13 @@ class MeetingMonitor:
                     raised.append(self._alert_view(unit_id, AlertKind.DROPPED))
         return raised
 
+    def drop_excused_alerts(self) -> None:
+        """A unit excused since it dropped out is no longer an alert."""
+        for unit_id in self.excused:
+            track = self.tracks.get(unit_id)
+            if track is not None:
+                track.alerts.pop(AlertKind.DROPPED, None)
+
     def finish(self, now: datetime) -> None:
         """The meeting is over: what was connected until now is counted, and is no drop-out."""
         if self.sampled_at is not None and not self.finished:
@@ -416,12 +425,15 @@ class MeetingMonitor:
             info = self.units.get(unit_id)
             track = self.tracks.get(unit_id)
             present = by_unit.get(unit_id, [])
+            came = track is not None and track.first_connected_at is not None
             if present:
                 status = "connected"
-            elif track is not None and track.first_connected_at is not None:
-                status = "dropped"
+            elif came:
+                status = "attended" if self.finished else "dropped"
+            elif unit_id in self.excused:
+                status = "excused"
             else:
-                status = "waiting"
+                status = "absent" if self.finished else "waiting"
             views.append(
                 UnitView(
                     unit_id=unit_id,
@@ -518,8 +530,11 @@ class MeetingMonitor:
 # --- the database ------------------------------------------------------------------------------
 
 
-async def load_monitor(db: AsyncSession, occurrence_id: int, rules: MonitorRules) -> MeetingMonitor:
-    """A meeting's monitor: its invited units, who is excused, and what was saved before a restart."""
+async def load_monitor(
+    db: AsyncSession, occurrence_id: int, rules: MonitorRules, *, saved: bool = False
+) -> MeetingMonitor:
+    """A meeting's monitor: its invited units, who is excused, and what was saved before a restart
+    (`saved`: the final records too, for a meeting this node does not host: over, or elsewhere)."""
     occurrence = await db.get(Occurrence, occurrence_id)
     start = occurrence.start if occurrence is not None else utcnow()
     invited: list[UnitInfo] = []
@@ -533,11 +548,12 @@ async def load_monitor(db: AsyncSession, occurrence_id: int, rules: MonitorRules
         invited = [UnitInfo(i, c, n) for i, c, n in rows]
     monitor = MeetingMonitor(occurrence_id, start, rules, invited)
     monitor.excused = await excused_units(db, occurrence_id)
-    for record in await db.scalars(
-        select(ConnectionRecord).where(ConnectionRecord.occurrence_id == occurrence_id)
-    ):
-        if not record.details.get(FINAL):
+    query = select(ConnectionRecord).where(ConnectionRecord.occurrence_id == occurrence_id)
+    records = list(await db.scalars(query))
+    for record in records:
+        if saved or not record.details.get(FINAL):
             monitor.restore(record)
+    monitor.finished = saved and bool(records) and all(r.details.get(FINAL) for r in records)
     return monitor
 
 

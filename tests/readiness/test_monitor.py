@@ -79,6 +79,11 @@ def test_a_unit_whose_last_connection_leaves_drops_out_unless_excused() -> None:
     assert [(a.kind, a.unit_id) for a in raised] == [("dropped", 1)]  # B is excused: no alert
     assert m.tracks[1].dropouts == m.tracks[2].dropouts == 1
     assert [u.status for u in m.state(at(5)).units] == ["dropped", "dropped"]
+    # Excused by the board afterwards: no longer an alert, still a drop-out.
+    m.excused = {1, 2}
+    m.drop_excused_alerts()
+    assert m.alerts() == [] and m.tracks[1].dropouts == 1
+    m.excused = {2}
     # Back with a new connection: a reconnect, the alert gone.
     m.observe([sample("a9", 10)], at(10))
     assert m.alerts() == []

@@ -140,7 +140,7 @@ async def test_the_monitor_shows_the_servers_figures_and_flags_a_forged_claim(sc
     assert [(u["unit_id"], u["status"]) for u in first["units"]] == [
         (scene.unit_a.id, "waiting"),
         (scene.unit_b.id, "waiting"),
-        (scene.unit_c.id, "waiting"),
+        (scene.unit_c.id, "excused"),
     ]
     a = await scene.join(scene.a, amplitude=0.3, audio_slots=1)
     await scene.join(scene.chair, amplitude=0.3)  # A receives the chair: the server learns its round trip
@@ -283,6 +283,14 @@ async def test_records_for_every_invited_unit_when_the_meeting_ends(scene: Scene
         await db.commit()
     after = await records(world, scene.occurrence)
     assert {u: (r.outcome, r.connected_s, r.updated_at) for u, r in after.items()} == before
+    # The monitoring page, once the meeting is over, shows who took part.
+    await world.login("support@hue.example")
+    api = await (await world.client.get(f"/api/occurrences/{scene.occurrence}/monitor")).json()
+    assert [(u["unit_id"], u["status"]) for u in api["units"]] == [
+        (scene.unit_a.id, "attended"),
+        (scene.unit_b.id, "absent"),
+        (scene.unit_c.id, "excused"),
+    ]
 
 
 async def test_a_restart_keeps_what_was_measured(scene: Scene) -> None:
