@@ -196,6 +196,7 @@ class ConnectionTracker:
                 await self._room(room, now)
             for occurrence_id in [o for o in self.monitors if o not in seen]:
                 await self._orphan(occurrence_id, now)
+            self.figures()  # the rooms' totals take each sample's increments, not only each scrape's
             for occurrence_id, monitor in list(self.monitors.items()):
                 saved = self._saved_at.get(occurrence_id)
                 if saved is None or (now - saved).total_seconds() >= self.save_seconds:

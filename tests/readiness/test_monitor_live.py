@@ -40,7 +40,8 @@ def settings(settings: Settings) -> Settings:
 
 @dataclass
 class Scene:
-    """A meeting inviting three centres: A's person joins, B's never does, C is excused."""
+    """A meeting inviting four centres: A's person joins, B's never does, C is excused, D's person
+    joins on audio only."""
 
     world: World
     occurrence: int
@@ -49,6 +50,8 @@ class Scene:
     unit_a: Unit
     unit_b: Unit
     unit_c: Unit
+    unit_d: Unit
+    d: Person
     dept: Unit
     series_id: int
     peers: list[Peer] = field(default_factory=list)
@@ -58,10 +61,10 @@ class Scene:
         link = JoinLink(person.id, self.series_id, None, datetime.now(UTC) + timedelta(days=1))
         return make_join_token(self.world.settings.secret_key, link)
 
-    async def join(self, person: Person, **client: Any) -> Peer:
+    async def join(self, person: Person, join: dict[str, Any] | None = None, **client: Any) -> Peer:
         peer = Peer(self.world, Client(person.name, **{"audio_slots": 0, "video_slots": 0, **client}))
         self.peers.append(peer)
-        await peer.connect(self.occurrence, token=self.token(person), session=False)
+        await peer.connect(self.occurrence, token=self.token(person), session=False, **(join or {}))
         await peer.negotiate()
         return peer
 
@@ -79,18 +82,20 @@ async def scene(world: World) -> AsyncIterator[Scene]:
     unit_a = await world.unit("P-ANCUU", UnitKind.CENTRE, "Phường An Cựu")
     unit_b = await world.unit("P-BINHDIEN", UnitKind.CENTRE, "Xã Bình Điền")
     unit_c = await world.unit("P-CAUHAI", UnitKind.CENTRE, "Xã Cầu Hai")
+    unit_d = await world.unit("P-DUONGNO", UnitKind.CENTRE, "Phường Dương Nỗ")
     dept = await world.unit("VP-UBND", UnitKind.DEPARTMENT, "Văn phòng UBND")
     a = await world.person("a@hue.example", Role.MEMBER, unit_a, name="Nguyễn Văn An")
+    d = await world.person("d@hue.example", Role.MEMBER, unit_d, name="Hồ Văn Dũng")
     await world.person("b@hue.example", Role.MEMBER, unit_b, name="Lê Thị Bình")
     chair = await world.person("chair@hue.example", Role.CHAIR, dept, name="Phan Chủ Trì")
     await world.person("support@hue.example", Role.SUPPORT, dept, name="Hỗ Trợ")
     series, occ = await world.open_meeting(
-        ["P-ANCUU", "P-BINHDIEN", "P-CAUHAI"], chair_email="chair@hue.example"
+        ["P-ANCUU", "P-BINHDIEN", "P-CAUHAI", "P-DUONGNO"], chair_email="chair@hue.example"
     )
     async with world.db() as db:
         db.add(ReadinessMark(occurrence_id=occ.id, unit_id=unit_c.id, excused=True, excuse_reason="Nghỉ"))
         await db.commit()
-    found = Scene(world, occ.id, a, chair, unit_a, unit_b, unit_c, dept, series.id)
+    found = Scene(world, occ.id, a, chair, unit_a, unit_b, unit_c, unit_d, d, dept, series.id)
     yield found
     for ws in found.sockets:
         await ws.close()
@@ -141,6 +146,7 @@ async def test_the_monitor_shows_the_servers_figures_and_flags_a_forged_claim(sc
         (scene.unit_a.id, "waiting"),
         (scene.unit_b.id, "waiting"),
         (scene.unit_c.id, "excused"),
+        (scene.unit_d.id, "waiting"),
     ]
     a = await scene.join(scene.a, amplitude=0.3, audio_slots=1)
     await scene.join(scene.chair, amplitude=0.3)  # A receives the chair: the server learns its round trip
@@ -249,6 +255,7 @@ async def records(world: World, occurrence: int) -> dict[int, ConnectionRecord]:
 async def test_records_for_every_invited_unit_when_the_meeting_ends(scene: Scene) -> None:
     world = scene.world
     await scene.join(scene.a, amplitude=0.3)
+    await scene.join(scene.d, {"audioOnly": True}, amplitude=0.3)
     chair = await scene.join(scene.chair)
 
     async def running() -> bool:  # saved while the meeting goes on
@@ -261,17 +268,20 @@ async def test_records_for_every_invited_unit_when_the_meeting_ends(scene: Scene
 
     async def final() -> bool:
         found = await records(world, scene.occurrence)
-        return len(found) == 3 and all(r.details["final"] for r in found.values())
+        return len(found) == 4 and all(r.details["final"] for r in found.values())
 
     assert await eventually(final, 15)
     found = await records(world, scene.occurrence)
-    assert set(found) == {scene.unit_a.id, scene.unit_b.id, scene.unit_c.id}  # not the chair's department
-    a, b, c = found[scene.unit_a.id], found[scene.unit_b.id], found[scene.unit_c.id]
-    assert (a.outcome, b.outcome, c.outcome) == (
+    invited = {scene.unit_a.id, scene.unit_b.id, scene.unit_c.id, scene.unit_d.id}
+    assert set(found) == invited  # not the chair's department
+    a, b, c, d = (found[u.id] for u in (scene.unit_a, scene.unit_b, scene.unit_c, scene.unit_d))
+    assert (a.outcome, b.outcome, c.outcome, d.outcome) == (
         ConnectionOutcome.GOOD,
         ConnectionOutcome.FAILED,
         ConnectionOutcome.EXCUSED,
+        ConnectionOutcome.WEAK,  # on audio only the whole time
     )
+    assert d.audio_only_s == d.weak_s == d.connected_s >= 1
     assert a.join_delay_s == 0  # joined before the start
     assert a.connected_s >= 1 and a.dropouts == 0 and a.audio_only_s == 0
     assert a.max_loss_pct is not None and a.meeting_start is not None
@@ -290,6 +300,7 @@ async def test_records_for_every_invited_unit_when_the_meeting_ends(scene: Scene
         (scene.unit_a.id, "attended"),
         (scene.unit_b.id, "absent"),
         (scene.unit_c.id, "excused"),
+        (scene.unit_d.id, "attended"),
     ]
 
 
@@ -304,7 +315,7 @@ async def test_a_restart_keeps_what_was_measured(scene: Scene) -> None:
     for t in range(0, 65, 5):
         first.observe([sample], start + timedelta(seconds=t))
     async with world.db() as db:
-        assert await mon.save_records(db, first, final=False) == 3
+        assert await mon.save_records(db, first, final=False) == 4
         await db.commit()
     # The node restarts: a new monitor reads the running records back and goes on.
     async with world.db() as db:
@@ -324,7 +335,7 @@ async def test_a_restart_keeps_what_was_measured(scene: Scene) -> None:
             scene.occurrence
         ]
         assert await mon.due_for_final(db, datetime.now(UTC), timedelta(minutes=30), timedelta(days=2)) == []
-        assert await mon.finalise(db, scene.occurrence, rules, late) == 3
+        assert await mon.finalise(db, scene.occurrence, rules, late) == 4
         await db.commit()
     found = await records(world, scene.occurrence)
     assert found[scene.unit_a.id].connected_s == 90 and found[scene.unit_a.id].details["final"]
