@@ -25,7 +25,7 @@ from meetings.db.base import utcnow
 from meetings.directory.models import Unit
 from meetings.errors import N_
 from meetings.readiness.models import ConnectionOutcome, ConnectionRecord, ReadinessMark
-from meetings.schedule.models import Occurrence, OccurrenceState, Series, SeriesInvitee
+from meetings.schedule.models import Occurrence, OccurrenceState, SeriesInvitee
 from meetings.settings import Settings
 from meetings.wire import ServerMessage
 
@@ -622,8 +622,3 @@ async def due_for_final(db: AsyncSession, now: datetime, grace: timedelta, withi
         if over and not (details or {}).get(FINAL):
             due.add(occurrence_id)
     return sorted(due)
-
-
-async def series_title(db: AsyncSession, occurrence: Occurrence) -> str:
-    series = await db.get(Series, occurrence.series_id)
-    return series.title if series is not None else ""

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from meetings.readiness.models import ConnectionOutcome
 from meetings.readiness.monitor import (
+    MONITOR_MESSAGES,
+    AlertView,
     ClientClaim,
     LinkSample,
     MeetingMonitor,
     MonitorRules,
+    ParticipantView,
     UnitInfo,
     UnitTrack,
+    UnitView,
     claim_flags,
     outcome,
 )
+from meetings.wire import fields_of
 
 START = datetime(2026, 12, 7, 0, 30, tzinfo=UTC)  # 07:30 in Huế
 RULES = MonitorRules(
@@ -156,3 +163,21 @@ def test_the_view_lists_invited_units_first_then_others() -> None:
         (7, "connected", False),
         (None, "connected", False),
     ]
+
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+def test_the_socket_messages_are_documented_and_typed_in_the_page_script() -> None:
+    """Declared once (meetings.readiness.monitor); the document and the JSDoc follow."""
+    doc = (ROOT / "docs" / "readiness" / "monitor.md").read_text(encoding="utf-8")
+    script = (ROOT / "web" / "static" / "js" / "monitor.js").read_text(encoding="utf-8")
+    for message in MONITOR_MESSAGES:
+        assert f'"type": "{message.TYPE}"' in doc, message
+        assert f'type: "{message.TYPE}"' in script, message
+        for name in fields_of(message)[1:]:
+            assert f'"{name}"' in doc, (message, name)
+            assert f"{name}:" in script, (message, name)
+    for view in (UnitView, ParticipantView, AlertView):
+        for f in dataclasses.fields(view):
+            assert f"{f.name}:" in script, (view, f.name)
