@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -191,17 +192,21 @@ class ConnectionTracker:
             if self.stopped:
                 return
             seen: set[int] = set()
+            # One meeting's failure (its database rows, a bug) must not stop the others'.
             for room in list(self.live.registry):
                 seen.add(room.occurrence_id)
-                await self._room(room, now)
+                with self._logged(room.occurrence_id):
+                    await self._room(room, now)
             for occurrence_id in [o for o in self.monitors if o not in seen]:
-                await self._orphan(occurrence_id, now)
+                with self._logged(occurrence_id):
+                    await self._orphan(occurrence_id, now)
             self.figures()  # the rooms' totals take each sample's increments, not only each scrape's
             for occurrence_id, monitor in list(self.monitors.items()):
                 saved = self._saved_at.get(occurrence_id)
                 if saved is None or (now - saved).total_seconds() >= self.save_seconds:
-                    await self._save(monitor, final=False)
-                    self._saved_at[occurrence_id] = now
+                    with self._logged(occurrence_id):
+                        await self._save(monitor, final=False)
+                        self._saved_at[occurrence_id] = now
             if self._caught_up_at is None or (now - self._caught_up_at).total_seconds() >= self.save_seconds:
                 self._caught_up_at = now
                 await self._catch_up(now)
@@ -242,12 +247,23 @@ class ConnectionTracker:
         return monitor
 
     async def _finish(self, occurrence_id: int, now: datetime) -> None:
-        monitor = self.monitors.pop(occurrence_id)
-        self.ends.pop(occurrence_id, None)
-        self._saved_at.pop(occurrence_id, None)
+        """The meeting is over: its records are finalised, then it is forgotten (a failed save is
+        tried again at the next sample; the catch-up finalises it should this node stop)."""
+        monitor = self.monitors[occurrence_id]
         monitor.finish(now)
         await self._save(monitor, final=True)
+        del self.monitors[occurrence_id]
+        self.ends.pop(occurrence_id, None)
+        self._saved_at.pop(occurrence_id, None)
         self._push(monitor, [], now)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _logged(occurrence_id: int) -> Iterator[None]:
+        try:
+            yield
+        except Exception:
+            log.exception("connection monitoring failed", extra={"occurrence": occurrence_id})
 
     async def _save(self, monitor: MeetingMonitor, *, final: bool) -> None:
         """Save the records (the excused units read afresh first); a clash with another node's

@@ -345,6 +345,24 @@ async def test_a_restart_keeps_what_was_measured(scene: Scene) -> None:
         assert await mon.due_for_final(db, late, timedelta(minutes=30), timedelta(days=2)) == []
 
 
+async def test_records_are_final_once_the_rooms_time_is_over(scene: Scene) -> None:
+    """No chair ended it: past its end and the grace period the room is over, and so are the records."""
+    world = scene.world
+    await scene.join(scene.a, amplitude=0.3)
+    tracker = world.app[keys.MONITOR]
+    room = world.app[keys.MEDIA].registry.get(scene.occurrence)
+    assert await wait_for(lambda: scene.occurrence in tracker.monitors, 10)
+    await tracker.tick(room.closes_at + timedelta(seconds=1))
+    found = await records(world, scene.occurrence)
+    assert {u: (r.outcome, r.details["final"]) for u, r in found.items()} == {
+        scene.unit_a.id: (ConnectionOutcome.GOOD, True),
+        scene.unit_b.id: (ConnectionOutcome.FAILED, True),
+        scene.unit_c.id: (ConnectionOutcome.EXCUSED, True),
+        scene.unit_d.id: (ConnectionOutcome.FAILED, True),
+    }
+    assert found[scene.unit_a.id].dropouts == 0  # the end is no drop-out
+
+
 # --- who may watch ----------------------------------------------------------------------------
 
 
