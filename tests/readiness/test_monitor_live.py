@@ -171,7 +171,8 @@ async def test_the_monitor_shows_the_servers_figures_and_flags_a_forged_claim(sc
     assert person["loss_pct"] < 5 and person["rtt_ms"] < 1000  # the server's own figures stay
     # Nor does the room believe it: everyone's indicator shows the level of the server's figures.
     assert await a.event("quality", lambda e: e["person_id"] == scene.a.id)
-    assert [e["level"] for e in a.of_type("quality") if e["person_id"] == scene.a.id] == ["good"]
+    # (The claim alone reads "poor"; a loopback link measured by the server does not.)
+    assert [e["level"] for e in a.of_type("quality") if e["person_id"] == scene.a.id] in (["good"], ["fair"])
     # An absurd one is refused by the protocol with an error (the socket stays open).
     await a.send(type="stats", rttMs=-5, lossPct=500, bitrateKbps="fast")
     assert await a.event("error", lambda e: e["code"] == "bad_message")
