@@ -160,8 +160,8 @@ class Settings:
     )
     monitor_save_seconds: float = _s(
         60.0,
-        "How often the running connection record of each unit is saved during a meeting, in seconds "
-        "(a restart loses at most this much of what was measured).",
+        "How often what the live monitoring measured of each unit is saved during a meeting, in "
+        "seconds (a restart loses at most this much of it).",
     )
     monitor_alert_seconds: float = _s(
         120.0,

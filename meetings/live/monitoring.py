@@ -157,7 +157,7 @@ class ConnectionTracker:
                 log.exception("connection monitoring sample failed")
 
     async def stop(self) -> None:
-        """The node is stopping: save the running records; the connections closing next are no
+        """The node is stopping: save the running measures; the connections closing next are no
         drop-outs (their people reconnect to another node or after the restart)."""
         async with self._lock:
             self.stopped = True
@@ -168,7 +168,7 @@ class ConnectionTracker:
                 try:
                     await self._save(monitor, final=False)
                 except Exception:
-                    log.exception("running records not saved", extra={"occurrence": monitor.occurrence_id})
+                    log.exception("running measure not saved", extra={"occurrence": monitor.occurrence_id})
 
     async def attendance_changed(self, occurrence_id: int) -> None:
         """A seat, a leave or the end: sample that meeting now (a drop-out is seen at once)."""
@@ -273,7 +273,10 @@ class ConnectionTracker:
                 async with self.sessions() as db:
                     monitor.excused = await mon.excused_units(db, monitor.occurrence_id)
                     monitor.drop_excused_alerts()
-                    await mon.save_records(db, monitor, final=final)
+                    if final:
+                        await mon.save_records(db, monitor)
+                    else:
+                        await mon.save_progress(db, monitor)
                     await db.commit()
                 return
             except IntegrityError:

@@ -6,8 +6,9 @@ audio only) and feeds them here as plain `LinkSample`s; the client's own `stats`
 `ClientClaim`, shown beside the server's figures and flagged when they disagree, never used in
 their place. A `MeetingMonitor` keeps, per unit, its connected time, time on a weak link, time on
 audio only, drop-outs and worst figures; it raises alerts (a unit dropped out, a unit on audio
-only for too long) and its running records are saved every minute and finalised at the end, one
-`ConnectionRecord` per invited unit. Rules: docs/readiness/monitor.md.
+only for too long). What it measured is saved every minute (`ConnectionProgress`, so a restart
+loses nothing) and turned into one `ConnectionRecord` per invited unit when the meeting ends: the
+records are written once, whole. Rules: docs/readiness/monitor.md.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings.db.base import utcnow
 from meetings.directory.models import Unit
 from meetings.errors import N_
-from meetings.readiness.models import ConnectionOutcome, ConnectionRecord, ReadinessMark
+from meetings.readiness.models import ConnectionOutcome, ConnectionProgress, ConnectionRecord, ReadinessMark
 from meetings.schedule.models import Occurrence, OccurrenceState, SeriesInvitee
 from meetings.settings import Settings
 from meetings.wire import ServerMessage
@@ -40,8 +41,6 @@ CLAIM_LOSS_POINTS = 10.0
 # A gap between two samples longer than this many sample periods (a stalled loop, a restart) is
 # not counted as connected time: what was not seen is not measured.
 MAX_GAP_SAMPLES = 3.0
-# Marks the record a meeting's end wrote; until then it is the running record, saved every minute.
-FINAL = "final"
 
 
 @dataclass(frozen=True)
@@ -484,40 +483,62 @@ class MeetingMonitor:
 
     # --- records -----------------------------------------------------------------------------
 
-    def restore(self, record: ConnectionRecord) -> None:
-        """Go on from a running record saved before a restart."""
-        track = self.track(record.unit_id)
-        if record.join_delay_s is not None:
-            track.first_connected_at = self.start + timedelta(seconds=record.join_delay_s)
-        track.connected_s = float(record.connected_s)
-        track.weak_s = float(record.weak_s)
-        track.audio_only_s = float(record.audio_only_s)
-        track.dropouts = record.dropouts
-        track.reconnects = int(record.details.get("reconnects", 0))
-        track.min_down_kbps = record.min_down_kbps
-        track.max_loss_pct = record.max_loss_pct
-        track.max_rtt_ms = record.max_rtt_ms
+    def restore(self, unit_id: int, measured: dict[str, Any]) -> None:
+        """Go on from what was measured before (a running measure saved before a restart, or a
+        unit's final record for a meeting that is over)."""
+        track = self.track(unit_id)
+        delay = measured.get("join_delay_s")
+        if delay is not None:
+            track.first_connected_at = self.start + timedelta(seconds=float(delay))
+        track.connected_s = float(measured.get("connected_s") or 0)
+        track.weak_s = float(measured.get("weak_s") or 0)
+        track.audio_only_s = float(measured.get("audio_only_s") or 0)
+        track.dropouts = int(measured.get("dropouts") or 0)
+        track.reconnects = int(measured.get("reconnects") or 0)
+        track.min_down_kbps = measured.get("min_down_kbps")
+        track.max_loss_pct = measured.get("max_loss_pct")
+        track.max_rtt_ms = measured.get("max_rtt_ms")
 
-    def record_values(self, unit_id: int, final: bool) -> dict[str, Any]:
-        """The columns of one invited unit's record."""
+    def measured(self, unit_id: int) -> dict[str, Any]:
+        """What was measured of one unit so far, as saved (JSON) and as the record's columns."""
         track = self.tracks.get(unit_id)
-        excused = unit_id in self.excused
-        joined = track.first_connected_at if track is not None else None
+        if track is None:
+            return {
+                "join_delay_s": None,
+                "connected_s": 0,
+                "weak_s": 0,
+                "audio_only_s": 0,
+                "dropouts": 0,
+                "reconnects": 0,
+                "min_down_kbps": None,
+                "max_loss_pct": None,
+                "max_rtt_ms": None,
+            }
+        joined = track.first_connected_at
         return {
-            "meeting_start": self.start,
-            "outcome": outcome(track, excused, self.start, self.rules),
             "join_delay_s": max(0.0, round((joined - self.start).total_seconds(), 1)) if joined else None,
-            "connected_s": round(track.connected_s) if track else 0,
-            "weak_s": round(track.weak_s) if track else 0,
-            "audio_only_s": round(track.audio_only_s) if track else 0,
-            "dropouts": track.dropouts if track else 0,
-            "min_down_kbps": track.min_down_kbps if track else None,
-            "max_loss_pct": track.max_loss_pct if track else None,
-            "max_rtt_ms": track.max_rtt_ms if track else None,
+            "connected_s": round(track.connected_s),
+            "weak_s": round(track.weak_s),
+            "audio_only_s": round(track.audio_only_s),
+            "dropouts": track.dropouts,
+            "reconnects": track.reconnects,
+            "min_down_kbps": track.min_down_kbps,
+            "max_loss_pct": track.max_loss_pct,
+            "max_rtt_ms": track.max_rtt_ms,
+        }
+
+    def record_values(self, unit_id: int) -> dict[str, Any]:
+        """The columns of one invited unit's record."""
+        excused = unit_id in self.excused
+        values = self.measured(unit_id)
+        reconnects = values.pop("reconnects")
+        return {
+            **values,
+            "meeting_start": self.start,
+            "outcome": outcome(self.tracks.get(unit_id), excused, self.start, self.rules),
             "details": {
-                FINAL: final,
                 "excused": excused,
-                "reconnects": track.reconnects if track else 0,
+                "reconnects": reconnects,
                 "rules": {
                     "weak_share": self.rules.weak_share,
                     "weak_dropouts": self.rules.weak_dropouts,
@@ -533,8 +554,8 @@ class MeetingMonitor:
 async def load_monitor(
     db: AsyncSession, occurrence_id: int, rules: MonitorRules, *, saved: bool = False
 ) -> MeetingMonitor:
-    """A meeting's monitor: its invited units, who is excused, and what was saved before a restart
-    (`saved`: the final records too, for a meeting this node does not host: over, or elsewhere)."""
+    """A meeting's monitor: its invited units, who is excused, and the running measure saved
+    before a restart (`saved`: the final records too, for a meeting this node does not host)."""
     occurrence = await db.get(Occurrence, occurrence_id)
     start = occurrence.start if occurrence is not None else utcnow()
     invited: list[UnitInfo] = []
@@ -548,12 +569,31 @@ async def load_monitor(
         invited = [UnitInfo(i, c, n) for i, c, n in rows]
     monitor = MeetingMonitor(occurrence_id, start, rules, invited)
     monitor.excused = await excused_units(db, occurrence_id)
-    query = select(ConnectionRecord).where(ConnectionRecord.occurrence_id == occurrence_id)
-    records = list(await db.scalars(query))
-    for record in records:
-        if saved or not record.details.get(FINAL):
-            monitor.restore(record)
-    monitor.finished = saved and bool(records) and all(r.details.get(FINAL) for r in records)
+    progress = list(
+        await db.scalars(select(ConnectionProgress).where(ConnectionProgress.occurrence_id == occurrence_id))
+    )
+    for row in progress:
+        monitor.restore(row.unit_id, row.measured)
+    if saved and not progress:
+        records = list(
+            await db.scalars(select(ConnectionRecord).where(ConnectionRecord.occurrence_id == occurrence_id))
+        )
+        for record in records:
+            monitor.restore(
+                record.unit_id,
+                {
+                    "join_delay_s": record.join_delay_s,
+                    "connected_s": record.connected_s,
+                    "weak_s": record.weak_s,
+                    "audio_only_s": record.audio_only_s,
+                    "dropouts": record.dropouts,
+                    "reconnects": record.details.get("reconnects", 0),
+                    "min_down_kbps": record.min_down_kbps,
+                    "max_loss_pct": record.max_loss_pct,
+                    "max_rtt_ms": record.max_rtt_ms,
+                },
+            )
+        monitor.finished = bool(records)
     return monitor
 
 
@@ -577,48 +617,72 @@ async def excused_units(db: AsyncSession, occurrence_id: int) -> set[int]:
     )
 
 
-async def save_records(db: AsyncSession, monitor: MeetingMonitor, *, final: bool) -> int:
-    """Upsert one record per invited unit (the running one, or the final one at the end); a final
-    record is never written twice. Flushes; the caller commits. Returns the records written."""
+async def save_progress(db: AsyncSession, monitor: MeetingMonitor) -> int:
+    """Upsert the running measure of every invited unit (a meeting already recorded is left
+    alone). Flushes; the caller commits. Returns the rows written."""
+    recorded = await db.scalar(
+        select(ConnectionRecord.id).where(ConnectionRecord.occurrence_id == monitor.occurrence_id).limit(1)
+    )
+    if recorded is not None:
+        return 0
     existing = {
-        r.unit_id: r
-        for r in await db.scalars(
-            select(ConnectionRecord).where(ConnectionRecord.occurrence_id == monitor.occurrence_id)
+        row.unit_id: row
+        for row in await db.scalars(
+            select(ConnectionProgress).where(ConnectionProgress.occurrence_id == monitor.occurrence_id)
         )
     }
+    for unit_id in monitor.invited:
+        measured = monitor.measured(unit_id)
+        row = existing.get(unit_id)
+        if row is None:
+            db.add(
+                ConnectionProgress(occurrence_id=monitor.occurrence_id, unit_id=unit_id, measured=measured)
+            )
+        elif row.measured != measured:
+            row.measured = measured
+    await db.flush()
+    return len(monitor.invited)
+
+
+async def save_records(db: AsyncSession, monitor: MeetingMonitor) -> int:
+    """The meeting is over: one record per invited unit that has none yet (a record is written
+    once), and the running measure is deleted. Flushes; the caller commits. Returns the records
+    written."""
+    existing = set(
+        await db.scalars(
+            select(ConnectionRecord.unit_id).where(ConnectionRecord.occurrence_id == monitor.occurrence_id)
+        )
+    )
     written = 0
     for unit_id in monitor.invited:
-        record = existing.get(unit_id)
-        if record is not None and record.details.get(FINAL):
-            continue
-        values = monitor.record_values(unit_id, final)
-        if record is None:
-            db.add(ConnectionRecord(occurrence_id=monitor.occurrence_id, unit_id=unit_id, **values))
-        else:
-            for name, value in values.items():
-                setattr(record, name, value)
-        written += 1
+        if unit_id not in existing:
+            db.add(
+                ConnectionRecord(
+                    occurrence_id=monitor.occurrence_id, unit_id=unit_id, **monitor.record_values(unit_id)
+                )
+            )
+            written += 1
+    await db.execute(
+        delete(ConnectionProgress).where(ConnectionProgress.occurrence_id == monitor.occurrence_id)
+    )
     await db.flush()
     return written
 
 
 async def finalise(db: AsyncSession, occurrence_id: int, rules: MonitorRules, now: datetime) -> int:
-    """Finalise a meeting's records from what was saved (no live monitor: a restart, another node)."""
+    """Write a meeting's records from its saved running measure (no live monitor: a restart, a
+    node gone)."""
     monitor = await load_monitor(db, occurrence_id, rules)
     monitor.finish(now)
-    return await save_records(db, monitor, final=True)
+    return await save_records(db, monitor)
 
 
 async def due_for_final(db: AsyncSession, now: datetime, grace: timedelta, within: timedelta) -> list[int]:
-    """Meetings over (ended, or past their end and grace) whose records are still running ones."""
+    """Meetings over (ended, or past their end and grace) that still have a running measure."""
     rows = await db.execute(
-        select(ConnectionRecord.occurrence_id, ConnectionRecord.details, Occurrence.state, Occurrence.end)
-        .join(Occurrence, Occurrence.id == ConnectionRecord.occurrence_id)
+        select(ConnectionProgress.occurrence_id, Occurrence.state, Occurrence.end)
+        .join(Occurrence, Occurrence.id == ConnectionProgress.occurrence_id)
         .where(Occurrence.end >= now - within)
+        .distinct()
     )
-    due: set[int] = set()
-    for occurrence_id, details, state, end in rows:
-        over = state is OccurrenceState.ENDED or now >= end + grace
-        if over and not (details or {}).get(FINAL):
-            due.add(occurrence_id)
-    return sorted(due)
+    return sorted({o for o, state, end in rows if state is OccurrenceState.ENDED or now >= end + grace})

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.readiness import monitor as mon
-from meetings.readiness.models import ConnectionOutcome, ConnectionRecord, ReadinessMark
+from meetings.readiness.models import ConnectionOutcome, ConnectionProgress, ConnectionRecord, ReadinessMark
 from meetings.readiness.monitor import LinkSample, MonitorRules
 from meetings.schedule.links import JoinLink, make_join_token
 from meetings.settings import Settings
@@ -247,6 +247,14 @@ async def test_room_metrics_appear_and_disappear_with_the_room(scene: Scene) -> 
     assert room not in await metrics()
 
 
+async def progress(world: World, occurrence: int) -> dict[int, dict[str, Any]]:
+    async with world.db() as db:
+        rows = await db.scalars(
+            select(ConnectionProgress).where(ConnectionProgress.occurrence_id == occurrence)
+        )
+        return {r.unit_id: r.measured for r in rows}
+
+
 async def records(world: World, occurrence: int) -> dict[int, ConnectionRecord]:
     async with world.db() as db:
         rows = await db.scalars(select(ConnectionRecord).where(ConnectionRecord.occurrence_id == occurrence))
@@ -259,17 +267,17 @@ async def test_records_for_every_invited_unit_when_the_meeting_ends(scene: Scene
     await scene.join(scene.d, {"audioOnly": True}, amplitude=0.3)
     chair = await scene.join(scene.chair)
 
-    async def running() -> bool:  # saved while the meeting goes on
-        found = await records(world, scene.occurrence)
+    async def running() -> bool:  # saved while the meeting goes on; no record before its end
+        found = await progress(world, scene.occurrence)
         a = found.get(scene.unit_a.id)
-        return a is not None and a.connected_s >= 1 and not a.details["final"]
+        return a is not None and a["connected_s"] >= 1 and not await records(world, scene.occurrence)
 
     assert await eventually(running, 15)
     await chair.send(type="moderate", action="end")
 
     async def final() -> bool:
         found = await records(world, scene.occurrence)
-        return len(found) == 4 and all(r.details["final"] for r in found.values())
+        return len(found) == 4 and not await progress(world, scene.occurrence)
 
     assert await eventually(final, 15)
     found = await records(world, scene.occurrence)
@@ -287,7 +295,7 @@ async def test_records_for_every_invited_unit_when_the_meeting_ends(scene: Scene
     assert a.connected_s >= 1 and a.dropouts == 0 and a.audio_only_s == 0
     assert a.max_loss_pct is not None and a.meeting_start is not None
     assert (b.join_delay_s, b.connected_s, c.details["excused"]) == (None, 0, True)
-    # Idempotent: a later save (another node's catch-up) leaves the final records as they are.
+    # Written once: a later finalisation (another node's catch-up) leaves the records as they are.
     before = {u: (r.outcome, r.connected_s, r.updated_at) for u, r in found.items()}
     async with world.db() as db:
         assert await mon.finalise(db, scene.occurrence, MonitorRules(), datetime.now(UTC)) == 0
@@ -306,8 +314,8 @@ async def test_records_for_every_invited_unit_when_the_meeting_ends(scene: Scene
 
 
 async def test_a_restart_keeps_what_was_measured(scene: Scene) -> None:
-    """Running records saved, the node gone; the next monitor goes on from them, and the catch-up
-    finalises a meeting no node finished."""
+    """The running measure saved, the node gone; the next monitor goes on from it, and the
+    catch-up writes the records of a meeting no node finished."""
     world, rules = scene.world, MonitorRules(sample_seconds=5)
     async with world.db() as db:
         first = await mon.load_monitor(db, scene.occurrence, rules)
@@ -316,7 +324,7 @@ async def test_a_restart_keeps_what_was_measured(scene: Scene) -> None:
     for t in range(0, 65, 5):
         first.observe([sample], start + timedelta(seconds=t))
     async with world.db() as db:
-        assert await mon.save_records(db, first, final=False) == 4
+        assert await mon.save_progress(db, first) == 4
         await db.commit()
     # The node restarts: a new monitor reads the running records back and goes on.
     async with world.db() as db:
@@ -326,9 +334,10 @@ async def test_a_restart_keeps_what_was_measured(scene: Scene) -> None:
     for t in range(0, 35, 5):
         second.observe([dataclasses.replace(sample, participant="p2")], start + timedelta(seconds=120 + t))
     async with world.db() as db:
-        await mon.save_records(db, second, final=False)
+        await mon.save_progress(db, second)
         await db.commit()
-    assert (await records(world, scene.occurrence))[scene.unit_a.id].connected_s == 90
+    assert (await progress(world, scene.occurrence))[scene.unit_a.id]["connected_s"] == 90
+    assert await records(world, scene.occurrence) == {}
     # Nobody finished it: once it is past its end and the grace period, the catch-up does.
     late = datetime.now(UTC) + timedelta(hours=3)
     async with world.db() as db:
@@ -339,7 +348,7 @@ async def test_a_restart_keeps_what_was_measured(scene: Scene) -> None:
         assert await mon.finalise(db, scene.occurrence, rules, late) == 4
         await db.commit()
     found = await records(world, scene.occurrence)
-    assert found[scene.unit_a.id].connected_s == 90 and found[scene.unit_a.id].details["final"]
+    assert found[scene.unit_a.id].connected_s == 90 and await progress(world, scene.occurrence) == {}
     assert found[scene.unit_a.id].outcome is ConnectionOutcome.GOOD
     assert found[scene.unit_b.id].outcome is ConnectionOutcome.FAILED
     async with world.db() as db:
@@ -355,12 +364,13 @@ async def test_records_are_final_once_the_rooms_time_is_over(scene: Scene) -> No
     assert await wait_for(lambda: scene.occurrence in tracker.monitors, 10)
     await tracker.tick(room.closes_at + timedelta(seconds=1))
     found = await records(world, scene.occurrence)
-    assert {u: (r.outcome, r.details["final"]) for u, r in found.items()} == {
-        scene.unit_a.id: (ConnectionOutcome.GOOD, True),
-        scene.unit_b.id: (ConnectionOutcome.FAILED, True),
-        scene.unit_c.id: (ConnectionOutcome.EXCUSED, True),
-        scene.unit_d.id: (ConnectionOutcome.FAILED, True),
+    assert {u: r.outcome for u, r in found.items()} == {
+        scene.unit_a.id: ConnectionOutcome.GOOD,
+        scene.unit_b.id: ConnectionOutcome.FAILED,
+        scene.unit_c.id: ConnectionOutcome.EXCUSED,
+        scene.unit_d.id: ConnectionOutcome.FAILED,
     }
+    assert await progress(world, scene.occurrence) == {}
     assert found[scene.unit_a.id].dropouts == 0  # the end is no drop-out
 
 
