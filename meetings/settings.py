@@ -177,6 +177,34 @@ class Settings:
     readiness_history_meetings: int = _s(
         20, "How many of its last meetings a unit's connection history page shows by default."
     )
+    monitor_sample_seconds: float = _s(
+        5.0,
+        "How often the live monitoring samples each participant's connection from the media server's "
+        "counters, in seconds (docs/readiness/monitor.md).",
+    )
+    monitor_save_seconds: float = _s(
+        60.0,
+        "How often what the live monitoring measured of each unit is saved during a meeting, in "
+        "seconds (a restart loses at most this much of it).",
+    )
+    monitor_alert_seconds: float = _s(
+        120.0,
+        "A unit that stays on audio only or paused video this many seconds raises an alert on the "
+        "monitoring page.",
+    )
+    record_weak_share: float = _s(
+        0.2,
+        "A unit's connection at a meeting is weak when this share of its connected time (0 to 1) was "
+        "on a weak link: audio only, paused video, below the layer it asked for, or poor quality.",
+    )
+    record_weak_dropouts: int = _s(
+        2, "A unit's connection at a meeting is weak when it dropped out at least this many times."
+    )
+    record_weak_join_delay_minutes: float = _s(
+        10.0,
+        "A unit's connection at a meeting is weak when it first connected more than this many minutes "
+        "after the start.",
+    )
 
     @property
     def base_url(self) -> str:
@@ -266,6 +294,20 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("setting mail_catcher_port: must be between 0 and 65535")
     if "@" not in settings.mail_from:
         raise SettingsError("setting mail_from: must be an email address")
+    if (
+        min(settings.monitor_sample_seconds, settings.monitor_save_seconds, settings.monitor_alert_seconds)
+        <= 0
+    ):
+        raise SettingsError(
+            "settings monitor_sample_seconds, monitor_save_seconds and monitor_alert_seconds: "
+            "must be more than 0"
+        )
+    if not 0 < settings.record_weak_share <= 1:
+        raise SettingsError("setting record_weak_share: must be more than 0 and at most 1")
+    if settings.record_weak_dropouts < 1 or settings.record_weak_join_delay_minutes < 0:
+        raise SettingsError(
+            "settings record_weak_dropouts (at least 1) and record_weak_join_delay_minutes (not negative)"
+        )
     if settings.mail_poll_seconds <= 0 or settings.smtp_timeout <= 0:
         raise SettingsError("settings mail_poll_seconds and smtp_timeout: must be more than 0")
     if settings.mail_max_attempts < 1:

@@ -42,6 +42,8 @@ READINESS_READERS = frozenset({"administrator", "chair", "secretary", "support"}
 READINESS_MANAGERS = frozenset({"chair", "secretary", "support"})
 # Who reads every centre's issues by role (members of non-centre units do too, by their unit).
 REGISTER_READERS = frozenset({"administrator", "chair", "secretary", "observer", "support"})
+# The readiness board, live monitoring and history (meetings.readiness).
+READINESS_READERS = frozenset({"administrator", "chair", "secretary", "support"})
 CENTRE_STAFF = frozenset({"member"})  # members of a centre (the test's people all are)
 # Routes authenticated by a centre's token, not by role: tests/figures/test_figures_web.py covers them.
 TOKEN_ROUTES = frozenset({"api_figures_report"})
@@ -190,6 +192,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "readiness_unexcuse"): READINESS_MANAGERS,
     ("POST", "readiness_help"): READINESS_MANAGERS,
     ("POST", "readiness_unhelp"): READINESS_MANAGERS,
+    # Live connection monitoring of a meeting (a plain GET of its socket gets 400).
+    ("GET", "readiness_monitor"): READINESS_READERS,
+    ("GET", "api_readiness_monitor"): READINESS_READERS,
+    ("GET", "readiness_monitor_ws"): READINESS_READERS,
 }
 
 
@@ -305,6 +311,9 @@ def path_parts(name: str, canonical: str, values: dict[str, str]) -> dict[str, s
         "api_attendance",
         "occurrence_minutes",
         "api_occurrence_minutes",
+        "readiness_monitor",
+        "api_readiness_monitor",
+        "readiness_monitor_ws",
     }:
         return {"id": values["occurrence"]}
     if name.startswith("readiness"):

@@ -38,6 +38,7 @@ from web.views import (
     ops,
     readiness_board,
     readiness_history,
+    readiness_monitor,
     room,
     room_ws,
     schedule,
@@ -133,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
         manual,
         readiness_history,
         readiness_board,
+        readiness_monitor,
     ):
         app.router.add_routes(module.routes)
     static = app.router.add_static("/static/", HERE / "static", name="static", append_version=True)

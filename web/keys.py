@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from meetings.directory.models import Person
 from meetings.jobs.scheduler import Scheduler
 from meetings.live.minutes import MinutesHub
+from meetings.live.monitoring import ConnectionTracker
 from meetings.live.registry import LiveMeetings
 from meetings.mail.sender import OutboxSender
 from meetings.readiness.board import BoardHub
@@ -29,6 +30,7 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 MEDIA = web.AppKey("media", LiveMeetings)  # rooms and SFUs of this node (web/media_ctx.py)
 # The room sockets open on this node, closed on shutdown (web/media_ctx.py).
 ROOM_SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("room_sockets")
+MONITOR = web.AppKey("monitor", ConnectionTracker)  # live connection monitoring (web/media_ctx.py)
 MINUTES_HUB = web.AppKey("minutes_hub", MinutesHub)  # live minutes viewers (web/minutes_live.py)
 BOARD_HUB = web.AppKey("board_hub", BoardHub)  # readiness board watchers (web/board_live.py)
 

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from functools import partial
 from ipaddress import ip_address
 from typing import TypeVar
@@ -15,7 +16,9 @@ from typing import TypeVar
 from aiohttp import web
 
 from meetings.db.base import utcnow
+from meetings.live.monitoring import ConnectionTracker
 from meetings.live.registry import LiveMeetings
+from meetings.readiness.monitor import MonitorRules
 from meetings.rooms import service as rooms
 from meetings.rtc.sfu import SfuConfig
 from meetings.settings import media_addresses
@@ -75,17 +78,41 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             announced_address=settings.media_announced_address,
         ),
     )
+    # The connection tracker samples the rooms' links, hears of every seat and leave, and gives
+    # /metrics the per-room series (docs/readiness/monitor.md).
+    tracker = ConnectionTracker(
+        media,
+        app[keys.DB],
+        MonitorRules.from_settings(settings),
+        save_seconds=settings.monitor_save_seconds,
+        grace=timedelta(minutes=settings.room_grace_minutes),
+    )
+    minutes_viewers = media.attendance_changed
+
+    async def attendance_changed(occurrence_id: int) -> None:
+        await minutes_viewers(occurrence_id)
+        await tracker.attendance_changed(occurrence_id)
+
+    media.attendance_changed = attendance_changed
+    app[keys.METRICS].rooms.source = tracker.figures
     app[keys.MEDIA] = media
+    app[keys.MONITOR] = tracker
     app[keys.ROOM_SOCKETS] = weakref.WeakSet()
     sweeper = asyncio.create_task(_sweep(app, media), name="room-sweep")
+    sampler = asyncio.create_task(tracker.run(), name="connection-monitor")
     yield
-    sweeper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sweeper
+    for task in (sweeper, sampler):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await tracker.stop()
     await media.close()
 
 
 async def close_sockets(app: web.Application) -> None:
     """on_shutdown: tell every client the node is going away (they reconnect elsewhere)."""
+    tracker = app.get(keys.MONITOR)
+    if tracker is not None:  # first: the connections closing now are no drop-outs
+        await tracker.stop()
     for ws in list(app.get(keys.ROOM_SOCKETS, ())):
         await ws.close(code=CloseCode.SHUTDOWN, message=b"server shutting down")

@@ -5,17 +5,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, ip_address
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from meetings.readiness.monitor import RoomFigures
 from meetings.settings import Settings, networks
 
 # How often the event loop's lag is sampled, in seconds.
 LAG_INTERVAL = 0.5
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For")
+
+
+def _no_rooms() -> list[RoomFigures]:
+    return []
+
+
+class RoomCollector(Collector):
+    """Per-room series, labelled by the occurrence id, read at each scrape from the open rooms:
+    a room that closed has no series any more, so the labels stay as many as the open rooms."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], list[RoomFigures]] = _no_rooms
+
+    def collect(self) -> Iterator[Metric]:
+        rooms = self.source()
+        participants = GaugeMetricFamily(
+            "giaoban_room_participants", "People seated in the room now.", labels=["room"]
+        )
+        forwarded = CounterMetricFamily(
+            "giaoban_room_forwarded_packets",
+            "Packets the media server forwarded to the room's receivers.",
+            labels=["room"],
+        )
+        sent = CounterMetricFamily(
+            "giaoban_room_sent_bytes", "Bytes the media server sent to the room's receivers.", labels=["room"]
+        )
+        received = CounterMetricFamily(
+            "giaoban_room_received_packets",
+            "Media packets the room's publishers sent to the server.",
+            labels=["room"],
+        )
+        received_bytes = CounterMetricFamily(
+            "giaoban_room_received_bytes",
+            "Media payload bytes the room's publishers sent to the server.",
+            labels=["room"],
+        )
+        loss = GaugeMetricFamily(
+            "giaoban_room_loss_percent",
+            "The worst packet loss of a participant of the room now, in percent (server-measured).",
+            labels=["room"],
+        )
+        for room in rooms:
+            label = [str(room.occurrence_id)]
+            participants.add_metric(label, room.participants)
+            forwarded.add_metric(label, room.forwarded_packets)
+            sent.add_metric(label, room.sent_bytes)
+            received.add_metric(label, room.received_packets)
+            received_bytes.add_metric(label, room.received_bytes)
+            if room.loss_pct is not None:
+                loss.add_metric(label, room.loss_pct)
+        yield from (participants, forwarded, sent, received, received_bytes, loss)
 
 
 @dataclass
@@ -56,6 +110,10 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
+
+        # Wired by the media context to the connection tracker's figures (web/media_ctx.py).
+        self.rooms = RoomCollector()
+        self.registry.register(self.rooms)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its duration."""

@@ -126,6 +126,7 @@ class MeetingSession:
     estimates: dict[str, rtc.LinkEstimate] = field(default_factory=dict)
     audio_only: set[str] = field(default_factory=set)
     links: dict[str, Link] = field(default_factory=dict)  # the last `link` sent about each
+    claims: dict[str, proto.Stats] = field(default_factory=dict)  # each one's last own `stats`
 
     # --- entering and leaving ------------------------------------------------------------
 
@@ -159,6 +160,7 @@ class MeetingSession:
         self.layers.pop(client.id, None)
         self.estimates.pop(client.id, None)
         self.links.pop(client.id, None)
+        self.claims.pop(client.id, None)
         self.audio_only.discard(client.id)
         try:
             await self.sfu.leave(client.id)
@@ -255,7 +257,15 @@ class MeetingSession:
         self._seated(client)
         previous = self.room.state_of(client.person_id)
         before = _level(previous.quality) if previous else None
-        quality = ConnectionQuality(message.rtt_ms, message.loss_pct, message.bitrate_kbps)
+        self.claims[client.id] = message  # the monitoring shows it beside the server's figures
+        # The media server's own round trip and loss where it knows them: a client's report
+        # (forged, or from a broken browser) never overrides what the server measures.
+        estimate = self.estimates.get(client.id)
+        rtt = (
+            float(estimate.rtt_ms) if estimate is not None and estimate.rtt_ms is not None else message.rtt_ms
+        )
+        loss = estimate.loss if estimate is not None and estimate.loss is not None else message.loss_pct
+        quality = ConnectionQuality(rtt, loss, message.bitrate_kbps)
         self.quality[client.id] = quality
         self.room.report_quality(client, quality)
         level = _level(quality)

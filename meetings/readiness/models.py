@@ -124,3 +124,21 @@ class ConnectionRecord(Base):
     )
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ConnectionProgress(Base):
+    """What the live monitoring measured so far of one invited unit at a meeting still running,
+    saved every minute so that a restart loses nothing (migration 0010_monitor). The meeting's
+    end turns it into the unit's `ConnectionRecord` and deletes it: readers of the records never
+    see a meeting half-way (meetings.readiness.monitor)."""
+
+    __tablename__ = "connection_progress"
+    __table_args__ = (
+        UniqueConstraint("occurrence_id", "unit_id", name="uq_connection_progress_occurrence_unit"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    measured: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -250,6 +250,20 @@ class LinkEstimate:
     rtt_ms: int | None
 
 
+@dataclass(frozen=True)
+class ParticipantCounters:
+    """Running totals of one connection, for the per-room metrics (they vanish with it).
+
+    ``forwarded``: packets forwarded to its slots; ``sent_bytes``: bytes its downlink sent;
+    ``received``: packets its publications brought in; ``received_bytes``: their payload bytes.
+    """
+
+    forwarded: int
+    sent_bytes: int
+    received: int
+    received_bytes: int
+
+
 SfuEvent = (
     TrackPublished
     | TrackUnpublished
@@ -812,6 +826,31 @@ class Sfu:
                 totals["dropped_red"] += sum(pub.red_dropped.values())
         totals["keyframe_requests"] = self.keyframe_requests
         return totals
+
+    def counters(self) -> dict[str, ParticipantCounters]:
+        """Each connection's running totals (the monitoring's metrics take their increments)."""
+        return {
+            p.id: ParticipantCounters(
+                forwarded=sum(slot.forwarder.forwarded for slot in p.slots.values()),
+                sent_bytes=p.downlink.sent_bytes,
+                received=sum(pub.received for pub in p.publications.values()),
+                received_bytes=sum(pub.octets for pub in p.publications.values()),
+            )
+            for p in self._participants.values()
+        }
+
+    def below_wanted(self, participant: str) -> bool:
+        """Whether its link keeps one of its video slots below the best layer its tiles ask for."""
+        entry = self._participants.get(participant)
+        if entry is None:
+            return False
+        choices = entry.allocator.choices
+        for video in self._demands.get(participant, ()):
+            rungs = ladder(video)
+            choice = choices.get(video.mid)
+            if rungs and choice is not None and choice != rungs[-1]:
+                return True
+        return False
 
     async def leave(self, participant: str) -> None:
         """Disconnect a participant and release everything it held (safe if already gone)."""

@@ -266,7 +266,7 @@ async def test_the_page_and_its_json(world: World) -> None:
     await world.logout()
     await world.login("a@hue.example")
     home = await (await world.client.get("/")).text()
-    assert board_url not in home and "/readiness\"" not in home  # (their own unit's history is theirs)
+    assert board_url not in home and '/readiness"' not in home  # (their own unit's history is theirs)
     assert (await world.client.get(f"/meetings/occurrences/{c.occurrence}/readiness")).status == 403
 
 

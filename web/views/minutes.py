@@ -44,7 +44,7 @@ from web.common import actor, origin_allowed
 from web.forms import int_param, json_object, parse_json, read_form, whole_number
 from web.labels import date_text
 from web.minutes_live import Viewer
-from web.render import STATUS_TITLES, database_clash, errors_json, jsonable, render
+from web.render import STATUS_TITLES, database_clash, errors_json, jsonable, render, script_json
 
 routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.minutes")
@@ -78,12 +78,6 @@ STRINGS: dict[str, str] = {
 def hub(request: web.Request) -> MinutesHub:
     """This node's live viewers."""
     return request.app[keys.MINUTES_HUB]
-
-
-def script_json(value: Any) -> str:
-    """JSON safe inside a <script> element: '<', '>' and '&' escaped, so "</script>" cannot end it."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def header_push(minutes: Minutes) -> protocol.Header:
