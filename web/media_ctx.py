@@ -87,13 +87,13 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
         save_seconds=settings.monitor_save_seconds,
         grace=timedelta(minutes=settings.room_grace_minutes),
     )
-    minutes_viewers = media.attendance_changed
+    viewers_and_board = media.attendance_changed
 
-    async def attendance_changed(occurrence_id: int) -> None:
-        await minutes_viewers(occurrence_id)
+    async def seated_or_left(occurrence_id: int) -> None:
+        await viewers_and_board(occurrence_id)
         await tracker.attendance_changed(occurrence_id)
 
-    media.attendance_changed = attendance_changed
+    media.attendance_changed = seated_or_left
     app[keys.METRICS].rooms.source = tracker.figures
     app[keys.MEDIA] = media
     app[keys.MONITOR] = tracker
