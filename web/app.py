@@ -19,6 +19,7 @@ from web.mail_ctx import mail_ctx
 from web.media_ctx import close_sockets, media_ctx
 from web.metrics import Metrics, lag_sampler
 from web.minutes_live import close_minutes_sockets, minutes_ctx
+from web.probe_ctx import probe_ctx
 from web.scheduler_ctx import scheduler_ctx
 from web.views import (
     admin,
@@ -35,6 +36,7 @@ from web.views import (
     manual,
     minutes,
     ops,
+    readiness_check,
     room,
     room_ws,
     schedule,
@@ -105,6 +107,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(scheduler_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(minutes_ctx)
+    app.cleanup_ctx.append(probe_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_shutdown.append(close_minutes_sockets)
     setup_templates(app)
@@ -126,6 +129,7 @@ def create_app(settings: Settings) -> web.Application:
         issues,
         figures,
         manual,
+        readiness_check,
     ):
         app.router.add_routes(module.routes)
     static = app.router.add_static("/static/", HERE / "static", name="static", append_version=True)

@@ -13,6 +13,8 @@ from meetings.jobs.scheduler import Scheduler
 from meetings.live.minutes import MinutesHub
 from meetings.live.registry import LiveMeetings
 from meetings.mail.sender import OutboxSender
+from meetings.readiness.checks import ProbeLimiter
+from meetings.rtc.probe import ProbeServer
 from meetings.settings import Settings
 from web.metrics import Metrics
 
@@ -29,6 +31,9 @@ MEDIA = web.AppKey("media", LiveMeetings)  # rooms and SFUs of this node (web/me
 # The room sockets open on this node, closed on shutdown (web/media_ctx.py).
 ROOM_SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("room_sockets")
 MINUTES_HUB = web.AppKey("minutes_hub", MinutesHub)  # live minutes viewers (web/minutes_live.py)
+# The connection check's network probes of this node, and who started how many (web/probe_ctx.py).
+PROBES = web.AppKey("probes", ProbeServer)
+PROBE_LIMITER = web.AppKey("probe_limiter", ProbeLimiter)
 
 PERSON: web.RequestKey[Person | None] = web.RequestKey("person")
 SESSION_TOKEN = web.RequestKey("session_token", str)

@@ -1,0 +1,393 @@
+"""The connection check's network probe: round trip, loss and throughput over WebRTC to this node.
+
+A browser opens a peer connection with three data channels to the media plane (the same
+aiortc stack, addresses and ICE servers as the meetings' SFU), and the probe runs a short,
+bounded timeline over them (docs/readiness/check.md, "The probe"):
+
+1. ``ping`` (unordered, no retransmission): for ``ping_seconds`` both sides send timestamped
+   pings every ``ping_interval`` and echo the other's. The server measures the round trip
+   (median) and the loss (its pings left unanswered, both directions together) with its own
+   clock; the client does the same for its own display.
+2. ``bulk`` (reliable, ordered), downlink: the server sends ``chunk``-byte messages as fast
+   as the link takes them (its queue kept below ``buffer``) for ``down_seconds`` or
+   ``max_bytes``; then ``down-end`` on ``control`` with the bytes sent. The client answers
+   ``down-got`` with what it counted and over how long; the server keeps that figure only
+   within what it really sent.
+3. Uplink: the server says ``up``; the client sends the same way for ``up_seconds`` (or
+   ``max_bytes``), then ``up-end``. The server counts what arrives, with its own clock.
+4. ``result`` on ``control``: the figures and, from ``seal``, a signed token of them that the
+   client hands to the web edge, so a figure cannot be forged on its way to the database.
+
+At most ``max_probes`` run at once on a node (``ProbeBusy`` past that); each is closed after
+``limit_seconds`` whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from meetings.rtc import internals
+from meetings.rtc.sfu import announce_address
+
+log = logging.getLogger("giaoban.probe")
+
+CHANNELS = ("control", "ping", "bulk")
+MAX_MESSAGE = 4096  # the largest text message a client may send on control or ping
+
+
+class ProbeBusy(Exception):
+    """As many probes as the node allows are running."""
+
+
+class ProbeRefused(ValueError):
+    """The offer is not a probe's (no data channel, unreadable SDP)."""
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Bounds of one probe and of the node's probes (the web edge fills them from settings)."""
+
+    max_probes: int = 4
+    ping_seconds: float = 3.0
+    ping_interval: float = 0.05
+    down_seconds: float = 4.0
+    up_seconds: float = 4.0
+    max_bytes: int = 8_000_000  # per direction
+    chunk: int = 1100  # bytes per bulk message: one SCTP chunk, one UDP datagram
+    buffer: int = 16_384  # the most the server queues on the bulk channel at once
+    connect_seconds: float = 10.0
+    limit_seconds: float = 30.0  # the whole probe, connection included
+    ice_servers: tuple[str, ...] = ()
+    media_addresses: tuple[str, ...] | None = ("127.0.0.1",)
+    announced_address: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeFigures:
+    """What one probe measured; None where it could not."""
+
+    probe: str
+    rtt_ms: float | None = None
+    loss_pct: float | None = None
+    down_kbps: float | None = None
+    up_kbps: float | None = None
+    pings_sent: int = 0
+    pings_answered: int = 0
+    down_sent: int = 0  # bytes the server sent on the downlink
+    down_counted: int = 0  # bytes the client said it received (at most down_sent)
+    up_received: int = 0
+    complete: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Seal = Callable[[ProbeFigures], str]
+
+
+def _rate_kbps(count: int, seconds: float) -> float | None:
+    if count <= 0 or seconds <= 0.05:
+        return None
+    return round(count * 8 / seconds / 1000, 1)
+
+
+@dataclass
+class _Counts:
+    """What the server saw while the probe ran."""
+
+    ping_sent: dict[int, float] = field(default_factory=dict)
+    rtts: list[float] = field(default_factory=list)
+    answered: set[int] = field(default_factory=set)
+    down_sent: int = 0
+    down_counted: int = 0
+    down_ms: float = 0.0
+    up_bytes: int = 0
+    up_first: float | None = None
+    up_first_size: int = 0
+    up_last: float = 0.0
+    up_open: bool = False
+
+
+class Probe:
+    """One browser's probe: its peer connection, channels and timeline."""
+
+    def __init__(self, server: ProbeServer, probe_id: str, seal: Seal) -> None:
+        self.id = probe_id
+        self._server = server
+        self._config = server.config
+        self._seal = seal
+        self._pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in self._config.ice_servers])
+        )
+        self._channels: dict[str, RTCDataChannel] = {}
+        self._all_open = asyncio.Event()
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=16)
+        self._counts = _Counts()
+        self._task: asyncio.Task[ProbeFigures] | None = None
+        self._closed = False
+        self.figures: ProbeFigures = ProbeFigures(probe=probe_id)
+
+        @self._pc.on("datachannel")
+        def on_channel(channel: RTCDataChannel) -> None:
+            if channel.label not in CHANNELS or channel.label in self._channels:
+                return
+            self._channels[channel.label] = channel
+            channel.on("message", self._handler(channel.label))
+            if len(self._channels) == len(CHANNELS):
+                self._all_open.set()
+
+    async def answer(self, offer: str) -> str:
+        """Take the browser's offer; the answer carries every candidate (no trickle)."""
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise ProbeRefused(str(exc)) from exc
+        if self._config.media_addresses is not None:
+            internals.gather_host_candidates_on(self._pc, self._config.media_addresses)
+        await self._pc.setLocalDescription(await self._pc.createAnswer())
+        sdp = self._pc.localDescription.sdp
+        if self._config.announced_address:
+            sdp = announce_address(sdp, self._config.announced_address)
+        return sdp
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"probe-{self.id}")
+
+    async def done(self) -> ProbeFigures:
+        """The figures once the probe has ended (whatever ended it)."""
+        assert self._task is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._task)
+        return self.figures
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def _handler(self, label: str) -> Callable[[str | bytes], None]:
+        def on_message(message: str | bytes) -> None:
+            now = time.monotonic()
+            if label == "bulk":
+                if isinstance(message, bytes) and self._counts.up_open:
+                    self._count_up(len(message), now)
+                return
+            if not isinstance(message, str) or len(message) > MAX_MESSAGE:
+                return
+            try:
+                data = json.loads(message)
+            except ValueError:
+                return
+            if not isinstance(data, dict):
+                return
+            if label == "ping":
+                self._on_ping(data, now)
+            elif not self._inbox.full():
+                self._inbox.put_nowait(data)
+
+        return on_message
+
+    def _on_ping(self, data: dict[str, Any], now: float) -> None:
+        kind, seq = data.get("t"), data.get("n")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return
+        if kind == "ping":  # the client's: echoed as it came
+            self._send("ping", {"t": "pong", "n": seq, "c": data.get("c")})
+        elif kind == "pong":  # ours, back
+            sent = self._counts.ping_sent.get(seq)
+            if sent is not None and seq not in self._counts.answered:
+                self._counts.answered.add(seq)
+                self._counts.rtts.append((now - sent) * 1000)
+
+    def _count_up(self, size: int, now: float) -> None:
+        counts = self._counts
+        if counts.up_bytes + size > self._config.max_bytes:
+            return
+        if counts.up_first is None:
+            counts.up_first, counts.up_first_size = now, size
+        counts.up_bytes += size
+        counts.up_last = now
+
+    def _send(self, label: str, data: dict[str, Any] | bytes) -> None:
+        channel = self._channels.get(label)
+        if channel is None or channel.readyState != "open":
+            return
+        channel.send(data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":")))
+
+    async def _expect(self, kind: str, seconds: float) -> dict[str, Any] | None:
+        """The client's next control message of this kind, or None after the time allowed."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                data = await asyncio.wait_for(self._inbox.get(), left)
+            except TimeoutError:
+                return None
+            if data.get("t") == kind:
+                return data
+        return None
+
+    # --- the timeline -------------------------------------------------------------------------
+
+    async def _run(self) -> ProbeFigures:
+        try:
+            async with asyncio.timeout(self._config.limit_seconds):
+                await self._timeline()
+        except TimeoutError:
+            log.info("probe %s: cut at its time limit", self.id)
+        except Exception:  # a probe that breaks must not take the node with it
+            log.exception("probe %s failed", self.id)
+        finally:
+            self._send_result()
+            # Let the result leave before the connection goes.
+            with contextlib.suppress(Exception):
+                await asyncio.sleep(0.5)
+            await self.close()
+        return self.figures
+
+    async def _timeline(self) -> None:
+        config = self._config
+        await asyncio.wait_for(self._all_open.wait(), config.connect_seconds)
+        await self._ping_phase()
+        self.figures = self._figures(complete=False)
+        await self._down_phase()
+        self.figures = self._figures(complete=False)
+        await self._up_phase()
+        self.figures = self._figures(complete=True)
+
+    async def _ping_phase(self) -> None:
+        config, counts = self._config, self._counts
+        self._send("control", {"t": "ping", "seconds": config.ping_seconds, "interval": config.ping_interval})
+        start = time.monotonic()
+        seq = 0
+        while time.monotonic() - start < config.ping_seconds:
+            counts.ping_sent[seq] = time.monotonic()
+            self._send("ping", {"t": "ping", "n": seq})
+            seq += 1
+            await asyncio.sleep(config.ping_interval)
+        await asyncio.sleep(min(1.0, max(0.5, 2 * self._median_rtt_s())))  # the last answers
+
+    def _median_rtt_s(self) -> float:
+        return statistics.median(self._counts.rtts) / 1000 if self._counts.rtts else 0.5
+
+    async def _down_phase(self) -> None:
+        config, counts = self._config, self._counts
+        channel = self._channels["bulk"]
+        self._send("control", {"t": "down", "seconds": config.down_seconds, "max": config.max_bytes})
+        room = asyncio.Event()
+        channel.bufferedAmountLowThreshold = config.buffer // 2
+        channel.on("bufferedamountlow", room.set)
+        payload = secrets.token_bytes(config.chunk)
+        start = time.monotonic()
+        while time.monotonic() - start < config.down_seconds and counts.down_sent < config.max_bytes:
+            if channel.readyState != "open":
+                return
+            if channel.bufferedAmount >= config.buffer:
+                room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(room.wait(), 0.1)
+                continue
+            channel.send(payload)
+            counts.down_sent += len(payload)
+            if counts.down_sent % (8 * config.chunk) == 0:
+                await asyncio.sleep(0)  # let the transport run
+        channel.remove_listener("bufferedamountlow", room.set)
+        # After the bulk data still queued (one SCTP queue for every stream): it marks the end.
+        self._send("control", {"t": "down-end", "bytes": counts.down_sent})
+        got = await self._expect("down-got", config.down_seconds + 5)
+        if got is None:
+            return
+        count, ms = got.get("bytes"), got.get("ms")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (count, ms)):
+            return
+        assert isinstance(count, int | float) and isinstance(ms, int | float)
+        # What the client says it got, within what was sent, over at least a tenth of a second.
+        counts.down_counted = int(min(max(count, 0), counts.down_sent))
+        counts.down_ms = max(float(ms), 100.0)
+
+    async def _up_phase(self) -> None:
+        config, counts = self._config, self._counts
+        counts.up_open = True
+        self._send("control", {"t": "up", "seconds": config.up_seconds, "max": config.max_bytes})
+        await self._expect("up-end", config.up_seconds + 5)
+        await asyncio.sleep(0.2)  # the last chunks (ordered: before up-end, but another stream)
+        counts.up_open = False
+
+    def _figures(self, *, complete: bool) -> ProbeFigures:
+        counts = self._counts
+        sent = len(counts.ping_sent)
+        answered = len(counts.answered)
+        up_seconds = counts.up_last - counts.up_first if counts.up_first is not None else 0.0
+        down_kbps = _rate_kbps(counts.down_counted, counts.down_ms / 1000) if counts.down_counted else None
+        return ProbeFigures(
+            probe=self.id,
+            rtt_ms=round(statistics.median(counts.rtts), 1) if counts.rtts else None,
+            loss_pct=round(100 * (sent - answered) / sent, 1) if sent else None,
+            down_kbps=down_kbps,
+            # The first chunk opens the window; what came after it, over the window, is the rate.
+            up_kbps=_rate_kbps(counts.up_bytes - counts.up_first_size, up_seconds),
+            pings_sent=sent,
+            pings_answered=answered,
+            down_sent=counts.down_sent,
+            down_counted=counts.down_counted,
+            up_received=counts.up_bytes,
+            complete=complete,
+        )
+
+    def _send_result(self) -> None:
+        with contextlib.suppress(Exception):
+            self._send("control", {"t": "result", **self.figures.as_dict(), "seal": self._seal(self.figures)})
+
+    async def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._server._release(self)
+        with contextlib.suppress(Exception):
+            await self._pc.close()
+
+
+class ProbeServer:
+    """The node's probes: at most ``config.max_probes`` at once."""
+
+    def __init__(self, config: ProbeConfig | None = None) -> None:
+        self.config = config or ProbeConfig()
+        self._running: dict[str, Probe] = {}
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def open(self, offer: str, seal: Seal) -> tuple[Probe, str]:
+        """Start a probe from a browser's offer; returns it and the SDP answer."""
+        if "m=application" not in offer:
+            raise ProbeRefused("no data channel offered")
+        if len(self._running) >= self.config.max_probes:
+            raise ProbeBusy()
+        probe = Probe(self, secrets.token_urlsafe(12), seal)
+        self._running[probe.id] = probe
+        try:
+            answer = await probe.answer(offer)
+        except BaseException:
+            await probe.close()
+            raise
+        probe.start()
+        return probe, answer
+
+    def _release(self, probe: Probe) -> None:
+        self._running.pop(probe.id, None)
+
+    async def close(self) -> None:
+        """Close every probe (the node is stopping)."""
+        for probe in list(self._running.values()):
+            if probe._task is not None:
+                probe._task.cancel()
+            await probe.close()
