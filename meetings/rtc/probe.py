@@ -1,23 +1,27 @@
 """The connection check's network probe: round trip, loss and throughput over WebRTC to this node.
 
-A browser opens a peer connection with three data channels to the media plane (the same
+A browser opens a peer connection with four data channels to the media plane (the same
 aiortc stack, addresses and ICE servers as the meetings' SFU), and the probe runs a short,
 bounded timeline over them (docs/readiness/check.md, "The probe"):
 
-1. ``ping`` (unordered, no retransmission): for ``ping_seconds`` both sides send timestamped
-   pings every ``ping_interval`` and echo the other's. The server measures the round trip
-   (median) and the loss (its pings left unanswered, both directions together) with its own
-   clock; the client does the same for its own display.
-2. ``bulk`` (reliable, ordered), downlink: the server sends ``chunk``-byte messages as fast
-   as the link takes them (its queue kept below ``buffer``) for ``down_seconds`` or
-   ``max_bytes``; then ``down-end`` on ``control`` with the bytes sent. The client answers
-   ``down-got`` with what it counted and over how long; the server keeps that figure only
-   within what it really sent.
-3. Uplink: the server says ``up``; the client sends the same way for ``up_seconds`` (or
-   ``max_bytes``), then ``up-end``. The server counts what arrives, with its own clock.
+1. ``ping`` (unordered, no retransmission): for ``ping_seconds`` both sides send pings every
+   ``ping_interval`` and echo the other's. The server measures the round trip (median) and the
+   loss (its pings left unanswered: both directions together) with its own clock; the client
+   does the same for its own display.
+2. Downlink, on ``bulk`` (reliable, ordered: the server's SCTP congestion control fills the
+   link): the server sends ``chunk``-byte messages as fast as the link takes them (its queue
+   kept below ``buffer``) for ``down_seconds`` or ``max_bytes``, then ``down-end`` on
+   ``control`` (after the data: one SCTP queue). The client answers ``down-got`` with the
+   bytes it counted after the first ``warmup`` seconds and over how long; the server keeps
+   that within what it really sent.
+3. Uplink, on ``up`` (unordered, no retransmission: what arrives is what the link carried,
+   and a lost chunk costs no retransmission timeout): the server says ``up``; the client sends
+   the same way for ``up_seconds`` (or ``max_bytes``), then ``up-end``. The server counts what
+   arrives after the warm-up, with its own clock.
 4. ``result`` on ``control``: the figures and, from ``seal``, a signed token of them that the
    client hands to the web edge, so a figure cannot be forged on its way to the database.
 
+Throughputs are IP-level rates (``WIRE_OVERHEAD`` per message added to the payload).
 At most ``max_probes`` run at once on a node (``ProbeBusy`` past that); each is closed after
 ``limit_seconds`` whatever happens.
 """
@@ -42,8 +46,13 @@ from meetings.rtc.sfu import announce_address
 
 log = logging.getLogger("giaoban.probe")
 
-CHANNELS = ("control", "ping", "bulk")
+CHANNELS = ("control", "ping", "bulk", "up")
 MAX_MESSAGE = 4096  # the largest text message a client may send on control or ping
+# What one data-channel message costs on the wire beyond its payload: IPv4 20, UDP 8, DTLS
+# record 13 and AEAD 24 (AES-GCM's nonce and tag), SCTP common header 12 and DATA chunk 16. The
+# throughputs are given at the IP level, as a link's rate is (a "300 kbit/s" link carries
+# 300 kbit/s of IP packets); the payload alone would read 7 % less with 1100-byte chunks.
+WIRE_OVERHEAD = 93
 
 
 class ProbeBusy(Exception):
@@ -65,6 +74,8 @@ class ProbeConfig:
     up_seconds: float = 4.0
     max_bytes: int = 8_000_000  # per direction
     chunk: int = 1100  # bytes per bulk message: one SCTP chunk, one UDP datagram
+    # Left out at the start of each throughput phase: the congestion window's slow start.
+    warmup: float = 0.5
     buffer: int = 16_384  # the most the server queues on the bulk channel at once
     connect_seconds: float = 10.0
     limit_seconds: float = 30.0  # the whole probe, connection included
@@ -96,10 +107,47 @@ class ProbeFigures:
 Seal = Callable[[ProbeFigures], str]
 
 
-def _rate_kbps(count: int, seconds: float) -> float | None:
-    if count <= 0 or seconds <= 0.05:
+def wire_kbps(payload: int, messages: int, seconds: float) -> float | None:
+    """The IP-level rate of ``messages`` data-channel messages of ``payload`` bytes in all."""
+    if payload <= 0 or seconds <= 0.05:
         return None
-    return round(count * 8 / seconds / 1000, 1)
+    return round((payload + messages * WIRE_OVERHEAD) * 8 / seconds / 1000, 1)
+
+
+@dataclass
+class Window:
+    """Bytes arriving during a phase, after its first ``warmup`` seconds (the slow start)."""
+
+    warmup: float
+    total: int = 0
+    messages: int = 0
+    first: float | None = None
+    start: float | None = None  # when the warm-up ended
+    start_total: int = 0
+    start_messages: int = 0
+    last: float = 0.0
+
+    def add(self, size: int, now: float) -> None:
+        if self.first is None:
+            self.first = now
+        self.total += size
+        self.messages += 1
+        self.last = now
+        if self.start is None and now - self.first >= self.warmup:
+            self.start, self.start_total, self.start_messages = now, self.total, self.messages
+
+    def kbps(self) -> float | None:
+        """The IP-level rate after the warm-up (over the whole phase if it was shorter)."""
+        if self.first is None:
+            return None
+        if self.start is None or self.last - self.start < 0.25:
+            # A phase too short to leave its start out: from the first message, which opens it.
+            return wire_kbps(
+                self.total - self.total // self.messages, self.messages - 1, self.last - self.first
+            )
+        return wire_kbps(
+            self.total - self.start_total, self.messages - self.start_messages, self.last - self.start
+        )
 
 
 @dataclass
@@ -112,10 +160,7 @@ class _Counts:
     down_sent: int = 0
     down_counted: int = 0
     down_ms: float = 0.0
-    up_bytes: int = 0
-    up_first: float | None = None
-    up_first_size: int = 0
-    up_last: float = 0.0
+    up: Window = field(default_factory=lambda: Window(0.5))
     up_open: bool = False
 
 
@@ -133,7 +178,7 @@ class Probe:
         self._channels: dict[str, RTCDataChannel] = {}
         self._all_open = asyncio.Event()
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=16)
-        self._counts = _Counts()
+        self._counts = _Counts(up=Window(self._config.warmup))
         self._task: asyncio.Task[ProbeFigures] | None = None
         self._closed = False
         self.figures: ProbeFigures = ProbeFigures(probe=probe_id)
@@ -176,8 +221,8 @@ class Probe:
     def _handler(self, label: str) -> Callable[[str | bytes], None]:
         def on_message(message: str | bytes) -> None:
             now = time.monotonic()
-            if label == "bulk":
-                if isinstance(message, bytes) and self._counts.up_open:
+            if label in ("bulk", "up"):
+                if label == "up" and isinstance(message, bytes) and self._counts.up_open:
                     self._count_up(len(message), now)
                 return
             if not isinstance(message, str) or len(message) > MAX_MESSAGE:
@@ -208,13 +253,8 @@ class Probe:
                 self._counts.rtts.append((now - sent) * 1000)
 
     def _count_up(self, size: int, now: float) -> None:
-        counts = self._counts
-        if counts.up_bytes + size > self._config.max_bytes:
-            return
-        if counts.up_first is None:
-            counts.up_first, counts.up_first_size = now, size
-        counts.up_bytes += size
-        counts.up_last = now
+        if self._counts.up.total + size <= self._config.max_bytes:
+            self._counts.up.add(size, now)
 
     def _send(self, label: str, data: dict[str, Any] | bytes) -> None:
         channel = self._channels.get(label)
@@ -280,7 +320,10 @@ class Probe:
     async def _down_phase(self) -> None:
         config, counts = self._config, self._counts
         channel = self._channels["bulk"]
-        self._send("control", {"t": "down", "seconds": config.down_seconds, "max": config.max_bytes})
+        self._send(
+            "control",
+            {"t": "down", "seconds": config.down_seconds, "max": config.max_bytes, "warmup": config.warmup},
+        )
         room = asyncio.Event()
         channel.bufferedAmountLowThreshold = config.buffer // 2
         channel.on("bufferedamountlow", room.set)
@@ -308,14 +351,18 @@ class Probe:
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (count, ms)):
             return
         assert isinstance(count, int | float) and isinstance(ms, int | float)
-        # What the client says it got, within what was sent, over at least a tenth of a second.
+        # What the client says it got after the warm-up, within what was sent, over at least a
+        # tenth of a second; every message is one chunk, so their number follows.
         counts.down_counted = int(min(max(count, 0), counts.down_sent))
         counts.down_ms = max(float(ms), 100.0)
 
     async def _up_phase(self) -> None:
         config, counts = self._config, self._counts
         counts.up_open = True
-        self._send("control", {"t": "up", "seconds": config.up_seconds, "max": config.max_bytes})
+        self._send(
+            "control",
+            {"t": "up", "seconds": config.up_seconds, "max": config.max_bytes, "chunk": config.chunk},
+        )
         await self._expect("up-end", config.up_seconds + 5)
         await asyncio.sleep(0.2)  # the last chunks (ordered: before up-end, but another stream)
         counts.up_open = False
@@ -324,20 +371,18 @@ class Probe:
         counts = self._counts
         sent = len(counts.ping_sent)
         answered = len(counts.answered)
-        up_seconds = counts.up_last - counts.up_first if counts.up_first is not None else 0.0
-        down_kbps = _rate_kbps(counts.down_counted, counts.down_ms / 1000) if counts.down_counted else None
+        down = counts.down_counted
         return ProbeFigures(
             probe=self.id,
             rtt_ms=round(statistics.median(counts.rtts), 1) if counts.rtts else None,
             loss_pct=round(100 * (sent - answered) / sent, 1) if sent else None,
-            down_kbps=down_kbps,
-            # The first chunk opens the window; what came after it, over the window, is the rate.
-            up_kbps=_rate_kbps(counts.up_bytes - counts.up_first_size, up_seconds),
+            down_kbps=wire_kbps(down, down // self._config.chunk, counts.down_ms / 1000) if down else None,
+            up_kbps=counts.up.kbps(),
             pings_sent=sent,
             pings_answered=answered,
             down_sent=counts.down_sent,
-            down_counted=counts.down_counted,
-            up_received=counts.up_bytes,
+            down_counted=down,
+            up_received=counts.up.total,
             complete=complete,
         )
 

@@ -19,6 +19,7 @@ async def run_probe(answer_for: Any, *, stop_after: str = "") -> dict[str, Any]:
     control = pc.createDataChannel("control")
     ping = pc.createDataChannel("ping", ordered=False, maxRetransmits=0)
     bulk = pc.createDataChannel("bulk")
+    up = pc.createDataChannel("up", ordered=False, maxRetransmits=0)
     result: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     down = {"bytes": 0, "first": 0.0, "first_size": 0, "last": 0.0}
     tasks: set[asyncio.Future[Any]] = set()
@@ -41,10 +42,10 @@ async def run_probe(answer_for: Any, *, stop_after: str = "") -> dict[str, Any]:
         payload = b"\0" * 1100
         start, sent = time.monotonic(), 0
         while time.monotonic() - start < seconds and sent < limit:
-            if bulk.bufferedAmount > 16384:
+            if up.bufferedAmount > 16384:
                 await asyncio.sleep(0.005)
                 continue
-            bulk.send(payload)
+            up.send(payload)
             sent += len(payload)
         control.send(json.dumps({"t": "up-end", "bytes": sent}))
 

@@ -10,7 +10,7 @@
  * @typedef {"connect" | "ping" | "down" | "up"} Phase
  */
 
-const CHUNK = 1100; // bytes per uplink message: one SCTP chunk, as the server sends
+const CHUNK = 1100; // bytes per uplink message unless the server says: one SCTP chunk, as it sends
 const HIGH_WATER = 65536; // the most queued on the uplink at once
 const GATHER_MS = 3000; // the longest wait for the browser's own candidates
 const LIMIT_MS = 45000; // the whole probe, whatever happens
@@ -60,13 +60,15 @@ export async function runProbe(url, csrf, iceServers, progress) {
   const ping = pc.createDataChannel("ping", { ordered: false, maxRetransmits: 0 });
   const bulk = pc.createDataChannel("bulk");
   bulk.binaryType = "arraybuffer";
+  const up = pc.createDataChannel("up", { ordered: false, maxRetransmits: 0 });
   /** @type {ClientFigures} */
   const client = {};
   /** @type {Map<number, number>} */
   const pingSent = new Map();
   /** @type {number[]} */
   const rtts = [];
-  const down = { bytes: 0, first: 0, firstSize: 0, last: 0, open: false };
+  // Counted after the warm-up (the slow start), as the server counts the uplink.
+  const down = { bytes: 0, first: -1, start: -1, startBytes: 0, last: 0, open: false, warmup: 0.5 };
   let uploading = false;
   try {
     progress("connect", client);
@@ -103,12 +105,13 @@ export async function runProbe(url, csrf, iceServers, progress) {
       bulk.addEventListener("message", (event) => {
         if (!down.open || !(event.data instanceof ArrayBuffer)) return;
         const now = performance.now();
-        if (!down.bytes) {
-          down.first = now;
-          down.firstSize = event.data.byteLength;
-        }
+        if (down.first < 0) down.first = now;
         down.bytes += event.data.byteLength;
         down.last = now;
+        if (down.start < 0 && now - down.first >= down.warmup * 1000) {
+          down.start = now;
+          down.startBytes = down.bytes;
+        }
       });
       control.addEventListener("message", (event) => {
         const data = JSON.parse(String(event.data));
@@ -117,16 +120,21 @@ export async function runProbe(url, csrf, iceServers, progress) {
           pingAlong(data.seconds, data.interval);
         } else if (data.t === "down") {
           down.open = true;
+          down.warmup = Number(data.warmup) || 0.5;
           progress("down", client);
         } else if (data.t === "down-end") {
           down.open = false;
-          const ms = down.last - down.first;
-          const counted = down.bytes - down.firstSize;
+          if (down.start < 0 || down.last - down.start < 250) {
+            down.start = down.first; // too short to leave the warm-up out
+            down.startBytes = Math.min(down.bytes, CHUNK);
+          }
+          const ms = down.last - down.start;
+          const counted = down.bytes - down.startBytes;
           if (ms > 0 && counted > 0) client.down_kbps = Math.round((counted * 8) / ms * 10) / 10;
           control.send(JSON.stringify({ t: "down-got", bytes: counted, ms }));
         } else if (data.t === "up") {
           progress("up", client);
-          upload(data.seconds, data.max);
+          upload(data.seconds, data.max, Number(data.chunk) || CHUNK);
         } else if (data.t === "result") {
           clearTimeout(limit);
           resolve({ server: data, client });
@@ -156,10 +164,10 @@ export async function runProbe(url, csrf, iceServers, progress) {
       }
 
       /** Send as fast as the link takes it, for `seconds` or `max` bytes. */
-      function upload(/** @type {number} */ seconds, /** @type {number} */ max) {
+      function upload(/** @type {number} */ seconds, /** @type {number} */ max, /** @type {number} */ chunk) {
         if (uploading) return;
         uploading = true;
-        const payload = new Uint8Array(CHUNK);
+        const payload = new Uint8Array(chunk);
         crypto.getRandomValues(payload);
         const start = performance.now();
         let sent = 0;
@@ -167,23 +175,23 @@ export async function runProbe(url, csrf, iceServers, progress) {
         const finish = () => {
           if (finished) return;
           finished = true;
-          bulk.removeEventListener("bufferedamountlow", pump);
+          up.removeEventListener("bufferedamountlow", pump);
           const ms = performance.now() - start;
-          if (ms > 0) client.up_kbps = Math.round((((sent - bulk.bufferedAmount) * 8) / ms) * 10) / 10;
+          if (ms > 0) client.up_kbps = Math.round((((sent - up.bufferedAmount) * 8) / ms) * 10) / 10;
           control.send(JSON.stringify({ t: "up-end", bytes: sent }));
         };
         const pump = () => {
-          while (!finished && bulk.readyState === "open" && bulk.bufferedAmount < HIGH_WATER) {
+          while (!finished && up.readyState === "open" && up.bufferedAmount < HIGH_WATER) {
             if (performance.now() - start > seconds * 1000 || sent >= max) return finish();
-            bulk.send(payload);
-            sent += CHUNK;
+            up.send(payload);
+            sent += chunk;
           }
         };
-        bulk.bufferedAmountLowThreshold = HIGH_WATER / 2;
-        bulk.addEventListener("bufferedamountlow", pump);
+        up.bufferedAmountLowThreshold = HIGH_WATER / 2;
+        up.addEventListener("bufferedamountlow", pump);
         // The timer ends the phase on a link too slow to drain below the mark in time.
         const timer = setInterval(() => {
-          if (performance.now() - start > seconds * 1000 + 200 || bulk.readyState !== "open") {
+          if (performance.now() - start > seconds * 1000 + 200 || up.readyState !== "open") {
             clearInterval(timer);
             finish();
           }
