@@ -196,8 +196,10 @@ class Probe:
         """Take the browser's offer; the answer carries every candidate (no trickle)."""
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
+        except Exception as exc:  # aiortc's parser raises many kinds on a malformed offer
             raise ProbeRefused(str(exc)) from exc
+        if self._pc.sctp is None:
+            raise ProbeRefused("no data channel offered")
         if self._config.media_addresses is not None:
             internals.gather_host_candidates_on(self._pc, self._config.media_addresses)
         await self._pc.setLocalDescription(await self._pc.createAnswer())
@@ -265,14 +267,20 @@ class Probe:
     async def _expect(self, kind: str, seconds: float) -> dict[str, Any] | None:
         """The client's next control message of this kind, or None after the time allowed."""
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not self._gone():
             try:
-                data = await asyncio.wait_for(self._inbox.get(), left)
+                data = await asyncio.wait_for(self._inbox.get(), min(left, 0.25))
             except TimeoutError:
-                return None
+                continue
             if data.get("t") == kind:
                 return data
         return None
+
+    def _gone(self) -> bool:
+        """The client left (closed its connection or its control channel)."""
+        control = self._channels.get("control")
+        closed = control is not None and control.readyState in ("closing", "closed")
+        return closed or self._pc.connectionState in ("failed", "closed")
 
     # --- the timeline -------------------------------------------------------------------------
 
@@ -297,10 +305,11 @@ class Probe:
         await asyncio.wait_for(self._all_open.wait(), config.connect_seconds)
         await self._ping_phase()
         self.figures = self._figures(complete=False)
-        await self._down_phase()
+        if not await self._down_phase():
+            return
         self.figures = self._figures(complete=False)
-        await self._up_phase()
-        self.figures = self._figures(complete=True)
+        complete = await self._up_phase()
+        self.figures = self._figures(complete=complete)
 
     async def _ping_phase(self) -> None:
         config, counts = self._config, self._counts
@@ -317,7 +326,7 @@ class Probe:
     def _median_rtt_s(self) -> float:
         return statistics.median(self._counts.rtts) / 1000 if self._counts.rtts else 0.5
 
-    async def _down_phase(self) -> None:
+    async def _down_phase(self) -> bool:
         config, counts = self._config, self._counts
         channel = self._channels["bulk"]
         self._send(
@@ -331,7 +340,7 @@ class Probe:
         start = time.monotonic()
         while time.monotonic() - start < config.down_seconds and counts.down_sent < config.max_bytes:
             if channel.readyState != "open":
-                return
+                return False
             if channel.bufferedAmount >= config.buffer:
                 room.clear()
                 with contextlib.suppress(TimeoutError):
@@ -346,26 +355,28 @@ class Probe:
         self._send("control", {"t": "down-end", "bytes": counts.down_sent})
         got = await self._expect("down-got", config.down_seconds + 5)
         if got is None:
-            return
+            return False
         count, ms = got.get("bytes"), got.get("ms")
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (count, ms)):
-            return
+            return False
         assert isinstance(count, int | float) and isinstance(ms, int | float)
         # What the client says it got after the warm-up, within what was sent, over at least a
         # tenth of a second; every message is one chunk, so their number follows.
         counts.down_counted = int(min(max(count, 0), counts.down_sent))
         counts.down_ms = max(float(ms), 100.0)
+        return True
 
-    async def _up_phase(self) -> None:
+    async def _up_phase(self) -> bool:
         config, counts = self._config, self._counts
         counts.up_open = True
         self._send(
             "control",
             {"t": "up", "seconds": config.up_seconds, "max": config.max_bytes, "chunk": config.chunk},
         )
-        await self._expect("up-end", config.up_seconds + 5)
-        await asyncio.sleep(0.2)  # the last chunks (ordered: before up-end, but another stream)
+        ended = await self._expect("up-end", config.up_seconds + 5)
+        await asyncio.sleep(0.2)  # the last chunks (sent before up-end, but on another stream)
         counts.up_open = False
+        return ended is not None
 
     def _figures(self, *, complete: bool) -> ProbeFigures:
         counts = self._counts
