@@ -47,6 +47,9 @@ from meetings.rtc.sfu import announce_address
 log = logging.getLogger("giaoban.probe")
 
 CHANNELS = ("control", "ping", "bulk", "up")
+# The protocol's JSON messages by their "t", each way (docs/readiness/check.md; check/probe.js).
+SERVER_MESSAGES = ("ping", "pong", "down", "down-end", "up", "result")
+CLIENT_MESSAGES = ("ping", "pong", "down-got", "up-end")
 MAX_MESSAGE = 4096  # the largest text message a client may send on control or ping
 # What one data-channel message costs on the wire beyond its payload: IPv4 20, UDP 8, DTLS
 # record 13 and AEAD 24 (AES-GCM's nonce and tag), SCTP common header 12 and DATA chunk 16. The
@@ -293,10 +296,8 @@ class Probe:
         except Exception:  # a probe that breaks must not take the node with it
             log.exception("probe %s failed", self.id)
         finally:
-            self._send_result()
-            # Let the result leave before the connection goes.
-            with contextlib.suppress(Exception):
-                await asyncio.sleep(0.5)
+            if self._send_result():
+                await asyncio.sleep(0.5)  # let the result leave before the connection goes
             await self.close()
         return self.figures
 
@@ -397,9 +398,17 @@ class Probe:
             complete=complete,
         )
 
-    def _send_result(self) -> None:
-        with contextlib.suppress(Exception):
+    def _send_result(self) -> bool:
+        """Send the figures and their seal; False when there is no one to send them to."""
+        control = self._channels.get("control")
+        if control is None or control.readyState != "open":
+            return False
+        try:
             self._send("control", {"t": "result", **self.figures.as_dict(), "seal": self._seal(self.figures)})
+        except Exception:  # a seal that fails must not leave the connection open
+            log.exception("probe %s: the result could not be sent", self.id)
+            return False
+        return True
 
     async def close(self) -> None:
         """Close the connection; safe to call twice."""
@@ -442,8 +451,11 @@ class ProbeServer:
         self._running.pop(probe.id, None)
 
     async def close(self) -> None:
-        """Close every probe (the node is stopping)."""
-        for probe in list(self._running.values()):
-            if probe._task is not None:
-                probe._task.cancel()
+        """Close every probe (the node is stopping), waiting for each to end."""
+        probes = list(self._running.values())
+        tasks = [probe._task for probe in probes if probe._task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for probe in probes:
             await probe.close()

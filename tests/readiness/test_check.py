@@ -260,3 +260,40 @@ async def test_a_client_that_leaves_mid_probe_ends_it() -> None:
     assert figures.complete is False and figures.pings_sent > 0
     assert server.running == 0
     await server.close()
+
+
+def test_the_protocol_is_the_same_in_the_server_the_browser_and_the_document() -> None:
+    import re
+    from pathlib import Path
+
+    from meetings.rtc import probe
+
+    root = Path(__file__).parent.parent.parent
+    server = (root / "meetings/rtc/probe.py").read_text(encoding="utf-8")
+    browser = (root / "web/static/js/check/probe.js").read_text(encoding="utf-8")
+    document = (root / "docs/readiness/check.md").read_text(encoding="utf-8")
+    sent_by_server = set(re.findall(r'"t": "([a-z-]+)"', server))
+    sent_by_browser = set(re.findall(r't: "([a-z-]+)"', browser))
+    read_by_browser = set(re.findall(r'data\.t === "([a-z-]+)"', browser))
+    read_by_server = set(re.findall(r'(?:kind == |_expect\()"([a-z-]+)"', server))
+    assert sent_by_server == read_by_browser == set(probe.SERVER_MESSAGES)
+    assert sent_by_browser == read_by_server == set(probe.CLIENT_MESSAGES)
+    for name in {*probe.SERVER_MESSAGES, *probe.CLIENT_MESSAGES}:
+        assert f'"t":"{name}"' in document, name
+    assert set(re.findall(r'createDataChannel\("([a-z]+)"', browser)) == set(probe.CHANNELS)
+    for channel in probe.CHANNELS:
+        assert f"`{channel}`" in document, channel
+
+
+async def test_closing_the_node_ends_its_probes() -> None:
+    from aiortc import RTCPeerConnection
+
+    server = ProbeServer(ProbeConfig(limit_seconds=30))
+    client = RTCPeerConnection()
+    client.createDataChannel("control")
+    await client.setLocalDescription(await client.createOffer())
+    probe, _answer = await server.open(client.localDescription.sdp, lambda f: "")
+    await server.close()
+    assert server.running == 0
+    assert (await probe.done()).complete is False
+    await client.close()

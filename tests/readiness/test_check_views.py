@@ -277,3 +277,27 @@ def test_the_invitation_links_to_the_check() -> None:
         MailFacts(kind="occurrence_cancel", title="x", recipient_name="An", start=start, end=start), "vi"
     )
     assert "/check" not in cancelled.text
+
+
+async def test_the_home_page_and_the_pre_join_screen_offer_the_check(world: World) -> None:
+    unit = await centre(world)
+    person, occurrence, token = await invitee(world, unit)
+    # The pre-join screen of a join link leads to the link's own check.
+    room = await (await world.client.get(f"/rooms/{occurrence.id}?token={token}")).text()
+    assert f'id="prejoin-check" href="/join/{token}/check"' in room
+    # Signed in: the home page, and the pre-join screen for this meeting.
+    await world.person("me@hue.example", Role.MEMBER, unit)
+    await world.login("me@hue.example")
+    home = await (await world.client.get("/")).text()
+    assert 'id="home-check" href="/check"' in home
+    room = await (await world.client.get(f"/rooms/{occurrence.id}")).text()
+    assert f'id="prejoin-check" href="/check?occurrence={occurrence.id}"' in room
+    page = await (await world.client.get(f"/check?occurrence={occurrence.id}")).text()
+    assert f'"occurrence": {occurrence.id}' in page and f'href="/rooms/{occurrence.id}"' in page
+    response = await world.call("POST", "/check/result", json={"occurrence": occurrence.id}, headers=JSON)
+    assert response.status == 201
+    async with world.db() as db:
+        check = await db.scalar(select(ConnectionCheck))
+    assert check is not None and check.occurrence_id == occurrence.id and check.person_id != person.id
+    for bad in ("abc", "0", "424242"):
+        assert (await world.client.get(f"/check?occurrence={bad}")).status == 422
