@@ -16,7 +16,7 @@ const GATHER_MS = 3000; // the longest wait for the browser's own candidates
 const LIMIT_MS = 45000; // the whole probe, whatever happens
 
 /** @param {number[]} values */
-function median(values) {
+export function median(values) {
   if (!values.length) return undefined;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
