@@ -30,7 +30,7 @@ async def run_check(page: Any) -> Any:
     await expect(page.locator("#step-speaker")).to_have_attribute("data-state", "ok")
     await expect(page.locator("#step-network")).to_have_attribute("data-state", "ok", timeout=60_000)
     result = page.locator("#check-result")
-    await expect(result).to_be_visible(timeout=20_000)
+    await expect(page.locator("#check-result[data-check]")).to_be_visible(timeout=20_000)  # stored
     return result
 
 

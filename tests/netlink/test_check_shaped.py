@@ -73,7 +73,7 @@ async def check_once(browser: Any, url: str) -> None:
     await expect(page.locator("#play-sound")).to_be_enabled()
     await page.click("#play-sound")
     await page.click("#heard-yes")
-    await expect(page.locator("#check-result")).to_be_visible(timeout=90_000)
+    await expect(page.locator("#check-result[data-check]")).to_be_visible(timeout=90_000)  # stored
     await context.close()
 
 

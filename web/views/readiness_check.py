@@ -47,7 +47,6 @@ STRINGS = {
     "speaker_ask": N_("Play the test sound, then say whether you heard it."),
     "speaker_ok": N_("You heard the test sound."),
     "speaker_bad": N_("You did not hear the test sound."),
-    "speaker_skip": N_("Speaker not tested."),
     "net_connect": N_("Connecting to the meeting server…"),
     "net_ping": N_("Measuring the round trip and the loss…"),
     "net_down": N_("Measuring the download speed…"),

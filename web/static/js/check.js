@@ -239,7 +239,12 @@ async function run() {
     speaker_ok: speaker,
     occurrence: config.occurrence,
   };
-  $("check-result").hidden = true;
+  const section = $("check-result");
+  delete section.dataset.verdict;
+  delete section.dataset.check;
+  $("result-headline").textContent = t("saving");
+  $("result-advice").replaceChildren();
+  section.hidden = false;
   try {
     const response = await fetch(config.result, {
       method: "POST",
