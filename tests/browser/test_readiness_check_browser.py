@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 from sqlalchemy import select
 
 from meetings.directory.models import Role, UnitKind
 from meetings.readiness.models import CheckVerdict, ConnectionCheck
 from meetings.schedule.links import JoinLink, make_join_token
+from meetings.settings import Settings
 from tests.browser.conftest import artifact
 from tests.browser.test_figures_manual_browser import sign_in
 from tests.conftest import World
+from web.app import create_app
 
 pytestmark = pytest.mark.browser
 WIDE = "document.documentElement.scrollWidth > window.innerWidth"
@@ -86,4 +91,45 @@ async def test_a_signed_in_person_runs_it_from_the_home_page(
     async with world.db() as db:
         check = await db.scalar(select(ConnectionCheck))
     assert check is not None and check.unit_id == centre.id and check.occurrence_id is None
+    await context.close()
+
+
+@pytest.fixture
+async def busy_url(settings: Settings) -> AsyncIterator[str]:
+    """The app on a free loopback port, its probes all taken (``check_max_probes`` = 0)."""
+    server = TestServer(create_app(dataclasses.replace(settings, check_max_probes=0)), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+async def test_a_check_that_cannot_measure_the_network_says_who_to_call(
+    world: World, busy_url: str, browser: Any
+) -> None:
+    vnpt = await world.unit("VNPT", UnitKind.TELECOM, "VNPT Huế", phone="0234 3822 999")
+    centre = await world.unit("P-PHONGDIEN", UnitKind.CENTRE, "Phường Phong Điền", operator_id=vnpt.id)
+    person = await world.person("an@hue.example", Role.MEMBER, centre, password=False)
+    series, _occurrence = await world.open_meeting(["P-PHONGDIEN"])
+    token = make_join_token(
+        world.settings.secret_key, JoinLink(person.id, series.id, None, datetime.now(UTC) + timedelta(days=1))
+    )
+    context = await browser.new_context(locale="vi-VN")
+    page = await context.new_page()
+    await page.goto(f"{busy_url}/join/{token}/check")
+    await page.click("#check-start")
+    await expect(page.locator("#step-network")).to_have_attribute("data-state", "bad", timeout=20_000)
+    await expect(page.locator("#network-status")).to_contain_text("Vui lòng thử lại sau một phút")
+    await page.click("#play-sound")
+    await page.click("#heard-no")
+    await expect(page.locator("#check-result")).to_have_attribute("data-verdict", "failed", timeout=20_000)
+    await expect(page.locator("#result-headline")).to_have_text(
+        "Không kết nối được — gọi hỗ trợ: 0234 3822 999"
+    )
+    await expect(page.locator("#result-advice li")).to_have_count(2)  # the network, the speaker
+    async with world.db() as db:
+        check = await db.scalar(select(ConnectionCheck))
+    assert check is not None and check.verdict is CheckVerdict.FAILED and check.speaker_ok is False
+    assert "thử lại" in check.details["error"]
     await context.close()
