@@ -208,6 +208,7 @@ async def test_the_probe_endpoint_refuses_bad_offers_other_sites_and_too_many(wo
     assert (await refused.json())["error"]["fields"][0]["field"] == "offer"
     elsewhere = {**JSON, "Origin": "https://evil.example"}
     assert (await world.call("POST", "/check/probe", json={"offer": "x"}, headers=elsewhere)).status == 403
+    assert (await world.call("POST", "/check/result", json={}, headers=elsewhere)).status == 403
     # Three starts a minute: each offer counts, even one that is refused ("v=0 nonsense" did).
     for _ in range(2):
         assert (await world.call("POST", "/check/probe", json={"offer": "v=0"}, headers=JSON)).status == 422
@@ -282,7 +283,9 @@ def test_the_invitation_links_to_the_check() -> None:
 async def test_the_home_page_and_the_pre_join_screen_offer_the_check(world: World) -> None:
     unit = await centre(world)
     person, occurrence, token = await invitee(world, unit)
-    # The pre-join screen of a join link leads to the link's own check.
+    # The join link's own page, and its pre-join screen, lead to the link's check.
+    join = await (await world.client.get(f"/join/{token}")).text()
+    assert f'id="join-check" href="/join/{token}/check"' in join
     room = await (await world.client.get(f"/rooms/{occurrence.id}?token={token}")).text()
     assert f'id="prejoin-check" href="/join/{token}/check"' in room
     # Signed in: the home page, and the pre-join screen for this meeting.

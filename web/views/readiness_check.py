@@ -167,11 +167,15 @@ async def _page(request: web.Request, who: Checker) -> web.Response:
     )
 
 
-async def _probe(request: web.Request, who: Checker) -> web.Response:
-    # A browser always says where a POST comes from; another site's is refused (the CSRF token
-    # already is). A client that sends no Origin is no browser, so no one's cookies ride with it.
+def _same_site(request: web.Request) -> None:
+    """A browser always says where a POST comes from; another site's is refused (the CSRF token
+    already is). A client that sends no Origin is no browser, so no one's cookies ride with it."""
     if "Origin" in request.headers and not origin_allowed(request):
         raise Forbidden(N_("This request did not come from this site."))
+
+
+async def _probe(request: web.Request, who: Checker) -> web.Response:
+    _same_site(request)
     offer = text_field(await json_object(request), "offer")
     if not offer.strip():
         raise InvalidInput.one(FieldError("offer", N_("Send the browser's offer.")))
@@ -194,6 +198,7 @@ async def _probe(request: web.Request, who: Checker) -> web.Response:
 
 
 async def _result(request: web.Request, who: Checker, data: dict[str, Any]) -> web.Response:
+    _same_site(request)
     settings = request.app[keys.SETTINGS]
     report = checks.parse_report(data)
     network = checks.open_figures(settings.secret_key, who.person.id, report.seal) if report.seal else None
