@@ -181,6 +181,7 @@ class Probe:
         )
         self._channels: dict[str, RTCDataChannel] = {}
         self._all_open = asyncio.Event()
+        self._client_pinging = asyncio.Event()
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=16)
         self._counts = _Counts(up=Window(self._config.warmup))
         self._task: asyncio.Task[ProbeFigures] | None = None
@@ -251,6 +252,7 @@ class Probe:
         if not isinstance(seq, int) or isinstance(seq, bool):
             return
         if kind == "ping":  # the client's: echoed as it came
+            self._client_pinging.set()
             self._send("ping", {"t": "pong", "n": seq, "c": data.get("c")})
         elif kind == "pong":  # ours, back
             sent = self._counts.ping_sent.get(seq)
@@ -316,6 +318,10 @@ class Probe:
     async def _ping_phase(self) -> None:
         config, counts = self._config, self._counts
         self._send("control", {"t": "ping", "seconds": config.ping_seconds, "interval": config.ping_interval})
+        # Our pings start once the client's ping channel is open at its end (its first ping
+        # came): an unordered ping may overtake the channel's opening and be counted as lost.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._client_pinging.wait(), 1.0)
         start = time.monotonic()
         seq = 0
         while time.monotonic() - start < config.ping_seconds:
@@ -410,8 +416,8 @@ class Probe:
         counts, chunk = self._counts, self._config.chunk
         said = wire_kbps(counts.down_counted, counts.down_counted // chunk, counts.down_ms / 1000)
         pace = wire_kbps(counts.down_sent, counts.down_sent // chunk, counts.down_send_seconds)
-        if said is None or pace is None:
-            return None
+        if said is None or pace is None:  # no pace when every byte was handed over at once
+            return said
         return min(said, round(pace * 1.25, 1))
 
     def _send_result(self) -> bool:

@@ -50,10 +50,19 @@ async def run_probe(answer_for: Any, *, stop_after: str = "", forge: bool = Fals
             sent += len(payload)
         control.send(json.dumps({"t": "up-end", "bytes": sent}))
 
+    async def pings(seconds: float, interval: float) -> None:
+        for n in range(int(seconds / interval)):
+            if ping.readyState != "open":
+                return
+            ping.send(json.dumps({"t": "ping", "n": n}))
+            await asyncio.sleep(interval)
+
     @control.on("message")
     def on_control(message: str) -> None:
         data = json.loads(message)
-        if data["t"] == "down" and stop_after == "ping":
+        if data["t"] == "ping":
+            tasks.add(asyncio.ensure_future(pings(data["seconds"], data["interval"])))
+        elif data["t"] == "down" and stop_after == "ping":
             tasks.add(asyncio.ensure_future(pc.close()))
         elif data["t"] == "down-end":
             ms = (down["last"] - down["first"]) * 1000
