@@ -205,6 +205,47 @@ class Settings:
         "A unit's connection at a meeting is weak when it first connected more than this many minutes "
         "after the start.",
     )
+    check_max_probes: int = _s(
+        4,
+        "Most connection checks measuring the network at once on one node (each sends a few "
+        "megabytes for about 12 seconds); more are asked to try again shortly.",
+    )
+    check_probes_per_minute: int = _s(
+        3, "Most connection checks one person may start in a minute (on one node)."
+    )
+    check_probe_max_bytes: int = _s(
+        8_000_000,
+        "Most bytes a connection check sends down, and takes up, over its data channel (each way).",
+    )
+    check_video_down_kbps: int = _s(
+        500, "Download (kbit/s) a connection check must measure to be good enough for a meeting with video."
+    )
+    check_video_up_kbps: int = _s(
+        300, "Upload (kbit/s) a connection check must measure to be good enough for a meeting with video."
+    )
+    check_audio_down_kbps: int = _s(
+        64, "Download (kbit/s) a connection check must measure to be good enough for audio only."
+    )
+    check_audio_up_kbps: int = _s(
+        48, "Upload (kbit/s) a connection check must measure to be good enough for audio only."
+    )
+    check_video_max_loss_pct: float = _s(
+        5.0, "Most packet loss (%) a connection check may measure for a meeting with video."
+    )
+    check_audio_max_loss_pct: float = _s(
+        20.0, "Most packet loss (%) a connection check may measure for audio only."
+    )
+    check_video_max_rtt_ms: int = _s(
+        400, "Longest round trip (ms) a connection check may measure for a meeting with video."
+    )
+    check_audio_max_rtt_ms: int = _s(
+        1000, "Longest round trip (ms) a connection check may measure for audio only."
+    )
+    check_support_phone: str = _s(
+        "",
+        "Support phone number a failed connection check shows when the person's unit has no "
+        "operator with a phone in the directory.",
+    )
 
     @property
     def base_url(self) -> str:

@@ -109,6 +109,12 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "calendar_day_add"): ADMIN,
     ("POST", "calendar_day_remove"): ADMIN,
     ("GET", "join"): ALL,
+    ("GET", "check"): SIGNED_IN,
+    ("POST", "check_probe"): SIGNED_IN,
+    ("POST", "check_result"): SIGNED_IN,
+    ("GET", "check_link"): ALL,  # the invitee's signed join link decides
+    ("POST", "check_link_probe"): ALL,
+    ("POST", "check_link_result"): ALL,
     ("GET", "answer"): ALL,
     ("POST", "answer_submit"): ALL,
     ("GET", "feed"): ALL,
@@ -268,6 +274,8 @@ async def fixtures_for_routes(world: World, unit: Unit, target: Person) -> dict[
         await db.commit()
     assert occurrence is not None and message is not None
     expires = now + timedelta(days=5)
+    # The connection check's link: another invitee, whom no request here deactivates.
+    invitee = await world.person("invitee@hue.example", Role.MEMBER, unit)
     return {
         "unit": str(unit.id),
         "person": str(target.id),
@@ -276,6 +284,9 @@ async def fixtures_for_routes(world: World, unit: Unit, target: Person) -> dict[
         "calendar_day": str(day.id),
         "mail": str(message),
         "join": make_join_token(world.settings.secret_key, JoinLink(target.id, series.id, None, expires)),
+        "check_join": make_join_token(
+            world.settings.secret_key, JoinLink(invitee.id, series.id, None, expires)
+        ),
         "answer": make_answer_token(
             world.settings.secret_key,
             person_id=target.id,
@@ -297,7 +308,10 @@ async def fixtures_for_routes(world: World, unit: Unit, target: Person) -> dict[
 def path_parts(name: str, canonical: str, values: dict[str, str]) -> dict[str, str]:
     """The parameters a route's path needs."""
     if "{token}" in canonical:
-        return {"token": values["answer" if name.startswith("answer") else name]}
+        key = (
+            "answer" if name.startswith("answer") else "check_join" if name.startswith("check_link") else name
+        )
+        return {"token": values[key]}
     if "{key}" in canonical:
         return {"key": values[name]}
     if "{format}" in canonical and "{id}" not in canonical:

@@ -20,6 +20,7 @@ from web.mail_ctx import mail_ctx
 from web.media_ctx import close_sockets, media_ctx
 from web.metrics import Metrics, lag_sampler
 from web.minutes_live import close_minutes_sockets, minutes_ctx
+from web.probe_ctx import probe_ctx
 from web.scheduler_ctx import scheduler_ctx
 from web.views import (
     admin,
@@ -37,6 +38,7 @@ from web.views import (
     minutes,
     ops,
     readiness_board,
+    readiness_check,
     readiness_history,
     readiness_monitor,
     room,
@@ -110,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(minutes_ctx)
     app.cleanup_ctx.append(board_ctx)
+    app.cleanup_ctx.append(probe_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_shutdown.append(close_minutes_sockets)
     app.on_shutdown.append(close_board_sockets)
@@ -135,6 +138,7 @@ def create_app(settings: Settings) -> web.Application:
         readiness_history,
         readiness_board,
         readiness_monitor,
+        readiness_check,
     ):
         app.router.add_routes(module.routes)
     static = app.router.add_static("/static/", HERE / "static", name="static", append_version=True)

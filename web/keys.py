@@ -15,6 +15,8 @@ from meetings.live.monitoring import ConnectionTracker
 from meetings.live.registry import LiveMeetings
 from meetings.mail.sender import OutboxSender
 from meetings.readiness.board import BoardHub
+from meetings.readiness.checks import ProbeLimiter
+from meetings.rtc.probe import ProbeServer
 from meetings.settings import Settings
 from web.metrics import Metrics
 
@@ -33,6 +35,9 @@ ROOM_SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("r
 MONITOR = web.AppKey("monitor", ConnectionTracker)  # live connection monitoring (web/media_ctx.py)
 MINUTES_HUB = web.AppKey("minutes_hub", MinutesHub)  # live minutes viewers (web/minutes_live.py)
 BOARD_HUB = web.AppKey("board_hub", BoardHub)  # readiness board watchers (web/board_live.py)
+# The connection check's network probes of this node, and who started how many (web/probe_ctx.py).
+PROBES = web.AppKey("probes", ProbeServer)
+PROBE_LIMITER = web.AppKey("probe_limiter", ProbeLimiter)
 
 PERSON: web.RequestKey[Person | None] = web.RequestKey("person")
 SESSION_TOKEN = web.RequestKey("session_token", str)
