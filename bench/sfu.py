@@ -8,6 +8,11 @@ processes (most endpoints only receive). ICE runs on 127.0.0.1 only, in every pr
 Each N is one bounded run: set-up (time-limited), a warm-up, a fixed measuring window, a late
 joiner's keyframe time, tear-down. By default the sizes go on past 60 (``ESCALATE``) until the
 server process reaches one full core, the load generators saturate, or ``MAX_N``.
+Then, at 60 endpoints (and 120 when reached), the three forwarding paths side by side,
+``COMPARE_ROUNDS`` times alternating, in µs of SFU CPU per RTP packet the receivers got (as an
+external harness measures), with loss: the C path as shipped (``packet``), the C path before
+issue #18 item 4 (``c-today``) and the Python reference (``python``); and simulcast publishers
+against single-layer forwarding (``single``, ``simulcast``, ``sc-today``), issue #16's target.
 Then, on a small scenario, the same load through the packet-level SFU, the frame-level path
 (jitter buffer + re-packetisation) and aiortc's ``MediaRelay`` (decode + re-encode), and ratios.
 """
@@ -76,6 +81,7 @@ QUICK_MEASURE_S = 4.0
 KEYFRAME_WAIT_S = 3.0
 SMALL_N = 5  # the three-way comparison: 2 video publishers, 2 speakers, everyone receiving
 SATURATED_PCT = 90.0  # a load generator this busy caps the packet rate
+COMPARE_ROUNDS = 3  # the side-by-side comparisons: each mode this many times, alternating; medians
 
 
 def loopback_only() -> None:
@@ -465,6 +471,16 @@ PACKET_MODES = ("packet", "python", "single", "simulcast", "sc-top")
 # layers from the allocation (SfuConfig's default), half of the receivers reporting small
 # tiles; "sc-top": simulcast publishers, adaptation off (every slot the top layer).
 SIMULCAST_MODES = ("simulcast", "sc-top")
+# Today's C path (before issue #18 item 4) for the side-by-side: the same mode with
+# SfuConfig(direct_paced=False), every packet of a paced receiver through the Python queue.
+TODAY_MODES = {"c-today": "packet", "sc-today": "simulcast"}
+
+
+def base_mode(mode: str) -> str:
+    """The mode a "today" mode is the earlier path of (itself for the others)."""
+    return TODAY_MODES.get(mode, mode)
+
+
 SMALL_TILE = (160, 90)  # what half of the receivers report in "simulcast" mode (odd endpoints)
 LARGE_TILE = (640, 360)
 
@@ -500,9 +516,14 @@ async def _serve(
             channel.send(message)
 
     # "packet": the packet-level SFU as shipped (C fan-out); "python": the same on its Python core.
+    direct_paced = mode not in TODAY_MODES
+    mode = base_mode(mode)
     adaptive = mode not in ("single", "sc-top")
     sfu = Sfu(
-        SfuConfig(video_last_n=VIDEO_SLOTS, native=mode != "python", adaptive=adaptive), on_event=on_event
+        SfuConfig(
+            video_last_n=VIDEO_SLOTS, native=mode != "python", adaptive=adaptive, direct_paced=direct_paced
+        ),
+        on_event=on_event,
     )
     delays: dict[bool, list[float]] = {False: [], True: []}
     lags: list[float] = []
@@ -956,10 +977,11 @@ async def _scenario(
                 i < publishers,
                 (0.5 / (i + 1)) if i < speakers else None,
                 full,
-                simulcast=mode in SIMULCAST_MODES,
+                simulcast=base_mode(mode) in SIMULCAST_MODES,
             )
         )
-    if mode in SIMULCAST_MODES and layers is None:
+    simulcast = base_mode(mode) in SIMULCAST_MODES
+    if simulcast and layers is None:
         raise ValueError(f"mode {mode} needs the simulcast layers' loops")
     controls = []
     processes = [server]
@@ -969,7 +991,7 @@ async def _scenario(
         processes.append(
             ctx.Process(
                 target=_generator,
-                args=(child, join_pipes[g][0], specs[g], video, layers if mode in SIMULCAST_MODES else None),
+                args=(child, join_pipes[g][0], specs[g], video, layers if simulcast else None),
                 daemon=True,
             )
         )
@@ -994,7 +1016,7 @@ async def _scenario(
         elapsed = time.monotonic() - started
         await asyncio.gather(server_ch.ask("sample", False), *(g.ask("sample", False) for g in gen_ch))
         received = sum(a["received"] - b["received"] for a, b in zip(gen_after, gen_before, strict=True))
-        sent = after["sent"] - before["sent"] if mode in PACKET_MODES else received
+        sent = after["sent"] - before["sent"] if base_mode(mode) in PACKET_MODES else received
         cpu = after["cpu"] - before["cpu"]
         generator_pct = max(
             100 * (a["cpu"] - b["cpu"]) / elapsed for a, b in zip(gen_after, gen_before, strict=True)
@@ -1076,6 +1098,108 @@ def _print_row(r: Row) -> None:
     )
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _compare_header() -> None:
+    print(
+        f"{'mode':<10}{'N':>4}{'CPU %':>7}{'in/s':>6}{'sent/s':>8}{'got/s':>8}{'loss %':>7}{'µs/got':>8}"
+        f"{'drop':>6}{'vid99':>7}{'gen %':>6}  load (1 min)",
+        flush=True,
+    )
+
+
+def _compare_row(r: Row) -> None:
+    if r.note and not r.pps:
+        print(f"{r.mode:<10}{r.n:>4}  ({r.note})", flush=True)
+        return
+    print(
+        f"{r.mode:<10}{r.n:>4}{r.cpu_pct:>7.1f}{r.incoming_pps:>6.0f}{r.pps:>8.0f}{r.delivered_pps:>8.0f}"
+        f"{_loss(r):>7.2f}{_us_per_got(r) or 0.0:>8.2f}{r.dropped:>6}{_fmt(r.video_p99, '.2f'):>7}"
+        f"{r.generator_pct:>6.0f}  {os.getloadavg()[0]:.2f}" + (f"  ({r.note})" if r.note else ""),
+        flush=True,
+    )
+
+
+def _loss(r: Row) -> float:
+    """Percent of the packets the SFU sent that the endpoints did not get (±0.2: read apart)."""
+    return 100 * (1 - r.delivered_pps / r.pps) if r.pps else 0.0
+
+
+def _us_per_got(r: Row) -> float | None:
+    """What an external harness measures: SFU process CPU ÷ RTP packets the receivers got."""
+    return r.cpu_pct / 100 / r.delivered_pps * 1e6 if r.delivered_pps and not r.note else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    kept = sorted(v for v in values if v is not None)
+    if not kept:
+        return None
+    middle = len(kept) // 2
+    return kept[middle] if len(kept) % 2 else (kept[middle - 1] + kept[middle]) / 2
+
+
+def _compare(
+    n: int,
+    modes: Sequence[str],
+    video: list[bytes],
+    measure_s: float,
+    layers: list[list[bytes]] | None = None,
+) -> dict[str, list[Row]]:
+    """The modes alternating, COMPARE_ROUNDS times; then each mode's median µs/got and loss."""
+    _compare_header()
+    rows: dict[str, list[Row]] = {mode: [] for mode in modes}
+    for _ in range(COMPARE_ROUNDS):
+        for mode in modes:
+            row = asyncio.run(
+                _scenario(mode, n, video, VIDEO_PUBLISHERS, SPEAKERS, GENERATORS, measure_s, layers)
+            )
+            rows[mode].append(row)
+            _compare_row(row)
+    return rows
+
+
+def _summary(rows: dict[str, list[Row]], base: str) -> None:
+    medians = {mode: _median([_us_per_got(r) for r in rs]) for mode, rs in rows.items()}
+    reference = medians.get(base)
+    parts = []
+    for mode, rs in rows.items():
+        value, loss = medians[mode], _median([_loss(r) for r in rs if not r.note])
+        ratio = f" ×{value / reference:.2f}" if value is not None and reference else ""
+        parts.append(f"{mode} {_fmt(value, '.2f')}{ratio} (loss {_fmt(loss, '.2f')} %)")
+    print(f"median µs of SFU CPU per packet got (ratio to {base}): " + ", ".join(parts), flush=True)
+
+
+def side_by_side(n: int, video: list[bytes], measure_s: float) -> dict[str, list[Row]]:
+    """The forwarding unit's three paths at N endpoints, in one run."""
+    print(
+        f"\nN={n}, side by side, {COMPARE_ROUNDS} rounds alternating (load average {_load()}): the C path "
+        "as shipped (packet: a paced receiver's packets leave from C while its queue is empty), "
+        "today's C path before issue #18 item 4 (c-today: every packet of a paced receiver through "
+        "the Python queue), the Python reference (python). µs/got = SFU process CPU ÷ RTP packets "
+        "the receivers got.",
+        flush=True,
+    )
+    rows = _compare(n, ("packet", "c-today", "python"), video, measure_s)
+    _summary(rows, "c-today")
+    return rows
+
+
+def simulcast_side_by_side(n: int, video: list[bytes], measure_s: float) -> dict[str, list[Row]]:
+    """Issue #16's target: simulcast publishers (allocation on) against single-layer forwarding
+    (adaptation off, the forwarding before #16), on this C path and on today's (sc-today)."""
+    print(
+        f"\nN={n}, simulcast publishers vs single-layer, {COMPARE_ROUNDS} rounds alternating (load "
+        f"average {_load()}): single (single-layer, adaptation off), simulcast (three layers, "
+        "allocation on, this C path), sc-today (the same on today's C path)",
+        flush=True,
+    )
+    rows = _compare(n, ("single", "simulcast", "sc-today"), video, measure_s, preencode_simulcast())
+    _summary(rows, "single")
+    return rows
+
+
 def run(sizes: Sequence[int]) -> int:
     """Run every size (then larger ones while the server is under a core), then the comparison."""
     loopback_only()
@@ -1098,10 +1222,13 @@ def run(sizes: Sequence[int]) -> int:
     )
     _print_header()
     queue = list(sizes)
+    reached: set[int] = set()
     while queue:
         n = queue.pop(0)
         row = asyncio.run(_scenario("packet", n, video, VIDEO_PUBLISHERS, SPEAKERS, GENERATORS, measure_s))
         _print_row(row)
+        if not row.note:
+            reached.add(n)
         bigger = [m for m in ESCALATE if n < m <= MAX_N]
         if escalate and not queue and bigger:
             if row.cpu_pct < 100 and not row.saturated:
@@ -1109,29 +1236,11 @@ def run(sizes: Sequence[int]) -> int:
             else:
                 why = "the server reached one core" if row.cpu_pct >= 100 else "the load generators saturated"
                 print(f"(stopped at N={n}: {why})", flush=True)
-    compare_n = 60 if 60 in sizes else max(sizes)
-    print(
-        f"\nN={compare_n}, side by side: the fan-out in C (packet, as shipped) vs the same SFU on its "
-        "Python core (python), twice each, alternating"
-    )
-    _print_header()
-    pairs: dict[str, list[Row]] = {"packet": [], "python": []}
-    for _ in range(2):
-        for mode in ("packet", "python"):
-            pairs[mode].append(
-                asyncio.run(
-                    _scenario(mode, compare_n, video, VIDEO_PUBLISHERS, SPEAKERS, GENERATORS, measure_s)
-                )
-            )
-            _print_row(pairs[mode][-1])
-    c_us = [r.us_per_packet for r in pairs["packet"] if r.us_per_packet]
-    py_us = [r.us_per_packet for r in pairs["python"] if r.us_per_packet]
-    if c_us and py_us:
-        c_mean, py_mean = sum(c_us) / len(c_us), sum(py_us) / len(py_us)
-        print(
-            f"CPU µs per forwarded packet, C / Python: {c_mean:.1f} / {py_mean:.1f}, ×{c_mean / py_mean:.2f}",
-            flush=True,
-        )
+    # At 60 endpoints (or the largest size asked), and at 120 too when the run reached it.
+    for compare_n in sorted({60 if 60 in sizes else max(sizes), *(n for n in reached if n >= MAX_N)}):
+        side_by_side(compare_n, video, measure_s)
+    if not quick:
+        simulcast_side_by_side(60 if 60 in sizes else max(sizes), video, measure_s)
     print(f"\nSmall scenario (N={SMALL_N}, 2 video publishers, 2 speakers): packet vs frame vs MediaRelay")
     _print_header()
     small = []

@@ -47,9 +47,34 @@ typedef struct {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     int bound;
-    int direct; /* the subscriber's queue is empty and unpaced: slots may send straight away */
+    int direct; /* the subscriber's queue is empty: slots may send straight away (within the budget) */
+    /* the pacer's token bucket (DownlinkQueue._budget), here so that slots check it without Python */
+    int paced;
+    double rate, tokens, refilled;
     unsigned long long packets, bytes, fast_packets, fast_bytes, dropped;
 } Wire;
+
+#define WIRE_OVERHEAD 38 /* forwarder.WIRE_OVERHEAD: IPv4 20, UDP 8, SRTP tag 10 */
+
+/* DownlinkQueue._budget, the same arithmetic in the same order (doubles both): may ``size``
+   bytes leave at ``now``? Refills the bucket; takes the bytes when they may. */
+static int
+wire_budget(Wire *w, double size, double now, double *before)
+{
+    if (!w->paced)
+        return 1;
+    double burst = w->rate / 8 * 0.05; /* 50 ms of data */
+    double filled = w->tokens + (now - w->refilled) * w->rate / 8;
+    w->tokens = burst < filled ? burst : filled;
+    w->refilled = now;
+    if (w->tokens >= size || w->tokens >= burst) {
+        if (before != NULL)
+            *before = w->tokens;
+        w->tokens -= size;
+        return 1;
+    }
+    return 0;
+}
 
 enum { SENT = 0, NOT_CONNECTED = 1, TOO_LONG = 2, PROTECT_FAILED = 3, DROPPED = 4 };
 
@@ -204,17 +229,57 @@ Wire_send(Wire *w, PyObject *args)
     }
 }
 
+static PyObject *
+Wire_set_rate(Wire *w, PyObject *args)
+{
+    PyObject *rate;
+    double now;
+    if (!PyArg_ParseTuple(args, "Od", &rate, &now))
+        return NULL;
+    if (rate == Py_None) {
+        w->paced = 0;
+        Py_RETURN_NONE;
+    }
+    double r = PyFloat_AsDouble(rate);
+    if (r == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!w->paced) {
+        w->tokens = 0.0;
+        w->refilled = now;
+    }
+    w->paced = 1;
+    w->rate = r;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Wire_budget(Wire *w, PyObject *args)
+{
+    double size, now;
+    if (!PyArg_ParseTuple(args, "dd", &size, &now))
+        return NULL;
+    return PyBool_FromLong(wire_budget(w, size, now, NULL));
+}
+
 static PyMethodDef Wire_methods[] = {
     {"bind", (PyCFunction)Wire_bind, METH_VARARGS,
      "bind(protect, ctx, buf, limit, keep, sock, host, port): where and how to send"},
     {"unbind", (PyCFunction)Wire_unbind, METH_NOARGS, "Stop sending (not connected)."},
     {"send", (PyCFunction)Wire_send, METH_VARARGS,
      "send(header, payload): protect and send; ConnectionError when not bound"},
+    {"set_rate", (PyCFunction)Wire_set_rate, METH_VARARGS,
+     "set_rate(bps or None, now): pace (the bucket starts empty at now) or stop pacing"},
+    {"budget", (PyCFunction)Wire_budget, METH_VARARGS,
+     "budget(size, now) -> whether size bytes may leave now (taken from the bucket if so)"},
     {NULL}};
 
 static PyMemberDef Wire_members[] = {
     {"bound", T_INT, offsetof(Wire, bound), READONLY, NULL},
     {"direct", T_INT, offsetof(Wire, direct), 0, NULL},
+    {"paced", T_INT, offsetof(Wire, paced), READONLY, NULL},
+    {"rate", T_DOUBLE, offsetof(Wire, rate), READONLY, NULL},
+    {"tokens", T_DOUBLE, offsetof(Wire, tokens), READONLY, NULL},
+    {"refilled", T_DOUBLE, offsetof(Wire, refilled), READONLY, NULL},
     {"packets", T_ULONGLONG, offsetof(Wire, packets), READONLY, NULL},
     {"bytes", T_ULONGLONG, offsetof(Wire, bytes), READONLY, NULL},
     {"fast_packets", T_ULONGLONG, offsetof(Wire, fast_packets), READONLY, NULL},
@@ -656,8 +721,12 @@ slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyOb
         e->second = second;
     }
     Wire *w = s->wire;
-    if (w != NULL && w->direct && w->bound) {
+    double tokens = 0.0;
+    if (w != NULL && w->direct && w->bound &&
+        (!w->paced || wire_budget(w, (double)(s->header_len[v] + plen + WIRE_OVERHEAD), now, &tokens))) {
         int rc = wire_send_raw3(w, h, s->header_len[v], desc, dlen, pbuf + dlen, plen - dlen);
+        if (rc != SENT && rc != DROPPED && w->paced)
+            w->tokens = tokens; /* not sent: the queue's path (push) takes it from the bucket itself */
         if (rc == SENT || rc == DROPPED) {
             if (rc == SENT) {
                 w->fast_packets++;
@@ -919,7 +988,8 @@ PyInit__fastpath(void)
         return NULL;
     if (PyModule_AddObjectRef(m, "Wire", (PyObject *)&WireType) < 0 ||
         PyModule_AddObjectRef(m, "Slot", (PyObject *)&SlotType) < 0 ||
-        PyModule_AddIntConstant(m, "HISTORY", HISTORY) < 0) {
+        PyModule_AddIntConstant(m, "HISTORY", HISTORY) < 0 ||
+        PyModule_AddIntConstant(m, "WIRE_OVERHEAD", WIRE_OVERHEAD) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -5,10 +5,15 @@ from collections.abc import Callable
 from typing import Any
 
 HISTORY: int
+WIRE_OVERHEAD: int
 
 class Wire:
     bound: int
     direct: int
+    paced: int
+    rate: float
+    tokens: float
+    refilled: float
     packets: int
     bytes: int
     fast_packets: int
@@ -19,6 +24,8 @@ class Wire:
     ) -> None: ...
     def unbind(self) -> None: ...
     def send(self, header: builtins.bytes | bytearray, payload: builtins.bytes) -> None: ...
+    def set_rate(self, rate: float | None, now: float) -> None: ...
+    def budget(self, size: float, now: float) -> bool: ...
 
 class Slot:
     video: int

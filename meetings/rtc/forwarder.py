@@ -241,6 +241,12 @@ class DownlinkQueue:
     dropped (too late to show), and once ``limit`` packets are queued the oldest video packet
     goes first; its slot waits for the next keyframe. Audio is dropped only when the queue
     holds nothing but audio.
+
+    ``direct_paced`` (the default): a paced queue with nothing waiting sends a packet the bucket
+    has room for at once, as an unpaced one does, and on the C path the slots check the bucket
+    themselves (it lives in the ``_fastpath.Wire``), so a paced receiver's packets no longer go
+    through Python. False: every packet of a paced receiver goes through the queue (and is
+    restamped as it leaves), the path before issue #18 item 4, kept for ``bench/sfu.py``.
     """
 
     def __init__(
@@ -251,11 +257,15 @@ class DownlinkQueue:
         max_video_delay: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         native: bool | None = None,
+        direct_paced: bool = True,
     ) -> None:
         self._send = send
         # The C send path the slots use while this queue is empty and unpaced (``direct``);
         # internals.RtpWire binds it to the connection. None: everything goes through push().
         self.fast: Any = _fastpath.Wire() if (NATIVE if native is None else native) and _fastpath else None
+        self.direct_paced = direct_paced
+        # The token bucket is the C wire's when the slots send on their own while paced.
+        self._c_bucket = self.fast is not None and direct_paced
         self.limit = limit
         self.max_video_delay = max_video_delay
         self._audio: deque[_Queued] = deque()
@@ -289,7 +299,8 @@ class DownlinkQueue:
     def _update_direct(self) -> None:
         """Slots may send on their own (C path) only while nothing waits here and no rate is set."""
         if self.fast is not None:
-            self.fast.direct = int(not len(self) and self.rate_bps is None and not self.closed)
+            paced_ok = self.rate_bps is None or self._c_bucket
+            self.fast.direct = int(not len(self) and paced_ok and not self.closed)
 
     def set_send(self, send: Send) -> None:
         """Where packets go (the subscriber's DTLS transport, once negotiated)."""
@@ -300,6 +311,8 @@ class DownlinkQueue:
         if bps is not None and self.rate_bps is None:
             self._tokens, self._refilled = 0.0, self._clock()
         self.rate_bps = bps
+        if self._c_bucket:
+            self.fast.set_rate(bps, self._refilled)
         self._update_direct()
         if bps is None:
             self.flush()
@@ -310,7 +323,10 @@ class DownlinkQueue:
         """Send (or queue) one packet: ``header`` (RTP header and extensions) + ``payload``."""
         if self.closed:
             return
-        if self.rate_bps is None and not len(self):  # the common case: straight to the wire
+        if not len(self) and (  # the common case: straight to the wire
+            self.rate_bps is None
+            or (self.direct_paced and self._budget(len(header) + len(payload) + WIRE_OVERHEAD))
+        ):
             try:
                 self._send(header, payload)
             except ConnectionError:  # not connected (yet, or any more): nothing to keep
@@ -374,6 +390,8 @@ class DownlinkQueue:
         if self.rate_bps is None:
             return True
         now = self._clock()
+        if self._c_bucket:
+            return bool(self.fast.budget(size, now))
         burst = self.rate_bps / 8 * 0.05  # 50 ms of data
         self._tokens = min(burst, self._tokens + (now - self._refilled) * self.rate_bps / 8)
         self._refilled = now

@@ -146,6 +146,10 @@ class SfuConfig:
     announced_address: str = ""
     # Forward in C (meetings/rtc/_fastpath) when it is built; False: the Python reference path.
     native: bool = fwd.NATIVE
+    # A paced receiver's packets go straight out while its queue is empty and its pacer has room
+    # (checked in C on the C path); False: all of them through the Python queue, as before
+    # issue #18 item 4 (bench/sfu.py's "c-today" baseline).
+    direct_paced: bool = True
     # What the answer asks of Opus publishers (meetings/rtc/audio_codecs.py, docs/media.md).
     opus_fec: bool = True
     opus_dtx: bool = True
@@ -641,7 +645,12 @@ class Sfu:
         entry = _Participant(
             participant,
             pc,
-            DownlinkQueue(self._no_transport, limit=self.config.downlink_queue, native=self._native),
+            DownlinkQueue(
+                self._no_transport,
+                limit=self.config.downlink_queue,
+                native=self._native,
+                direct_paced=self.config.direct_paced,
+            ),
         )
         entry.estimator.name = participant
         self._participants[participant] = entry

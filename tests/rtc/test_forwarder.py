@@ -557,3 +557,183 @@ def test_compound_sender_reports_parse_as_rtcp() -> None:
     chunks = [c for p in packets if isinstance(p, RtcpSdesPacket) for c in p.chunks]
     assert [(c.ssrc, c.items) for c in chunks] == [(s._ssrc, [(1, b"{giaoban-sfu}")]) for s in senders]
     assert senders[0]._RTCRtpSender__lsr == (((7 << 32) | 99) >> 16) & 0xFFFFFFFF
+
+
+class _Receiver:
+    """A UDP socket on loopback that collects what arrives (drained after every step)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.setblocking(False)
+        self.got: list[bytes] = []
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.got.append(self.sock.recv(4096))
+            except BlockingIOError:
+                return
+
+
+def _c_queue(clock: list[float], direct_paced: bool = True) -> DownlinkQueue:
+    """A C-path queue whose slow path sends through its own wire, as ``RtpWire.send`` does."""
+    queue = DownlinkQueue(
+        lambda h, p: queue.fast.send(h, p), clock=lambda: clock[0], native=True, direct_paced=direct_paced
+    )
+    return queue
+
+
+def test_the_c_send_path_sends_the_same_datagrams_as_the_python_one_paced_or_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Random audio and video to one receiver, its pacer switched on and off at random rates:
+    the C path (slots protecting and sending on their own through ``_fastpath.Wire``, the
+    pacer's bucket checked in C while the queue is empty) puts the same SRTP datagrams on the
+    wire as the Python reference (every packet through ``DownlinkQueue`` and a Python send),
+    in the same order; and the paced receiver's packets did leave through C."""
+    if not forwarder.NATIVE_AVAILABLE:
+        pytest.skip("meetings/rtc/_fastpath is not built")
+    from meetings.rtc import _fastpath
+    from meetings.rtc.internals import bind_fast_wire
+
+    assert _fastpath.WIRE_OVERHEAD == forwarder.WIRE_OVERHEAD
+    monkeypatch.setattr(forwarder, "abs_send_time", lambda: 0x345678)  # queued packets are restamped
+    key = bytes(range(30))
+
+    def session() -> Session:
+        policy = Policy(
+            key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        )
+        return Session(policy)
+
+    clock = [100.0]
+    receivers = [_Receiver(), _Receiver()]
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    try:
+        py_session = session()
+        py_address = receivers[0].sock.getsockname()
+
+        def py_send(header: bytes | bytearray, payload: bytes) -> None:
+            senders[0].sendto(py_session.protect(bytes(header) + payload), py_address)
+
+        py_queue = DownlinkQueue(py_send, clock=lambda: clock[0], native=False)
+        c_queue = _c_queue(clock)
+        bind_fast_wire(c_queue.fast, session(), senders[1], receivers[1].sock.getsockname())
+        queues = [py_queue, c_queue]
+        cores = [forwarder.implementation(False), forwarder.implementation(True)]
+        video = [cls(_target("video"), 90000, q) for (cls, _), q in zip(cores, queues, strict=True)]
+        audio_target = SlotTarget(
+            kind="audio", mid="5", ssrc=0x99887766, rtx_ssrc=0x99887767, payload_types={"OPUS": 111},
+            rtx_payload_types={}, mid_ext_id=1, audio_level_ext_id=2, abs_send_time_ext_id=3,
+        )  # fmt: skip
+        audio = [cls(audio_target, 48000, q) for (cls, _), q in zip(cores, queues, strict=True)]
+        for slot in (*video, *audio):
+            slot.switch("publisher")
+        rng = random.Random(20261206)
+        vseq, aseq, paced_steps, paced_in_c = 1000, 5000, 0, 0
+        for step in range(3000):
+            before = c_queue.fast.fast_packets
+            clock[0] += rng.choice([0.0, 0.0005, 0.002, 0.02])
+            action = rng.random()
+            if action < 0.02:
+                rate = rng.choice([None, None, 64_000, 300_000, 1_000_000, 4_000_000])
+                for q in queues:
+                    q.set_rate(rate)
+            elif action < 0.05:
+                for q in queues:
+                    q.flush()  # the pacer's timer
+            elif action < 0.06:
+                for slot in video:
+                    slot.lost_video()
+            elif action < 0.45:
+                aseq = (aseq + 1) % 65536
+                opus = rng.randbytes(rng.randrange(20, 160))
+                level = rng.choice([None, rng.randrange(128)])
+                for (_, fan), slot in zip(cores, audio, strict=True):
+                    fan([slot], "OPUS", aseq, aseq * 960, 0, opus, False, level, None, clock[0], None)
+            else:
+                vseq = (vseq + rng.choice([1, 1, 1, 2])) % 65536
+                keyframe = rng.random() < 0.05
+                frame = (VP8_KEY if keyframe else VP8_DELTA) + rng.randbytes(rng.randrange(50, 1100))
+                send_time = rng.choice([None, rng.randrange(1 << 24)])
+                marker = rng.randrange(2)
+                for (_, fan), slot in zip(cores, video, strict=True):
+                    fan(
+                        [slot],
+                        "VP8",
+                        vseq,
+                        vseq * 3000,
+                        marker,
+                        frame,
+                        keyframe,
+                        None,
+                        send_time,
+                        clock[0],
+                        None,
+                    )
+            if py_queue.rate_bps is not None:
+                paced_steps += 1
+                paced_in_c += c_queue.fast.fast_packets - before
+            for r in receivers:
+                r.drain()
+            assert len(py_queue) == len(c_queue), step
+            assert receivers[0].got == receivers[1].got, step
+        assert len(receivers[0].got) > 1000
+        assert paced_steps > 500
+        assert py_queue.sent_packets == c_queue.sent_packets == len(receivers[1].got)
+        assert py_queue.dropped_video == c_queue.dropped_video
+        assert (video[0].stats, audio[0].stats) == (video[1].stats, audio[1].stats)
+        # The C wire sent most of it itself, paced included (its bucket, not the queue's).
+        assert c_queue.fast.fast_packets > 0.6 * len(receivers[1].got)
+        assert paced_in_c > 300
+        assert py_queue.fast is None
+    finally:
+        for s in senders:
+            s.close()
+        for r in receivers:
+            r.sock.close()
+
+
+def test_a_paced_receivers_packets_leave_through_c_when_the_pacer_has_room() -> None:
+    """Paced (a rate set) with nothing queued: the slot sends from C within the bucket; once the
+    bucket is empty the packet waits in the queue (Python), and the wire stops sending on its own
+    until the queue is empty again. ``direct_paced=False`` is the path before: all through Python."""
+    if not forwarder.NATIVE_AVAILABLE:
+        pytest.skip("meetings/rtc/_fastpath is not built")
+    from meetings.rtc.internals import bind_fast_wire
+
+    key = bytes(range(30))
+    policy = Policy(
+        key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+    )
+    receiver, sender = _Receiver(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for direct_paced in (True, False):
+            clock = [0.0]
+            queue = _c_queue(clock, direct_paced)
+            bind_fast_wire(queue.fast, Session(policy), sender, receiver.sock.getsockname())
+            slot = Impl("native").slot_class(_target("video"), 90000, queue)
+            slot.switch("publisher")
+            queue.set_rate(800_000)  # 100 kB/s: a 50 ms burst of 5,000 bytes
+            clock[0] = 1.0  # the bucket fills up to its burst
+            for seq in range(10):  # ~1,070 bytes on the wire each: four fit (the first from a full bucket)
+                payload = (VP8_KEY if seq == 0 else VP8_DELTA) + bytes(1000)
+                assert slot.forward("VP8", seq, seq * 3000, 0, payload, seq == 0, None, None, clock[0])
+            receiver.drain()
+            fast = queue.fast.fast_packets
+            if direct_paced:
+                assert fast == 4 and queue.fast.paced and len(queue) == 6 and not queue.fast.direct
+            else:
+                assert fast == 0 and not queue.fast.paced and len(queue) == 6
+            for _ in range(3):  # the timer: the rest leaves through the queue, a burst at a time
+                clock[0] += 0.06
+                queue.flush()
+            receiver.drain()
+            assert len(queue) == 0 and queue.sent_packets == 10
+            assert bool(queue.fast.direct) == direct_paced
+            receiver.got.clear()
+    finally:
+        sender.close()
+        receiver.sock.close()
