@@ -259,7 +259,12 @@ async def test_the_page_and_its_json(world: World) -> None:
     assert data["counts"]["failed"] == 1 and data["rows"][0]["check"]["rtt_ms"] == 42.0
     # The home page leads to it; the occurrence page too, for those who see that page (the chair).
     board_url = f"/meetings/occurrences/{c.occurrence}/readiness"
-    assert board_url in await (await world.client.get("/")).text()
+    home = await (await world.client.get("/")).text()
+    assert board_url in home
+    # Support staff do not read the meeting's page: the home page and the board lead them to its
+    # live monitoring and to the units' connection history.
+    monitor_url = str(world.app.router["readiness_monitor"].url_for(id=str(c.occurrence)))
+    assert monitor_url in home and monitor_url in html and "/readiness/history" in html
     await world.logout()
     await world.login("chair@hue.example")
     assert board_url in await (await world.client.get(f"/meetings/occurrences/{c.occurrence}")).text()
