@@ -434,3 +434,15 @@ async def test_the_occurrence_page_links_the_monitoring_for_those_who_may_see_it
     await world.logout()
     await world.login("a@hue.example")
     assert link not in await (await world.client.get(f"/meetings/occurrences/{scene.occurrence}")).text()
+
+
+async def test_support_staff_go_back_to_the_home_page_and_the_board_not_to_the_meetings_page(
+    world: World, scene: Scene
+) -> None:
+    """Support staff do not read a meeting's page (its invitees' and organisers'): the monitoring
+    leads them back to their home page and to the meeting's readiness board."""
+    await world.login("support@hue.example")
+    page = await (await world.client.get(f"/meetings/occurrences/{scene.occurrence}/monitor")).text()
+    assert f'href="/meetings/occurrences/{scene.occurrence}"' not in page
+    assert f"/meetings/occurrences/{scene.occurrence}/readiness" in page
+    assert (await world.client.get(f"/meetings/occurrences/{scene.occurrence}")).status == 403
