@@ -43,6 +43,7 @@ OUTBOX_KIND_LABELS = {
     "issue_assigned": N_("Issue assigned"),
     "answer": N_("Reply to an invitation"),
     "notice": N_("Notice"),
+    "link": N_("Personal link sent again"),
 }
 
 

@@ -123,5 +123,11 @@ def test_reminder_due_during_a_stop_is_sent_once_after_restart(
     with sync_db.connect() as c:
         ids = {row[0] for row in c.execute(text(f"SELECT id FROM {JOB_TABLE}"))}
     # what remains: this meeting's minutes-due job and the standing maintenance jobs, once each
-    assert ids == {f"minutes-due:{occurrence_id}", "schedule-tick", "schedule-materialise", "mail:purge-sent"}
+    assert ids == {
+        f"minutes-due:{occurrence_id}",
+        "schedule-tick",
+        "schedule-materialise",
+        "mail:purge-sent",
+        "readiness:follow-up",  # the connection follow-up's interval job (meetings.readiness)
+    }
     servers.stop(proc)
