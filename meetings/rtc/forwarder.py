@@ -352,11 +352,15 @@ class DownlinkQueue:
         self.dropped_video += 1
         if slot is None:
             return
-        later = [item for item in self._video if item.slot is slot]
-        if later:
-            self.dropped_video += len(later)
-            self._video = deque(item for item in self._video if item.slot is not slot)
+        self.dropped_video += len(self._take_video(slot))
         slot.lost_video(_U16.unpack_from(header, 2)[0] if header is not None else None)
+
+    def _take_video(self, slot: SlotForwarder) -> list[_Queued]:
+        """Remove ``slot``'s queued video packets; the removed ones, oldest first."""
+        mine = [item for item in self._video if item.slot is slot]
+        if mine:
+            self._video = deque(item for item in self._video if item.slot is not slot)
+        return mine
 
     def supersede(self, slot: SlotForwarder) -> int:
         """The slot switches layer at a keyframe: its queued video, of the layer it leaves, goes.
@@ -367,10 +371,9 @@ class DownlinkQueue:
         continues from the first dropped sequence number, so the receiver sees no gap.
         Returns how many packets were dropped.
         """
-        mine = [item for item in self._video if item.slot is slot]
+        mine = self._take_video(slot)
         if not mine:
             return 0
-        self._video = deque(item for item in self._video if item.slot is not slot)
         self.dropped_video += len(mine)
         self.superseded_video += len(mine)
         core: _SlotCore = slot  # type: ignore[assignment]
@@ -867,14 +870,10 @@ class _SlotLogic:
             out_seq, out_ts, second, payload = entry
             rtx_pt = self.target.rtx_payload_types.get(second & 0x7F)
             ext = self._extensions(send_time)
-            first = 0x90 if ext else 0x80
             if rtx_pt is not None:
-                self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
-                rtx_second = (second & 0x80) | rtx_pt
-                header = _HEADER.pack(first, rtx_second, self._rtx_seq, out_ts, self.target.rtx_ssrc) + ext
-                self.downlink.push(header, _U16.pack(out_seq) + payload, True)
+                self._push_rtx(entry, rtx_pt, ext)
             else:
-                header = _HEADER.pack(first, second, out_seq, out_ts, self.target.ssrc) + ext
+                header = _HEADER.pack(0x90 if ext else 0x80, second, out_seq, out_ts, self.target.ssrc) + ext
                 self.downlink.push(header, payload, True)
             count += 1
         self.retransmitted += count
@@ -890,25 +889,30 @@ class _SlotLogic:
             return 0
         queued = 0
         newest = core.out_seq
+        ext = self._extensions(send_time)
         for back in range(PAD_DEPTH):
             if queued >= size:
                 break
             entry = core.history_get((newest - back) % SEQ_MOD)
             if entry is None:
                 break
-            out_seq, out_ts, second, payload = entry
-            rtx_pt = self.target.rtx_payload_types.get(second & 0x7F)
+            rtx_pt = self.target.rtx_payload_types.get(entry[2] & 0x7F)
             if rtx_pt is None:
                 break
-            ext = self._extensions(send_time)
-            self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
-            header = _HEADER.pack(
-                0x90 if ext else 0x80, (second & 0x80) | rtx_pt, self._rtx_seq, out_ts, self.target.rtx_ssrc
-            )
-            self.downlink.push(header + ext, _U16.pack(out_seq) + payload, True)
-            queued += len(header) + len(ext) + 2 + len(payload)
+            queued += self._push_rtx(entry, rtx_pt, ext)
         self.padded += queued
         return queued
+
+    def _push_rtx(self, entry: tuple[int, int, int, bytes], rtx_pt: int, ext: bytes) -> int:
+        """Queue a history entry again on the RTX stream (RFC 4588: its own sequence, the original
+        sequence number before the payload); the bytes queued."""
+        out_seq, out_ts, second, payload = entry
+        self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
+        header = _HEADER.pack(
+            0x90 if ext else 0x80, (second & 0x80) | rtx_pt, self._rtx_seq, out_ts, self.target.rtx_ssrc
+        )
+        self.downlink.push(header + ext, _U16.pack(out_seq) + payload, True)
+        return len(header) + len(ext) + 2 + len(payload)
 
 
 _LOGIC_SLOTS = (
