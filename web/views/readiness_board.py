@@ -3,7 +3,6 @@ JSON) and its live socket. The domain is meetings.readiness.board; the push, web
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -22,7 +21,7 @@ from web.access import needs
 from web.board_live import Watcher, live_connected, refresh_board
 from web.common import actor, origin_allowed, schedule_context
 from web.forms import form_fields, int_param, json_object, whole_number
-from web.render import render
+from web.render import render, script_json
 
 routes = web.RouteTableDef()
 log = logging.getLogger("giaoban.readiness")
@@ -47,12 +46,6 @@ PAGE_TEXTS = {
     "offline": N_("Connection lost, reconnecting…"),
     "failed": N_("The action failed."),
 }
-
-
-def script_json(value: Any) -> str:
-    """JSON safe inside a <script> element: '<', '>' and '&' escaped, so "</script>" cannot end it."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _rules(request: web.Request) -> BoardRules:
