@@ -109,7 +109,7 @@ DEMO_LOGINS = [
 # The operators who keep the centres connected, taken in turn (meetings.readiness); the mountain
 # communes of A Lưới are all VNPT's (the demo morning's follow-up issue goes to VNPT).
 _CENTRE_OPERATORS = ("VNPT", "VIETTEL")
-_OPERATOR_BY_PREFIX = {"X-ALUOI": "VNPT"}
+_MOUNTAIN_PREFIX, _MOUNTAIN_OPERATOR = "X-ALUOI", "VNPT"
 # Units whose staff are technical support (the readiness board, monitoring and history).
 _SUPPORT_KINDS = frozenset({UnitKind.SUPPORT, UnitKind.TELECOM})
 
@@ -207,9 +207,7 @@ def _demo_contacts(units: list[Unit]) -> None:
             unit.phone = demo_phone(i)
     for i, centre in enumerate(centres):
         if centre.operator_id is None and operators:
-            fixed = next(
-                (by_code.get(op) for p, op in _OPERATOR_BY_PREFIX.items() if centre.code.startswith(p)), None
-            )
+            fixed = by_code.get(_MOUNTAIN_OPERATOR) if centre.code.startswith(_MOUNTAIN_PREFIX) else None
             centre.operator_id = (fixed or operators[i % len(operators)]).id
 
 
