@@ -603,7 +603,7 @@ async def _serve(
                     "video_delays": delays[True][-50000:],
                     "lags": lags[-5000:],
                     "layers": _layer_mix(sfu) if room is None else {},
-                    "dropped": stats.get("dropped_video", 0) + stats.get("dropped_audio", 0),
+                    "dropped": stats.get("dropped_video", 0),
                     "keyframe_requests": sfu.keyframe_requests,
                     "layers_wanted": pushed[0],
                     "tick_cpu": tick_cpu["tick"],

@@ -76,6 +76,22 @@ wire_budget(Wire *w, double size, double now, double *before)
     return 0;
 }
 
+/* DownlinkQueue._debit: an audio packet's ``size`` bytes leave regardless and come out of the
+   bucket, down to a second's debt. Returns the tokens before (to restore if not sent). */
+static double
+wire_debit(Wire *w, double size, double now)
+{
+    if (!w->paced)
+        return w->tokens;
+    double burst = w->rate / 8 * 0.05;
+    double filled = w->tokens + (now - w->refilled) * w->rate / 8;
+    double before = burst < filled ? burst : filled;
+    double debt = before - size, floor = -w->rate / 8;
+    w->tokens = debt < floor ? floor : debt;
+    w->refilled = now;
+    return before;
+}
+
 enum { SENT = 0, NOT_CONNECTED = 1, TOO_LONG = 2, PROTECT_FAILED = 3, DROPPED = 4 };
 
 /* header, then an optional rewritten start of the payload (mid), then the payload's rest. */
@@ -261,6 +277,16 @@ Wire_budget(Wire *w, PyObject *args)
     return PyBool_FromLong(wire_budget(w, size, now, NULL));
 }
 
+static PyObject *
+Wire_debit(Wire *w, PyObject *args)
+{
+    double size, now;
+    if (!PyArg_ParseTuple(args, "dd", &size, &now))
+        return NULL;
+    wire_debit(w, size, now);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Wire_methods[] = {
     {"bind", (PyCFunction)Wire_bind, METH_VARARGS,
      "bind(protect, ctx, buf, limit, keep, sock, host, port): where and how to send"},
@@ -271,6 +297,8 @@ static PyMethodDef Wire_methods[] = {
      "set_rate(bps or None, now): pace (the bucket starts empty at now) or stop pacing"},
     {"budget", (PyCFunction)Wire_budget, METH_VARARGS,
      "budget(size, now) -> whether size bytes may leave now (taken from the bucket if so)"},
+    {"debit", (PyCFunction)Wire_debit, METH_VARARGS,
+     "debit(size, now): an audio packet left regardless: take its bytes (at most a second's debt)"},
     {NULL}};
 
 static PyMemberDef Wire_members[] = {
@@ -721,9 +749,11 @@ slot_forward(Slot *s, PyObject *key, uint16_t seq, uint32_t ts, int marker, PyOb
         e->second = second;
     }
     Wire *w = s->wire;
-    double tokens = 0.0;
+    double tokens = 0.0, wire_size = (double)(s->header_len[v] + plen + WIRE_OVERHEAD);
+    /* video within the bucket; audio regardless (DownlinkQueue: audio is not paced) */
     if (w != NULL && w->direct && w->bound &&
-        (!w->paced || wire_budget(w, (double)(s->header_len[v] + plen + WIRE_OVERHEAD), now, &tokens))) {
+        (!w->paced || (s->video ? wire_budget(w, wire_size, now, &tokens)
+                                : (tokens = wire_debit(w, wire_size, now), 1)))) {
         int rc = wire_send_raw3(w, h, s->header_len[v], desc, dlen, pbuf + dlen, plen - dlen);
         if (rc != SENT && rc != DROPPED && w->paced)
             w->tokens = tokens; /* not sent: the queue's path (push) takes it from the bucket itself */

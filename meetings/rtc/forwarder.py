@@ -223,7 +223,6 @@ Raises ``ConnectionError`` when the subscriber is not connected (yet, or any mor
 
 @dataclass(slots=True)
 class _Queued:
-    video: bool
     slot: SlotForwarder | None
     header: bytes
     payload: bytes
@@ -231,16 +230,18 @@ class _Queued:
 
 
 class DownlinkQueue:
-    """A subscriber's bounded send queue, paced and audio first once a rate is set.
+    """A subscriber's bounded send queue for video, paced once a rate is set; audio never waits.
 
     While nothing waits and no rate is set, a packet is sent at once (no copy, no coroutine).
     With a rate (the receiver's bandwidth estimate: ``Sfu`` sets it for receivers whose link
-    limits what they get), packets leave through a token bucket: a keyframe's burst is spread
-    over the link instead of overflowing its queue, and audio always goes before queued video,
-    so a receiver's audio never waits behind video. Video that waited ``max_video_delay`` is
-    dropped (too late to show), and once ``limit`` packets are queued the oldest video packet
-    goes first; its slot waits for the next keyframe. Audio is dropped only when the queue
-    holds nothing but audio.
+    limits what they get), video leaves through a token bucket: a keyframe's burst is spread
+    over the link instead of overflowing its queue. Audio is not paced, as libwebrtc's pacer
+    does not pace it: it leaves at once and its bytes come out of the bucket (down to a second's
+    debt), so video waits for it. Paced too, audio waited whenever the estimate fell below what
+    audio itself needs (measured at 15 % loss: the estimate cut to its floor, the receiver's
+    jitter buffer at 350 ms and 8.7 % of its audio concealed). Video that waited
+    ``max_video_delay`` is dropped (too late to show), and once ``limit`` packets are queued the
+    oldest goes first; its slot waits for the next keyframe.
 
     ``direct_paced`` (the default): a paced queue with nothing waiting sends a packet the bucket
     has room for at once, as an unpaced one does, and on the C path the slots check the bucket
@@ -268,7 +269,6 @@ class DownlinkQueue:
         self._c_bucket = self.fast is not None and direct_paced
         self.limit = limit
         self.max_video_delay = max_video_delay
-        self._audio: deque[_Queued] = deque()
         self._video: deque[_Queued] = deque()
         self._clock = clock
         self.rate_bps: float | None = None
@@ -278,7 +278,6 @@ class DownlinkQueue:
         self._sent_packets = 0
         self._sent_bytes = 0
         self.dropped_video = 0
-        self.dropped_audio = 0
         self.late_video = 0  # of dropped_video: waited too long
         self.superseded_video = 0  # of dropped_video: of a layer its slot switched away from
         self.closed = False
@@ -286,7 +285,7 @@ class DownlinkQueue:
         self._update_direct()
 
     def __len__(self) -> int:
-        return len(self._audio) + len(self._video)
+        return len(self._video)
 
     @property
     def sent_packets(self) -> int:
@@ -323,9 +322,10 @@ class DownlinkQueue:
         """Send (or queue) one packet: ``header`` (RTP header and extensions) + ``payload``."""
         if self.closed:
             return
-        if not len(self) and (  # the common case: straight to the wire
-            self.rate_bps is None
-            or (self.direct_paced and self._budget(len(header) + len(payload) + WIRE_OVERHEAD))
+        size = len(header) + len(payload)
+        if not video or (  # audio, or the common case: straight to the wire
+            not len(self)
+            and (self.rate_bps is None or (self.direct_paced and self._budget(size + WIRE_OVERHEAD)))
         ):
             try:
                 self._send(header, payload)
@@ -335,15 +335,18 @@ class DownlinkQueue:
                     slot.lost_video()
                 return
             self._sent_packets += 1
-            self._sent_bytes += len(header) + len(payload)
+            self._sent_bytes += size
+            if not video:
+                self._debit(size + WIRE_OVERHEAD)
             return
         if len(self) >= self.limit:
-            self._drop_one(incoming_video=video)
-            if video and len(self) >= self.limit:
+            oldest = self._video.popleft()
+            self._lose(oldest.slot, oldest.header)
+            # Of the stretch just lost (its slot waits for a keyframe) or still no room: goes too.
+            if (slot is not None and oldest.slot is slot) or len(self) >= self.limit:
                 self._lose(slot, header)
                 return
-        item = _Queued(video, slot, bytes(header), payload, self._clock())
-        (self._video if video else self._audio).append(item)
+        self._video.append(_Queued(slot, bytes(header), payload, self._clock()))
         self.flush()
 
     def _lose(self, slot: SlotForwarder | None, header: bytes | bytearray | None = None) -> None:
@@ -381,14 +384,6 @@ class DownlinkQueue:
         self._update_direct()
         return len(mine)
 
-    def _drop_one(self, *, incoming_video: bool) -> None:
-        if self._video:
-            item = self._video.popleft()
-            self._lose(item.slot, item.header)
-        elif not incoming_video:
-            self._audio.popleft()
-            self.dropped_audio += 1
-
     def _budget(self, size: int) -> bool:
         if self.rate_bps is None:
             return True
@@ -403,23 +398,36 @@ class DownlinkQueue:
             return True
         return False
 
+    def _debit(self, size: int) -> None:
+        """Take an audio packet's ``size`` bytes from the bucket (sent regardless): at most a
+        second's debt, so a rate that rises is not held back by audio long gone."""
+        if self.rate_bps is None:
+            return
+        now = self._clock()
+        if self._c_bucket:
+            self.fast.debit(size, now)
+            return
+        burst = self.rate_bps / 8 * 0.05
+        filled = min(burst, self._tokens + (now - self._refilled) * self.rate_bps / 8)
+        self._tokens = max(filled - size, -self.rate_bps / 8)
+        self._refilled = now
+
     def flush(self) -> None:
-        """Send what the budget allows, audio first; the rest waits for a push or the timer."""
-        audio, video = self._audio, self._video
-        while (audio or video) and not self.closed:
-            if not audio and self._clock() - video[0].at > self.max_video_delay:
+        """Send the queued video the budget allows; the rest waits for a push or the timer."""
+        video = self._video
+        while video and not self.closed:
+            if self._clock() - video[0].at > self.max_video_delay:
                 self.late_video += 1
                 late = video.popleft()
                 self._lose(late.slot, late.header)  # too late to be shown
                 video = self._video
                 continue
-            queue = audio or video
-            item = queue[0]
+            item = video[0]
             size = len(item.header) + len(item.payload)
             if not self._budget(size + WIRE_OVERHEAD):
                 self._schedule(size + WIRE_OVERHEAD)
                 break
-            queue.popleft()
+            video.popleft()
             header = item.header
             if item.slot is not None and (ext_id := item.slot.target.abs_send_time_ext_id):
                 # Stamped as it leaves, as a sender's pacer does: the receiver's delay-based
@@ -430,10 +438,9 @@ class DownlinkQueue:
                 self._send(header, item.payload)
             except ConnectionError:  # not connected (yet, or any more): nothing to keep
                 self.not_connected += 1
-                for lost in (item, *audio, *video):
-                    if lost.video and lost.slot is not None:
+                for lost in (item, *video):
+                    if lost.slot is not None:
                         lost.slot.lost_video()
-                audio.clear()
                 video.clear()
                 break
             self._sent_packets += 1
@@ -449,7 +456,8 @@ class DownlinkQueue:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a synchronous caller): the next push or tick flushes
             return
-        delay = max((min(size, self.rate_bps / 8 * 0.05) - self._tokens) * 8 / self.rate_bps, 0.001)
+        tokens = self.fast.tokens if self._c_bucket else self._tokens  # as the failed _budget left it
+        delay = max((min(size, self.rate_bps / 8 * 0.05) - tokens) * 8 / self.rate_bps, 0.001)
         self._wake = loop.call_later(delay, self._woken)
 
     def _woken(self) -> None:
@@ -458,7 +466,6 @@ class DownlinkQueue:
 
     def close(self) -> None:
         self.closed = True
-        self._audio.clear()
         self._video.clear()
         if self._wake is not None:
             self._wake.cancel()

@@ -820,13 +820,12 @@ class Sfu:
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: forwarded, retransmitted, dropped packets, keyframe requests."""
-        totals = {"forwarded": 0, "retransmitted": 0, "dropped_video": 0, "dropped_audio": 0, "received": 0}
+        totals = {"forwarded": 0, "retransmitted": 0, "dropped_video": 0, "received": 0}
         totals["sent"] = 0
         totals["dropped_red"] = 0
         for p in self._participants.values():
             totals["sent"] += p.downlink.sent_packets
             totals["dropped_video"] += p.downlink.dropped_video
-            totals["dropped_audio"] += p.downlink.dropped_audio
             for slot in p.slots.values():
                 totals["forwarded"] += slot.forwarder.forwarded
                 totals["retransmitted"] += slot.forwarder.retransmitted

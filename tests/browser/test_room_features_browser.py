@@ -77,7 +77,14 @@ async def prejoin(browser: Any, url: str, token: str) -> Any:
     page = await context.new_page()
     await page.goto(f"{url}/join/{token}")
     await page.click("#join-room")
-    await page.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
+    # The button waits for the camera and microphone (getUserMedia, then the device list). A
+    # bound, not a target: one clean-clone run had a fresh Chromium inside a network namespace
+    # still without its devices after 15 s (it passed on every rerun).
+    try:
+        await page.wait_for_selector("#join-button:not([disabled])", timeout=30_000)
+    except Exception as error:
+        note = await page.locator("#device-note").text_content()
+        raise AssertionError(f"pre-join never ready (device note: {note!r})") from error
     await until(lambda: page.evaluate("document.getElementById('preview').videoWidth > 0"), 10, "the preview")
     return page
 

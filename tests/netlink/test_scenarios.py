@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -31,6 +32,7 @@ LAYER_WAIT_S = (
 )
 UP_WAIT_S = 60.0  # the longest a receiver may take back to the top layer on both tiles
 MEASURE_S = 8.0  # the window the figures are measured over, once the layers have settled
+SETTLE_S = 6.0  # from a receiver's join to its jitter buffer's steady state at 150 ms RTT (measured)
 AUDIO_PCT = 2.0  # the target: a weak receiver's audio concealment stays below 2 %
 DROP_AUDIO_PCT = 5.0  # from adapted down at 250 kbit/s to back at the top (see the test)
 
@@ -185,6 +187,12 @@ async def test_audio_stays_continuous_and_video_recovers_under_random_loss_at_15
     # Generous bounds, half the loss: with RED (or Opus in-band FEC) a packet is lost for good
     # only when its copy is lost too (about loss², 0.25 % and 2.25 %). Without them about the
     # loss itself is concealed (measured before #16: 4.2 % at 5 %, 13.2 % at 15 %).
+    # The windows start once the receiver's jitter buffer has settled: at 150 ms RTT it starts
+    # near 100 ms and conceals about 1-1.7 % of its first seconds even with no loss at all
+    # (measured), and on these 2 shared cores a joining browser sometimes stretches that start
+    # over several seconds (6.7 % in one window, 0.2 % two windows later). The bound is on the
+    # median window: one stalled window is this machine; RED lost would put every window near
+    # the loss itself.
     with shapedlink.shaped_link(0, prefix=PREFIX) as link:
         async with meeting([link]) as m:
             assert m.relay is not None
@@ -194,16 +202,21 @@ async def test_audio_stays_continuous_and_video_recovers_under_random_loss_at_15
                 await _publishers(m, here, count=1)
                 receiver = await m.join(there, "receiver", link=link, audio=3, video=1)
                 m.show_tiles(receiver)
-                await asyncio.sleep(2)  # past the first keyframe and the jitter buffer's start
+                await asyncio.sleep(SETTLE_S)  # past the first keyframe and the jitter buffer's start
                 readings = [await receiver.fresh()]
-                for _ in range(3):  # video keeps being decoded: NACK and keyframes repair it
+                for _ in range(4):  # video keeps being decoded: NACK and keyframes repair it
                     await asyncio.sleep(MEASURE_S / 2)
                     readings.append(await receiver.fresh())
                 whole = window(readings[0], readings[-1])
+                windows = [window(before, after) for before, after in itertools.pairwise(readings)]
                 counts = m.relay.counts
                 dropped = f"relay dropped {counts.dropped}/{counts.impaired}"
                 print(f"\n{loss:.0%} loss each way, 150 ms RTT ({dropped}): {whole.line()}")
-                assert whole.concealed_pct is not None and whole.concealed_pct < bound_pct, whole
+                print(*(w.line() for w in windows), sep="\n  ")
+                concealed = sorted(w.concealed_pct for w in windows if w.concealed_pct is not None)
+                assert len(concealed) == len(windows), windows
+                assert statistics.median(concealed) < bound_pct, windows
+                assert whole.concealed_pct is not None and whole.concealed_pct < 100 * loss, whole
                 for before, after in itertools.pairwise(readings):
                     assert after.frames() > before.frames(), (before.frames(), after.frames())
             finally:

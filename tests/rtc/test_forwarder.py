@@ -212,36 +212,44 @@ async def test_nack_retransmits_from_history_with_rtx(impl: Impl) -> None:
     assert sink.sent[-1] == sink.sent[-2]
 
 
-async def test_the_downlink_queue_drops_video_before_audio_and_stays_bounded(impl: Impl) -> None:
-    sink = Sink()
-    queue = DownlinkQueue(sink, limit=4, clock=lambda: 0.0, native=impl.native)
-    queue.set_rate(8)  # one byte per second: nothing gets out
+async def test_the_downlink_queue_stays_bounded_and_audio_never_waits_even_at_a_rate_below_its_own(
+    impl: Impl,
+) -> None:
+    sink, clock = Sink(), [0.0]
+    queue = DownlinkQueue(sink, limit=4, clock=lambda: clock[0], native=impl.native)
+    queue.set_rate(8_000)  # 1 kB/s: below what the audio alone needs
     video = impl.slot_class(_target(), 90000, queue)
     video.switch("publisher")
     video.waiting_keyframe = False
-    video.forward(
-        codec="VP8",
-        seq=1,
-        timestamp=0,
-        marker=0,
-        payload=b"v1",
-        keyframe=False,
-        audio_level=None,
-        send_time=None,
-        now=0.0,
-    )
+
+    def forward(seq: int, keyframe: bool = False) -> None:
+        video.forward(
+            codec="VP8", seq=seq, timestamp=seq * 3000, marker=0, payload=VP8_KEY if keyframe else VP8_DELTA,
+            keyframe=keyframe, audio_level=None, send_time=None, now=clock[0],
+        )  # fmt: skip
+
+    for seq in range(1, 5):
+        forward(seq)
+    assert len(queue) == 4 and not sink.sent
+    forward(5)  # over the limit: the oldest goes, and the slot's later ones with it
+    assert len(queue) == 0 and queue.dropped_video == 5
+    assert video.waiting_keyframe  # the decoder needs a keyframe after a drop
+    forward(6)
+    forward(7, keyframe=True)
+    assert len(queue) == 1
     for i in range(6):
         queue.push(bytes([i]) * 20, b"", video=False)
+    assert [d[0] for d in sink.sent] == [0, 1, 2, 3, 4, 5], "audio left at once, every packet"
+    clock[0] = 0.2  # 200 bytes of room, but the audio's 348 are owed: the video still waits
     queue.flush()
-    assert len(queue) == 4
-    assert queue.dropped_video == 1 and queue.dropped_audio == 2
-    assert video.waiting_keyframe  # the decoder needs a keyframe after a drop
-    queue.set_rate(None)
+    assert len(queue) == 1 and len(sink.sent) == 6
+    clock[0] = 2.0  # the debt is paid (and the video waited too long to be shown)
+    queue.push(b"\x80\x6f" + bytes(10), b"audio", video=False)
     queue.flush()
-    assert [d[0] for d in sink.sent] == [2, 3, 4, 5]  # the newest audio survived
+    assert sink.sent[-1].endswith(b"audio") and len(queue) == 0 and queue.late_video >= 1
 
 
-async def test_a_paced_queue_sends_audio_first_and_drops_late_video_without_leaving_a_gap(impl: Impl) -> None:
+async def test_a_paced_queue_sends_audio_at_once_and_drops_late_video_without_a_gap(impl: Impl) -> None:
     sink, clock = Sink(), [0.0]
     queue = DownlinkQueue(sink, clock=lambda: clock[0], native=impl.native, max_video_delay=1.0)
     video = impl.slot_class(_target(), 90000, queue)
@@ -264,9 +272,7 @@ async def test_a_paced_queue_sends_audio_first_and_drops_late_video_without_leav
     for seq in range(101, 105):
         forward(seq)
     queue.push(b"\x80\x6f" + bytes(10), b"audio", video=False)
-    assert len(queue) == 5 and len(sink.sent) == 1
-    clock[0] = 0.06  # room for one packet: the audio, queued last, goes first
-    queue.flush()
+    assert len(queue) == 4 and len(sink.sent) == 2, "the audio left at once, ahead of the queued video"
     assert sink.sent[-1].endswith(b"audio")
     first = seqs()[0]
     clock[0] = 1.5  # the video waited longer than a second: too late to show, all of it dropped
@@ -302,9 +308,9 @@ async def test_a_layer_switch_drops_the_old_layers_queued_video_without_leaving_
         forward(video, seq)
     forward(other, 8)
     queue.push(b"\x80\x6f" + bytes(10), b"audio", video=False)
-    assert len(queue) == 7
+    assert len(queue) == 6 and sink.sent[-1].endswith(b"audio"), "audio never waits"
     assert queue.supersede(video) == 5
-    assert len(queue) == 2 and queue.superseded_video == 5 and queue.dropped_video == 5
+    assert len(queue) == 1 and queue.superseded_video == 5 and queue.dropped_video == 5
     assert queue.supersede(video) == 0
     video.switch_layer()  # the Sfu switches the slot at the new layer's keyframe
     forward(video, 5000, keyframe=True)
