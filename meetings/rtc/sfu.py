@@ -85,6 +85,7 @@ RED_PRIMARY_SHARE = 0.55  # what a RED stream costs stripped to its primary bloc
 # is what keeps the audio (concealment 2 % → 13 % in the shaped-link test).
 LEAN_ROOM = 60_000
 LOSSY = 0.05  # a receiver losing this share or more keeps RED whatever its budget
+LOSSY_MEMORY = 12.0  # seconds of reports that count for LOSSY (audio is reported every 5 s)
 PACE_HOLD = 3.0  # a receiver stays paced this long after its link last limited it (s)
 Source = Literal["microphone", "camera", "screen"]
 LAYER_TIMEOUT = 1.5  # a simulcast layer with no packet for this long is inactive (s)
@@ -1583,14 +1584,24 @@ class Sfu:
         ``LEAN_ROOM`` for video after redundant audio (back above ``LEAN_ROOM`` × 1.5). RED
         doubles each voice (~25 kbit/s more); on a 250 kbit/s link three voices with RED leave
         no room for any video, and the loss such a link shows is congestion, which redundancy
-        makes worse. Not while the receiver loses ``LOSSY`` or more: paced below its estimate, a
-        narrow link loses little, so that much loss is the line's own, which RED is for (at
-        15 % random loss a REMB dip stripped it and 7.4 % of the audio was concealed)."""
+        makes worse. Not while the receiver loses ``LOSSY`` or more in any stream's latest
+        report of the last ``LOSSY_MEMORY`` s: paced below its estimate, a narrow link loses
+        little, so that much loss is the line's own, which RED is for (at 15 % random loss a
+        REMB dip stripped it and 7.4 % of the audio was concealed; judged on the last 2.5 s of
+        reports, it flapped with them and 9.8 % was)."""
         room = budget - audio
-        loss = entry.estimator.loss
+        loss = entry.estimator.loss_within(LOSSY_MEMORY)
         lean = room < LEAN_ROOM * 1.5 if entry.lean_audio else room < LEAN_ROOM
         lean = lean and (loss is None or loss < LOSSY)
         if lean != entry.lean_audio:
+            logger.debug(
+                "%s audio %s (budget %d, audio %d, loss %s)",
+                entry.id,
+                "lean" if lean else "with RED",
+                budget,
+                audio,
+                loss,
+            )
             entry.lean_audio = lean
             if lean:
                 self._lean_audio.add(entry.downlink)

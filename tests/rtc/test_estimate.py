@@ -40,6 +40,9 @@ class ChromiumReceiver:
     offered: float = 0.0  # bits offered since the last report
     carried: float = 0.0
     rembs: list[int] = field(default_factory=list)
+    # Chromium's first REMB is what arrived in its first window: at a join, audio and the
+    # lowest layer's keyframe (measured: 130 kbit/s on a 2 Mbit/s link). None: what arrives.
+    first_remb: float | None = None
 
     def step(self, now: float, sent_bps: int, estimator: Estimator) -> None:
         arriving = min(sent_bps, self.capacity)
@@ -53,7 +56,7 @@ class ChromiumReceiver:
         if now < 1.0:
             return  # Chromium's first REMB follows what arrives at that time
         if remb is None:
-            remb = float(arriving)
+            remb = float(arriving if self.first_remb is None else self.first_remb)
         elif self.overuse_since is not None and now - self.overuse_since >= 0.3 and remb > 0.85 * arriving:
             self.remb = 0.85 * arriving
             self._send_remb(now, estimator)
@@ -156,6 +159,33 @@ def test_a_drop_to_250_kbits_is_followed_within_2_s_and_the_top_layer_is_back_wi
     assert session.choices["v0"].spatial == 2 and session.choices["v1"].spatial == 1
 
 
+@pytest.mark.parametrize("padded", [False, True], ids=["step-up-probes", "padded-probes"])
+def test_a_receiver_whose_first_remb_is_what_arrived_at_its_join_reaches_the_top_layer_soon(
+    padded: bool,
+) -> None:
+    # Taken as a cut, that first REMB made the next probes gentle and held them off: 10.5 s to
+    # the top layer in this simulation (padded), 20-30 s on real Chromium; now 2.7 s (padded).
+    session = Session(ChromiumReceiver(capacity=2_000_000, first_remb=130_000), padded=padded)
+    steps: list[tuple[float, dict[str, LayerChoice]]] = []
+    session.run(1.0, steps)
+    assert session.estimator.estimate == 130_000, "the estimate starts at the first REMB"
+    session.run(20.0, steps)
+    top = _first(steps, 1.0, lambda c: c["v0"].spatial == 2)
+    assert top is not None and top - 1.0 <= (4.0 if padded else 8.0), f"the top layer at {top}"
+    assert session.estimator.failed_probes == 0
+
+
+def test_a_first_remb_below_what_we_send_starts_the_estimate_there_without_a_cut() -> None:
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 62_500)  # 500 kbit/s: a join's keyframes
+    estimator.on_remb(1.0, 130_000)
+    assert estimator.estimate == 130_000 and estimator.cuts == 1  # the SFU reallocates
+    assert not estimator.gentle and estimator.can_probe(1.0), "no cut: probes at full steps at once"
+    estimator.on_remb(2.0, 100_000)  # then a fall: overuse, a cut
+    assert estimator.estimate == 100_000 and estimator.gentle and not estimator.can_probe(2.5)
+
+
 def test_a_remb_drop_cuts_at_once_and_loss_above_10_percent_cuts() -> None:
     estimator = Estimator()
     estimator.on_sent(0.0, 0)
@@ -222,7 +252,8 @@ def test_a_failed_probe_restores_the_estimate_and_holds_further_probes_off() -> 
     estimator = Estimator()
     estimator.on_sent(0.0, 0)
     estimator.on_sent(1.0, 25_000)  # 200 kbit/s
-    estimator.on_remb(1.0, 150_000)
+    estimator.on_remb(1.0, 250_000)
+    estimator.on_remb(1.0, 150_000)  # falls below what we send: overuse, a cut
     assert estimator.estimate == 150_000
     estimator.on_remb(4.0, 260_000)
     estimator.on_sent(4.0, 100_000)
@@ -326,7 +357,8 @@ def test_after_a_failed_probe_steps_are_gentle_only_until_the_link_has_been_quie
     estimator = Estimator()
     estimator.on_sent(0.0, 0)
     estimator.on_sent(1.0, 20_000)  # 160 kbit/s
-    estimator.on_remb(1.0, 120_000)
+    estimator.on_remb(1.0, 200_000)
+    estimator.on_remb(1.0, 120_000)  # a cut
     estimator.on_sent(4.0, 80_000)
     estimator.on_remb(4.0, 200_000)
     estimator.update(4.0)

@@ -109,5 +109,12 @@ def test_audio_goes_lean_when_redundancy_leaves_too_little_room_for_video() -> N
     assert not sfu._lean(entry, audio + 2 * LEAN_ROOM, audio)
     assert entry.downlink not in sfu._lean_audio
     # A receiver losing 15 %: that is the line's loss, which RED is for; it keeps RED.
-    entry.estimator.on_receiver_report(0.0, "audio", 38)
+    entry.estimator.on_receiver_report(0.0, "video", 38)
     assert not sfu._lean(entry, audio + LEAN_ROOM - 1, audio)
+    # And keeps it while the reports since say nothing lost: a low-rate video stream's second
+    # often loses none of its few packets, and audio is reported only every 5 s.
+    for second in range(1, 12):
+        entry.estimator.on_receiver_report(float(second), "video", 0)
+        assert not sfu._lean(entry, audio + LEAN_ROOM - 1, audio), second
+    entry.estimator.on_receiver_report(13.0, "video", 0)  # no loss reported for 13 s: a narrow link
+    assert sfu._lean(entry, audio + LEAN_ROOM - 1, audio)
