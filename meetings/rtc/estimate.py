@@ -306,26 +306,33 @@ class Estimator:
         step = self.config.gentle_step if self.gentle else self.config.probe_step
         return min(int(max(self._sent.bps, self.config.min_bps) * step), self.config.max_bps)
 
-    def reach_limit(self) -> int:
+    def reach_limit(self, *, padded: bool = False) -> int:
         """The most a probe for one rung may ask when no rung fits in :meth:`probe_limit` (a
         next layer that costs more than twice the lowest: a detailed picture); 0 when gentle.
         Without it a receiver back on a good link stayed on the lowest layer for good."""
         sent = max(self._sent.bps, self.config.min_bps)
-        # Only where the REMB says there is room (Chromium's never exceeds ~1.5 × what arrives;
-        # on a full link it stays near it): on a constant 300 kbit/s link a reach every few
-        # seconds put a tile on 320×180 it could not carry.
-        if self.gentle or self.remb is None or self.remb < self.config.reach_remb * sent:
+        # A step-up probe reaches only where the REMB says there is room (Chromium's never
+        # exceeds ~1.5 × what arrives; on a full link it stays near it): on a constant
+        # 300 kbit/s link a reach every few seconds put a tile on 320×180 it could not carry.
+        # A padded probe changes no picture, so it does not wait for the REMB: after a fall
+        # Chromium's REMB stays flat near what arrives (its own capacity estimate) for tens of
+        # seconds after the link came back, and the receiver waited with it (bench weaklink:
+        # 6.7 s without a probe after the link returned, 17.9 s to the top layer).
+        if self.gentle or self.remb is None:
+            return 0
+        if not padded and self.remb < self.config.reach_remb * sent:
             return 0
         return min(int(sent * self.config.reach_step), self.config.max_bps)
 
-    def probe(self, now: float, target: int, *, reach: bool = False) -> bool:
+    def probe(self, now: float, target: int, *, reach: bool = False, padded: bool = False) -> bool:
         """Raise the estimate to ``target`` (what the next layer needs) for a trial, if allowed
-        (``reach``: one rung beyond :meth:`probe_limit`, up to :meth:`reach_limit`).
+        (``reach``: one rung beyond :meth:`probe_limit`, up to :meth:`reach_limit`; ``padded``:
+        the probe is padding, the picture steps up only once it held).
 
         The REMB of a Chromium receiver cannot exceed ~1.5 × what it receives and climbs 8 %
         a second, so waiting for it to allow the next layer would take tens of seconds.
         """
-        limit = self.reach_limit() if reach else self.probe_limit()
+        limit = self.reach_limit(padded=padded) if reach else self.probe_limit()
         if target <= self.estimate or target > limit or not self.can_probe(now):
             return False
         self._probe_base = self.estimate

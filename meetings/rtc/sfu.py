@@ -1667,10 +1667,10 @@ class Sfu:
                 target = allocator.next_budget(budget, audio, videos, limit=limit)
                 if target is not None and estimator.probe(now, _probe_target(target, limit, padded)):
                     budget = self._probing(entry, budget, now, padded)
-                elif target is None and (reach := estimator.reach_limit()):
+                elif target is None and (reach := estimator.reach_limit(padded=padded)):
                     target = allocator.next_rung(budget, audio, videos, limit=reach)
                     if target is not None and estimator.probe(
-                        now, _probe_target(target, reach, padded), reach=True
+                        now, _probe_target(target, reach, padded), reach=True, padded=padded
                     ):
                         budget = self._probing(entry, budget, now, padded)
             result[entry.id] = allocator.update(now, budget, audio, videos)

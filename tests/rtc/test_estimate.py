@@ -442,6 +442,7 @@ def test_a_next_layer_costing_more_than_a_probe_step_is_reached_for_alone_once_t
     estimator = Estimator()
     estimator.on_sent(0.0, 0)
     estimator.on_sent(1.0, 26_250)  # 210 kbit/s: audio and the lowest layer
+    estimator.on_remb(1.0, 250_000)
     estimator.on_remb(1.0, 150_000)  # a cut: gentle for a while
     estimator.on_sent(8.0, 210_000)
     estimator.on_remb(8.0, 300_000)
@@ -456,14 +457,26 @@ def test_a_next_layer_costing_more_than_a_probe_step_is_reached_for_alone_once_t
     gentle = Estimator()
     gentle.on_sent(0.0, 0)
     gentle.on_sent(1.0, 26_250)
-    gentle.on_remb(1.0, 150_000)
-    assert gentle.reach_limit() == 0, "right after a cut: no reaching"
+    gentle.on_remb(1.0, 250_000)
+    gentle.on_remb(1.0, 150_000)  # a cut
+    assert gentle.gentle and gentle.reach_limit() == 0, "right after a cut: no reaching"
+    assert gentle.reach_limit(padded=True) == 0, "not even padded"
     full = Estimator()
     full.on_sent(0.0, 0)
     full.on_sent(1.0, 26_250)
-    full.on_remb(1.0, 230_000)  # a full link: the REMB near what arrives
+    full.on_remb(1.0, 300_000)
+    full.on_remb(1.0, 230_000)  # a full link, or one that came back: the REMB near what arrives
     full.update(9.0)
-    assert not full.gentle and full.reach_limit() == 0, "no room said: no reaching"
+    assert not full.gentle and full.reach_limit() == 0, "no room said: no step-up reaching"
+    # Padded, a failed probe costs only its padding: it reaches without waiting for the REMB,
+    # which stays flat near what arrives long after a link came back (bench weaklink).
+    assert full.reach_limit(padded=True) == int(210_000 * full.config.reach_step)
+    low = Allocator()
+    assert low.update(9.0, 250_000, 60_000, videos)["v0"].spatial == 0
+    target = low.next_rung(250_000, 60_000, videos, limit=full.reach_limit(padded=True))
+    assert target is not None
+    assert not full.probe(9.0, target, reach=True)
+    assert full.probe(9.0, target, reach=True, padded=True)
 
 
 def test_the_first_report_after_an_outage_does_not_cut_the_estimate() -> None:
