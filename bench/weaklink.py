@@ -122,10 +122,15 @@ SINGLE_LAYER = """(() => {
 STATS = """async () => {
   const pc = window.__giaoban && window.__giaoban.pc;
   const r = {t: performance.now(), concealed: 0, samples: 0, frames: 0, freezes: 0,
-             width: 0, height: 0, fps: 0, bytes: 0, sent: 0};
+             width: 0, height: 0, fps: 0, bytes: 0, sent: 0, topWidth: 0, topEncoded: 0, limit: ""};
   if (!pc) return r;
   (await pc.getStats()).forEach((s) => {
     if (s.type === "outbound-rtp") r.sent += s.bytesSent || 0;
+    if (s.type === "outbound-rtp" && s.kind === "video" && (s.frameWidth || 0) >= r.topWidth) {
+      r.topWidth = s.frameWidth || 0;  // the publisher's largest layer: its encoder's frame rate
+      r.topEncoded = s.framesEncoded || 0;
+      r.limit = s.qualityLimitationReason || "";
+    }
     if (s.type !== "inbound-rtp") return;
     r.bytes += s.bytesReceived || 0;
     if (s.kind === "audio") {
@@ -152,6 +157,8 @@ class Result:
     freezes_per_min: float | None = None
     kbps: float | None = None
     sent_kbps: float | None = None  # what the publisher sent meanwhile
+    encoded_fps: float | None = None  # the frame rate the publisher encoded its largest layer at
+    limited_by: str = ""  # and why it was limited (Chromium's qualityLimitationReason)
     relay_dropped: str = ""
     fall_pct: float | None = None  # audio concealment % in the SETTLE_S after the link changed
     down_s: float | None = None  # seconds to adapt down after the rate fell
@@ -448,6 +455,12 @@ async def _receive(
         result.freezes_per_min = (end["freezes"] - start["freezes"]) * 60 / seconds
         result.kbps = (end["bytes"] - start["bytes"]) * 8 / 1000 / seconds
         result.sent_kbps = (sent_end["sent"] - sent_start["sent"]) * 8 / 1000 / seconds
+        result.encoded_fps = (
+            (sent_end["topEncoded"] - sent_start["topEncoded"])
+            * 1000
+            / (max(sent_end["t"] - sent_start["t"], 1.0))
+        )
+        result.limited_by = str(sent_end["limit"])
         await context.close()
     except Exception as exc:  # one failed profile is a row in the table, not the end of the run
         result.error = _first_line(exc)
@@ -535,13 +548,18 @@ def _f(value: float | None, spec: str = ".1f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def _limited(reason: str) -> str:
+    return f", limited by {reason}" if reason not in ("", "none") else ""
+
+
 def _line(r: Result) -> str:
     if r.error:
         return f"failed: {r.error}"
     return (
         f"concealed {_f(r.concealed_pct)} %, {_f(r.fps)} fps at {r.resolution}, "
         f"{_f(r.freezes_per_min)} freezes/min, {_f(r.kbps, '.0f')} kbit/s received "
-        f"(publisher sent {_f(r.sent_kbps, '.0f')}), adapted down in {_f(r.down_s)} s, up in {_f(r.up_s)} s "
+        f"(publisher sent {_f(r.sent_kbps, '.0f')}, its largest layer encoded at {_f(r.encoded_fps)} fps"
+        f"{_limited(r.limited_by)}), adapted down in {_f(r.down_s)} s, up in {_f(r.up_s)} s "
         f"(the SFU's switches: {_f(r.sfu_down_s)} s, {_f(r.sfu_up_s)} s), "
         f"concealed {_f(r.fall_pct)} % in the {SETTLE_S:.0f} s after the link changed"
         + (f", relay dropped {r.relay_dropped}" if r.relay_dropped else "")
