@@ -179,11 +179,9 @@ class Estimator:
         # a pause it falls too), not overuse: cutting on it kept receivers on a lower layer than
         # their link carried until a probe got through; during a probe it failed probes on a
         # link that had come back (a tile paused a second earlier took the cap down).
-        dropped = (
-            previous is not None and value < previous * self.config.remb_drop and value < 1.1 * self._sent.bps
-        )
+        dropped = previous is not None and value < previous * self.config.remb_drop and value < 1.1 * sent
         self._remb_rising = previous is None or value > previous
-        if previous is None and value < self.estimate and value < 0.9 * self._sent.bps:
+        if previous is None and value < self.estimate and value < 0.9 * sent:
             self._start(value)
         elif value < self.estimate and dropped:
             self._cut(now, value, "REMB")

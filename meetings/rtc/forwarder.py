@@ -390,9 +390,7 @@ class DownlinkQueue:
         now = self._clock()
         if self._c_bucket:
             return bool(self.fast.budget(size, now))
-        burst = self.rate_bps / 8 * 0.05  # 50 ms of data
-        self._tokens = min(burst, self._tokens + (now - self._refilled) * self.rate_bps / 8)
-        self._refilled = now
+        burst = self._refill(self.rate_bps, now)
         if self._tokens >= size or self._tokens >= burst:
             self._tokens -= size
             return True
@@ -407,10 +405,16 @@ class DownlinkQueue:
         if self._c_bucket:
             self.fast.debit(size, now)
             return
-        burst = self.rate_bps / 8 * 0.05
-        filled = min(burst, self._tokens + (now - self._refilled) * self.rate_bps / 8)
-        self._tokens = max(filled - size, -self.rate_bps / 8)
+        self._refill(self.rate_bps, now)
+        self._tokens = max(self._tokens - size, -self.rate_bps / 8)
+
+    def _refill(self, rate_bps: float, now: float) -> float:
+        """Fill the bucket for the time since the last refill, up to its burst (50 ms of data,
+        returned); the same arithmetic as ``_fastpath``'s ``wire_budget`` and ``wire_debit``."""
+        burst = rate_bps / 8 * 0.05
+        self._tokens = min(burst, self._tokens + (now - self._refilled) * rate_bps / 8)
         self._refilled = now
+        return burst
 
     def flush(self) -> None:
         """Send the queued video the budget allows; the rest waits for a push or the timer."""
