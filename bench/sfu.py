@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import cProfile
 import fractions
+import logging
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -75,7 +76,12 @@ SPEAKERS = 3
 AUDIO_SLOTS = 3
 VIDEO_SLOTS = 4
 GENERATORS = 4  # load-generator processes
-WARMUP_S = 3.0
+WARMUP_S = 3.0  # after every endpoint joined, before measuring
+# Simulcast against single-layer forwarding: measured once the 60 receivers' bandwidth estimates
+# have settled. They all join within seconds, and for the next ~10 s each ramps from its first
+# estimate to the top layer: probes, padding, layer switches and keyframes, once per join in a
+# meeting, which at 3 s made a third of the difference (docs/media.md, "Simulcast CPU").
+SETTLED_WARMUP_S = 15.0
 MEASURE_S = 8.0
 QUICK_MEASURE_S = 4.0
 KEYFRAME_WAIT_S = 3.0
@@ -494,6 +500,12 @@ def _server(
     if pidfile := os.environ.get("BENCH_SFU_SERVER_PIDFILE"):  # for profiling: py-spy record --pid
         with open(pidfile, "w") as f:
             f.write(str(os.getpid()))
+    if log := os.environ.get("BENCH_SFU_LOG"):  # the SFU's debug log (estimates, probes, layers)
+        logging.basicConfig(
+            filename=f"{log}.{mode}", level=logging.DEBUG, format="%(relativeCreated)d %(name)s %(message)s"
+        )
+        for noisy in ("aioice", "aiortc"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(_serve(control, generators, mode))
 
 
@@ -959,6 +971,7 @@ async def _scenario(
     generators: int,
     measure_s: float,
     layers: list[list[bytes]] | None = None,
+    warmup_s: float = WARMUP_S,
 ) -> Row:
     ctx = multiprocessing.get_context("spawn")
     generators = max(1, min(generators, n))
@@ -1007,7 +1020,7 @@ async def _scenario(
             return _failed(mode, n, f"not all {n} endpoints joined within {setup_timeout:.0f} s")
         if any(r is None for r in ready):
             return _failed(mode, n, "a load generator failed while joining")
-        await asyncio.sleep(WARMUP_S)
+        await asyncio.sleep(warmup_s)
         await asyncio.gather(server_ch.ask("sample", True), *(g.ask("sample", True) for g in gen_ch))
         before, *gen_before = await asyncio.gather(server_ch.ask("stats"), *(g.ask("stats") for g in gen_ch))
         started = time.monotonic()
@@ -1146,6 +1159,7 @@ def _compare(
     video: list[bytes],
     measure_s: float,
     layers: list[list[bytes]] | None = None,
+    warmup_s: float = WARMUP_S,
 ) -> dict[str, list[Row]]:
     """The modes alternating, COMPARE_ROUNDS times; then each mode's median µs/got and loss."""
     _compare_header()
@@ -1153,7 +1167,7 @@ def _compare(
     for _ in range(COMPARE_ROUNDS):
         for mode in modes:
             row = asyncio.run(
-                _scenario(mode, n, video, VIDEO_PUBLISHERS, SPEAKERS, GENERATORS, measure_s, layers)
+                _scenario(mode, n, video, VIDEO_PUBLISHERS, SPEAKERS, GENERATORS, measure_s, layers, warmup_s)
             )
             rows[mode].append(row)
             _compare_row(row)
@@ -1192,10 +1206,13 @@ def simulcast_side_by_side(n: int, video: list[bytes], measure_s: float) -> dict
     print(
         f"\nN={n}, simulcast publishers vs single-layer, {COMPARE_ROUNDS} rounds alternating (load "
         f"average {_load()}): single (single-layer, adaptation off), simulcast (three layers, "
-        "allocation on, this C path), sc-today (the same on today's C path)",
+        "allocation on, this C path), sc-today (the same on today's C path); measured from "
+        f"{SETTLED_WARMUP_S:.0f} s after the joins (estimates settled)",
         flush=True,
     )
-    rows = _compare(n, ("single", "simulcast", "sc-today"), video, measure_s, preencode_simulcast())
+    rows = _compare(
+        n, ("single", "simulcast", "sc-today"), video, measure_s, preencode_simulcast(), SETTLED_WARMUP_S
+    )
     _summary(rows, "single")
     return rows
 

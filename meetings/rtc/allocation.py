@@ -16,6 +16,9 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 # Share of a VP8 L1T3 layer's bitrate carried by temporal layers 0, 0-1 and 0-2 (cumulative).
 # By frames it would be 1/4, 1/2, 1 (TID 0 every 4th frame, TID 1 every 4th, TID 2 every other),
@@ -24,10 +27,41 @@ from dataclasses import dataclass, field
 # Not measured here; erring high only makes a squeezed tile pause a little sooner.
 TEMPORAL_SHARE = (0.4, 0.6, 1.0)
 HEADROOM = 0.15  # an upgrade needs its cost × (1 + HEADROOM) to fit
+# A slot keeps its layer while the layer's cost is at most (1 + STAY) × what is left for it: what
+# a layer measures moves from second to second (a 640×360 layer read 470-1,290 kbit/s in
+# consecutive seconds, bench weaklink), and with no band below the cost a tile went down and
+# back up every second, a keyframe each time. No more than the pacer's slack above the
+# estimate (SfuConfig.pace_factor 1.1): a real fall cuts the estimate far more than that.
+STAY = 0.10
 MIN_INTERVAL = 1.0  # seconds between two upgrades of one slot
 COVER = 0.8  # a layer at least this share of the tile's width and height covers it
 
 
+def _hash_once(cls: type[_T]) -> type[_T]:
+    """Keep a frozen dataclass's hash once computed. Layers, demands and choices are the keys of
+    the allocation's caches (:func:`ladder`, :func:`_pieces`), looked up for every receiver at
+    every allocation; computed afresh, the nested hashes were most of its cost (bench simulcast).
+    """
+    compute = cls.__hash__
+
+    def __hash__(self: _T) -> int:
+        cached: dict[str, int] = self.__dict__
+        value = cached.get("_hash")
+        if value is None:
+            value = cached["_hash"] = compute(self)  # frozen: written past __setattr__
+        return value
+
+    def __getstate__(self: _T) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_hash", None)  # strings hash otherwise in another process
+        return state
+
+    cls.__hash__ = __hash__  # type: ignore[assignment]
+    cls.__getstate__ = __getstate__  # type: ignore[assignment]
+    return cls
+
+
+@_hash_once
 @dataclass(frozen=True)
 class Layer:
     """One simulcast layer of a publication (a single-layer publication has one)."""
@@ -40,6 +74,7 @@ class Layer:
     active: bool = True  # arriving now (Chromium may drop the top layer under CPU load)
 
 
+@_hash_once
 @dataclass(frozen=True)
 class VideoDemand:
     """One video slot of a receiver and the publication it carries."""
@@ -53,6 +88,7 @@ class VideoDemand:
     screen: bool = False  # screen share: loses frame rate, never sharpness
 
 
+@_hash_once
 @dataclass(frozen=True)
 class LayerChoice:
     """What one slot forwards: ``spatial`` None is paused; ``temporal`` None is every layer."""
@@ -232,7 +268,11 @@ def _allocate(
 
     def needed(mid: str, rank: int) -> float:
         extra = cost(mid, rank) - cost(mid, chosen[mid])
-        return extra * (1 + headroom) if rank > held[mid] else extra
+        if rank > held[mid]:
+            return extra * (1 + headroom)
+        if rank == held[mid]:  # staying: its cost may exceed what is left by STAY
+            return extra - cost(mid, rank) * STAY / (1 + STAY)
+        return extra
 
     def fits(mid: str, rank: int) -> bool:
         need = needed(mid, rank)

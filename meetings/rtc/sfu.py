@@ -87,6 +87,11 @@ LEAN_ROOM = 60_000
 LOSSY = 0.05  # a receiver losing this share or more keeps RED whatever its budget
 LOSSY_MEMORY = 12.0  # seconds of reports that count for LOSSY (audio is reported every 5 s)
 PACE_HOLD = 3.0  # a receiver stays paced this long after its link last limited it (s)
+# Dynacast stops a layer only once the allocation has not wanted it for this long (s; LiveKit's
+# dynacast pause delay is the same): a receiver stepping between two layers turned the publisher's
+# top layer off and on every second, each restart a keyframe and the encoder ramping again (the
+# publisher's 640×360 layer encoded at 1.9 fps, bench weaklink).
+DYNACAST_HOLD = 5.0
 Source = Literal["microphone", "camera", "screen"]
 LAYER_TIMEOUT = 1.5  # a simulcast layer with no packet for this long is inactive (s)
 BITRATE_WINDOW = 1.0  # each layer's bitrate is measured over this long (s)
@@ -397,10 +402,13 @@ class Layer:
     steady_bps: int = 0  # its rate once past LAYER_RAMP (smoothed); kept while it is stopped
 
     def cost(self, now: float) -> int:
-        """What forwarding it costs, for the allocation (0: unknown)."""
+        """What forwarding it costs, for the allocation (0: unknown): its smoothed rate, not the
+        last second's. At a few frames a second one keyframe doubles a second's reading (the
+        top layer read 470, 1,285, 331 and 748 kbit/s in consecutive seconds, bench weaklink),
+        and the allocation, reading each, moved the tile down and up every second."""
         if now - self.active_since < LAYER_RAMP:
             return self.steady_bps or LAYER_NOMINAL_BPS[min(self.spatial, len(LAYER_NOMINAL_BPS) - 1)]
-        return self.bitrate_bps or self.steady_bps
+        return self.steady_bps or self.bitrate_bps or 0
 
     def info(self) -> LayerInfo:
         return LayerInfo(
@@ -457,7 +465,10 @@ class Publication:
     temporal: bool = False  # its VP8 keyframes carry a temporal layer index (L1T3)
     by_ssrc: dict[int, Layer] = field(default_factory=dict)
     wanted_rids: tuple[str, ...] | None = None  # what LayersWanted last said
+    wanted_at: dict[str, float] = field(default_factory=dict)  # rid -> the allocation last wanted it
     unknown_ssrcs: set[int] = field(default_factory=set)  # logged once each
+    # What the allocation last saw of it (Sfu._demand_of): the same objects while it is unchanged.
+    seen: tuple[str, tuple[AllocLayer, ...], int, bool, int] | None = None
 
     @property
     def simulcast(self) -> bool:
@@ -484,6 +495,7 @@ class _Slot:
     want_temporal: int | None = None
     reported: tuple[int | None, int | None, bool] | None = None  # the last LayerChanged sent
     receiver: str = ""  # the participant this slot sends to
+    demand: VideoDemand | None = None  # its latest demand (Sfu._slot_demand): kept while unchanged
 
 
 # A padded probe asks this much more than the step up it is for: the tile steps up only after
@@ -1379,6 +1391,8 @@ class Sfu:
                     choice.spatial,
                     choice.temporal,
                 ):
+                    if logger.isEnabledFor(logging.DEBUG):
+                        self._log_choice(entry, mid, choice)
                     self.set_layer(receiver, mid, choice.spatial, choice.temporal)
             self._pace(entry, choices, now)
         for key, rids in self.wanted_layers(allocations).items():
@@ -1386,7 +1400,21 @@ class Sfu:
             publisher = self._participants.get(participant)
             pub = publisher.publications.get(mid) if publisher is not None else None
             if pub is not None:
-                self._tell_wanted(pub, rids)
+                self._tell_wanted(pub, self._held_wanted(pub, rids, now))
+
+    def _log_choice(self, entry: _Participant, mid: str, choice: LayerChoice) -> None:
+        """Why a slot changes layer: the receiver's estimate and what each layer costs now."""
+        demand = next((d for d in self._demands.get(entry.id, ()) if d.mid == mid), None)
+        costs = [layer.bitrate for layer in demand.layers] if demand is not None else []
+        logger.debug(
+            "%s/%s -> %s/%s: estimate %d, costs %s",
+            entry.id,
+            mid,
+            choice.spatial,
+            choice.temporal,
+            entry.estimator.estimate,
+            costs,
+        )
 
     def _pace(self, entry: _Participant, choices: Mapping[str, LayerChoice], now: float) -> None:
         """Pace ``entry``'s downlink at ``pace_factor`` × its estimate while its link limits what
@@ -1422,6 +1450,18 @@ class Sfu:
                     wanted.add(min(slot.want_spatial, len(pub.layers) - 1))
         self._tell_wanted(
             pub, tuple(layer.rid for layer in pub.layers if layer.spatial in wanted and layer.rid is not None)
+        )
+
+    @staticmethod
+    def _held_wanted(pub: Publication, rids: tuple[str, ...], now: float) -> tuple[str, ...]:
+        """``rids`` and the layers the allocation wanted within the last ``DYNACAST_HOLD`` s."""
+        for rid in rids:
+            pub.wanted_at[rid] = now
+        return tuple(
+            layer.rid
+            for layer in pub.layers
+            if layer.rid is not None
+            and (layer.rid in rids or now - pub.wanted_at.get(layer.rid, -DYNACAST_HOLD) < DYNACAST_HOLD)
         )
 
     def _tell_wanted(self, pub: Publication, rids: tuple[str, ...]) -> None:
@@ -1619,41 +1659,22 @@ class Sfu:
         """
         now = time.monotonic() if now is None else now
         result: dict[str, dict[str, LayerChoice]] = {}
-        # What a publication's demands share, computed once per call, not once per receiver: its
-        # key, layers, temporal layers, screen or not, and priority (the same objects in every
-        # receiver's demands also make the allocation's cache lookups cheap).
+        # What a publication's demands share, computed once per call, not once per receiver, and
+        # the same objects from call to call while it does not change (see _slot_demand).
         shared: dict[int, tuple[str, tuple[AllocLayer, ...], int, bool, int]] = {}
         for entry in self._participants.values():
             audio = self._audio_cost(entry)
             if self._lean(entry, entry.estimator.estimate, audio):
                 audio = self._audio_cost(entry, lean=True)
             videos: list[VideoDemand] = []
-            for mid, slot in entry.slots.items():
+            for slot in entry.slots.values():
                 pub = slot.publication
                 if pub is None or slot.kind == "audio":
                     continue
                 of_pub = shared.get(id(pub))
                 if of_pub is None:
-                    top = pub.participant in self._pinned or pub.participant == self._dominant
-                    of_pub = shared[id(pub)] = (
-                        f"{pub.participant}/{pub.mid}",
-                        publication_layers(pub, now),
-                        publication_temporal_layers(pub),
-                        pub.source == "screen",
-                        0 if top else 1,
-                    )
-                key, layers, temporal, screen, priority = of_pub
-                videos.append(
-                    VideoDemand(
-                        mid,
-                        key,
-                        layers,
-                        priority=priority,
-                        tile=entry.tiles.get(mid),
-                        temporal_layers=temporal,
-                        screen=screen,
-                    )
-                )
+                    of_pub = shared[id(pub)] = self._publication_demand(pub, now)
+                videos.append(self._slot_demand(slot, of_pub, entry.tiles.get(slot.mid)))
             estimator, allocator = entry.estimator, entry.allocator
             budget = estimator.update(now)
             if entry.padding:  # a padded probe: the picture stays as it was until the probe held
@@ -1676,6 +1697,45 @@ class Sfu:
             result[entry.id] = allocator.update(now, budget, audio, videos)
             self._demands[entry.id] = videos
         return result
+
+    def _publication_demand(
+        self, pub: Publication, now: float
+    ) -> tuple[str, tuple[AllocLayer, ...], int, bool, int]:
+        """What every demand on ``pub`` shares: its key, layers, temporal layers, screen or not,
+        and priority; the very tuple of the last call while they are equal (so the demands built
+        on it, and the allocation's cache lookups, compare by identity)."""
+        top = pub.participant in self._pinned or pub.participant == self._dominant
+        current = (
+            f"{pub.participant}/{pub.mid}",
+            publication_layers(pub, now),
+            publication_temporal_layers(pub),
+            pub.source == "screen",
+            0 if top else 1,
+        )
+        if pub.seen != current:
+            pub.seen = current
+        return pub.seen
+
+    @staticmethod
+    def _slot_demand(
+        slot: _Slot, of_pub: tuple[str, tuple[AllocLayer, ...], int, bool, int], tile: tuple[int, int] | None
+    ) -> VideoDemand:
+        """``slot``'s demand; the one it had while nothing in it changed."""
+        key, layers, temporal, screen, priority = of_pub
+        demand = slot.demand
+        if (
+            demand is None
+            or demand.layers is not layers
+            or demand.publication != key
+            or demand.priority != priority
+            or demand.tile != tile
+            or demand.temporal_layers != temporal
+            or demand.screen != screen
+        ):
+            demand = slot.demand = VideoDemand(
+                slot.mid, key, layers, priority=priority, tile=tile, temporal_layers=temporal, screen=screen
+            )
+        return demand
 
     def _can_pad(self, entry: _Participant) -> bool:
         """Whether a probe for ``entry`` can be padded: RTX negotiated on a video slot that sends."""

@@ -16,6 +16,7 @@ from meetings.rtc import simulcast, vp8
 from meetings.rtc.forwarder import DownlinkQueue, KeyframeThrottle
 from meetings.rtc.selection import LevelWindow
 from meetings.rtc.sfu import (
+    DYNACAST_HOLD,
     LAYER_NOMINAL_BPS,
     LAYER_RAMP,
     LAYER_TIMEOUT,
@@ -497,4 +498,28 @@ def test_a_layer_that_just_restarted_costs_what_it_did_before_not_its_first_seco
     assert top.cost(101.0) == 760_000, "ramping: what it cost once steady"
     top.bitrate_bps = 48_705
     assert top.cost(100.0 + LAYER_RAMP - 0.1) == 760_000
-    assert top.cost(100.0 + LAYER_RAMP) == 48_705, "past the ramp: what it measures"
+    assert top.cost(100.0 + LAYER_RAMP) == 760_000, "past the ramp: its smoothed rate"
+    top.steady_bps = 0
+    assert top.cost(100.0 + LAYER_RAMP) == 48_705, "until smoothed: what it measures"
+
+
+def test_dynacast_stops_a_layer_only_once_the_allocation_has_not_wanted_it_for_a_while() -> None:
+    """A receiver stepping between the lowest and the middle layer every second turned the
+    publisher's top layer (wanted while it may step up to it) off and on every second."""
+    sfu = Sfu(SfuConfig())
+    pub = Publication(
+        participant="pub",
+        mid="1",
+        kind="video",
+        source="camera",
+        transceiver=_Transceiver(),  # type: ignore[arg-type]
+        throttle=KeyframeThrottle(),
+        levels=LevelWindow(1.0),
+    )
+    sfu._set_layers(pub, ("q", "h", "f"))
+    assert sfu._held_wanted(pub, ("q", "h", "f"), 100.0) == ("q", "h", "f")
+    for t in (100.5, 101.0, 102.0, 103.0, 104.0, 104.9):  # the allocation wants h and f on and off
+        wanted = ("q",) if int(t) % 2 == 0 else ("q", "h", "f")
+        assert sfu._held_wanted(pub, wanted, t) == ("q", "h", "f"), t
+    assert sfu._held_wanted(pub, ("q",), 103.0 + DYNACAST_HOLD + 0.1) == ("q",), "not wanted for the hold"
+    assert sfu._held_wanted(pub, ("q", "f"), 110.0) == ("q", "f"), "wanted again: at once"
