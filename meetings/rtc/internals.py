@@ -230,6 +230,9 @@ def check_internals(*, strict_version: bool = False) -> None:
         aiortc.rtcdtlstransport.State, "CONNECTED"
     ):
         problems.append("aiortc.rtcdtlstransport.State.CONNECTED is missing")
+    # _skip_stun_parse: the protocols a connection gathered, and what each hands data to.
+    _expect_names(aioice.ice.Connection, "__init__", ["_protocols"], problems)
+    _expect_names(aioice.ice.StunProtocol, "datagram_received", ["receiver", "local_candidate"], problems)
     if not hasattr(_srtp_binding.lib, "srtp_protect"):
         problems.append("pylibsrtp._binding.lib.srtp_protect is missing")
     # The decoder path we bypass: the original handler queues frames only while a thread runs.
@@ -529,6 +532,35 @@ def route_rtp(router: Any, packet: _rtp.RtpPacket) -> Any:
     return receiver
 
 
+NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900 (NTP's epoch) to 1970 (Unix's)
+
+
+def now_ms() -> int:
+    """``aiortc.clock.current_ms()`` (milliseconds since 1900, what aiortc's receive-side
+    estimator reads arrival times in) without building two datetimes per packet."""
+    return int((time.time() + NTP_UNIX_OFFSET) * 1000)
+
+
+def _skip_stun_parse(protocol: Any) -> None:
+    """Hand RTP and RTCP datagrams to the connection without aioice's STUN parse attempt.
+
+    aioice's ``StunProtocol.datagram_received`` tries to parse every datagram as STUN and passes
+    it on when that fails. A first byte of 128-191 is RTP or RTCP and never STUN (RFC 7983:
+    STUN's is 0-3), so those go to ``Connection.data_received`` at once, as aioice would pass
+    them. Relies on: the protocol's ``receiver`` and ``local_candidate.component``.
+    """
+    original = protocol.datagram_received
+    receiver = protocol.receiver
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and 127 < data[0] < 192:
+            receiver.data_received(data, protocol.local_candidate.component)
+        else:
+            original(data, addr)
+
+    protocol.datagram_received = datagram_received
+
+
 def direct_rtp_receive(transport: RTCDtlsTransport) -> None:
     """Handle incoming SRTP media datagrams as they are read, without aiortc's queue and task.
 
@@ -537,11 +569,16 @@ def direct_rtp_receive(transport: RTCDtlsTransport) -> None:
     path) on a connected transport, this unprotects, parses, routes and calls the tapped
     receiver's synchronous handler right in aioice's ``data_received``. Receivers without our
     tap get aiortc's own handler, as a task. Also keeps the transport's receive counters.
-    Relies on: aioice ``Connection.data_received`` (wrapped on the instance), the DTLS
+    RTP and RTCP datagrams skip aioice's STUN parse (:func:`_skip_stun_parse`).
+    Relies on: aioice ``Connection.data_received`` (wrapped on the instance) and
+    ``Connection._protocols``, the DTLS
     transport's ``_state``, ``_rx_srtp``, ``_rtp_header_extensions_map``, ``_rtp_router``,
-    ``__rx_bytes``/``__rx_packets``, ``aiortc.rtp.is_rtcp``, ``aiortc.clock.current_ms``.
+    ``__rx_bytes``/``__rx_packets``, ``aiortc.rtp.is_rtcp``; arrival times in
+    ``aiortc.clock.current_ms``'s scale (:func:`now_ms`).
     """
     connection: Any = transport._transport._connection
+    for protocol in connection._protocols:  # the sockets gathered for this connection
+        _skip_stun_parse(protocol)
     original = connection.data_received
     router = transport._rtp_router
     extensions = transport._rtp_header_extensions_map
@@ -559,7 +596,7 @@ def direct_rtp_receive(transport: RTCDtlsTransport) -> None:
             return
         setattr(transport, rx_bytes, getattr(transport, rx_bytes) + len(data))
         setattr(transport, rx_packets, getattr(transport, rx_packets) + 1)
-        arrival_time_ms = _clock.current_ms()
+        arrival_time_ms = now_ms()
         try:
             packet = _rtp.RtpPacket.parse(session.unprotect(data), extensions)
         except (pylibsrtp.Error, ValueError):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import types
+
 import aiortc
+import aiortc.clock
 import pytest
 
 from meetings.rtc import internals
@@ -37,3 +40,27 @@ def test_a_renamed_private_attribute_fails_loudly(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(aiortc.RTCRtpSender, "__init__", __init__)
     with pytest.raises(internals.InternalsError, match=r"RTCRtpSender\.__init__ no longer uses"):
         internals.check_internals()
+
+
+def test_rtp_and_rtcp_datagrams_skip_the_stun_parse_and_stun_still_gets_it() -> None:
+    got: list[tuple[str, bytes, int]] = []
+
+    class Receiver:
+        def data_received(self, data: bytes, component: int) -> None:
+            got.append(("data", data, component))
+
+    class Protocol:
+        def __init__(self) -> None:
+            self.receiver = Receiver()
+            self.local_candidate = types.SimpleNamespace(component=1)
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            got.append(("stun parse", data, 0))
+
+    protocol = Protocol()
+    internals._skip_stun_parse(protocol)
+    rtp, rtcp, stun = b"\x80\x60" + bytes(10), b"\x81\xc9" + bytes(6), b"\x00\x01" + bytes(18)
+    for datagram in (rtp, rtcp, stun, b""):
+        protocol.datagram_received(datagram, ("127.0.0.1", 9))
+    assert got == [("data", rtp, 1), ("data", rtcp, 1), ("stun parse", stun, 0), ("stun parse", b"", 0)]
+    assert abs(internals.now_ms() - aiortc.clock.current_ms()) < 50
