@@ -263,7 +263,7 @@ class Estimator:
         if self._probe_until is not None and now >= self._probe_until:
             self._probe_until = None
             self._probe_end = now
-            logger.debug("%s probe at %d bit/s held", self.name, self.estimate)
+            logger.debug("%s probe at %d bit/s held (sent %d)", self.name, self.estimate, self._sent.bps)
             if not self._probe_gentle:  # a full step passed: the link has room again
                 self._holdoff = config.holdoff
             self._gentle = False
