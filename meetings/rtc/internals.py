@@ -551,10 +551,11 @@ def _skip_stun_parse(protocol: Any) -> None:
     """
     original = protocol.datagram_received
     receiver = protocol.receiver
+    component = protocol.local_candidate.component  # set when the socket was gathered
 
     def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
         if data and 127 < data[0] < 192:
-            receiver.data_received(data, protocol.local_candidate.component)
+            receiver.data_received(data, component)
         else:
             original(data, addr)
 

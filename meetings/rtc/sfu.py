@@ -467,7 +467,7 @@ class Publication:
     wanted_rids: tuple[str, ...] | None = None  # what LayersWanted last said
     wanted_at: dict[str, float] = field(default_factory=dict)  # rid -> the allocation last wanted it
     unknown_ssrcs: set[int] = field(default_factory=set)  # logged once each
-    # What the allocation last saw of it (Sfu._demand_of): the same objects while it is unchanged.
+    # What the allocation last saw of it (Sfu._publication_demand): the same objects while unchanged.
     seen: tuple[str, tuple[AllocLayer, ...], int, bool, int] | None = None
 
     @property
