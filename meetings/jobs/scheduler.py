@@ -113,6 +113,14 @@ def job_engine(url: str) -> Engine:
     return engine
 
 
+def _discard(aps: AsyncIOScheduler, engine: Engine | None) -> None:
+    """Stop an APScheduler without waiting for its jobs, and close its job store's connections."""
+    if aps.running:
+        aps.shutdown(wait=False)  # shuts the job store down, which disposes its engine
+    elif engine is not None:
+        engine.dispose()
+
+
 def holder_name() -> str:
     """This process in the leases table: host, pid and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:200]
@@ -181,24 +189,28 @@ class Scheduler:
         await asyncio.sleep(0)  # let APScheduler's shutdown callback run in the loop
 
     async def _new_aps(self, *, paused: bool) -> AsyncIOScheduler:
+        engine = job_engine(self.settings.database_url)
         aps = AsyncIOScheduler(
-            jobstores={
-                "default": SQLAlchemyJobStore(
-                    engine=job_engine(self.settings.database_url), tablename=JOB_TABLE
-                )
-            },
+            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
             job_defaults=JOB_DEFAULTS,
             timezone=self.settings.tz,
             event_loop=asyncio.get_running_loop(),
         )
         for attempt in range(3):
+            # Starting reads (and the first time creates) the job table: not in the loop. The
+            # thread is shielded: cancelled here (the node closing), it still finishes, and what
+            # it started is shut down then, so no connection of the job store is left open.
+            starting = asyncio.ensure_future(asyncio.to_thread(aps.start, paused))
             try:
-                # Starting reads (and the first time creates) the job table: not in the loop.
-                await asyncio.to_thread(aps.start, paused)
+                await asyncio.shield(starting)
                 return aps
+            except asyncio.CancelledError:
+                starting.add_done_callback(lambda _: _discard(aps, engine))
+                raise
             except Exception:
                 # Two nodes creating the table at the same moment: one of them retries.
                 if attempt == 2:
+                    _discard(aps, engine)
                     raise
                 log.warning("job store not ready, retrying", exc_info=True)
                 await asyncio.sleep(0.2 * (attempt + 1))
@@ -206,8 +218,8 @@ class Scheduler:
 
     def _shutdown_aps(self) -> None:
         aps, self._aps = self._aps, None
-        if aps is not None and aps.running:
-            aps.shutdown(wait=False)
+        if aps is not None:
+            _discard(aps, None)
 
     # -- the lease --------------------------------------------------------------------------
 
