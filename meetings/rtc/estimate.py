@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 NTP_FRACTION = 65536  # LSR, DLSR and the round trip are in 1/65536 s (RFC 3550 6.4.1)
 MAX_RTT = 60.0  # a round trip longer than this is a wrapped or forged report, ignored
 HISTORY_S = 30.0  # receiver reports kept this long for Estimator.loss_within
-CARRIED_S = 60.0  # how long "the link carried this" (Estimator._carried) is remembered
+CARRIED_S = 60.0  # how long "the link carried this" (Estimator.carried) is remembered
+GROWTH_S = 2.0  # the REMB is "growing" when it rose by remb_growth over this long
 
 
 def ntp_middle32(ntp: int) -> int:
@@ -81,13 +82,29 @@ class EstimatorConfig:
     remb_drop: float = 0.97  # a REMB this much below the previous one: the receiver saw overuse
     growth_cap: float = 1.5  # without a REMB, increases stay below growth_cap × what we send
     stable_after_cut: float = 2.0  # no increase or probe this long after a cut
-    probe_duration: float = 1.5  # a probe that sees no cut signal for this long succeeded
+    probe_duration: float = 1.5  # a probe sends at its rate this long (padding: see padding_due),
+    # then waits this long for the receiver reports that cover its end, and holds unless one
+    # showed loss or the REMB fell: a verdict at the end of the padding came before the reports
+    # of its last second, and a probe that had overflowed the link's queue held.
+    verdict: float = 1.0
     probe_step: float = 2.0  # a probe asks at most this many times what we send now,
     gentle_step: float = 1.3  # or this many after a failed one, until one succeeds
     reach_step: float = 3.0  # a probe for a single rung that costs more than probe_step allows,
     reach_remb: float = 1.3  # only with a REMB at least this many times what we send
     holdoff: float = 2.0  # after a failed probe, none for this long, doubling up to:
     max_holdoff: float = 6.0
+    # Beyond what the link is known to carry ("uncharted": more than ``charted`` × what it carried
+    # with the REMB's consent in the last minute, and more than the REMB itself), a probe proves
+    # only what we sent during it (``proven_margin`` above it), is gentle, and once failed holds
+    # further probes off up to ``max_uncharted_holdoff``. On a link that has always been 300 kbit/s,
+    # probes to twice what we sent, credited with their target although the padding reached only
+    # 80 % of it, stepped a tile up to a layer the link could not carry every few seconds; its
+    # keyframe then overflowed the link's queue, and the audio with it (2.55 % concealed in CI).
+    charted: float = 1.1
+    proven_margin: float = 1.1
+    max_uncharted_holdoff: float = 30.0
+    remb_growth: float = 0.05
+    aftermath: float = 3.0  # a cut this soon after an uncharted probe held counts as its failure
     report_age: float = 2.5  # receiver reports older than this no longer count for the loss
     # A stream's reports this long after it resumed from a pause do not count for the loss: the
     # packets lost just before the pause are found missing only when the next one arrives, and
@@ -131,14 +148,20 @@ class Estimator:
         self._probe_until: float | None = None
         self._probe_base = 0
         self._probe_end = -1e9
+        self._probe_uncharted = False
+        self._verdict = 0.0  # of the probe under way: see EstimatorConfig.verdict
+        self._probe_sent = 0  # the most we sent during the probe under way (bits per second)
+        self._grew = False  # an uncharted probe held at its target since the last cut
         self._holdoff = self.config.holdoff
         self._holdoff_until = -1e9
         self._gentle = False
         self._probe_gentle = False
         self._remb_rising = False
         # The most we sent while the REMB said the link carried it, and when (see reach_limit).
-        self._carried = 0
-        self._carried_at = -1e9
+        # (time, bits per second) the REMB consented to, decreasing in rate: the front is the
+        # most in the last CARRIED_S (a sliding maximum; see carried).
+        self._consented: deque[tuple[float, int]] = deque()
+        self._rembs: deque[tuple[float, int]] = deque()  # (time, REMB) of the last GROWTH_S and one
         self.probes = 0
         self.failed_probes = 0
         self.cuts = 0  # how many times the estimate was lowered (the SFU reallocates at once)
@@ -168,10 +191,17 @@ class Estimator:
         previous = self.remb
         sent = self._sent.bps
         logger.debug("%s REMB %d bit/s, sent %d", self.name, value, sent)
-        if value >= sent and (sent >= self._carried or now - self._carried_at > CARRIED_S):
-            self._carried, self._carried_at = sent, now
+        if value >= sent:
+            consented = self._consented
+            while consented and consented[-1][1] <= sent:
+                consented.pop()
+            consented.append((now, sent))
         self.remb = value
         self.known = True
+        rembs = self._rembs
+        rembs.append((now, value))
+        while len(rembs) > 2 and now - rembs[1][0] >= GROWTH_S:
+            rembs.popleft()
         # Chromium lowers its REMB only when it sees overuse (to 0.85 × what it receives); a
         # REMB that climbs while we send more is lagging (8 % a second), not a verdict.
         # A REMB that falls while still well above what we send is Chromium's cap following a
@@ -260,11 +290,22 @@ class Estimator:
         """Advance the clock (every tick): ends probes, takes increase steps; the estimate."""
         config = self.config
         self._now = max(self._now, now)
+        if self.padding_due(now):
+            self._probe_sent = max(self._probe_sent, self._sent.bps)
         if self._probe_until is not None and now >= self._probe_until:
             self._probe_until = None
             self._probe_end = now
-            logger.debug("%s probe at %d bit/s held (sent %d)", self.name, self.estimate, self._sent.bps)
-            if not self._probe_gentle:  # a full step passed: the link has room again
+            logger.debug("%s probe at %d bit/s held (sent %d)", self.name, self.estimate, self._probe_sent)
+            if self._probe_uncharted:  # proves only what it sent
+                proven = max(
+                    self._probe_base, min(self.estimate, int(self._probe_sent * config.proven_margin))
+                )
+                if proven < self.estimate:
+                    logger.debug("%s probe proved %d bit/s", self.name, proven)
+                    self.estimate = proven
+                else:  # the link carries more than it did: full steps again (a link come back)
+                    self._grew = True
+            if not self._probe_gentle and not self._probe_uncharted:  # the link has room again
                 self._holdoff = config.holdoff
             self._gentle = False
         if now - self._last_step < config.interval:
@@ -301,15 +342,46 @@ class Estimator:
         )
 
     @property
+    def remb_flat(self) -> bool:
+        """Whether the REMB, known for ``GROWTH_S`` at least, rose by less than ``remb_growth`` over
+        it. Growing, Chromium sees room; flat, the link is full, or (after a fall) Chromium's
+        estimator has not noticed yet that it came back: only what the link carried tells."""
+        rembs = self._rembs
+        if len(rembs) < 2 or self._now - rembs[0][0] < GROWTH_S:
+            return False
+        return rembs[-1][1] < rembs[0][1] * (1 + self.config.remb_growth)
+
+    @property
+    def carried(self) -> int:
+        """The most we sent while the REMB said the link carried it, in the last ``CARRIED_S``."""
+        consented = self._consented
+        while consented and self._now - consented[0][0] > CARRIED_S:
+            consented.popleft()
+        return consented[0][1] if consented else 0
+
+    @property
     def gentle(self) -> bool:
         """After a cut, until the link has been quiet for ``max_holdoff``: a gentle step may be
         too small for the next layer, and a recovered link must not stay stuck."""
         return self._gentle and self._now - self._last_cut < self.config.max_holdoff
 
     def probe_limit(self) -> int:
-        """The most a probe may ask now: a few times what we send, less after a cut."""
-        step = self.config.gentle_step if self.gentle else self.config.probe_step
-        return min(int(max(self._sent.bps, self.config.min_bps) * step), self.config.max_bps)
+        """The most a probe may ask now: a few times what we send, less after a cut; and where
+        the REMB is flat, not beyond what it or the link's last minute charted, but gently, until
+        such a gentle probe held at its target (the link grew: a link that came back, whose REMB
+        stays flat long after)."""
+        config = self.config
+        sent = max(self._sent.bps, config.min_bps)
+        limit = sent * (config.gentle_step if self.gentle else config.probe_step)
+        if self.remb_flat and self.remb is not None and not self._grew:
+            charted = config.charted * max(self.remb, self.carried)
+            limit = min(limit, max(charted, sent * config.gentle_step))
+        return min(int(limit), config.max_bps)
+
+    def _charted(self, target: int) -> bool:
+        """Whether the link carried ``target`` (within ``charted``) in the last minute, or the
+        REMB says it does: a probe there tests a known rate, not an unknown one."""
+        return target <= self.config.charted * max(self.carried, self.remb or 0)
 
     def reach_limit(self, *, padded: bool = False) -> int:
         """The most a probe for one rung may ask when no rung fits in :meth:`probe_limit` (a
@@ -327,7 +399,7 @@ class Estimator:
         if self.gentle or self.remb is None:
             return 0
         if self.remb < self.config.reach_remb * sent:
-            carried = self._carried if self._now - self._carried_at <= CARRIED_S else 0
+            carried = self.carried
             if not padded or carried < self.config.reach_remb * sent:
                 return 0
             return min(int(sent * self.config.reach_step), int(carried * 1.2), self.config.max_bps)
@@ -346,7 +418,12 @@ class Estimator:
             return False
         self._probe_base = self.estimate
         self._probe_gentle = self._gentle
-        self._probe_until = now + self.config.probe_duration
+        self._probe_uncharted = not self._charted(target)
+        self._probe_sent = self._sent.bps
+        # Padded, the picture steps up only on the verdict, so it waits for the reports; a step
+        # up is judged by the loss of its own media as it goes on.
+        self._verdict = self.config.verdict if padded else 0.0
+        self._probe_until = now + self.config.probe_duration + self._verdict
         logger.debug("%s probe %d -> %d bit/s", self.name, self.estimate, target)
         self.estimate = target
         self.probes += 1
@@ -355,6 +432,10 @@ class Estimator:
     @property
     def probing(self) -> bool:
         return self._probe_until is not None
+
+    def padding_due(self, now: float) -> bool:
+        """Whether a padded probe under way still sends at its rate (not yet waiting for its verdict)."""
+        return self._probe_until is not None and now < self._probe_until - self._verdict
 
     @property
     def probe_base(self) -> int | None:
@@ -384,18 +465,28 @@ class Estimator:
         self.cuts += 1  # the SFU reallocates at once
 
     def _cut(self, now: float, value: int, reason: str) -> None:
+        aftermath = self._probe_uncharted and now - self._probe_end < self.config.aftermath
+        if self._probe_until is None and aftermath:
+            # A cut just after an uncharted probe held: the step up it allowed did not fit, so the
+            # probe failed after all (and holds the next one off as a failed one does).
+            self.failed_probes += 1
+            self._holdoff_until = now + self._holdoff
+            self._holdoff = min(self._holdoff * 2, self.config.max_uncharted_holdoff)
+            self._probe_uncharted = False
         if self._probe_until is not None:
             self._probe_until = None
             self._probe_end = now
             self.failed_probes += 1
             self._gentle = True
             self._holdoff_until = now + self._holdoff
-            self._holdoff = min(self._holdoff * 2, self.config.max_holdoff)
+            cap = self.config.max_uncharted_holdoff if self._probe_uncharted else self.config.max_holdoff
+            self._holdoff = min(self._holdoff * 2, cap)
             value = min(value, self._probe_base)
         value = self._clamp(value, reason) if value < self.config.min_bps else value
         # Right after a cut the link is known to be near the estimate: the next probes are
         # gentle (a 2× probe on a link that just fell overflowed its queue, audio with it).
         self._gentle = True
+        self._grew = False
         if value < self.estimate:
             logger.debug("%s estimate %d -> %d bit/s (%s)", self.name, self.estimate, value, reason)
             self.estimate = value

@@ -288,6 +288,11 @@ class DownlinkQueue:
         return len(self._video)
 
     @property
+    def queued_bytes(self) -> int:
+        """The bytes of the video packets waiting (RTP, as ``sent_bytes`` counts them)."""
+        return sum(len(q.header) + len(q.payload) for q in self._video)
+
+    @property
     def sent_packets(self) -> int:
         return self._sent_packets + (self.fast.fast_packets if self.fast is not None else 0)
 

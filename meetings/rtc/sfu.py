@@ -592,7 +592,7 @@ class _Participant:
     link_reported_at: float = -1e9
     probe_checked: float = -1e9  # when allocations() last looked for a probe target
     padding: bool = False  # its estimator's probe under way is filled with padding (Sfu._pad)
-    pad_mark: tuple[float, int] = (0.0, 0)  # (when, downlink bytes sent) at the last padding
+    pad_mark: tuple[float, int] = (0.0, 0)  # (when, downlink bytes sent) as the padded probe began
     limited_at: float = -1e9  # when its link last limited what it gets (see Sfu._pace)
     cuts_seen: int = 0  # its estimator's cuts the allocation has acted on
     lean_audio: bool = False  # its budget is tight: RED publications reach it as plain Opus
@@ -1754,17 +1754,22 @@ class Sfu:
         return entry.estimator.estimate
 
     def _pad(self, entry: _Participant, now: float) -> None:
-        """Fill ``entry``'s padded probe up to the probe's rate (each tick; the pacer spreads it)."""
+        """Fill ``entry``'s padded probe up to the probe's rate (each tick; the pacer spreads it).
+
+        What is due counts from the probe's start (``pad_mark``), less what was sent and what
+        waits in the pacer, at most a tick's worth at a time: skipping a tick whose pacer still
+        held packets, and forgetting that tick's share, left probes at 60-80 % of their rate."""
         estimator, downlink = entry.estimator, entry.downlink
         if estimator.probe_base is None:
             entry.padding = False
             return
+        if not estimator.padding_due(now):  # waiting for the reports that judge it
+            return
         then, sent_then = entry.pad_mark
-        sent = downlink.sent_bytes
-        entry.pad_mark = (now, sent)
         rate = estimator.estimate / 8  # bytes per second
-        want = min(int(rate * (now - then)) - (sent - sent_then), int(rate * 2 * self.config.tick))
-        if want <= 0 or len(downlink):  # sending at the probe's rate already, or the pacer is full
+        due = int(rate * (now - then)) - (downlink.sent_bytes - sent_then) - downlink.queued_bytes
+        want = min(due, int(rate * self.config.tick))
+        if want <= 0:  # sending at the probe's rate already
             return
         send_time = internals.abs_send_time()
         for slot in entry.slots.values():

@@ -97,7 +97,7 @@ class Session:
     @property
     def sending(self) -> int:
         media = AUDIO + sum(c.bitrate for c in self.choices.values())
-        if self.padded and self.estimator.probing:
+        if self.padded and self.estimator.padding_due(self.now):
             return max(media, self.estimator.estimate)  # padding up to the probe's rate
         return media
 
@@ -261,7 +261,7 @@ def test_a_failed_probe_restores_the_estimate_and_holds_further_probes_off() -> 
     assert estimator.can_probe(4.0)
     assert estimator.probe_limit() == 260_000, "gently: the link was cut 3 s ago"
     estimator.on_sent(7.5, 187_500)  # still 200 kbit/s
-    estimator.on_remb(7.5, 260_000)
+    estimator.on_remb(7.5, 290_000)  # growing: Chromium sees room
     estimator.update(7.5)
     assert estimator.estimate > 150_000, "+5 % steps, below the REMB"
     before = estimator.estimate
@@ -287,6 +287,116 @@ def test_a_failed_probe_restores_the_estimate_and_holds_further_probes_off() -> 
     estimator.on_remb(16.1, 270_000)
     assert not estimator.can_probe(16.1), "the hold-off doubled (a gentle probe does not reset it)"
     assert estimator.can_probe(18.1)
+
+
+def _steady(estimator: Estimator, start: float, end: float, sent_bps: int, remb: int, sent: float) -> float:
+    """Feed ``estimator`` every 0.1 s from ``start`` to ``end``: ``sent_bps`` sent, a REMB of
+    ``remb`` every 0.5 s (flat, as Chromium's on a full link); the byte counter at the end."""
+    now = start
+    while now < end - 1e-9:
+        now = round(now + 0.1, 6)
+        sent += sent_bps * 0.1 / 8
+        estimator.on_sent(now, int(sent))
+        if round(now * 10) % 5 == 0:
+            estimator.on_remb(now, remb)
+        estimator.update(now)
+    return sent
+
+
+def test_on_a_link_that_never_carried_more_a_probe_is_gentle_and_proves_only_what_it_sent() -> None:
+    # A constant 300 kbit/s link: Chromium's REMB flat at 240 kbit/s, never more sent with its
+    # consent. Probes to twice what we sent were credited with their target although the padding
+    # reached 80 % of it, and the tile stepped up to a layer the link could not carry.
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 50_000)  # the join: 400 kbit/s
+    estimator.on_remb(1.0, 240_000)  # the first REMB: the estimate starts there
+    sent = _steady(estimator, 1.0, 7.0, 160_000, 240_000, 50_000.0)
+    assert estimator.remb_flat and estimator.carried == 160_000
+    assert estimator.estimate == 240_000, "steady increases up to the REMB"
+    assert estimator.can_probe(7.0)
+    assert estimator.probe_limit() == 264_000, "the REMB and a tenth, not 2 x what we send"
+    # Charted (the REMB and a tenth): a probe there tests a known rate and holds at its target.
+    assert estimator.probe(7.0, 260_000)
+    sent = _steady(estimator, 7.0, 9.0, 200_000, 240_000, sent)
+    assert not estimator.probing and estimator.estimate == 260_000
+    # Uncharted: beyond it, gently (1.3 x what we send). The padding reaches 250 kbit/s only.
+    sent = _steady(estimator, 9.0, 10.0, 230_000, 240_000, sent)
+    assert estimator.probe_limit() == 299_000
+    assert estimator.probe(10.0, 295_000)
+    sent = _steady(estimator, 10.0, 12.0, 250_000, 240_000, sent)
+    assert not estimator.probing
+    assert estimator.estimate == 275_000, "what it sent (250 kbit/s) and a tenth: proven, not the target"
+    # The step up it allowed overflows the link: a cut within 3 s counts as the probe's failure.
+    estimator.on_receiver_report(13.0, "v0", 64)  # 25 % lost
+    assert estimator.failed_probes == 1 and estimator._holdoff == 4.0
+    # Failed uncharted probes hold the next ones off longer each time, up to 30 s (not 6 s).
+    now = 13.0
+    for n in range(2, 7):
+        later = estimator._holdoff_until + 3.0
+        sent = _steady(estimator, now, later, 230_000, 240_000, sent)
+        assert estimator.can_probe(later) and estimator.probe(later, estimator.probe_limit())
+        now = later + 1.0
+        # 5 % lost while probing: failed (a stream of its own: the first report after a silence
+        # of one stream is not counted)
+        estimator.on_receiver_report(now, f"v{n}", 13)
+        assert estimator.failed_probes == n
+    assert estimator._holdoff == 30.0
+
+
+def test_once_a_gentle_probe_beyond_a_flat_remb_holds_at_its_target_the_steps_are_full_again() -> None:
+    # A link that came back after a fall: Chromium's REMB stays flat near what arrived during the
+    # fall for tens of seconds, so only a probe tells; one that holds at its target says it grew.
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 50_000)
+    estimator.on_remb(1.0, 240_000)
+    sent = _steady(estimator, 1.0, 7.0, 230_000, 240_000, 50_000.0)
+    assert estimator.probe_limit() == 299_000, "gently, beyond a flat REMB"
+    assert estimator.probe(7.0, 299_000)
+    sent = _steady(estimator, 7.0, 9.0, 299_000, 240_000, sent)  # the padding reaches it
+    assert not estimator.probing and estimator.estimate == 299_000
+    assert estimator.probe_limit() == 598_000, "full steps: the link carries more than it did"
+    estimator.on_receiver_report(9.5, "v0", 64)  # a cut: gentle again
+    _steady(estimator, 9.5, 20.0, 230_000, 240_000, sent)
+    assert estimator.probe_limit() == 299_000
+
+
+def test_a_padded_probe_stops_padding_and_waits_for_the_reports_that_cover_its_end() -> None:
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 50_000)
+    estimator.on_remb(1.0, 240_000)
+    sent = _steady(estimator, 1.0, 7.0, 230_000, 240_000, 50_000.0)
+    assert estimator.probe(7.0, 260_000, padded=True)
+    assert estimator.padding_due(8.4) and not estimator.padding_due(8.6)
+    sent = _steady(estimator, 7.0, 8.8, 260_000, 240_000, sent)
+    assert estimator.probing, "padding over, the verdict not yet: the reports of its end are due"
+    estimator.on_receiver_report(9.0, "v0", 13)  # its last second lost 5 %: the link overflowed
+    assert not estimator.probing and estimator.failed_probes == 1 and estimator.estimate == 240_000
+    # One whose reports show no loss holds once they had time to come.
+    later = estimator._holdoff_until + 3.0
+    sent = _steady(estimator, 9.0, later, 230_000, 240_000, sent)
+    assert estimator.probe(later, 260_000, padded=True)
+    _steady(estimator, later, later + 2.4, 260_000, 240_000, sent)
+    assert estimator.probing
+    _steady(estimator, later + 2.4, later + 2.6, 260_000, 240_000, sent)
+    assert not estimator.probing and estimator.estimate == 260_000 and estimator.failed_probes == 1
+
+
+def test_what_the_link_carried_is_the_most_of_the_last_minute_not_the_most_ever() -> None:
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    sent = _steady(estimator, 0.0, 2.0, 1_000_000, 1_200_000, 0.0)
+    assert estimator.carried == 1_000_000
+    sent = _steady(estimator, 2.0, 30.0, 500_000, 1_200_000, sent)
+    assert estimator.carried == 1_000_000, "within the minute"
+    sent = _steady(estimator, 30.0, 63.0, 500_000, 1_200_000, sent)
+    assert estimator.carried == 500_000, "a minute later, what was carried since"
+    _steady(estimator, 63.0, 70.0, 300_000, 250_000, sent)  # no consent any more
+    assert estimator.carried == 500_000
+    estimator.update(125.0)
+    assert estimator.carried == 0
 
 
 def test_round_trip_from_lsr_and_dlsr() -> None:
