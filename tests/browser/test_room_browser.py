@@ -67,13 +67,30 @@ async def until(check: Any, seconds: float, what: str) -> Any:
         await asyncio.sleep(0.25)
 
 
+async def _prejoin_ready(page: Any) -> None:
+    """Wait for the pre-join screen's "Vào họp" (enabled once the camera and microphone opened);
+    on a timeout, say what the page showed (its address, the device note, the button) and keep
+    a screenshot: one CI run timed out here once, with nothing to tell why."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await page.wait_for_selector("#join-button:not([disabled])", timeout=20_000)
+    except PlaywrightTimeout:
+        await page.screenshot(path=artifact("prejoin-timeout.png"))
+        shown = {}
+        for name in ("device-note", "join-button"):
+            element = page.locator(f"#{name}")
+            shown[name] = await element.text_content() if await element.count() else None
+        raise AssertionError(f"the pre-join screen at {page.url} never enabled joining: {shown}") from None
+
+
 async def enter(browser: Any, live_url: str, token: str, shot: str = "", centre: bool = True) -> Any:
     """Open the invitation link, go to the room, turn the microphone on, join."""
     context = await browser.new_context(viewport={"width": 1100, "height": 800}, locale="vi-VN")
     page = await context.new_page()
     await page.goto(f"{live_url}/join/{token}")
     await page.click("#join-room")
-    await page.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
+    await _prejoin_ready(page)
     # A centre joins muted unless it asks otherwise.
     assert await page.is_checked("#want-audio") is not centre
     assert await page.is_checked("#want-video") is True

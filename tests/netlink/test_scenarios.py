@@ -194,7 +194,7 @@ async def test_audio_stays_continuous_and_video_recovers_under_random_loss_at_15
     # median window: one stalled window is this machine; RED lost would put every window near
     # the loss itself.
     with shapedlink.shaped_link(0, prefix=PREFIX) as link:
-        async with meeting([link]) as m:
+        async with meeting([link], relay=True) as m:
             assert m.relay is not None
             m.relay.impair(link.network, Impairment(delay_ms=75, jitter_ms=5, loss=loss))  # 150 ms RTT
             here, there = await m.browser(pw), await m.browser(pw, link)

@@ -51,21 +51,19 @@ class Served:
 
 @pytest.fixture
 async def served(settings: Settings) -> AsyncIterator[Served]:
-    """The app on 127.0.0.1 and on a shaped link's host side; media fronted by the relay there."""
+    """The app on 127.0.0.1 and on a shaped link's host side; media on the host side, which the
+    namespace and this host both reach (no relay: see ``tests/netlink/harness.py``)."""
     with shapedlink.shaped_link(0, prefix=PREFIX) as link:
-        relay = shapedlink.Relay(link.host_address, "127.0.0.1")
-        shaped = dataclasses.replace(settings, media_announced_address=link.host_address)
-        with shapedlink.follow_sfu_ports(relay):
-            runner = web.AppRunner(create_app(shaped), access_log=None)
-            await runner.setup()
-            try:
-                await web.TCPSite(runner, "127.0.0.1", 0).start()
-                port = runner.addresses[0][1]
-                await web.TCPSite(runner, link.host_address, port).start()
-                yield Served(link, f"http://127.0.0.1:{port}", f"http://{link.host_address}:{port}")
-            finally:
-                await runner.cleanup()
-                relay.close()
+        shaped = dataclasses.replace(settings, media_addresses=link.host_address)
+        runner = web.AppRunner(create_app(shaped), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            port = runner.addresses[0][1]
+            await web.TCPSite(runner, link.host_address, port).start()
+            yield Served(link, f"http://127.0.0.1:{port}", f"http://{link.host_address}:{port}")
+        finally:
+            await runner.cleanup()
 
 
 async def test_a_300_kbit_receiver_and_an_unlimited_one_both_hear_the_meeting(
