@@ -49,7 +49,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import chromium
 import shapedlink
@@ -122,14 +122,19 @@ SINGLE_LAYER = """(() => {
 STATS = """async () => {
   const pc = window.__giaoban && window.__giaoban.pc;
   const r = {t: performance.now(), concealed: 0, samples: 0, frames: 0, freezes: 0,
-             width: 0, height: 0, fps: 0, bytes: 0, sent: 0, topWidth: 0, topEncoded: 0, limit: ""};
+             width: 0, height: 0, fps: 0, bytes: 0, sent: 0, topWidth: 0, topLayer: "", encoded: {},
+             limit: ""};
   if (!pc) return r;
   (await pc.getStats()).forEach((s) => {
     if (s.type === "outbound-rtp") r.sent += s.bytesSent || 0;
-    if (s.type === "outbound-rtp" && s.kind === "video" && (s.frameWidth || 0) >= r.topWidth) {
-      r.topWidth = s.frameWidth || 0;  // the publisher's largest layer: its encoder's frame rate
-      r.topEncoded = s.framesEncoded || 0;
-      r.limit = s.qualityLimitationReason || "";
+    if (s.type === "outbound-rtp" && s.kind === "video") {
+      const layer = s.rid || String(s.ssrc);
+      r.encoded[layer] = s.framesEncoded || 0;
+      if ((s.frameWidth || 0) >= r.topWidth) {
+        r.topWidth = s.frameWidth || 0;  // the publisher's largest layer: its encoder's frame rate
+        r.topLayer = layer;
+        r.limit = s.qualityLimitationReason || "";
+      }
     }
     if (s.type !== "inbound-rtp") return;
     r.bytes += s.bytesReceived || 0;
@@ -455,11 +460,17 @@ async def _receive(
         result.freezes_per_min = (end["freezes"] - start["freezes"]) * 60 / seconds
         result.kbps = (end["bytes"] - start["bytes"]) * 8 / 1000 / seconds
         result.sent_kbps = (sent_end["sent"] - sent_start["sent"]) * 8 / 1000 / seconds
-        result.encoded_fps = (
-            (sent_end["topEncoded"] - sent_start["topEncoded"])
-            * 1000
-            / (max(sent_end["t"] - sent_start["t"], 1.0))
-        )
+        # The same layer at both ends (the widest at the end): which layer is widest changes
+        # when dynacast pauses the top one, and two layers' counters gave -91.6 fps.
+        top_layer = str(sent_end["topLayer"])
+        encoded_start: dict[str, float] = cast(Any, sent_start["encoded"])
+        encoded_end: dict[str, float] = cast(Any, sent_end["encoded"])
+        if top_layer in encoded_start and top_layer in encoded_end:
+            result.encoded_fps = (
+                (encoded_end[top_layer] - encoded_start[top_layer])
+                * 1000
+                / (max(sent_end["t"] - sent_start["t"], 1.0))
+            )
         result.limited_by = str(sent_end["limit"])
         await context.close()
     except Exception as exc:  # one failed profile is a row in the table, not the end of the run
