@@ -303,15 +303,21 @@ def _steady(estimator: Estimator, start: float, end: float, sent_bps: int, remb:
     return sent
 
 
+def _on_a_flat_remb(sent_bps: int) -> tuple[Estimator, float]:
+    """An estimator 7 s into a receiver's join: 400 kbit/s sent in its first second, a first REMB
+    of 240 kbit/s (the estimate starts there), then ``sent_bps`` and that REMB, flat, for 6 s."""
+    estimator = Estimator()
+    estimator.on_sent(0.0, 0)
+    estimator.on_sent(1.0, 50_000)
+    estimator.on_remb(1.0, 240_000)
+    return estimator, _steady(estimator, 1.0, 7.0, sent_bps, 240_000, 50_000.0)
+
+
 def test_on_a_link_that_never_carried_more_a_probe_is_gentle_and_proves_only_what_it_sent() -> None:
     # A constant 300 kbit/s link: Chromium's REMB flat at 240 kbit/s, never more sent with its
     # consent. Probes to twice what we sent were credited with their target although the padding
     # reached 80 % of it, and the tile stepped up to a layer the link could not carry.
-    estimator = Estimator()
-    estimator.on_sent(0.0, 0)
-    estimator.on_sent(1.0, 50_000)  # the join: 400 kbit/s
-    estimator.on_remb(1.0, 240_000)  # the first REMB: the estimate starts there
-    sent = _steady(estimator, 1.0, 7.0, 160_000, 240_000, 50_000.0)
+    estimator, sent = _on_a_flat_remb(160_000)
     assert estimator.remb_flat and estimator.carried == 160_000
     assert estimator.estimate == 240_000, "steady increases up to the REMB"
     assert estimator.can_probe(7.0)
@@ -347,11 +353,7 @@ def test_on_a_link_that_never_carried_more_a_probe_is_gentle_and_proves_only_wha
 def test_once_a_gentle_probe_beyond_a_flat_remb_holds_at_its_target_the_steps_are_full_again() -> None:
     # A link that came back after a fall: Chromium's REMB stays flat near what arrived during the
     # fall for tens of seconds, so only a probe tells; one that holds at its target says it grew.
-    estimator = Estimator()
-    estimator.on_sent(0.0, 0)
-    estimator.on_sent(1.0, 50_000)
-    estimator.on_remb(1.0, 240_000)
-    sent = _steady(estimator, 1.0, 7.0, 230_000, 240_000, 50_000.0)
+    estimator, sent = _on_a_flat_remb(230_000)
     assert estimator.probe_limit() == 299_000, "gently, beyond a flat REMB"
     assert estimator.probe(7.0, 299_000)
     sent = _steady(estimator, 7.0, 9.0, 299_000, 240_000, sent)  # the padding reaches it
@@ -363,11 +365,7 @@ def test_once_a_gentle_probe_beyond_a_flat_remb_holds_at_its_target_the_steps_ar
 
 
 def test_a_padded_probe_stops_padding_and_waits_for_the_reports_that_cover_its_end() -> None:
-    estimator = Estimator()
-    estimator.on_sent(0.0, 0)
-    estimator.on_sent(1.0, 50_000)
-    estimator.on_remb(1.0, 240_000)
-    sent = _steady(estimator, 1.0, 7.0, 230_000, 240_000, 50_000.0)
+    estimator, sent = _on_a_flat_remb(230_000)
     assert estimator.probe(7.0, 260_000, padded=True)
     assert estimator.padding_due(8.4) and not estimator.padding_due(8.6)
     sent = _steady(estimator, 7.0, 8.8, 260_000, 240_000, sent)
