@@ -1418,7 +1418,7 @@ class Sfu:
 
     def _pace(self, entry: _Participant, choices: Mapping[str, LayerChoice], now: float) -> None:
         """Pace ``entry``'s downlink at ``pace_factor`` × its estimate while its link limits what
-        it gets; unpaced otherwise."""
+        it gets (and until what waits has left); unpaced otherwise."""
         factor = self.config.pace_factor
         demands = {video.mid: video for video in self._demands.get(entry.id, ())}
         if entry.estimator.probing or any(
@@ -1430,7 +1430,11 @@ class Sfu:
         # Still paced a while after the last step up: its keyframe (the largest burst: 640×360)
         # comes after the allocation chose the layer; unpaced, it read as overuse to Chromium.
         limited = now - entry.limited_at < PACE_HOLD
-        rate = self._pace_rate(entry) if factor > 0 and limited else None
+        # Unpacing sends what waits at once: it first drains at the paced rate. Flushed in one go,
+        # a queue of ~30 KB (a 640×360 keyframe's stretch) overflowed a 1 Mbit/s link's queue the
+        # moment PACE_HOLD ran out: 87 % of the next second lost, the tile back to 160×90.
+        draining = entry.downlink.rate_bps is not None and len(entry.downlink) > 0
+        rate = self._pace_rate(entry) if factor > 0 and (limited or draining) else None
         if rate != entry.downlink.rate_bps:
             entry.downlink.set_rate(rate)
 

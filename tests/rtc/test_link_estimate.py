@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -135,8 +136,26 @@ async def test_a_receiver_whose_link_limits_it_is_paced_audio_first_and_one_with
         sfu._adapt(now)
         assert not entry.allocator.choices[video_mid].paused
         assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor)
+        # Video still waiting when the hold runs out leaves at the paced rate, not all at once.
+        entry.downlink.set_rate(8_000)  # 1 KB/s: three 1,000-byte packets wait
+        header = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7])
+        for _ in range(3):
+            entry.downlink.push(header, bytes(1000), True)
+        assert len(entry.downlink) >= 2
         sfu._adapt(now + PACE_HOLD)
-        assert entry.downlink.rate_bps is None
+        assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor), "draining"
+        await asyncio.sleep(0.05)
+        entry.downlink.flush()
+        assert len(entry.downlink) == 0
+
+        later = [now + PACE_HOLD]
+
+        def unpaced() -> bool:  # once nothing waits (the camera's own packets may, a moment)
+            later[0] += 1.0
+            sfu._adapt(later[0])
+            return entry.downlink.rate_bps is None
+
+        assert await wait_for(unpaced)
     finally:
         await subscriber.close()
         await publisher.close()
