@@ -1762,7 +1762,7 @@ class Sfu:
 
         What is due counts from the probe's start (``pad_mark``), less what was sent and what
         waits in the pacer, at most a tick's worth at a time: skipping a tick whose pacer still
-        held packets, and forgetting that tick's share, left probes at 60-80 % of their rate."""
+        held packets, and forgetting that tick's share, left probes at 68-81 % of their rate."""
         estimator, downlink = entry.estimator, entry.downlink
         if estimator.probe_base is None:
             entry.padding = False
