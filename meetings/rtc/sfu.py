@@ -87,11 +87,6 @@ LEAN_ROOM = 60_000
 LOSSY = 0.05  # a receiver losing this share or more keeps RED whatever its budget
 LOSSY_MEMORY = 12.0  # seconds of reports that count for LOSSY (audio is reported every 5 s)
 PACE_HOLD = 3.0  # a receiver stays paced this long after its link last limited it (s)
-# A receiver whose estimate is below this is paced even with every tile on its top layer: a
-# 640×360 keyframe (30-100 KB) sent at once overflows the queue of a link this narrow (a
-# 1 Mbit/s link's 200 ms is 25 KB). Unpaced there, the top layer held 3-6 s, then a report
-# said 80-88 % lost and the tile fell to 160×90 (bench weaklink, 1 Mbit/s, 08:15 UTC).
-PACE_BELOW_BPS = 2_500_000
 # Dynacast stops a layer only once the allocation has not wanted it for this long (s; LiveKit's
 # dynacast pause delay is the same): a receiver stepping between two layers turned the publisher's
 # top layer off and on every second, each restart a keyframe and the encoder ramping again (the
@@ -1423,20 +1418,13 @@ class Sfu:
 
     def _pace(self, entry: _Participant, choices: Mapping[str, LayerChoice], now: float) -> None:
         """Pace ``entry``'s downlink at ``pace_factor`` × its estimate while its link limits what
-        it gets or is narrow (``PACE_BELOW_BPS``), and until what waits has left; unpaced
-        otherwise."""
+        it gets (and until what waits has left); unpaced otherwise."""
         factor = self.config.pace_factor
         demands = {video.mid: video for video in self._demands.get(entry.id, ())}
-        estimator = entry.estimator
-        narrow = estimator.known and estimator.estimate < PACE_BELOW_BPS
-        if (
-            narrow
-            or estimator.probing
-            or any(
-                (rungs := ladder(demands[mid])) and choice != rungs[-1]
-                for mid, choice in choices.items()
-                if mid in demands
-            )
+        if entry.estimator.probing or any(
+            (rungs := ladder(demands[mid])) and choice != rungs[-1]
+            for mid, choice in choices.items()
+            if mid in demands
         ):
             entry.limited_at = now
         # Still paced a while after the last step up: its keyframe (the largest burst: 640×360)

@@ -124,7 +124,6 @@ async def test_a_receiver_whose_link_limits_it_is_paced_audio_first_and_one_with
         [video_mid] = subscriber.slot_mids("video")
         assert await wait_for(lambda: not sfu.allocations().get("sub", {}).get(video_mid, PAUSED).paused)
         assert entry.downlink.rate_bps is None, "a loopback link: sent as it comes (the C path)"
-        assert await wait_for(lambda: entry.estimator.known), "the receiver's first feedback"
 
         entry.estimator.estimate = 20_000  # below the camera's cost: its tile pauses, audio goes on
         sfu._adapt(time.monotonic() + 10)
@@ -132,13 +131,8 @@ async def test_a_receiver_whose_link_limits_it_is_paced_audio_first_and_one_with
         factor = sfu.config.pace_factor
         assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor)
 
-        entry.estimator.estimate = 2_000_000  # room for the camera, but a narrow link: paced
-        sfu._adapt(time.monotonic() + 10 + PACE_HOLD + 1)  # for that, not for the pause before
-        assert not entry.allocator.choices[video_mid].paused
-        assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor)
-
         entry.estimator.estimate = 50_000_000  # room again: paced a little longer (the keyframe
-        now = time.monotonic() + 16  # of the step up comes after it), then unpaced
+        now = time.monotonic() + 12  # of the step up comes after it), then unpaced
         sfu._adapt(now)
         assert not entry.allocator.choices[video_mid].paused
         assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor)
