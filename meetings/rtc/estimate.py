@@ -19,7 +19,7 @@ NTP_FRACTION = 65536  # LSR, DLSR and the round trip are in 1/65536 s (RFC 3550 
 MAX_RTT = 60.0  # a round trip longer than this is a wrapped or forged report, ignored
 HISTORY_S = 30.0  # receiver reports kept this long for Estimator.loss_within
 CARRIED_S = 60.0  # how long "the link carried this" (Estimator.carried) is remembered
-GROWTH_S = 2.0  # the REMB is "growing" when it rose by remb_growth over this long
+GROWTH_S = 2.0  # the REMB is "flat" when it rose by less than remb_growth over this long
 
 
 def ntp_middle32(ntp: int) -> int:
@@ -373,15 +373,15 @@ class Estimator:
         config = self.config
         sent = max(self._sent.bps, config.min_bps)
         limit = sent * (config.gentle_step if self.gentle else config.probe_step)
-        if self.remb_flat and self.remb is not None and not self._grew:
-            charted = config.charted * max(self.remb, self.carried)
-            limit = min(limit, max(charted, sent * config.gentle_step))
+        if self.remb_flat and not self._grew:
+            limit = min(limit, max(self._charted_bps, sent * config.gentle_step))
         return min(int(limit), config.max_bps)
 
-    def _charted(self, target: int) -> bool:
-        """Whether the link carried ``target`` (within ``charted``) in the last minute, or the
-        REMB says it does: a probe there tests a known rate, not an unknown one."""
-        return target <= self.config.charted * max(self.carried, self.remb or 0)
+    @property
+    def _charted_bps(self) -> float:
+        """The most a probe tests a known rate up to, not an unknown one: ``charted`` × what the
+        link carried in the last minute, or × the REMB if that says more."""
+        return self.config.charted * max(self.carried, self.remb or 0)
 
     def reach_limit(self, *, padded: bool = False) -> int:
         """The most a probe for one rung may ask when no rung fits in :meth:`probe_limit` (a
@@ -418,7 +418,7 @@ class Estimator:
             return False
         self._probe_base = self.estimate
         self._probe_gentle = self._gentle
-        self._probe_uncharted = not self._charted(target)
+        self._probe_uncharted = target > self._charted_bps
         self._probe_sent = self._sent.bps
         # Padded, the picture steps up only on the verdict, so it waits for the reports; a step
         # up is judged by the loss of its own media as it goes on.
@@ -464,23 +464,24 @@ class Estimator:
         self.estimate = value
         self.cuts += 1  # the SFU reallocates at once
 
+    def _probe_failed(self, now: float, cap: float) -> None:
+        """Count a failed probe and hold the next one off, the hold-off doubling up to ``cap``."""
+        self.failed_probes += 1
+        self._holdoff_until = now + self._holdoff
+        self._holdoff = min(self._holdoff * 2, cap)
+
     def _cut(self, now: float, value: int, reason: str) -> None:
         aftermath = self._probe_uncharted and now - self._probe_end < self.config.aftermath
         if self._probe_until is None and aftermath:
             # A cut just after an uncharted probe held: the step up it allowed did not fit, so the
             # probe failed after all (and holds the next one off as a failed one does).
-            self.failed_probes += 1
-            self._holdoff_until = now + self._holdoff
-            self._holdoff = min(self._holdoff * 2, self.config.max_uncharted_holdoff)
+            self._probe_failed(now, self.config.max_uncharted_holdoff)
             self._probe_uncharted = False
         if self._probe_until is not None:
             self._probe_until = None
             self._probe_end = now
-            self.failed_probes += 1
-            self._gentle = True
-            self._holdoff_until = now + self._holdoff
             cap = self.config.max_uncharted_holdoff if self._probe_uncharted else self.config.max_holdoff
-            self._holdoff = min(self._holdoff * 2, cap)
+            self._probe_failed(now, cap)
             value = min(value, self._probe_base)
         value = self._clamp(value, reason) if value < self.config.min_bps else value
         # Right after a cut the link is known to be near the estimate: the next probes are
