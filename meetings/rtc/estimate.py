@@ -482,6 +482,7 @@ class Estimator:
             self._probe_end = now
             cap = self.config.max_uncharted_holdoff if self._probe_uncharted else self.config.max_holdoff
             self._probe_failed(now, cap)
+            self._probe_uncharted = False  # counted: a second cut soon after is no aftermath
             value = min(value, self._probe_base)
         value = self._clamp(value, reason) if value < self.config.min_bps else value
         # Right after a cut the link is known to be near the estimate: the next probes are

@@ -201,12 +201,15 @@ async def test_the_join_is_timed_phase_by_phase_only_when_asked(
         "room",
         "answer",
         "answer-applied",
-        "dtls-connected",
-        "video-first-packet",
     ]
     times = [marks[name] for name in order]
     assert times == sorted(times), marks
-    assert marks["ice-connected"] <= marks["dtls-connected"]
+    # After the answer arrives, the browser's events have no order with each other or with the
+    # promise that applied it: they come from other threads. CI saw the first packet's unmute
+    # 17 ms before `connected` (stop 25), and `ice-connected` before `answer-applied`. ICE
+    # cannot connect before the answer (it carries the SFU's credentials), nor media flow.
+    assert marks["answer"] <= marks["ice-connected"] <= marks["dtls-connected"], marks
+    assert marks["answer"] <= marks["video-first-packet"], marks
     # Off by default: the page without the flag has no such element.
     assert await a.locator("#join-timing").count() == 0
     for page in (a, b):

@@ -350,6 +350,20 @@ def test_on_a_link_that_never_carried_more_a_probe_is_gentle_and_proves_only_wha
     assert estimator._holdoff == 30.0
 
 
+def test_an_uncharted_probe_that_fails_while_probing_is_counted_once_whatever_follows() -> None:
+    # A second heavy-loss report within 3 s of the failure used to count as the probe's
+    # "aftermath" too: two failures for one probe, its hold-off doubled twice.
+    estimator, sent = _on_a_flat_remb(230_000)
+    assert estimator.probe(7.0, estimator.probe_limit())  # 299 kbit/s: uncharted
+    sent = _steady(estimator, 7.0, 7.5, 299_000, 240_000, sent)
+    estimator.on_receiver_report(7.6, "v0", 64)  # 25 % lost while probing: failed
+    assert not estimator.probing and estimator.failed_probes == 1
+    holdoff, until = estimator._holdoff, estimator._holdoff_until
+    estimator.on_receiver_report(8.6, "v1", 64)  # the queue it filled still drains: more loss
+    assert estimator.failed_probes == 1, "one probe, one failure"
+    assert (estimator._holdoff, estimator._holdoff_until) == (holdoff, until)
+
+
 def test_once_a_gentle_probe_beyond_a_flat_remb_holds_at_its_target_the_steps_are_full_again() -> None:
     # A link that came back after a fall: Chromium's REMB stays flat near what arrived during the
     # fall for tens of seconds, so only a probe tells; one that holds at its target says it grew.

@@ -72,6 +72,8 @@ export function watchConnection(pc) {
 
 /**
  * Mark the first packet on a receive slot: a remote track unmutes when its first RTP arrives.
+ * The browser may deliver this before the connection's `connected`, and ICE's events before the
+ * answer's promise resolves (other threads): a reader orders them only after `answer`.
  * @param {MediaStreamTrack} track
  */
 export function watchTrack(track) {
