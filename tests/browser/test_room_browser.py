@@ -67,19 +67,21 @@ async def until(check: Any, seconds: float, what: str) -> Any:
         await asyncio.sleep(0.25)
 
 
-async def _prejoin_ready(page: Any) -> None:
-    """Wait for the pre-join screen's "Vào họp" (enabled once the camera and microphone opened).
+async def prejoin_ready(page: Any) -> None:
+    """Wait for the pre-join screen's "Vào họp" with the camera and microphone open.
 
     Twice (CI run 24, and a local run at 08:25 UTC), right after a shaped-link scenario had
     failed, the first page of a freshly launched Chromium never had its ``getUserMedia`` settle
-    (fake devices: the preview black, the device lists empty, no error). A person would reload;
-    so does this, once, saying so. A second timeout fails with what the page showed and a
-    screenshot."""
+    (fake devices: the preview black, the device lists empty, no error). The page then lets one
+    join without them after 8 s, with a note (``DEVICES_WAIT_MS``); these tests need the
+    devices, so, as a person would, this reloads once, saying so. A second time fails with what
+    the page showed and a screenshot."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(2):
         try:
             await page.wait_for_selector("#join-button:not([disabled])", timeout=20_000)
+            await page.wait_for_selector("#device-note", state="hidden", timeout=20_000)
             return
         except PlaywrightTimeout:
             await page.screenshot(path=artifact(f"prejoin-timeout-{attempt}.png"))
@@ -89,9 +91,9 @@ async def _prejoin_ready(page: Any) -> None:
                 shown[name] = await element.text_content() if await element.count() else None
             if attempt:
                 raise AssertionError(
-                    f"the pre-join screen at {page.url} never enabled joining: {shown}"
+                    f"the pre-join screen at {page.url} never had the devices: {shown}"
                 ) from None
-            print(f"\nthe pre-join screen at {page.url} did not enable joining in 20 s ({shown}): reloading")
+            print(f"\nthe pre-join screen at {page.url} had no devices ({shown}): reloading")
             await page.reload()
 
 
@@ -101,7 +103,7 @@ async def enter(browser: Any, live_url: str, token: str, shot: str = "", centre:
     page = await context.new_page()
     await page.goto(f"{live_url}/join/{token}")
     await page.click("#join-room")
-    await _prejoin_ready(page)
+    await prejoin_ready(page)
     # A centre joins muted unless it asks otherwise.
     assert await page.is_checked("#want-audio") is not centre
     assert await page.is_checked("#want-video") is True

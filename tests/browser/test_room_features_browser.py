@@ -19,7 +19,7 @@ from meetings.rooms.models import Attendance
 from meetings.schedule.models import Occurrence
 from meetings.settings import Settings
 from tests.browser.conftest import artifact, chromium_path
-from tests.browser.test_room_browser import STATS, open_meeting, until
+from tests.browser.test_room_browser import STATS, open_meeting, prejoin_ready, until
 from tests.conftest import PASSWORD, World
 from web import keys
 from web.app import create_app
@@ -77,14 +77,10 @@ async def prejoin(browser: Any, url: str, token: str) -> Any:
     page = await context.new_page()
     await page.goto(f"{url}/join/{token}")
     await page.click("#join-room")
-    # The button waits for the camera and microphone (getUserMedia, then the device list). A
-    # bound, not a target: one clean-clone run had a fresh Chromium inside a network namespace
-    # still without its devices after 15 s (it passed on every rerun).
-    try:
-        await page.wait_for_selector("#join-button:not([disabled])", timeout=30_000)
-    except Exception as error:
-        note = await page.locator("#device-note").text_content()
-        raise AssertionError(f"pre-join never ready (device note: {note!r})") from error
+    # The camera and microphone open (getUserMedia, then the device list). A bound, not a
+    # target: one clean-clone run had a fresh Chromium inside a network namespace still without
+    # its devices after 15 s (it passed on every rerun).
+    await prejoin_ready(page)
     await until(lambda: page.evaluate("document.getElementById('preview').videoWidth > 0"), 10, "the preview")
     return page
 
@@ -395,6 +391,52 @@ async def test_an_invitee_enters_an_open_room_from_the_home_page(
 
 async def _gathered(page: Any) -> bool:
     return bool(await page.evaluate("window.__giaoban.pc?.iceGatheringState === 'complete'"))
+
+
+# The first getUserMedia settles only after 11 s (a permission prompt left open, a camera driver
+# that hangs); an init script runs before the page's own, whatever its CSP.
+SLOW_DEVICES = """(() => {
+  const devices = navigator.mediaDevices;
+  const open = devices.getUserMedia.bind(devices);
+  let first = true;
+  devices.getUserMedia = (constraints) => {
+    if (!first) return open(constraints);
+    first = false;
+    return new Promise((resolve, reject) => setTimeout(() => open(constraints).then(resolve, reject), 11000));
+  };
+})();"""
+
+
+async def test_devices_that_take_long_to_open_do_not_keep_anyone_out_and_join_when_ready(
+    world: World, live: Live, browser: Any
+) -> None:
+    """After 8 s without the camera and microphone the pre-join screen lets one join, saying why;
+    once they open, they join the call: the others see the picture."""
+    _series, _people, tokens = await open_meeting(world)
+    a = await enter(browser, live.url, tokens["a"])
+    context = await browser.new_context(viewport={"width": 1100, "height": 800}, locale="vi-VN")
+    await context.add_init_script(SLOW_DEVICES)
+    b = await context.new_page()
+    await b.goto(f"{live.url}/join/{tokens['b']}")
+    await b.click("#join-room")
+    note = b.locator("#device-note")
+    await expect(note).to_contain_text("chưa mở được camera", timeout=15_000)
+    await expect(b.locator("#join-button")).to_be_enabled()
+    await b.screenshot(path=artifact("room-prejoin-devices-slow.png"))
+    await b.click("#join-button")
+    await b.wait_for_selector("#room:not([hidden])", timeout=15_000)
+    await expect(a.locator("#participants li")).to_have_count(2, timeout=15_000)
+    assert (await a.evaluate(STATS))["frames"] == 0, "B has no camera yet: nothing to see"
+    # The devices open (11 s after the page): a new peer connection offers them.
+    await until(lambda: _frames(a), 30, "B's picture at A once B's camera opened")
+    assert await note.is_hidden()
+    for page in (a, b):
+        await page.context.close()
+
+
+async def _frames(page: Any) -> int:
+    frames: int = (await page.evaluate(STATS))["frames"]
+    return frames
 
 
 async def test_the_pre_join_screen_prepares_the_call_and_joining_only_sends_it(

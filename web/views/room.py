@@ -64,6 +64,10 @@ STRINGS: dict[str, str] = {
     "rejoin": N_("Join again"),
     "rejoin_lobby": N_("Ask to join again"),
     "no_devices": N_("Camera or microphone not available: you can still join and listen."),
+    "devices_slow": N_(
+        "The browser has not opened your camera and microphone yet: you can join now to listen;"
+        " they are added as soon as they are ready."
+    ),
     "speaking": N_("speaking"),
     "shortcuts": N_("Shortcuts: M microphone, V camera, H hand, S statistics."),
     "chair_panel": N_("Chair's panel"),

@@ -71,6 +71,9 @@ const MEDIA_RETRY_MS = 1000; // new peer connections on a live socket at most th
 // before the page ran: the benchmark's baseline (bench/join.py), the join as before #18.
 const PREPARE = /** @type {any} */ (window).__giaobanPrepare !== false;
 const TILES_DEBOUNCE_MS = 300; // tile sizes settle (a resize, a new layout) before the server hears them
+// getUserMedia unsettled this long (a permission prompt left open, a camera driver that hangs):
+// "Vào họp" is enabled anyway with a note; the devices join the call when they come.
+const DEVICES_WAIT_MS = 8000;
 
 /** @param {string} id @returns {any} */
 function data(id) {
@@ -177,6 +180,10 @@ const conn = {
   tilesTimer: null,
   /** the last tile sizes sent on this call (JSON), so only changes go out */
   tilesSent: "",
+  joining: false, // "Vào họp" pressed, the first welcome not come yet
+  lateDevices: false, // the devices came while joining: a new call once seated
+  /** @type {number} the preview being opened (a later device choice supersedes an earlier one) */
+  previewAttempt: 0,
 };
 
 /** The side panels, and what is waiting in them. */
@@ -208,25 +215,77 @@ async function openPreview() {
   const previous = state.local;
   state.local = null;
   stopStream(previous);
-  try {
-    phase("gum-start");
-    state.local = await openDevices(micSelect.value, cameraSelect.value);
+  const attempt = ++conn.previewAttempt;
+  phase("gum-start");
+  // The chosen devices; if they went away, any will do.
+  const opening = openDevices(micSelect.value, cameraSelect.value).catch(() => openDevices("", ""));
+  /** @type {Promise<"slow">} */
+  const slow = new Promise((resolve) => setTimeout(() => resolve("slow"), DEVICES_WAIT_MS));
+  const got = await Promise.race([opening, slow]).catch(() => null);
+  if (got === "slow") {
+    deviceNote(t.devices_slow);
+    opening.then(
+      (stream) => lateDevices(attempt, stream),
+      () => attempt === conn.previewAttempt && deviceNote(t.no_devices),
+    );
+  } else if (got) {
     phase("gum-done");
-    $("device-note").hidden = true;
-  } catch {
-    try {
-      state.local = await openDevices("", ""); // the chosen one went away: any will do
-    } catch {
-      const note = $("device-note");
-      note.textContent = t.no_devices;
-      note.hidden = false;
-    }
+    deviceNote("");
+  } else {
+    deviceNote(t.no_devices);
   }
+  state.local = got === "slow" ? null : got;
+  await showDevices();
+}
+
+/** The preview and the device lists for `state.local`. */
+async function showDevices() {
   /** @type {HTMLVideoElement} */ ($("preview")).srcObject = state.local;
   const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
   const tracks = state.local;
-  fillDeviceSelect(cameraSelect, devices, "videoinput", tracks?.getVideoTracks()[0], t.camera);
-  fillDeviceSelect(micSelect, devices, "audioinput", tracks?.getAudioTracks()[0], t.microphone);
+  fillDeviceSelect(/** @type {HTMLSelectElement} */ ($("camera-select")), devices, "videoinput", tracks?.getVideoTracks()[0], t.camera);
+  fillDeviceSelect(/** @type {HTMLSelectElement} */ ($("mic-select")), devices, "audioinput", tracks?.getAudioTracks()[0], t.microphone);
+}
+
+/** @param {string} text the pre-join screen's note about the devices ("" hides it) */
+function deviceNote(text) {
+  const note = $("device-note");
+  note.textContent = text;
+  note.hidden = !text;
+}
+
+/**
+ * The devices came after the join was let go without them: they join the call. On the pre-join
+ * screen the prepared call takes them; seated, a new peer connection on the same socket offers
+ * them (the SFU replaces the old one, as after a lost network); joining, once seated.
+ * @param {number} attempt @param {MediaStream} stream
+ */
+async function lateDevices(attempt, stream) {
+  if (attempt !== conn.previewAttempt || conn.over) {
+    stopStream(stream); // a later choice, or the page is done
+    return;
+  }
+  phase("gum-done");
+  state.local = stream;
+  deviceNote("");
+  applyLocalMute();
+  await showDevices();
+  if (conn.seatedOnce) restartWithDevices();
+  else if (conn.joining || conn.welcomed) conn.lateDevices = true; // in the lobby, or not seated yet
+  else if (conn.call && !conn.call.useLocal(stream)) prepareCall();
+  drawControls();
+}
+
+/** Seated without devices, they came: a new peer connection offers them. */
+function restartWithDevices() {
+  if (!signaling.open || conn.timer !== null) {
+    conn.lateDevices = true; // reconnecting: once seated again
+    return;
+  }
+  conn.lateDevices = false;
+  if (conn.over || !conn.call) return;
+  newCall({ restart: true });
+  negotiate();
 }
 
 async function prejoin() {
@@ -263,9 +322,11 @@ function startJoin() {
   const button = /** @type {HTMLButtonElement} */ ($("join-button"));
   button.disabled = true;
   button.textContent = t.joining;
+  conn.joining = true;
   conn.lastError = null;
   setConnection("connecting");
   connect().catch((error) => {
+    conn.joining = false;
     if (conn.welcomed) return; // the close handler reconnects
     button.disabled = false;
     button.textContent = t.join;
@@ -634,6 +695,7 @@ async function onRoom(room) {
   }
   draw();
   await negotiate();
+  if (conn.lateDevices) restartWithDevices(); // they came while we were joining
 }
 
 /** Offer what we want now on the current call (first offer or renegotiation). */
