@@ -87,6 +87,14 @@ LEAN_ROOM = 60_000
 LOSSY = 0.05  # a receiver losing this share or more keeps RED whatever its budget
 LOSSY_MEMORY = 12.0  # seconds of reports that count for LOSSY (audio is reported every 5 s)
 PACE_HOLD = 3.0  # a receiver stays paced this long after its link last limited it (s)
+# A receiver whose estimate is below this stays paced with every tile on its top layer, at its
+# link's own view of what it carries (the REMB) if that is more than the estimate: a 640×360
+# keyframe (30-100 KB) sent at once overflows the queue of a link this narrow (a 1 Mbit/s link's
+# 200 ms is 25 KB). Unpaced there, the top layer held 3-6 s, then a report said 80-88 % lost and
+# the tile fell to 160×90 (bench weaklink, 1 Mbit/s, 2026-12-07 08:15 UTC). Paced at 1.1 × the
+# estimate alone, a link with room was held below what its top layers send at their peaks
+# (the estimate stops rising once nothing more is wanted), which three browser tests felt.
+PACE_BELOW_BPS = 2_500_000
 # Dynacast stops a layer only once the allocation has not wanted it for this long (s; LiveKit's
 # dynacast pause delay is the same): a receiver stepping between two layers turned the publisher's
 # top layer off and on every second, each restart a keyframe and the encoder ramping again (the
@@ -1418,8 +1426,10 @@ class Sfu:
 
     def _pace(self, entry: _Participant, choices: Mapping[str, LayerChoice], now: float) -> None:
         """Pace ``entry``'s downlink at ``pace_factor`` × its estimate while its link limits what
-        it gets (and until what waits has left); unpaced otherwise."""
+        it gets (and until what waits has left); on a narrow link (``PACE_BELOW_BPS``) at
+        ``pace_factor`` × the larger of its estimate and its REMB; unpaced otherwise."""
         factor = self.config.pace_factor
+        estimator = entry.estimator
         demands = {video.mid: video for video in self._demands.get(entry.id, ())}
         if entry.estimator.probing or any(
             (rungs := ladder(demands[mid])) and choice != rungs[-1]
@@ -1434,7 +1444,12 @@ class Sfu:
         # a queue of ~30 KB (a 640×360 keyframe's stretch) overflowed a 1 Mbit/s link's queue the
         # moment PACE_HOLD ran out: 87 % of the next second lost, the tile back to 160×90.
         draining = entry.downlink.rate_bps is not None and len(entry.downlink) > 0
-        rate = self._pace_rate(entry) if factor > 0 and (limited or draining) else None
+        narrow = estimator.known and estimator.estimate < PACE_BELOW_BPS
+        rate: float | None = None
+        if factor > 0 and (limited or draining):
+            rate = self._pace_rate(entry)
+        elif factor > 0 and narrow:
+            rate = max(estimator.estimate, estimator.remb or 0) * factor
         if rate != entry.downlink.rate_bps:
             entry.downlink.set_rate(rate)
 

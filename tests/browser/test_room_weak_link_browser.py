@@ -167,12 +167,14 @@ async def test_the_page_shows_what_the_forwarding_unit_does(
     # The test tells the page what the forwarding unit does (LayerChanged, LinkEstimate); the
     # SFU's own allocation would race it with real events for the same slots, and so would its
     # own layer switches (a publisher's top layer starting late under load switched the slot and
-    # unpaused the tile the test had just paused): the SFU's LayerChanged events are not passed on.
+    # unpaused the tile the test had just paused): the SFU's LayerChanged events are not passed on,
+    # nor its LinkEstimate ones (a real "1 Mbit/s" replaced the injected 280 kbit/s in the stats
+    # overlay before the test read it, 2026-12-07).
     monkeypatch.setattr(Sfu, "_adapt", lambda self, now=None: None)
     emit = Sfu._emit
 
     def emit_but_layers(self: Sfu, event: SfuEvent) -> None:
-        if not isinstance(event, LayerChanged):
+        if not isinstance(event, LayerChanged | LinkEstimate):
             emit(self, event)
 
     monkeypatch.setattr(Sfu, "_emit", emit_but_layers)

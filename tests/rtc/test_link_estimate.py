@@ -156,6 +156,19 @@ async def test_a_receiver_whose_link_limits_it_is_paced_audio_first_and_one_with
             return entry.downlink.rate_bps is None
 
         assert await wait_for(unpaced)
+
+        # Room for the camera on its top layer, but a narrow link: paced all the same, at what
+        # the link says it carries (its REMB) if that is more than the estimate.
+        assert await wait_for(lambda: entry.estimator.known), "the receiver's first feedback"
+        entry.estimator.estimate = 2_000_000
+        entry.estimator.remb = 2_400_000
+        sfu._adapt(later[0] + 1)
+        assert not entry.allocator.choices[video_mid].paused
+        assert entry.downlink.rate_bps == pytest.approx(2_400_000 * factor)
+        entry.estimator.remb = 1_500_000
+        sfu._adapt(later[0] + 2)
+        assert entry.estimator.estimate >= 2_000_000
+        assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor)
     finally:
         await subscriber.close()
         await publisher.close()
