@@ -42,6 +42,12 @@ TS_MOD = 1 << 32
 WIRE_OVERHEAD = 38  # bytes a packet takes on the link beyond RTP: IPv4 20, UDP 8, SRTP tag 10
 VIDEO_HISTORY = 256  # packets kept per video slot for retransmission (~4 s at 500 kbps)
 PAD_DEPTH = 32  # probe padding copies at most this many of the latest packets per call
+# A NACKed packet is sent again only if it is at most this old (its RTP time behind the newest
+# sent), or 3 round trips if that is more: libwebrtc's packet history keeps max(1 s, 3 × RTT).
+# Older, the receiver's decoder has moved on (or waits for a keyframe): back from a network cut
+# of ~10 s, Chromium NACKed the whole gap and the history's 256 packets a slot went out again,
+# 2.5 Mbit/s for 2 s to a receiver whose REMB said 770 kbit/s.
+NACK_MAX_AGE = 1.0
 
 
 def abs_send_time() -> int:
@@ -748,6 +754,7 @@ class _SlotCore(Protocol):
     tid_want: int
     tid_max: int
     out_seq: int
+    out_ts: int
     started: bool
 
     def _core_setup(
@@ -771,6 +778,8 @@ class _SlotLogic:
     on_keyframe_needed: Callable[[Any], None]
     source: object | None
     retransmitted: int
+    stale_nacks: int
+    padded: int
     _rtx_seq: int
     _templates: list[Template]
 
@@ -789,6 +798,7 @@ class _SlotLogic:
         self.on_keyframe_needed = on_keyframe_needed
         self.source = None
         self.retransmitted = 0
+        self.stale_nacks = 0  # NACKed packets too old to send again (NACK_MAX_AGE)
         self.padded = 0  # bytes of probe padding queued (pad)
         self._rtx_seq = 0
         mid = target.mid.encode()
@@ -875,15 +885,22 @@ class _SlotLogic:
             _U24.pack_into(header, time_at, (send_time >> 8) & 0xFFFF, send_time & 0xFF)
         return bytes(header[12:])
 
-    def retransmit(self, lost: list[int], send_time: int | None) -> int:
-        """Queue the packets a subscriber NACKed that are still in the history (RTX if negotiated)."""
+    def retransmit(self, lost: list[int], send_time: int | None, rtt: float | None = None) -> int:
+        """Queue the packets a subscriber NACKed that are still in the history (RTX if negotiated)
+        and recent enough to be of use (``NACK_MAX_AGE``, or 3 × ``rtt`` if more)."""
         core: _SlotCore = self  # type: ignore[assignment]
         count = 0
+        newest = core.out_ts
+        horizon = max(NACK_MAX_AGE, 3 * rtt if rtt is not None else 0.0) * (self.clock_rate or 90000)
         for seq in lost:
             entry = core.history_get(seq)
             if entry is None:
                 continue
             out_seq, out_ts, second, payload = entry
+            age = (newest - out_ts) % TS_MOD
+            if horizon < age < TS_MOD // 2:  # too old (a later timestamp is a reordered newest)
+                self.stale_nacks += 1
+                continue
             rtx_pt = self.target.rtx_payload_types.get(second & 0x7F)
             ext = self._extensions(send_time)
             if rtx_pt is not None:
@@ -938,6 +955,7 @@ _LOGIC_SLOTS = (
     "on_keyframe_needed",
     "source",
     "retransmitted",
+    "stale_nacks",
     "padded",
     "_rtx_seq",
     "_templates",

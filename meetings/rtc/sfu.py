@@ -562,7 +562,7 @@ class _SlotFeedback(internals.SenderFeedback):
 
     async def on_nack(self, lost: list[int]) -> None:
         self._sfu._heard(self._entry)
-        self._slot.forwarder.retransmit(lost, internals.abs_send_time())
+        self._slot.forwarder.retransmit(lost, internals.abs_send_time(), self._entry.estimator.rtt)
 
     async def on_keyframe_request(self) -> None:
         self._sfu._heard(self._entry)

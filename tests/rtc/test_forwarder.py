@@ -212,6 +212,37 @@ async def test_nack_retransmits_from_history_with_rtx(impl: Impl) -> None:
     assert sink.sent[-1] == sink.sent[-2]
 
 
+async def test_a_nack_for_a_packet_older_than_a_second_or_3_round_trips_is_not_answered(impl: Impl) -> None:
+    # Back from a network cut, Chromium NACKs the whole gap; the SFU has asked for a keyframe
+    # already, and sending the history again only fills the link ahead of it.
+    sink = Sink()
+    slot = impl.slot(_target(), sink)
+    slot.switch("publisher")
+    for i in range(31):  # 3 s of video, a packet every 0.1 s (9,000 ticks of the 90 kHz clock)
+        slot.forward(
+            codec="VP8",
+            seq=10 + i,
+            timestamp=i * 9000,
+            marker=1,
+            payload=VP8_KEY if i == 0 else bytes([i]),
+            keyframe=i == 0,
+            audio_level=None,
+            send_time=None,
+            now=i * 0.1,
+        )
+    slot.downlink.flush()
+    out_seqs = [RtpPacket.parse(d).sequence_number for d in sink.sent]
+    assert len(out_seqs) == 31
+    # 0.5 s old, 1.0 s old: sent again; 1.5 and 2.9 s old: not.
+    assert slot.retransmit([out_seqs[25], out_seqs[20], out_seqs[15], out_seqs[1]], None) == 2
+    assert slot.stale_nacks == 2 and slot.retransmitted == 2
+    slot.downlink.flush()
+    again = [struct.unpack("!H", RtpPacket.parse(d).payload[:2])[0] for d in sink.sent[31:]]
+    assert sorted(again) == sorted([out_seqs[25], out_seqs[20]])
+    # On a 600 ms round trip, 1.8 s of history is still worth sending.
+    assert slot.retransmit([out_seqs[15], out_seqs[1]], None, rtt=0.6) == 1
+
+
 async def test_the_downlink_queue_stays_bounded_and_audio_never_waits_even_at_a_rate_below_its_own(
     impl: Impl,
 ) -> None:
