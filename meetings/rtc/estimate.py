@@ -465,10 +465,12 @@ class Estimator:
         self.cuts += 1  # the SFU reallocates at once
 
     def _probe_failed(self, now: float, cap: float) -> None:
-        """Count a failed probe and hold the next one off, the hold-off doubling up to ``cap``."""
+        """Count a failed probe and hold the next one off, the hold-off doubling up to ``cap``.
+        Counted, it is done with: a cut soon after is no aftermath of it."""
         self.failed_probes += 1
         self._holdoff_until = now + self._holdoff
         self._holdoff = min(self._holdoff * 2, cap)
+        self._probe_uncharted = False
 
     def _cut(self, now: float, value: int, reason: str) -> None:
         aftermath = self._probe_uncharted and now - self._probe_end < self.config.aftermath
@@ -476,13 +478,11 @@ class Estimator:
             # A cut just after an uncharted probe held: the step up it allowed did not fit, so the
             # probe failed after all (and holds the next one off as a failed one does).
             self._probe_failed(now, self.config.max_uncharted_holdoff)
-            self._probe_uncharted = False
         if self._probe_until is not None:
             self._probe_until = None
             self._probe_end = now
             cap = self.config.max_uncharted_holdoff if self._probe_uncharted else self.config.max_holdoff
             self._probe_failed(now, cap)
-            self._probe_uncharted = False  # counted: a second cut soon after is no aftermath
             value = min(value, self._probe_base)
         value = self._clamp(value, reason) if value < self.config.min_bps else value
         # Right after a cut the link is known to be near the estimate: the next probes are

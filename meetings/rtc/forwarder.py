@@ -892,6 +892,7 @@ class _SlotLogic:
         count = 0
         newest = core.out_ts
         horizon = max(NACK_MAX_AGE, 3 * rtt if rtt is not None else 0.0) * (self.clock_rate or 90000)
+        ext = self._extensions(send_time)
         for seq in lost:
             entry = core.history_get(seq)
             if entry is None:
@@ -902,7 +903,6 @@ class _SlotLogic:
                 self.stale_nacks += 1
                 continue
             rtx_pt = self.target.rtx_payload_types.get(second & 0x7F)
-            ext = self._extensions(send_time)
             if rtx_pt is not None:
                 self._push_rtx(entry, rtx_pt, ext)
             else:

@@ -1431,7 +1431,7 @@ class Sfu:
         factor = self.config.pace_factor
         estimator = entry.estimator
         demands = {video.mid: video for video in self._demands.get(entry.id, ())}
-        if entry.estimator.probing or any(
+        if estimator.probing or any(
             (rungs := ladder(demands[mid])) and choice != rungs[-1]
             for mid, choice in choices.items()
             if mid in demands

@@ -426,17 +426,16 @@ async def test_devices_that_take_long_to_open_do_not_keep_anyone_out_and_join_wh
     await b.click("#join-button")
     await b.wait_for_selector("#room:not([hidden])", timeout=15_000)
     await expect(a.locator("#participants li")).to_have_count(2, timeout=15_000)
-    assert (await a.evaluate(STATS))["frames"] == 0, "B has no camera yet: nothing to see"
+    assert (await media(a))["frames"] == 0, "B has no camera yet: nothing to see"
+
+    async def decoded() -> int:
+        return (await media(a))["frames"]
+
     # The devices open (11 s after the page): a new peer connection offers them.
-    await until(lambda: _frames(a), 30, "B's picture at A once B's camera opened")
+    await until(decoded, 30, "B's picture at A once B's camera opened")
     assert await note.is_hidden()
     for page in (a, b):
         await page.context.close()
-
-
-async def _frames(page: Any) -> int:
-    frames: int = (await page.evaluate(STATS))["frames"]
-    return frames
 
 
 async def test_the_pre_join_screen_prepares_the_call_and_joining_only_sends_it(

@@ -406,6 +406,7 @@ async function connect() {
   const welcome = await joining;
   phase("welcome", { participant: welcome.participant });
   conn.welcomed = true;
+  conn.joining = false;
   conn.pingAt = 0;
   conn.iceServers = welcome.iceServers;
   state.me = welcome.participant;
