@@ -3,7 +3,9 @@
 How exactly one node runs the jobs
     Every node runs a `Scheduler`. It renews a lease (`meetings/jobs/lease.py`) every third
     of `scheduler_lease_seconds`; the node holding the lease starts an APScheduler
-    `AsyncIOScheduler` whose jobs live in the `apscheduler_jobs` table of the same database.
+    (`LoopScheduler`: `AsyncIOScheduler` with its job store kept off the event loop's
+    thread, see `meetings/jobs/loop_scheduler.py`) whose jobs live in the `apscheduler_jobs`
+    table of the same database.
     When the holder dies its lease expires and a standby takes it, starts its own
     APScheduler on the same job table and runs what is due (missed runs within
     `misfire_grace_time`, coalesced into one). A node that fails to renew shuts its
@@ -40,7 +42,6 @@ from typing import Any, TypeVar
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Engine, event
@@ -50,6 +51,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from meetings.jobs import lease
+from meetings.jobs.loop_scheduler import LoopScheduler
 from meetings.settings import Settings
 
 log = logging.getLogger("giaoban.scheduler")
@@ -57,6 +59,7 @@ log = logging.getLogger("giaoban.scheduler")
 LEASE_NAME = "scheduler"
 RECONCILE_SECONDS = 60.0
 JOB_TABLE = "apscheduler_jobs"
+CLOSE_WAIT_SECONDS = 10.0  # a node closing waits this long for its job store to close
 JOB_DEFAULTS = {"misfire_grace_time": 3600, "coalesce": True}
 
 # Modules whose import registers reconcile hooks (like MODEL_MODULES for tables).
@@ -113,7 +116,7 @@ def job_engine(url: str) -> Engine:
     return engine
 
 
-def _discard(aps: AsyncIOScheduler, engine: Engine | None) -> None:
+def _discard(aps: LoopScheduler, engine: Engine | None) -> None:
     """Stop an APScheduler without waiting for its jobs, and close its job store's connections."""
     if aps.running:
         aps.shutdown(wait=False)  # shuts the job store down, which disposes its engine
@@ -147,7 +150,7 @@ class Scheduler:
         self.ttl = timedelta(seconds=settings.scheduler_lease_seconds)
         self.reconcile_seconds = reconcile_seconds
         self.leading = False
-        self._aps: AsyncIOScheduler | None = None
+        self._aps: LoopScheduler | None = None
         self._lease_task: asyncio.Task[None] | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -177,7 +180,11 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._lease_task
         await self._stop_reconciling()
-        self._shutdown_aps()
+        stopped = self._shutdown_aps()
+        if stopped is not None:
+            # The job store closes in a worker thread; a store stuck on a lock is not waited for.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(stopped), CLOSE_WAIT_SECONDS)
         if self.leading and self.lead:
             self.leading = False
             try:
@@ -186,11 +193,10 @@ class Scheduler:
                     await db.commit()
             except Exception:  # the database may be gone already; the lease then expires
                 log.warning("could not release the scheduler lease", exc_info=True)
-        await asyncio.sleep(0)  # let APScheduler's shutdown callback run in the loop
 
-    async def _new_aps(self, *, paused: bool) -> AsyncIOScheduler:
+    async def _new_aps(self, *, paused: bool) -> LoopScheduler:
         engine = job_engine(self.settings.database_url)
-        aps = AsyncIOScheduler(
+        aps = LoopScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
             job_defaults=JOB_DEFAULTS,
             timezone=self.settings.tz,
@@ -216,10 +222,13 @@ class Scheduler:
                 await asyncio.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _shutdown_aps(self) -> None:
+    def _shutdown_aps(self) -> asyncio.Future[None] | None:
+        """Stop the APScheduler at once; the returned future is done when its store is closed."""
         aps, self._aps = self._aps, None
-        if aps is not None:
-            _discard(aps, None)
+        if aps is None:
+            return None
+        _discard(aps, None)
+        return aps.stopped
 
     # -- the lease --------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from meetings.db import create_engine, create_sessionmaker
 from meetings.db.base import utcnow
+from meetings.jobs import lease
 from meetings.jobs import scheduler as jobs
 from meetings.jobs.scheduler import Scheduler, sync_url
 from meetings.settings import Settings, load_settings
@@ -36,6 +38,14 @@ def test_sync_url() -> None:
         sync_url("postgresql+asyncpg://giaoban:p%40ss@db.internal:5432/giaoban")
         == "postgresql+psycopg://giaoban:p%40ss@db.internal:5432/giaoban"
     )
+
+
+RUNS: list[str] = []  # labels of record_run's runs, in order
+
+
+async def record_run(label: str) -> None:
+    """A job that records each of its runs here (module-level: the job store names it)."""
+    RUNS.append(label)
 
 
 async def until(check: Callable[[], bool], within: float = 6.0) -> None:
@@ -99,3 +109,32 @@ async def test_reconcile_hooks_are_registered_once() -> None:
     jobs.reconciler(hooks[0])
     assert jobs.reconcilers() == hooks
     assert any(h.__module__ == "meetings.mail.jobs" for h in hooks)
+
+
+async def test_a_due_job_runs_once_while_an_app_transaction_holds_the_write_lock(
+    db: async_sessionmaker[AsyncSession], job_settings: Settings
+) -> None:
+    """On SQLite the job table shares the app's file and its one write lock. A job falls due
+    while an app transaction holds that lock across awaits: the job runs, and the scheduler's
+    removal of the done job waits for the commit without stopping the event loop. (On the
+    loop's thread the removal waited in SQLite's busy handler for a lock only the loop could
+    release, failed after 5 s, and the job, left in the table, ran a second time.)"""
+    label = uuid.uuid4().hex
+    node = Scheduler(db, job_settings, holder="node-a")
+    await node.start()
+    try:
+        await until(lambda: node.leading)
+        await node.schedule_once("t:held", record_run, utcnow() + timedelta(seconds=1), args=[label])
+        async with db() as session:
+            assert await lease.acquire(session, "t:other", "holder", timedelta(minutes=1))  # writes
+            await until(lambda: label in RUNS, within=15.0)
+            await asyncio.sleep(0.5)  # the scheduler's removal of the done job waits meanwhile
+            await session.commit()
+        deadline = time.monotonic() + 10.0
+        while "t:held" in await node.job_ids():
+            assert time.monotonic() < deadline, "the done job is still in the table"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.0)  # lease renewals nudge the scheduler: a second run would show
+        assert RUNS.count(label) == 1
+    finally:
+        await node.close()
