@@ -268,6 +268,9 @@ async def _enter(page: Any, url: str, token: str, *, audio: bool, audio_only: bo
     await page.goto(f"{url}/join/{token}")
     await page.click("#join-room")
     await page.wait_for_selector("#join-button:not([disabled])", timeout=JOIN_TIMEOUT_S * 1000)
+    # The button is enabled after 8 s without devices too (DEVICES_WAIT_MS): a join measured
+    # without its camera and microphone would not be the join of a person.
+    await page.wait_for_selector("#device-note", state="hidden", timeout=JOIN_TIMEOUT_S * 1000)
     await asyncio.sleep(THINK_S)
     await page.set_checked("#want-audio", audio)
     if audio_only:

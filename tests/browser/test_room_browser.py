@@ -15,6 +15,7 @@ from playwright.async_api import expect
 from meetings.directory.models import Person, Role, UnitKind
 from meetings.schedule.links import JoinLink, make_join_token
 from tests.browser.conftest import artifact
+from tests.browser.prejoin import prejoin_ready
 from tests.conftest import World
 
 pytestmark = pytest.mark.browser
@@ -65,36 +66,6 @@ async def until(check: Any, seconds: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.25)
-
-
-async def prejoin_ready(page: Any) -> None:
-    """Wait for the pre-join screen's "Vào họp" with the camera and microphone open.
-
-    Twice (CI run 24, and a local run at 08:25 UTC), right after a shaped-link scenario had
-    failed, the first page of a freshly launched Chromium never had its ``getUserMedia`` settle
-    (fake devices: the preview black, the device lists empty, no error). The page then lets one
-    join without them after 8 s, with a note (``DEVICES_WAIT_MS``); these tests need the
-    devices, so, as a person would, this reloads once, saying so. A second time fails with what
-    the page showed and a screenshot."""
-    from playwright.async_api import TimeoutError as PlaywrightTimeout
-
-    for attempt in range(2):
-        try:
-            await page.wait_for_selector("#join-button:not([disabled])", timeout=20_000)
-            await page.wait_for_selector("#device-note", state="hidden", timeout=20_000)
-            return
-        except PlaywrightTimeout:
-            await page.screenshot(path=artifact(f"prejoin-timeout-{attempt}.png"))
-            shown = {}
-            for name in ("device-note", "join-button"):
-                element = page.locator(f"#{name}")
-                shown[name] = await element.text_content() if await element.count() else None
-            if attempt:
-                raise AssertionError(
-                    f"the pre-join screen at {page.url} never had the devices: {shown}"
-                ) from None
-            print(f"\nthe pre-join screen at {page.url} had no devices ({shown}): reloading")
-            await page.reload()
 
 
 async def enter(browser: Any, live_url: str, token: str, shot: str = "", centre: bool = True) -> Any:

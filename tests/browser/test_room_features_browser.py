@@ -19,7 +19,8 @@ from meetings.rooms.models import Attendance
 from meetings.schedule.models import Occurrence
 from meetings.settings import Settings
 from tests.browser.conftest import artifact, chromium_path
-from tests.browser.test_room_browser import STATS, open_meeting, prejoin_ready, until
+from tests.browser.prejoin import prejoin_ready
+from tests.browser.test_room_browser import STATS, open_meeting, until
 from tests.conftest import PASSWORD, World
 from web import keys
 from web.app import create_app
@@ -458,7 +459,7 @@ async def test_the_pre_join_screen_prepares_the_call_and_joining_only_sends_it(
     a = await context.new_page()
     await a.goto(f"{live.url}/join/{tokens['a']}")
     await a.click("#join-room")
-    await a.wait_for_selector("#join-button:not([disabled])", timeout=15_000)
+    await prejoin_ready(a)
     await until(lambda: _gathered(a), 10, "A's call prepared")
     # Microphone on, camera off: what is sent follows the choice.
     await a.check("#want-audio")

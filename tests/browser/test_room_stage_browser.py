@@ -24,6 +24,7 @@ from meetings.directory.models import Person, Role, Unit, UnitKind
 from meetings.schedule.links import JoinLink, make_join_token
 from meetings.schedule.models import Occurrence
 from tests.browser.conftest import artifact
+from tests.browser.prejoin import prejoin_ready
 from tests.browser.test_room_three_browsers import EVENT_MS, Live, until
 from tests.browser.test_room_three_browsers import live as live  # the fixture
 from tests.conftest import World
@@ -172,7 +173,7 @@ async def enter(
     page = await context.new_page()
     await page.goto(f"{url}/join/{token}")
     await page.click("#join-room")
-    await page.wait_for_selector("#join-button:not([disabled])", timeout=EVENT_MS)
+    await prejoin_ready(page)
     await until(lambda: page.evaluate("document.getElementById('preview').videoWidth > 0"), 20, "the preview")
     if shot:
         await page.screenshot(path=artifact(shot))

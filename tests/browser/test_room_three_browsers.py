@@ -24,6 +24,7 @@ from meetings.rtc.sfu import Sfu
 from meetings.schedule.links import JoinLink, make_join_token
 from meetings.settings import Settings
 from tests.browser.conftest import artifact
+from tests.browser.prejoin import prejoin_ready
 from tests.conftest import PASSWORD, World
 from web import keys
 from web.app import create_app
@@ -179,7 +180,7 @@ async def new_page(stack: contextlib.AsyncExitStack, browser: Any) -> Any:
 
 async def prejoin(page: Any, mic: bool, shot: str = "") -> None:
     """On the pre-join screen: wait for the preview, choose the microphone, click "Join now"."""
-    await page.wait_for_selector("#join-button:not([disabled])", timeout=EVENT_MS)
+    await prejoin_ready(page)
     await until(lambda: page.evaluate("document.getElementById('preview').videoWidth > 0"), 20, "the preview")
     if shot:
         await page.screenshot(path=artifact(shot))
