@@ -41,6 +41,7 @@ from aiortc import rtp as _rtp
 from aiortc.codecs import is_rtx as _is_rtx
 from pylibsrtp import _binding as _srtp_binding
 
+from meetings.rtc.estimate import RembThrottle
 from meetings.rtc.forwarder import abs_send_time as abs_send_time  # the SFU's callers name it here
 
 # Re-exported so that the forwarder can name aiortc's parsed packet without importing aiortc.
@@ -92,6 +93,7 @@ DTLS_RX_COUNTERS = (f"{_D}rx_bytes", f"{_D}rx_packets")
 RtpHandler = Callable[[RtpPacket, RTCRtpCodecParameters], None]
 """Called synchronously for each media packet of a tapped receiver (no await, must not block)."""
 _SYNC_HANDLER = "_giaoban_handle_rtp"  # our synchronous handler, set on tapped receivers
+_REMB_THROTTLE = "_giaoban_remb_throttle"  # when a tapped receiver's REMB goes out
 FrameHandler = Callable[[RTCRtpCodecParameters, bytes, int], None]
 
 
@@ -429,7 +431,9 @@ def tap_receiver(
     Simulcast: NACKs are generated per SSRC (aiortc's generator follows one), and an RTX packet
     on an SSRC the SDP did not pair is unwrapped to ``repaired_ssrc(rid)``, the media SSRC of the
     layer its repaired-rtp-stream-id names (remembered for that RTX SSRC). ``adjust_remb``
-    turns aiortc's receive-side estimate into the bitrate the REMB to the publisher says.
+    turns aiortc's receive-side estimate into the bitrate the REMB to the publisher says, and a
+    ``RembThrottle`` (``estimate.py``; the receiver's, see :func:`remb_throttle`) decides when
+    one goes out.
     Relies on: ``_RTCRtpReceiver__codecs``, ``__remote_streams``, ``__rtx_ssrc``,
     ``__nack_generator``, ``__remote_bitrate_estimator``, ``__rtcp_ssrc``, ``__stop_decoder``,
     ``_send_rtcp``, ``_send_rtcp_nack``, ``aiortc.rtp.unwrap_rtx``.
@@ -443,6 +447,8 @@ def tap_receiver(
     nack_generator = aiortc.rtcrtpreceiver.NackGenerator
     estimator = getattr(receiver, f"{_R}remote_bitrate_estimator")
     statistics = aiortc.rtcrtpreceiver.StreamStatistics
+    throttle = RembThrottle()  # REMBs as libwebrtc's receiver sends them (see RembThrottle)
+    setattr(receiver, _REMB_THROTTLE, throttle)
 
     def handle_now(packet: _rtp.RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
@@ -459,13 +465,14 @@ def tap_receiver(
                 bitrate, ssrcs = remb
                 if adjust_remb is not None:
                     bitrate = adjust_remb(bitrate)
-                feedback = _rtp.RtcpPsfbPacket(
-                    fmt=_rtp.RTCP_PSFB_APP,
-                    ssrc=rtcp_ssrc,
-                    media_ssrc=0,
-                    fci=_rtp.pack_remb_fci(bitrate, ssrcs),
-                )
-                _spawn(receiver._send_rtcp(feedback))
+                if throttle.allow(arrival_time_ms, bitrate):
+                    feedback = _rtp.RtcpPsfbPacket(
+                        fmt=_rtp.RTCP_PSFB_APP,
+                        ssrc=rtcp_ssrc,
+                        media_ssrc=0,
+                        fci=_rtp.pack_remb_fci(bitrate, ssrcs),
+                    )
+                    _spawn(receiver._send_rtcp(feedback))
         codec = codecs.get(packet.payload_type)
         if codec is None:
             return
@@ -505,6 +512,12 @@ def tap_receiver(
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
     setattr(receiver, _SYNC_HANDLER, handle_now)  # direct_rtp_receive calls it without a task
     _after_receive(receiver, lambda: _stop_decoder_thread(receiver))
+
+
+def remb_throttle(receiver: RTCRtpReceiver) -> RembThrottle | None:
+    """The throttle of a receiver's REMBs to its publisher (None: not tapped)."""
+    throttle: RembThrottle | None = getattr(receiver, _REMB_THROTTLE, None)
+    return throttle
 
 
 _TASKS: set[asyncio.Task[None]] = set()

@@ -627,3 +627,17 @@ def test_the_first_report_after_an_outage_does_not_cut_the_estimate() -> None:
     assert estimator.estimate == before, "the outage is not the link's rate"
     estimator.on_receiver_report(13.0, "v0", 192)  # 75 % a second later: the link now
     assert estimator.estimate < before
+
+
+def test_a_falling_remb_goes_at_once_and_others_at_most_every_200_ms() -> None:
+    from meetings.rtc.estimate import RembThrottle
+
+    throttle = RembThrottle()
+    assert throttle.allow(1_000, 500_000), "the first goes"
+    assert not throttle.allow(1_010, 500_000), "the same, 10 ms later"
+    assert not throttle.allow(1_050, 600_000), "a rise waits"
+    assert not throttle.allow(1_100, 490_000), "a fall of 2 % is not one"
+    assert throttle.allow(1_120, 480_000), "a fall of 4 % goes at once"
+    assert not throttle.allow(1_300, 700_000), "199 ms after the last one sent"
+    assert throttle.allow(1_320, 700_000), "200 ms after it"
+    assert throttle.held == 4 and throttle.sent == 700_000

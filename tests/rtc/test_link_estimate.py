@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 
 import pytest
+from aiortc import rtp as aiortc_rtp
 
 from meetings.rtc import internals
 from meetings.rtc.allocation import PAUSED
@@ -171,5 +173,50 @@ async def test_a_receiver_whose_link_limits_it_is_paced_audio_first_and_one_with
         assert entry.downlink.rate_bps == pytest.approx(entry.estimator.estimate * factor)
     finally:
         await subscriber.close()
+        await publisher.close()
+        await sfu.close()
+
+
+async def test_rembs_to_a_publisher_fall_at_once_and_rise_at_most_every_200_ms() -> None:
+    """aiortc's receive-side estimator yields an estimate on every packet it reads as overuse;
+    the REMBs the publisher is sent are throttled as libwebrtc's receiver throttles them. The
+    publisher's camera stops after the join; the tapped receiver is then fed packets whose
+    arrival falls 2 ms further behind their abs-send-time each (a queue building up)."""
+    sfu = Sfu()
+    publisher = Client("pub", amplitude=0.3, video=True, audio_slots=0, video_slots=0)
+    sent: list[tuple[int, int]] = []  # (arrival ms of the packet that caused it, bitrate)
+    try:
+        await publisher.connect(sfu)
+        mid = publisher._publish[1].mid or "?"
+        pub = sfu._participants["pub"].publications[mid]
+        receiver = pub.transceiver.receiver
+        assert await wait_for(lambda: pub.received > 0, within=10.0)
+        publisher._publish[1].sender.replaceTrack(None)
+        await asyncio.sleep(0.3)
+        clock = [0]
+
+        async def record(packet: aiortc_rtp.AnyRtcpPacket) -> None:
+            assert isinstance(packet, aiortc_rtp.RtcpPsfbPacket) and packet.fmt == aiortc_rtp.RTCP_PSFB_APP
+            sent.append((clock[0], aiortc_rtp.unpack_remb_fci(packet.fci)[0]))
+
+        receiver._send_rtcp = record  # type: ignore[method-assign]
+        handle = getattr(receiver, internals._SYNC_HANDLER)
+        [vp8] = [c.payloadType or 0 for c in internals.transceiver_codecs(pub.transceiver) if c.name == "VP8"]
+        start = internals.now_ms() + 1_000
+        for i in range(600):  # 3 s of packets every 5 ms, each arriving 2 ms later than the last
+            packet = aiortc_rtp.RtpPacket(payload_type=vp8, sequence_number=40_000 + i, timestamp=i * 450)
+            packet.ssrc = 0x5EED
+            packet.payload = b"\x10\x00" + bytes(1000)
+            packet.extensions.abs_send_time = ((start + 5 * i) * (1 << 18) // 1000) & 0xFFFFFF
+            clock[0] = start + 7 * i
+            handle(packet, clock[0])
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.1)
+        throttle = internals.remb_throttle(receiver)
+        assert throttle is not None and throttle.held > 10, "the estimator yielded more often than sent"
+        assert len(sent) >= 3, sent
+        for (before, last), (at, bitrate) in itertools.pairwise(sent):
+            assert at - before >= 200 or bitrate * 1.03 <= last, (before, last, at, bitrate)
+    finally:
         await publisher.close()
         await sfu.close()
