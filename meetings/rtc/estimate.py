@@ -19,6 +19,7 @@ NTP_FRACTION = 65536  # LSR, DLSR and the round trip are in 1/65536 s (RFC 3550 
 MAX_RTT = 60.0  # a round trip longer than this is a wrapped or forged report, ignored
 HISTORY_S = 30.0  # receiver reports kept this long for Estimator.loss_within
 CARRIED_S = 60.0  # how long "the link carried this" (Estimator.carried) is remembered
+RTT_BASE_S = 5.0  # a probe's round trip is compared with the shortest of this long before it
 GROWTH_S = 2.0  # the REMB is "flat" when it rose by less than remb_growth over this long
 
 
@@ -110,6 +111,12 @@ class EstimatorConfig:
     # packets lost just before the pause are found missing only when the next one arrives, and
     # the first report then read 83-93 % lost and failed the probe that had resumed the tile.
     resume_grace: float = 1.5
+    # A probe fails when a round trip measured during it (or within ``aftermath`` of an
+    # uncharted one that held) exceeds the shortest of the last ``RTT_BASE_S`` before it by this
+    # much: the link's queue is filling. On a constant 300 kbit/s link a probe to 311 kbit/s
+    # held (no loss yet, the REMB flat) while the round trip went from 186 to 309 ms; the tile
+    # it unpaused then overflowed the queue, 25-33 % lost, audio with it (shaped-link test).
+    probe_delay_rise: float = 0.1
     silence: float = 2.0  # a stream's report this long after its last one follows an outage
     # Loss alone never cuts below this: random loss on a link with room (15 % in the shaped-link
     # tests) must not pause video; a link that is really this narrow also queues, and its REMB
@@ -151,6 +158,8 @@ class Estimator:
         self._probe_uncharted = False
         self._verdict = 0.0  # of the probe under way: see EstimatorConfig.verdict
         self._probe_sent = 0  # the most we sent during the probe under way (bits per second)
+        self._probe_rtt: float | None = None  # the shortest round trip just before it
+        self._rtts: deque[tuple[float, float]] = deque()  # (time, round trip) of the last RTT_BASE_S
         self._grew = False  # an uncharted probe held at its target since the last cut
         self._holdoff = self.config.holdoff
         self._holdoff_until = -1e9
@@ -244,6 +253,7 @@ class Estimator:
             self.jitter = jitter
         if rtt is not None and 0 <= rtt < MAX_RTT:
             self.rtt = rtt if self.rtt is None else 0.8 * self.rtt + 0.2 * rtt
+            self._on_round_trip(now, rtt)
         # A report covers about the last second: after a cut in that second it describes
         # the rate before the cut, already corrected; unless it says the link delivered less
         # than even the cut leaves (a link that fell: 50-90 % lost, and the REMB, 0.85 × what
@@ -417,6 +427,7 @@ class Estimator:
         if target <= self.estimate or target > limit or not self.can_probe(now):
             return False
         self._probe_base = self.estimate
+        self._probe_rtt = min((rtt for _, rtt in self._rtts), default=None)
         self._probe_gentle = self._gentle
         self._probe_uncharted = target > self._charted_bps
         self._probe_sent = self._sent.bps
@@ -443,6 +454,23 @@ class Estimator:
         return self._probe_base if self._probe_until is not None else None
 
     # --- helpers ------------------------------------------------------------------------
+
+    def _on_round_trip(self, now: float, rtt: float) -> None:
+        """A round trip measured: fails the probe under way (or an uncharted one that just held)
+        when it shows the link's queue filling (see ``EstimatorConfig.probe_delay_rise``)."""
+        rtts = self._rtts
+        rtts.append((now, rtt))
+        while now - rtts[0][0] > RTT_BASE_S:
+            rtts.popleft()
+        base = self._probe_rtt
+        if base is None or rtt <= base + self.config.probe_delay_rise:
+            return
+        aftermath = self._probe_uncharted and now - self._probe_end < self.config.aftermath
+        if self._probe_until is None and not aftermath:
+            return
+        logger.debug("%s round trip %.0f ms, %.0f ms before the probe", self.name, rtt * 1000, base * 1000)
+        self._probe_rtt = None  # one verdict per probe
+        self._cut(now, self._probe_base, "delay")
 
     def _clamp(self, value: int, what: str) -> int:
         config = self.config

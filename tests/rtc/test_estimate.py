@@ -641,3 +641,43 @@ def test_a_falling_remb_goes_at_once_and_others_at_most_every_200_ms() -> None:
     assert not throttle.allow(1_300, 700_000), "199 ms after the last one sent"
     assert throttle.allow(1_320, 700_000), "200 ms after it"
     assert throttle.held == 4 and throttle.sent == 700_000
+
+
+def _probing_at(estimator: Estimator, now: float, rtt: float) -> int:
+    """A receiver sent 200 kbit/s with round trips of ``rtt`` before ``now``, then a probe
+    starts at ``now``; the estimate before it."""
+    estimator.on_sent(now - 5.0, 0)
+    estimator.on_sent(now - 4.5, 12_500)
+    estimator.on_remb(now - 4.5, 150_000)  # the first REMB, below what we send: the start
+    for second in range(5):
+        t = now - 4.0 + second
+        estimator.on_sent(t, 25_000 * (second + 1))
+        estimator.on_remb(t, 260_000 + 20_000 * second)  # growing: Chromium sees room
+        estimator.on_receiver_report(t, "v0", 0, rtt=rtt + 0.01 * (second % 2))
+        estimator.update(t)
+    before = estimator.estimate
+    assert estimator.probe(now, 360_000) and estimator.probing  # within what the REMB charted
+    return before
+
+
+def test_a_probe_fails_when_the_round_trip_shows_the_links_queue_filling() -> None:
+    # On a 300 kbit/s link a probe to 311 kbit/s held (no loss yet, the REMB flat) while the
+    # round trip went from 186 to 309 ms: the queue was filling.
+    estimator = Estimator()
+    before = _probing_at(estimator, 10.0, rtt=0.190)
+    estimator.on_receiver_report(10.6, "v0", 0, rtt=0.260)  # within 100 ms of the shortest: jitter
+    assert estimator.probing and estimator.estimate == 360_000
+    estimator.on_receiver_report(11.1, "v0", 0, rtt=0.309)
+    assert not estimator.probing and estimator.estimate == before and estimator.failed_probes == 1
+    assert not estimator.can_probe(11.5), "held off as after any failed probe"
+
+
+def test_a_probe_whose_round_trip_stays_holds_and_a_later_rise_is_no_verdict_on_it() -> None:
+    estimator = Estimator()
+    _probing_at(estimator, 10.0, rtt=0.150)
+    for t in (10.5, 11.0, 11.4):
+        estimator.on_receiver_report(t, "v0", 0, rtt=0.16)
+    estimator.update(11.6)
+    assert not estimator.probing and estimator.estimate >= 360_000 and estimator.failed_probes == 0
+    estimator.on_receiver_report(20.0, "v0", 0, rtt=0.5)  # long after: not the probe's doing
+    assert estimator.estimate >= 360_000 and estimator.failed_probes == 0
