@@ -905,8 +905,11 @@ class Sfu:
         if self._dominant == participant:
             self._dominant = None
             self._emit(DominantSpeakerChanged(None))
-        await entry.pc.close()
+        # Before the connection's close, which awaits: the slots emptied above are filled now,
+        # not after it (a tick meanwhile saw no change and left them empty; a full recomputation
+        # would have filled them, as the selection-on-change test found under load in CI).
         self._reselect()
+        await entry.pc.close()
 
     async def close(self) -> None:
         """Disconnect everybody and stop; safe to call twice."""

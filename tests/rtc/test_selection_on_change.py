@@ -168,3 +168,34 @@ async def test_a_video_whose_codec_turns_out_undecodable_is_replaced_within_one_
         for client in (viewer, dual, vp8):
             await client.close()
         await sfu.close()
+
+
+async def test_a_tick_while_a_leaving_connection_closes_finds_the_emptied_slots_filled() -> None:
+    """A leave empties the slots that carried the leaver and then closes its connection, which
+    awaits; a tick in that await (under load in CI) saw no change and left them empty."""
+    sfu = Sfu(SfuConfig(video_last_n=1, tick=60.0))  # ticks only where the test makes them
+    checked = _Checked(sfu)
+    first = Client("first", amplitude=0.5, video=True, audio_slots=0, video_slots=0)
+    other = Client("other", amplitude=0.2, video=True, audio_slots=0, video_slots=0)
+    watcher = Client("watcher", audio_slots=0, video_slots=1)
+    clients = [first, other, watcher]
+    try:
+        for c in clients:
+            await c.connect(sfu)
+        sfu.set_pinned({"first"})
+        assert _carried(sfu, watcher, "video") == "first"
+        leaving = sfu._get("first").pc
+        close = leaving.close
+
+        async def close_with_a_tick() -> None:
+            checked()  # the tick that comes while the connection closes
+            await close()
+
+        leaving.close = close_with_a_tick  # type: ignore[method-assign]
+        await sfu.leave("first")
+        assert checked.differences == []
+        assert _carried(sfu, watcher, "video") == "other"
+    finally:
+        for c in clients:
+            await c.close()
+        await sfu.close()
