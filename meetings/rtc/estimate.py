@@ -465,8 +465,7 @@ class Estimator:
         base = self._probe_rtt
         if base is None or rtt <= base + self.config.probe_delay_rise:
             return
-        aftermath = self._probe_uncharted and now - self._probe_end < self.config.aftermath
-        if self._probe_until is None and not aftermath:
+        if self._probe_until is None and not self._aftermath(now):
             return
         logger.debug("%s round trip %.0f ms, %.0f ms before the probe", self.name, rtt * 1000, base * 1000)
         self._probe_rtt = None  # one verdict per probe
@@ -500,9 +499,13 @@ class Estimator:
         self._holdoff = min(self._holdoff * 2, cap)
         self._probe_uncharted = False
 
+    def _aftermath(self, now: float) -> bool:
+        """Whether an uncharted probe held less than ``aftermath`` ago (and is not counted yet):
+        a sign of congestion now is its failure."""
+        return self._probe_uncharted and now - self._probe_end < self.config.aftermath
+
     def _cut(self, now: float, value: int, reason: str) -> None:
-        aftermath = self._probe_uncharted and now - self._probe_end < self.config.aftermath
-        if self._probe_until is None and aftermath:
+        if self._probe_until is None and self._aftermath(now):
             # A cut just after an uncharted probe held: the step up it allowed did not fit, so the
             # probe failed after all (and holds the next one off as a failed one does).
             self._probe_failed(now, self.config.max_uncharted_holdoff)
